@@ -1,0 +1,1 @@
+"""stockade: one policy, many enforcers."""

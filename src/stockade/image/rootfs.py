@@ -1,0 +1,188 @@
+"""The root a container starts from, built from the store without touching the archive.
+
+    overlay     layers as overlayfs lower dirs + a per-container upper dir (root only)
+    overlay-ro  layers as a read-only lower stack, no upper (policy `root: read-only`)
+    bind-ro     a one-layer image, read-only: a read-only bind mount of the layer
+    copy        layers copied into a per-container directory (no overlayfs, or rootless);
+                with root it is then bind-mounted read-only when asked
+
+The layers themselves are never writable from a container: overlay writes go to the upper
+dir, a copy is the container's own. On exit the mount is removed, and the container's
+directory too unless `keep` (its writable layer then stays under ROOT/containers/<id>).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from stockade.errors import StockadeError
+from stockade.image import _mount, locks
+from stockade.image.config import ImageConfig
+from stockade.image.copytree import apply_layer, force_rmtree
+from stockade.image.store import ImageRecord, Store
+
+METHODS = ("auto", "overlay", "copy")
+MAX_MOUNT_DATA = 4000  # mount(2) data is one page
+
+
+@dataclass
+class PreparedRootfs:
+    """A prepared root. Use as a context manager, or call close(); idempotent."""
+
+    path: Path  # the directory to pivot_root into
+    method: str  # overlay | overlay-ro | bind-ro | copy
+    read_only: bool  # the root is already read-only (False for a rootless copy: remount it)
+    image: ImageRecord
+    container_id: str
+    container_dir: Path
+    keep: bool
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> ImageConfig:
+        return self.image.config
+
+    @property
+    def upper(self) -> Path | None:
+        """Where the container's writes land (None for a read-only root)."""
+        if self.method == "overlay":
+            return self.container_dir / "upper"
+        if self.method == "copy" and not self.read_only:
+            return self.path
+        return None
+
+    def __enter__(self) -> PreparedRootfs:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._lock_fd is None:
+            return
+        try:
+            if _mount.is_mountpoint(str(self.path)):
+                _mount.umount(str(self.path))
+            if self.keep:
+                (self.container_dir / "keep").touch()
+            else:
+                force_rmtree(self.container_dir)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def remove_container_dir(d: Path) -> None:
+    """For prune: a container directory whose owner is gone."""
+    for sub in ("merged", "rootfs"):
+        p = d / sub
+        if p.is_dir() and _mount.is_mountpoint(str(p)):
+            _mount.umount(str(p))
+    force_rmtree(d)
+
+
+def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tuple[Path, str]:
+    merged = cdir / "merged"
+    merged.mkdir()
+    lowers = [str(store.layer_root(d)) for d in reversed(layers)]  # overlayfs: top first
+    if read_only and len(lowers) == 1:
+        # overlayfs needs two lowers without an upper; one layer is just a read-only bind
+        _mount.mount(lowers[0], str(merged), None, _mount.MS_BIND)
+        _mount.mount("", str(merged), None, _mount.MS_BIND | _mount.MS_REMOUNT | _mount.MS_RDONLY)
+        return merged, "bind-ro"
+    for p in lowers:
+        if "," in p or ":" in p:
+            raise StockadeError(f"store path {p!r} has ',' or ':', which overlayfs options cannot carry")
+    data = "lowerdir=" + ":".join(lowers)
+    flags = 0
+    if read_only:
+        flags |= _mount.MS_RDONLY
+    else:
+        (cdir / "upper").mkdir(mode=0o755)
+        (cdir / "work").mkdir(mode=0o700)
+        data += f",upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
+    if len(data) > MAX_MOUNT_DATA:
+        raise StockadeError(f"image has too many layers ({len(lowers)}) for one overlayfs mount "
+                            "here; use --rootfs-method copy")
+    _mount.mount("overlay", str(merged), "overlay", flags, data)
+    return merged, "overlay-ro" if read_only else "overlay"
+
+
+def _copy(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tuple[Path, bool]:
+    rootfs = cdir / "rootfs"
+    rootfs.mkdir(mode=0o755)
+    for d in layers:
+        apply_layer(store.layer_root(d), store.layer_meta(d), rootfs)
+    if read_only and os.geteuid() == 0:
+        _mount.mount(str(rootfs), str(rootfs), None, _mount.MS_BIND)
+        _mount.mount("", str(rootfs), None, _mount.MS_BIND | _mount.MS_REMOUNT | _mount.MS_RDONLY)
+        return rootfs, True
+    return rootfs, False
+
+
+def prepare_rootfs(
+    store: Store,
+    ref: str,
+    *,
+    read_only: bool,
+    keep: bool,
+    method: str = "auto",
+    container_id: str | None = None,
+) -> PreparedRootfs:
+    """Build the root for one container of image `ref` (NAME[:TAG], ID or ID prefix).
+
+    `method`: "auto" (overlayfs when root and the kernel has it, else a copy), "overlay"
+    (an error when impossible), "copy". Reads only the store: no archive, no re-verification.
+    Raises StockadeError; on error nothing is left mounted or on disk."""
+    if method not in METHODS:
+        raise StockadeError(f"unknown rootfs method {method!r} (expected one of {', '.join(METHODS)})")
+    is_root = os.geteuid() == 0
+    if method == "overlay" and not (is_root and _mount.overlay_supported()):
+        raise StockadeError("overlayfs rootfs needs root and the overlay filesystem; "
+                            "use the copy method")
+    use_overlay = method == "overlay" or (method == "auto" and is_root and _mount.overlay_supported())
+    cid = container_id or secrets.token_hex(8)
+    if not cid.isalnum():
+        raise StockadeError(f"bad container id {cid!r}")
+    cdir = store.containers_dir / cid
+    # Registering the container under the shared store lock keeps rm/prune from deleting
+    # the image's layers between resolve() and the mount.
+    with store.locked(shared=True):
+        image = store.resolve(ref)
+        for d in image.layers:
+            if not store.has_layer(d):
+                raise StockadeError(f"image {image.short_id}: layer {d} is missing from the store; "
+                                    "load the image again")
+        try:
+            cdir.mkdir(mode=0o711)
+        except FileExistsError:
+            raise StockadeError(f"container {cid} already exists in {store.containers_dir}") from None
+        lock_fd = locks.hold(cdir / "lock")
+        (cdir / "container.json").write_text(json.dumps(
+            {"id": cid, "image": image.id, "layers": list(image.layers), "pid": os.getpid()}))
+    prepared = PreparedRootfs(cdir, "", read_only, image, cid, cdir, keep, lock_fd)
+    try:
+        if not image.layers:
+            path = cdir / "rootfs"
+            path.mkdir()
+            prepared.path, prepared.method, prepared.read_only = path, "copy", False
+        elif use_overlay:
+            path, how = _overlay(store, list(image.layers), cdir, read_only)
+            prepared.path, prepared.method, prepared.read_only = path, how, read_only
+        else:
+            path, ro = _copy(store, list(image.layers), cdir, read_only)
+            prepared.path, prepared.method, prepared.read_only = path, "copy", ro
+    except OSError as exc:
+        prepared.keep = False
+        prepared.close()
+        raise StockadeError(f"cannot prepare the rootfs of {ref}: {exc}") from None
+    except BaseException:
+        prepared.keep = False
+        prepared.close()
+        raise
+    return prepared

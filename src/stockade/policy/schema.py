@@ -1,0 +1,252 @@
+"""The strict shape of one policy file (types and keys only; names are checked in resolve).
+
+Pydantic at the input edge: unknown keys are errors, YAML types are not coerced, and
+`stockade schema` prints the JSON Schema these models give, for editor completion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stockade.errors import PolicyError
+from stockade.policy.source import KeyPath, SourceDocument
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+IntOrName = Annotated[int | str, Field(description="an integer, or a named constant such as CLONE_NEWUSER")]
+
+
+class ArgSpec(_Spec):
+    index: Annotated[int, Field(ge=0, le=5)]
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"]
+    value: IntOrName
+    mask: IntOrName | None = None
+
+
+class ConditionSpec(_Spec):
+    arch: list[str] | None = Field(None, description="libseccomp arch names")
+    caps: list[str] | None = Field(None, description="capabilities that must be kept")
+    min_kernel: str | float | None = Field(None, description='e.g. "4.8"')
+
+
+class RuleSpec(_Spec):
+    syscalls: Annotated[list[str], Field(min_length=1)]
+    action: str
+    args: list[ArgSpec] = []
+    when: ConditionSpec | None = None
+    unless: ConditionSpec | None = Field(
+        None, description="the rule does not apply if any of these hold (Docker's `excludes`)")
+    comment: str | None = None
+
+
+class SyscallsSpec(_Spec):
+    default: str | None = None
+    unknown: str | None = None
+    arches: Literal["native", "all"] | list[str] | None = None
+    allow: list[str] = []
+    deny: list[str] = []
+    rules: list[RuleSpec] = []
+
+
+class CapabilitiesSpec(_Spec):
+    drop: list[str] = []
+    add: list[str] = []
+    ambient: list[str] = []
+
+
+class FilesystemSpec(_Spec):
+    root: Literal["read-only", "writable"] | None = None
+    read_only: list[str] = []
+    writable: list[str] = []
+    exec: list[str] = []
+    deny: list[str] = []
+    tmpfs: list[str] = []
+
+
+class NetworkSpec(_Spec):
+    mode: Literal["none", "loopback", "host"] | None = None
+    allow: list[str] = []
+    bind: list[Annotated[int, Field(ge=1, le=65535)]] = []
+
+
+class IdMapSpec(_Spec):
+    inside: Annotated[int, Field(ge=0, le=4294967294)]
+    outside: Annotated[int, Field(ge=0, le=4294967294)]
+    count: Annotated[int, Field(ge=1, le=4294967295)]
+
+
+class UserSpec(_Spec):
+    uid: Annotated[int, Field(ge=0, le=4294967294)] | None = None
+    gid: Annotated[int, Field(ge=0, le=4294967294)] | None = None
+    map: Literal["auto", "host"] | None = None
+    uid_map: list[IdMapSpec] | None = None
+    gid_map: list[IdMapSpec] | None = None
+
+
+Size = Annotated[int | str, Field(description="bytes, or with a Ki/Mi/Gi/Ti suffix")]
+
+
+class ResourcesSpec(_Spec):
+    memory: Size | None = None
+    swap: Size | None = None
+    pids: Annotated[int, Field(ge=1)] | None = None
+    cpu: Annotated[float, Field(gt=0, le=4096)] | None = None
+    cpu_weight: Annotated[int, Field(ge=1, le=10000)] | None = None
+    io_weight: Annotated[int, Field(ge=1, le=10000)] | None = None
+
+
+RlimitName = Literal[
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+]
+RlimitValue = Annotated[int, Field(ge=0)] | Literal["unlimited"]
+
+
+class AppArmorSpec(_Spec):
+    mode: Literal["enforce", "complain"] = "enforce"
+
+
+class SELinuxSpec(_Spec):
+    type: str | None = None
+    base: str = "container"
+
+
+class LandlockSpec(_Spec):
+    mode: Literal["best-effort", "required", "off"] = "best-effort"
+
+
+class LsmSpec(_Spec):
+    apparmor: AppArmorSpec | None = None
+    selinux: SELinuxSpec | None = None
+    landlock: LandlockSpec | None = None
+    required: bool | None = None
+
+
+Namespace = Literal["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]
+
+
+class PolicySpec(_Spec):
+    """One stockade policy file (format version 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              json_schema_extra={"$id": "https://stockade.dev/schema/policy-v1.json"})
+
+    stockade: Literal[1]
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    description: str = ""
+    extends: list[str] = []
+    syscalls: SyscallsSpec | None = None
+    capabilities: CapabilitiesSpec | None = None
+    no_new_privileges: bool | None = None
+    filesystem: FilesystemSpec | None = None
+    network: NetworkSpec | None = None
+    namespaces: list[Namespace] | None = None
+    user: UserSpec | None = None
+    resources: ResourcesSpec | None = None
+    rlimits: dict[RlimitName, RlimitValue] | None = None
+    lsm: LsmSpec | None = None
+    hostname: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")] | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PolicySpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "stockade policy"
+    return schema
+
+
+def _model_at(path: KeyPath) -> type[BaseModel] | None:
+    """The spec class whose keys live at `path` (for 'did you mean' on unknown keys)."""
+    model: Any = PolicySpec
+    for part in path:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _spec_in(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _spec_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _spec_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """Keep only the parts of a pydantic loc that index the real data (drop union tags)."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
+            cur = cur[part]
+            out.append(part)
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+            out.append(part)
+        elif isinstance(cur, dict) and isinstance(part, str) and not out[-1:] == [part]:
+            # an unknown or missing key: keep it, it names the problem
+            if part not in ("str", "int", "float", "bool", "list", "dict") and "[" not in part:
+                out.append(part)
+                break
+    return tuple(out)
+
+
+_TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+               "list": "a list", "dict": "a mapping", "NoneType": "nothing"}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r} ({_TYPE_WORDS.get(type(value).__name__, type(value).__name__)})"
+
+
+def validate_document(doc: SourceDocument) -> PolicySpec:
+    try:
+        return PolicySpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _to_policy_error(doc, exc) from None
+
+
+def _to_policy_error(doc: SourceDocument, exc: ValidationError) -> PolicyError:
+    errors = exc.errors(include_url=False)
+    # Prefer the most specific problem: unknown keys and missing keys first, then the deepest.
+    def rank(e: Any) -> tuple[int, int]:
+        kind = {"extra_forbidden": 0, "missing": 1}.get(e["type"], 2)
+        return (kind, -len(e["loc"]))
+
+    err = sorted(errors, key=rank)[0]
+    path = _data_path(doc.data, tuple(err["loc"]))
+    location = doc.location(path)
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        model = _model_at(path[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(key, allowed, n=1)
+        return PolicyError(location, "unknown key", found=repr(key),
+                           expected="one of " + ", ".join(allowed) if allowed else None,
+                           suggestion=f"did you mean '{close[0]}'?" if close else None)
+    if etype == "missing":
+        return PolicyError(location, "required key is missing", found="nothing",
+                           expected=f"`{path[-1]}`" if path else None)
+    found = _describe(err.get("input"))
+    expected = err["msg"]
+    siblings = [e for e in errors if _data_path(doc.data, tuple(e["loc"])) == path]
+    if len(siblings) > 1:
+        expected = "; or ".join(sorted({e["msg"] for e in siblings}))
+    return PolicyError(location, "invalid value", found=found, expected=expected.lower())

@@ -1,0 +1,181 @@
+"""Syscall names and numbers per architecture, read from libseccomp itself.
+
+libseccomp has no "list all" call, so each arch's number ranges are walked once with
+seccomp_syscall_resolve_num_arch and the result is cached on disk, keyed by the
+libseccomp version (a different libseccomp may know different syscalls).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# libseccomp arch name -> SCMP_ARCH_* token value (== AUDIT_ARCH_* except x32/mips n32 quirks)
+_EM = {"386": 3, "MIPS": 8, "PARISC": 15, "PPC": 20, "PPC64": 21, "S390": 22, "ARM": 40,
+       "X86_64": 62, "AARCH64": 183, "RISCV": 243}
+_B64, _LE, _N32 = 0x80000000, 0x40000000, 0x20000000
+
+ARCH_TOKENS: dict[str, int] = {
+    "x86_64": _EM["X86_64"] | _B64 | _LE,
+    "x86": _EM["386"] | _LE,
+    "x32": _EM["X86_64"] | _LE,
+    "aarch64": _EM["AARCH64"] | _B64 | _LE,
+    "arm": _EM["ARM"] | _LE,
+    "riscv64": _EM["RISCV"] | _B64 | _LE,
+    "s390x": _EM["S390"] | _B64,
+    "s390": _EM["S390"],
+    "ppc64le": _EM["PPC64"] | _B64 | _LE,
+    "ppc64": _EM["PPC64"] | _B64,
+    "ppc": _EM["PPC"],
+    "mips": _EM["MIPS"],
+    "mipsel": _EM["MIPS"] | _LE,
+    "mips64": _EM["MIPS"] | _B64,
+    "mipsel64": _EM["MIPS"] | _B64 | _LE,
+    "mips64n32": _EM["MIPS"] | _B64 | _N32,
+    "mipsel64n32": _EM["MIPS"] | _B64 | _LE | _N32,
+    "parisc": _EM["PARISC"],
+    "parisc64": _EM["PARISC"] | _B64,
+}
+
+# The value the kernel puts in seccomp_data.arch (x32 shares x86_64's; its syscalls set bit 30).
+AUDIT_ARCH: dict[str, int] = {**ARCH_TOKENS, "x32": ARCH_TOKENS["x86_64"]}
+X32_SYSCALL_BIT = 0x40000000
+
+# Other spellings people use (Docker/OCI names, uname -m, Go's GOARCH).
+ARCH_ALIASES: dict[str, str] = {
+    "amd64": "x86_64", "i386": "x86", "i686": "x86", "386": "x86", "arm64": "aarch64",
+    "armhf": "arm", "armel": "arm", "ppc64el": "ppc64le", "mips64le": "mipsel64",
+    "mipsle": "mipsel", "mips64n32le": "mipsel64n32", "mips64le_n32": "mipsel64n32",
+}
+
+# Number ranges to walk per arch family: (start, count).
+_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "x32": ((X32_SYSCALL_BIT, 1024),),
+    "arm": ((0, 1024), (0x0F0000, 16)),
+    "mips": ((4000, 1024),),
+    "mipsel": ((4000, 1024),),
+    "mips64": ((5000, 1024),),
+    "mipsel64": ((5000, 1024),),
+    "mips64n32": ((6000, 1024),),
+    "mipsel64n32": ((6000, 1024),),
+}
+_DEFAULT_RANGES = ((0, 1024),)
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+@cache
+def _lib() -> ctypes.CDLL:
+    path = ctypes.util.find_library("seccomp")
+    if path is None:
+        from stockade.errors import StockadeError
+
+        raise StockadeError("libseccomp is not installed (Debian: apt-get install libseccomp2)")
+    lib = ctypes.CDLL(path)
+    lib.seccomp_syscall_resolve_num_arch.argtypes = (ctypes.c_uint32, ctypes.c_int)
+    lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p
+    lib.seccomp_syscall_resolve_name.argtypes = (ctypes.c_char_p,)
+    lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
+    lib.seccomp_syscall_resolve_name_arch.argtypes = (ctypes.c_uint32, ctypes.c_char_p)
+    lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
+    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    lib.seccomp_arch_native.restype = ctypes.c_uint32
+    return lib
+
+
+@cache
+def libseccomp_version() -> str:
+    v = _lib().seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _walk(arch: str) -> dict[str, int]:
+    lib = _lib()
+    libc = ctypes.CDLL(None)
+    libc.free.argtypes = (ctypes.c_void_p,)
+    token = ARCH_TOKENS[arch]
+    table: dict[str, int] = {}
+    for start, count in _RANGES.get(arch, _DEFAULT_RANGES):
+        for nr in range(start, start + count):
+            ptr = lib.seccomp_syscall_resolve_num_arch(token, nr)
+            if ptr:
+                name = ctypes.string_at(ptr).decode()
+                libc.free(ptr)
+                table.setdefault(name, nr)
+    return table
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "stockade" / f"syscalls-libseccomp-{libseccomp_version()}.json"
+
+
+@dataclass(frozen=True)
+class SyscallTable:
+    """name -> number, per arch, exactly as the installed libseccomp knows them."""
+
+    by_arch: Mapping[str, Mapping[str, int]]
+
+    @property
+    def all_names(self) -> frozenset[str]:
+        return frozenset(n for table in self.by_arch.values() for n in table)
+
+    def number(self, arch: str, name: str) -> int | None:
+        return self.by_arch[arch].get(name)
+
+    def name(self, arch: str, nr: int) -> str | None:
+        return _reverse(self, arch).get(nr)
+
+    def max_number(self, arch: str) -> int:
+        return max(self.by_arch[arch].values())
+
+
+@cache
+def _reverse(table: SyscallTable, arch: str) -> dict[int, str]:
+    return {nr: name for name, nr in table.by_arch[arch].items()}
+
+
+@cache
+def syscall_table() -> SyscallTable:
+    path = _cache_path()
+    try:
+        data = json.loads(path.read_text())
+        if set(data) == set(ARCH_TOKENS):
+            return SyscallTable(by_arch=data)
+    except (OSError, ValueError):
+        pass
+    data = {arch: _walk(arch) for arch in ARCH_TOKENS}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home is fine: we just walk again next time
+    return SyscallTable(by_arch=data)
+
+
+def canonical_arch(name: str) -> str | None:
+    name = name.lower().removeprefix("scmp_arch_")
+    name = ARCH_ALIASES.get(name, name)
+    return name if name in ARCH_TOKENS else None
+
+
+@cache
+def native_arch() -> str:
+    machine = platform.machine()
+    return canonical_arch(machine) or "x86_64"
+
+
+def pseudo_number(name: str) -> int:
+    """libseccomp's arch-independent number for a name (negative for pseudo-syscalls)."""
+    return int(_lib().seccomp_syscall_resolve_name(name.encode()))

@@ -1,0 +1,189 @@
+"""Exact complements of argument conditions, in the shapes libseccomp accepts.
+
+libseccomp has one fallback per filter (the default action) and an argument-free rule on
+a syscall overrides its argument rules. So "clone: EPERM when a namespace flag is set,
+otherwise allow" cannot be said directly when the default is not allow; it is said as the
+errno rules plus an allow rule for the exact complement of their conditions. libseccomp
+also allows one comparison per argument per rule, so conjunctions on one argument are
+rewritten into single comparisons (intervals become aligned masked_eq blocks).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+
+from stockade.errors import StockadeError
+from stockade.policy.model import ArgCondition, ArgOp
+
+MAX = 0xFFFFFFFFFFFFFFFF
+TERM_LIMIT = 512
+
+Term = tuple[ArgCondition, ...]  # a conjunction, at most one condition per index
+
+
+def negate(c: ArgCondition) -> list[ArgCondition]:
+    """¬c as a disjunction of single conditions on the same argument."""
+    i = c.index
+    match c.op:
+        case ArgOp.EQ:
+            return [ArgCondition(i, ArgOp.NE, c.value)]
+        case ArgOp.NE:
+            return [ArgCondition(i, ArgOp.EQ, c.value)]
+        case ArgOp.LT:
+            return [ArgCondition(i, ArgOp.GE, c.value)]
+        case ArgOp.LE:
+            return [ArgCondition(i, ArgOp.GT, c.value)]
+        case ArgOp.GT:
+            return [ArgCondition(i, ArgOp.LE, c.value)]
+        case ArgOp.GE:
+            return [ArgCondition(i, ArgOp.LT, c.value)]
+        case ArgOp.MASKED_EQ:
+            if c.value & ~c.mask & MAX:
+                return [ArgCondition(i, ArgOp.GE, 0)]  # (x & m) == v can never hold: ¬ is "always"
+            # (x & m) != v  <=>  some bit of m differs from v
+            out = []
+            for bit in range(64):
+                b = 1 << bit
+                if c.mask & b:
+                    out.append(ArgCondition(i, ArgOp.MASKED_EQ, (c.value & b) ^ b, b))
+            return out or [ArgCondition(i, ArgOp.LT, 0)]  # mask 0: (x & 0) == 0 always; ¬ never
+    raise AssertionError(c.op)
+
+
+def complement(conjunctions: Sequence[Sequence[ArgCondition]]) -> list[Term]:
+    """Terms whose union is exactly ¬(C1 ∨ C2 ∨ ...), each Ci a conjunction."""
+    if any(not c for c in conjunctions):
+        return []  # an empty conjunction is "always": its complement is empty
+    choices = [[a for cond in conj for a in negate(cond)] for conj in conjunctions]
+    size = 1
+    for ch in choices:
+        size *= max(len(ch), 1)
+    if size > TERM_LIMIT * 64:
+        raise _too_complex(size)
+    terms: list[Term] = []
+    for pick in itertools.product(*choices):
+        terms += normalise(pick)
+        if len(terms) > TERM_LIMIT:
+            raise _too_complex(len(terms))
+    return _dedupe(terms)
+
+
+def _too_complex(n: int) -> StockadeError:
+    return StockadeError(
+        f"argument rules need {n}+ libseccomp rules to express exactly; simplify them "
+        "(for example name the syscall in `deny` and allow only the safe argument values)"
+    )
+
+
+def _dedupe(terms: Iterable[Term]) -> list[Term]:
+    seen: dict[Term, None] = {}
+    for t in terms:
+        seen.setdefault(tuple(sorted(t)), None)
+    return list(seen)
+
+
+def normalise(conj: Sequence[ArgCondition]) -> list[Term]:
+    """A conjunction -> equivalent terms with one condition per argument (maybe none: empty)."""
+    by_index: dict[int, list[ArgCondition]] = {}
+    for c in conj:
+        by_index.setdefault(c.index, []).append(c)
+    per_index: list[list[ArgCondition | None]] = []
+    for index in sorted(by_index):
+        alts = _single_index(index, by_index[index])
+        if not alts:
+            return []  # unsatisfiable
+        per_index.append(alts)
+    out = []
+    for combo in itertools.product(*per_index):
+        out.append(tuple(c for c in combo if c is not None))
+    return out
+
+
+def _single_index(index: int, conds: list[ArgCondition]) -> list[ArgCondition | None]:
+    """Alternatives (ORed) for a conjunction of conditions on one argument; [] = impossible,
+    [None] = always true."""
+    if len(conds) == 1:
+        c = conds[0]
+        if c.op is ArgOp.GE and c.value == 0:
+            return [None]
+        if c.op is ArgOp.LT and c.value == 0:
+            return []
+        return [c]
+    lo, hi = 0, MAX
+    excluded: set[int] = set()
+    mask = value = 0
+    for c in conds:
+        match c.op:
+            case ArgOp.EQ:
+                lo, hi = max(lo, c.value), min(hi, c.value)
+            case ArgOp.NE:
+                excluded.add(c.value)
+            case ArgOp.LT:
+                hi = min(hi, c.value - 1)
+            case ArgOp.LE:
+                hi = min(hi, c.value)
+            case ArgOp.GT:
+                lo = max(lo, c.value + 1)
+            case ArgOp.GE:
+                lo = max(lo, c.value)
+            case ArgOp.MASKED_EQ:
+                if c.value & ~c.mask & MAX:
+                    return []
+                overlap = mask & c.mask
+                if (value & overlap) != (c.value & overlap):
+                    return []
+                mask |= c.mask
+                value |= c.value
+    if lo > hi:
+        return []
+    intervals = _split(lo, hi, sorted(v for v in excluded if lo <= v <= hi))
+    out: list[ArgCondition | None] = []
+    for a, b in intervals:
+        out += _interval_with_mask(index, a, b, mask, value)
+    return out
+
+
+def _split(lo: int, hi: int, holes: list[int]) -> list[tuple[int, int]]:
+    out = []
+    start = lo
+    for h in holes:
+        if h > start:
+            out.append((start, h - 1))
+        start = h + 1
+    if start <= hi:
+        out.append((start, hi))
+    return out
+
+
+def _interval_with_mask(index: int, lo: int, hi: int, mask: int, value: int) -> list[ArgCondition | None]:
+    if mask == 0:
+        if lo == 0 and hi == MAX:
+            return [None]
+        if lo == hi:
+            return [ArgCondition(index, ArgOp.EQ, lo)]
+        if lo == 0:
+            return [ArgCondition(index, ArgOp.LE, hi)]
+        if hi == MAX:
+            return [ArgCondition(index, ArgOp.GE, lo)]
+    if lo == 0 and hi == MAX:
+        return [ArgCondition(index, ArgOp.MASKED_EQ, value, mask)]
+    out: list[ArgCondition | None] = []
+    for block_mask, prefix in _blocks(lo, hi):
+        overlap = block_mask & mask
+        if (prefix & overlap) != (value & overlap):
+            continue
+        out.append(ArgCondition(index, ArgOp.MASKED_EQ, prefix | value, block_mask | mask))
+    return out
+
+
+def _blocks(lo: int, hi: int) -> list[tuple[int, int]]:
+    """[lo, hi] as aligned power-of-two blocks: (mask, prefix) with x & mask == prefix."""
+    out = []
+    while lo <= hi:
+        size = lo & -lo if lo else 1 << 64
+        while size > hi - lo + 1:
+            size >>= 1
+        out.append((MAX & ~(size - 1), lo))
+        lo += size
+    return out

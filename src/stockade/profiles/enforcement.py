@@ -1,0 +1,124 @@
+"""Per policy rule: which backends of the chosen targets enforce it, and how.
+
+Used by `stockade explain` (the table) and `stockade compile --strict` (fail when a
+restricting rule is enforced by none of the chosen targets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from stockade.policy.model import Policy
+from stockade.profiles.base import Enforcement, HostFacts
+from stockade.profiles.capabilities import ordered
+
+# target → the backends a deployment of that target brings (seccomp is the lead's).
+TARGET_BACKENDS: dict[str, tuple[str, ...]] = {
+    "seccomp-bpf": ("seccomp",),
+    "seccomp-docker": ("seccomp",),
+    "seccomp-oci": ("seccomp",),
+    "apparmor": ("apparmor",),
+    "selinux": ("selinux",),
+    "capabilities": ("capabilities",),
+    "landlock": ("landlock",),
+    "docker": ("seccomp", "capabilities", "apparmor?", "selinux?", "docker"),
+    "oci": ("seccomp", "capabilities", "apparmor?", "selinux?", "oci"),
+    "kubernetes": ("seccomp", "capabilities", "apparmor?", "selinux?", "kubernetes"),
+    "systemd": ("systemd",),
+}
+ALL_TARGETS: tuple[str, ...] = tuple(TARGET_BACKENDS)
+
+
+@dataclass(frozen=True)
+class RuleEnforcement:
+    rule: str
+    required: bool  # a restriction (True) or a grant that needs no enforcer (False)
+    by: tuple[Enforcement, ...]
+
+    @property
+    def enforced(self) -> bool:
+        return bool(self.by)
+
+
+def policy_rules(policy: Policy) -> list[tuple[str, bool]]:
+    """The rules of a policy that some backend must carry, with `required`."""
+    fs = policy.filesystem
+    rules: list[tuple[str, bool]] = [(f"filesystem.root[{fs.root}]", fs.root != "writable")]
+    for section, required in (("read_only", True), ("exec", True), ("deny", True),
+                              ("writable", False), ("tmpfs", False)):
+        for e in getattr(fs, section):
+            rules.append((f"filesystem.{section}[{e.path}]", required))
+    for s in policy.network.allow:
+        rules.append((f"network.allow[{s.family}{':' + s.type if s.type else ''}]", True))
+    for port in policy.network.bind:
+        rules.append((f"network.bind[{port}]", True))
+    kept = ",".join(c.removeprefix("CAP_") for c in ordered(policy.capabilities.kept))
+    rules.append((f"capabilities.kept[{kept}]", True))
+    if policy.no_new_privileges:
+        rules.append(("no_new_privileges", True))
+    return list(dict.fromkeys(rules))
+
+
+def _backend_enforcements(name: str, policy: Policy, host: HostFacts) -> list[Enforcement]:
+    from stockade.profiles import apparmor, capabilities, docker, kubernetes, landlock, oci, systemd
+    from stockade.profiles import selinux as selinux_mod
+
+    table: dict[str, Callable[[], list[Enforcement]]] = {
+        "apparmor": lambda: apparmor.enforcements(policy),
+        "selinux": lambda: selinux_mod.enforcements(policy),
+        "capabilities": lambda: capabilities.enforcements(policy),
+        "landlock": lambda: landlock.enforcements(policy, host.landlock_abi),
+        "docker": lambda: docker.enforcements(policy),
+        "oci": lambda: oci.enforcements(policy),
+        "kubernetes": lambda: kubernetes.enforcements(policy),
+        "systemd": lambda: systemd.enforcements(policy),
+        "seccomp": lambda: list(_seccomp_enforcements(policy, host)),
+    }
+    return table[name]()
+
+
+def _seccomp_enforcements(policy: Policy, host: HostFacts) -> tuple[Enforcement, ...]:
+    from stockade.profiles.seccomp import compile_seccomp
+
+    return compile_seccomp(policy, host).enforcements
+
+
+def backends_for(targets: Iterable[str], policy: Policy) -> list[str]:
+    out: list[str] = []
+    for t in targets:
+        for b in TARGET_BACKENDS[t]:
+            optional = b.endswith("?")
+            b = b.rstrip("?")
+            if optional and getattr(policy.lsm, b) is None:
+                continue  # the deployment only references the LSM profile when asked for
+            if b not in out:
+                out.append(b)
+    return out
+
+
+def enforcement_table(policy: Policy, host: HostFacts, targets: Iterable[str]) -> list[RuleEnforcement]:
+    """Every policy rule (and every rule a backend reports, e.g. syscalls) → its enforcers."""
+    by_rule: dict[str, list[Enforcement]] = {}
+    for backend in backends_for(targets, policy):
+        for e in _backend_enforcements(backend, policy, host):
+            by_rule.setdefault(e.rule, []).append(e)
+    rows = [RuleEnforcement(rule, required, tuple(by_rule.pop(rule, ())))
+            for rule, required in policy_rules(policy)]
+    rows += [RuleEnforcement(rule, True, tuple(es)) for rule, es in sorted(by_rule.items())]
+    return rows
+
+
+def unenforced(rows: Iterable[RuleEnforcement]) -> list[str]:
+    """Required rules no chosen backend enforces (what `compile --strict` fails on)."""
+    return [r.rule for r in rows if r.required and not r.enforced]
+
+
+def format_table(rows: Iterable[RuleEnforcement]) -> str:
+    lines = []
+    for r in rows:
+        who = ", ".join(f"{e.backend} ({e.how})" for e in r.by)
+        if not who:
+            who = "NOT ENFORCED" if r.required else "nothing to enforce (a grant)"
+        lines.append(f"{r.rule}: {who}")
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,374 @@
+"""The seccomp backend: one policy -> a libseccomp filter (BPF), Docker JSON, OCI JSON.
+
+Every output is built from one per-arch plan (`plan_arch`), so the three cannot drift:
+a list of (syscall, action, argument conditions) that libseccomp, Docker and runc all
+read the same way. Conditions (`when`/`unless`) are decided here, at compile time, from
+the policy's kept capabilities and the host facts passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stockade.errors import StockadeError
+from stockade.policy import model as m
+from stockade.policy.semantics import applicable_rules, fallback, most_restrictive
+from stockade.profiles.argsets import complement
+from stockade.policy.vocab.syscalls import (
+    ARCH_TOKENS,
+    AUDIT_ARCH,
+    syscall_table,
+)
+from stockade.profiles import bpf
+from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
+
+# kernel return values for each action kind
+_RET = {
+    m.ActionKind.ALLOW: bpf.SECCOMP_RET_ALLOW,
+    m.ActionKind.LOG: bpf.SECCOMP_RET_LOG,
+    m.ActionKind.KILL_PROCESS: bpf.SECCOMP_RET_KILL_PROCESS,
+    m.ActionKind.KILL_THREAD: bpf.SECCOMP_RET_KILL_THREAD,
+    m.ActionKind.TRAP: bpf.SECCOMP_RET_TRAP,
+    m.ActionKind.NOTIFY: bpf.SECCOMP_RET_USER_NOTIF,
+}
+
+_DOCKER_ACTION = {
+    m.ActionKind.ALLOW: "SCMP_ACT_ALLOW",
+    m.ActionKind.LOG: "SCMP_ACT_LOG",
+    m.ActionKind.KILL_PROCESS: "SCMP_ACT_KILL_PROCESS",
+    m.ActionKind.KILL_THREAD: "SCMP_ACT_KILL_THREAD",
+    m.ActionKind.TRAP: "SCMP_ACT_TRAP",
+    m.ActionKind.NOTIFY: "SCMP_ACT_NOTIFY",
+    m.ActionKind.ERRNO: "SCMP_ACT_ERRNO",
+}
+_DOCKER_OP = {
+    m.ArgOp.EQ: "SCMP_CMP_EQ", m.ArgOp.NE: "SCMP_CMP_NE", m.ArgOp.LT: "SCMP_CMP_LT",
+    m.ArgOp.LE: "SCMP_CMP_LE", m.ArgOp.GT: "SCMP_CMP_GT", m.ArgOp.GE: "SCMP_CMP_GE",
+    m.ArgOp.MASKED_EQ: "SCMP_CMP_MASKED_EQ",
+}
+_LIBSECCOMP_OP = {
+    m.ArgOp.NE: 1, m.ArgOp.LT: 2, m.ArgOp.LE: 3, m.ArgOp.EQ: 4, m.ArgOp.GE: 5, m.ArgOp.GT: 6,
+    m.ArgOp.MASKED_EQ: 7,
+}
+
+
+def action_ret(action: m.Action) -> int:
+    """The 32-bit value the filter returns for an action."""
+    if action.kind is m.ActionKind.ERRNO:
+        return bpf.SECCOMP_RET_ERRNO | (action.errno & bpf.SECCOMP_RET_DATA)
+    return _RET[action.kind]
+
+
+def ret_action(ret: int) -> m.Action:
+    """Inverse of action_ret (for reading BPF results)."""
+    full = ret & bpf.SECCOMP_RET_ACTION_FULL
+    if full == bpf.SECCOMP_RET_ERRNO:
+        return m.Action(m.ActionKind.ERRNO, ret & bpf.SECCOMP_RET_DATA)
+    for kind, value in _RET.items():
+        if full == value:
+            return m.Action(kind)
+    if full == bpf.SECCOMP_RET_TRACE:
+        return m.Action(m.ActionKind.ERRNO, 38)  # no tracer: the kernel fails with ENOSYS
+    return m.Action(m.ActionKind.KILL_PROCESS)
+
+
+@dataclass(frozen=True)
+class PlannedRule:
+    """One libseccomp rule: `action` for `syscall` when all `args` hold."""
+
+    syscall: str
+    action: m.Action
+    args: tuple[m.ArgCondition, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArchPlan:
+    arch: str
+    default: m.Action
+    rules: tuple[PlannedRule, ...]
+
+
+def plan_arch(policy: m.Policy, arch: str, host: HostFacts) -> ArchPlan:
+    """What to tell libseccomp for one arch (syscalls not on that arch are left out).
+
+    libseccomp gives each syscall either one argument-free action or argument rules that
+    fall back to the filter's default. When a syscall's own fallback (its allow/deny
+    decision) differs from the default, that fallback is written as rules for the exact
+    complement of the argument rules (argsets.complement).
+    """
+    sc = policy.syscalls
+    default = sc.default
+    table = syscall_table().by_arch[arch]
+    planned: list[PlannedRule] = []
+    for name in sorted(table):
+        base = fallback(sc, name).action
+        rules = applicable_rules(policy, name, arch, host.kernel)
+        unconditional = [r.action for r in rules if not r.args]
+        if unconditional:
+            # an argument-free rule matches every call; only stricter argument rules matter
+            base = most_restrictive(unconditional)
+            conditional = [r for r in rules if r.args and _stricter(r.action, base)]
+        else:
+            conditional = [r for r in rules if r.args and r.action != base]
+        if not conditional:
+            if base != default:
+                planned.append(PlannedRule(name, base))
+            continue
+        for r in conditional:
+            if r.action != default:  # libseccomp refuses rules equal to the default
+                planned.append(PlannedRule(name, r.action, r.args))
+        if base != default:
+            for term in complement([r.args for r in conditional]):
+                planned.append(PlannedRule(name, base, term))
+    return ArchPlan(arch, default, tuple(planned))
+
+
+def _stricter(a: m.Action, b: m.Action) -> bool:
+    return a != b and most_restrictive([a, b]) == a
+
+
+# ---------------------------------------------------------------- libseccomp / BPF
+
+
+def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action) -> object:
+    import pyseccomp
+
+    merged = None
+    for plan in plans:
+        flt = pyseccomp.SyscallFilter(action_ret(default))
+        native = pyseccomp.system_arch()
+        token = ARCH_TOKENS[plan.arch]
+        if token != native:
+            flt.add_arch(token)
+            flt.remove_arch(native)
+        flt.set_attr(pyseccomp.Attr.ACT_BADARCH, bpf.SECCOMP_RET_KILL_PROCESS)
+        flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # the runner sets no_new_privs itself
+        flt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)  # binary tree: O(log n) syscall lookup
+        for rule in _ordered(plan.rules):
+            args = [pyseccomp.Arg(c.index, _LIBSECCOMP_OP[c.op],
+                                  c.mask if c.op is m.ArgOp.MASKED_EQ else c.value,
+                                  c.value if c.op is m.ArgOp.MASKED_EQ else 0)
+                    for c in rule.args]
+            try:
+                flt.add_rule(action_ret(rule.action), rule.syscall, *args)
+            except OSError as exc:
+                raise StockadeError(
+                    f"libseccomp refused the rule for {rule.syscall!r} on {plan.arch}: {exc.strerror}"
+                ) from None
+        if merged is None:
+            merged = flt
+        else:
+            merged.merge(flt)
+    assert merged is not None
+    return merged
+
+
+def _ordered(rules: Iterable[PlannedRule]) -> list[PlannedRule]:
+    # Argument rules before the unconditional fallback of the same syscall.
+    return sorted(rules, key=lambda r: (r.syscall, not r.args))
+
+
+def _export(flt: object) -> bytes:
+    fd = os.memfd_create("stockade-bpf", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "rb") as reader, open(fd, "wb", closefd=False) as writer:
+            flt.export_bpf(writer)  # type: ignore[attr-defined]
+            writer.flush()
+            reader.seek(0)
+            return reader.read()
+    finally:
+        os.close(fd)
+
+
+def unknown_ranges(arches: Iterable[str]) -> list[bpf.UnknownRange]:
+    table = syscall_table()
+    arches = list(arches)
+    out: list[bpf.UnknownRange] = []
+    seen_audit: set[int] = set()
+    for arch in arches:
+        audit = AUDIT_ARCH[arch]
+        if audit in seen_audit:
+            continue
+        seen_audit.add(audit)
+        if arch in ("x86_64", "x32"):
+            has64, has32 = "x86_64" in arches, "x32" in arches
+            max64 = table.max_number("x86_64") if has64 else 0x3FFFFFFF
+            x32max = table.max_number("x32") - 0x40000000 if has32 else None
+            out.append(bpf.UnknownRange(audit, max64, x32max, x32_present=True))
+        else:
+            out.append(bpf.UnknownRange(audit, table.max_number(arch)))
+    return out
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    program: bytes  # struct sock_filter[], native byte order
+    main_offset: int  # instructions of our ENOSYS prologue before libseccomp's program
+    arches: tuple[str, ...]
+
+    @property
+    def instructions(self) -> int:
+        return len(self.program) // 8
+
+
+_CACHE: dict[tuple[str, HostFacts], CompiledFilter] = {}
+
+
+def compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
+    """Compile (memoised per process by policy digest and host facts)."""
+    key = (policy.digest, host)
+    if policy.digest and key in _CACHE:
+        return _CACHE[key]
+    result = _compile_filter(policy, host)
+    if policy.digest:
+        _CACHE[key] = result
+    return result
+
+
+def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
+    sc = policy.syscalls
+    plans = [plan_arch(policy, arch, host) for arch in sc.arches]
+    flt = _libseccomp_filter(plans, sc.default)
+    main = _export(flt)
+    prologue: list[bpf.Insn] = []
+    if sc.unknown != sc.default:
+        prologue = bpf.enosys_prologue(unknown_ranges(sc.arches), action_ret(sc.unknown))
+    return CompiledFilter(bpf.encode(prologue) + main, len(prologue), sc.arches)
+
+
+def compile_bpf(policy: m.Policy, host: HostFacts | None = None) -> bytes:
+    """The loadable program for `seccomp(SECCOMP_SET_MODE_FILTER)`."""
+    return compile_filter(policy, host or HostFacts.detect()).program
+
+
+def evaluate(program: bytes, arch: str, nr: int, args: tuple[int, ...] = ()) -> m.Action:
+    """Run a compiled program on a synthetic syscall (for explain and the tests)."""
+    big = arch in ("s390x", "s390", "ppc64", "ppc", "mips", "mips64", "mips64n32", "parisc", "parisc64")
+    data = bpf.seccomp_data(nr, AUDIT_ARCH[arch], args, big_endian=big)
+    return ret_action(bpf.run(bpf.decode(program), data, big_endian=big))
+
+
+# ---------------------------------------------------------------- Docker / OCI JSON
+
+
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def _scmp_arch(arch: str) -> str:
+    return "SCMP_ARCH_" + arch.upper()
+
+
+def _json_args(args: tuple[m.ArgCondition, ...]) -> list[dict[str, object]]:
+    out = []
+    for c in args:
+        if c.op is m.ArgOp.MASKED_EQ:
+            out.append({"index": c.index, "value": c.mask, "valueTwo": c.value, "op": _DOCKER_OP[c.op]})
+        else:
+            out.append({"index": c.index, "value": c.value, "valueTwo": 0, "op": _DOCKER_OP[c.op]})
+    return out
+
+
+def _json_entry(names: list[str], action: m.Action, args: tuple[m.ArgCondition, ...]) -> dict[str, object]:
+    entry: dict[str, object] = {"names": names, "action": _DOCKER_ACTION[action.kind]}
+    if action.kind is m.ActionKind.ERRNO:
+        entry["errnoRet"] = action.errno
+    if args:
+        entry["args"] = _json_args(args)
+    return entry
+
+
+def _grouped(plans: list[ArchPlan]) -> tuple[list[dict[str, object]], list[str]]:
+    """Rules common to every arch as one list; per-arch ones resolved fail-closed."""
+    warnings: list[str] = []
+    sets = [set(p.rules) for p in plans]
+    common = set.intersection(*sets) if sets else set()
+    partial = set.union(*sets) - common if sets else set()
+    chosen = set(common)
+    for rule in sorted(partial, key=lambda r: (r.syscall, str(r.action))):
+        on = [p.arch for p in plans if rule in p.rules]
+        # OCI seccomp has no per-arch rules: a denial is kept everywhere, an allowance nowhere.
+        if not rule.action.is_allow:
+            chosen.add(rule)
+            warnings.append(f"{rule.syscall}: {rule.action} applies on {', '.join(on)} only; "
+                            "OCI/Docker seccomp cannot say that, so it applies on every arch (stricter)")
+        else:
+            warnings.append(f"{rule.syscall}: allowed on {', '.join(on)} only; OCI/Docker seccomp cannot "
+                            "say that, so it is not allowed on any arch (stricter)")
+    # Group identical (action, args) across syscalls, keeping libseccomp's rule order.
+    buckets: dict[tuple[m.Action, tuple[m.ArgCondition, ...]], list[str]] = {}
+    for rule in _ordered(chosen):
+        buckets.setdefault((rule.action, rule.args), []).append(rule.syscall)
+    ordered = sorted(buckets.items(), key=lambda kv: (bool(kv[0][1]) is False, str(kv[0][0]), kv[0][1]))
+    return [_json_entry(sorted(set(names)), a, args) for (a, args), names in ordered], warnings
+
+
+def _json_profile(policy: m.Policy, host: HostFacts) -> tuple[dict[str, object], list[str]]:
+    sc = policy.syscalls
+    plans = [plan_arch(policy, arch, host) for arch in sc.arches]
+    syscalls, warnings = _grouped(plans)
+    profile: dict[str, object] = {"defaultAction": _DOCKER_ACTION[sc.default.kind]}
+    if sc.default.kind is m.ActionKind.ERRNO:
+        profile["defaultErrnoRet"] = sc.default.errno
+    profile["architectures"] = [_scmp_arch(a) for a in sc.arches]
+    profile["syscalls"] = syscalls
+    if sc.unknown.kind is not m.ActionKind.ERRNO or sc.unknown.errno != 38:
+        warnings.append(f"unknown: {sc.unknown} cannot be expressed in Docker/OCI JSON; runc and crun "
+                        "answer syscalls newer than the profile with ENOSYS themselves")
+    return profile, warnings
+
+
+def docker_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
+    """`docker run --security-opt seccomp=FILE` / podman: the same JSON shape."""
+    return _json_profile(policy, host)[0]
+
+
+def oci_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
+    """The OCI runtime-spec `linux.seccomp` object (runc, crun)."""
+    profile = _json_profile(policy, host)[0]
+    profile["flags"] = ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"] if False else []
+    return profile
+
+
+def skipped_notes(policy: m.Policy) -> list[str]:
+    """Syscalls the policy names that do not exist on one of its arches (skipped there)."""
+    table = syscall_table()
+    notes = []
+    sc = policy.syscalls
+    named = set(sc.allow) | set(sc.deny) | {n for r in sc.rules for n in r.syscalls}
+    for name in sorted(named):
+        missing = [a for a in sc.arches if name not in table.by_arch[a]]
+        if missing and len(missing) < len(sc.arches):
+            notes.append(f"{name}: not a syscall on {', '.join(missing)}; skipped there")
+        elif missing:
+            notes.append(f"{name}: not a syscall on any chosen arch ({', '.join(missing)}); skipped")
+    return notes
+
+
+def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
+    compiled = compile_filter(policy, host)
+    docker, warnings = _json_profile(policy, host)
+    oci = dict(docker)
+    enforcements = tuple(
+        Enforcement(rule=f"syscalls.{kind}[{name}]", backend="seccomp", how=f"BPF {kind}")
+        for kind, entries in (("allow", policy.syscalls.allow), ("deny", policy.syscalls.deny))
+        for name in entries
+    ) + tuple(
+        Enforcement(rule=f"syscalls.rules[{','.join(r.syscalls)}]", backend="seccomp", how="BPF argument check")
+        for r in policy.syscalls.rules
+    )
+    return Artifacts(
+        target="seccomp",
+        files=(
+            Artifact("seccomp.bpf", data=compiled.program,
+                     description=f"{compiled.instructions} BPF instructions for {', '.join(compiled.arches)}"),
+            Artifact("seccomp.json", text=json.dumps(docker, indent=2) + "\n",
+                     description="Docker/podman: --security-opt seccomp=seccomp.json"),
+            Artifact("seccomp-oci.json", text=json.dumps(oci, indent=2) + "\n",
+                     description="OCI config.json linux.seccomp (runc, crun)"),
+        ),
+        enforcements=enforcements,
+        warnings=tuple(warnings) + tuple(skipped_notes(policy)),
+    )

@@ -1,0 +1,312 @@
+"""The runner's only ctypes layer: raw Linux syscalls Python 3.11 does not wrap.
+
+Every wrapper raises OSError(errno) on failure, so callers never test return codes.
+Syscall numbers above 424 are the same on every architecture (the unified table);
+the older ones are listed per architecture we support.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+# PyDLL keeps the GIL held across the call: a raw clone() must not release it, or the
+# child could inherit a GIL owned by a thread that does not exist there.
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_pylibc.syscall.restype = ctypes.c_long
+
+_ARCH_NR: dict[str, dict[str, int]] = {
+    "x86_64": {
+        "clone": 56, "unshare": 272, "setns": 308, "pivot_root": 155, "mount": 165,
+        "umount2": 166, "capget": 125, "capset": 126, "prctl": 157, "seccomp": 317,
+    },
+    "aarch64": {
+        "clone": 220, "unshare": 97, "setns": 268, "pivot_root": 41, "mount": 40,
+        "umount2": 39, "capget": 90, "capset": 91, "prctl": 167, "seccomp": 277,
+    },
+}
+_UNIFIED_NR = {
+    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+    "pidfd_open": 434, "close_range": 436, "openat2": 437, "mount_setattr": 442,
+    "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
+    "lsm_list_modules": 461,
+}
+MACHINE = platform.machine()
+if MACHINE not in _ARCH_NR:  # pragma: no cover - fail closed on an unknown arch
+    raise ImportError(f"stockade runner: unsupported architecture {MACHINE}")
+NR = {**_ARCH_NR[MACHINE], **_UNIFIED_NR}
+
+# clone / unshare flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+NS_FLAGS = {
+    "user": CLONE_NEWUSER, "pid": CLONE_NEWPID, "mount": CLONE_NEWNS, "net": CLONE_NEWNET,
+    "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS, "cgroup": CLONE_NEWCGROUP,
+}
+# mount(2)
+MS_RDONLY = 0x1
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 0x2
+# new mount API
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 0x1
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+# prctl
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+# seccomp
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+# close_range
+CLOSE_RANGE_CLOEXEC = 1 << 2
+# landlock
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+LANDLOCK_RULE_NET_PORT = 2
+# LSM ids (include/uapi/linux/lsm.h)
+LSM_ID_SELINUX = 101
+LSM_ID_APPARMOR = 104
+LSM_ID_LANDLOCK = 110
+# statfs magics
+PROC_SUPER_MAGIC = 0x9FA0
+CGROUP2_SUPER_MAGIC = 0x63677270
+TMPFS_MAGIC = 0x01021994
+
+
+def _check(rc: int) -> int:
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return rc
+
+
+def _arg(v: int | bytes | None | ctypes._CData) -> object:  # type: ignore[name-defined]
+    if v is None:
+        return ctypes.c_void_p(0)
+    if isinstance(v, int):
+        return ctypes.c_long(v)
+    return v
+
+
+def syscall(name: str, *args: int | bytes | None | object) -> int:
+    return _check(_libc.syscall(ctypes.c_long(NR[name]), *(_arg(a) for a in args)))  # type: ignore[arg-type]
+
+
+def _path(p: str | None) -> bytes | None:
+    return None if p is None else os.fsencode(p)
+
+
+# --- processes and namespaces -------------------------------------------------------
+
+
+def clone_fork(flags: int) -> int:
+    """fork() with namespace flags, like clone(2) without CLONE_VM: returns 0 in the child.
+
+    The GIL stays held (PyDLL), and the caller must be the only thread that touches
+    Python in the child until it execs or _exits (the runner's child never returns to
+    arbitrary user code).
+    """
+    sigchld = 17
+    rc = _pylibc.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | sigchld),
+                         ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
+                         ctypes.c_void_p(0))
+    return _check(rc)
+
+
+def unshare(flags: int) -> None:
+    syscall("unshare", flags)
+
+
+def setns(fd: int, nstype: int) -> None:
+    syscall("setns", fd, nstype)
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return syscall("prctl", option, a2, a3, a4, a5)
+
+
+def pidfd_open(pid: int) -> int:
+    return syscall("pidfd_open", pid, 0)
+
+
+def close_range_cloexec(first: int) -> None:
+    """Mark every fd >= first close-on-exec (the error pipe must live until execve)."""
+    syscall("close_range", first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+
+
+# --- mounts -------------------------------------------------------------------------
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    syscall("mount", _path(source), _path(target), _path(fstype), flags, _path(data))
+
+
+def umount2(target: str, flags: int) -> None:
+    syscall("umount2", _path(target), flags)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    syscall("pivot_root", _path(new_root), _path(put_old))
+
+
+def open_tree(dfd: int, path: str, flags: int) -> int:
+    return syscall("open_tree", dfd, _path(path), flags)
+
+
+def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+    syscall("move_mount", from_dfd, _path(from_path), to_dfd, _path(to_path), flags)
+
+
+def mount_setattr(dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+    attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    syscall("mount_setattr", dfd, _path(path), flags, buf, len(attr))
+
+
+def fsmount_new(fstype: str, options: dict[str, str | None], attrs: int) -> int:
+    """fsopen + fsconfig + fsmount: a detached, fully configured mount (fd)."""
+    fs = syscall("fsopen", _path(fstype), FSOPEN_CLOEXEC)
+    try:
+        for key, value in options.items():
+            if value is None:
+                syscall("fsconfig", fs, FSCONFIG_SET_FLAG, _path(key), None, 0)
+            else:
+                syscall("fsconfig", fs, FSCONFIG_SET_STRING, _path(key), _path(value), 0)
+        syscall("fsconfig", fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return syscall("fsmount", fs, FSMOUNT_CLOEXEC, attrs)
+    finally:
+        os.close(fs)
+
+
+def openat2(dfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    how = struct.pack("QQQ", flags | os.O_CLOEXEC, mode, resolve)
+    buf = ctypes.create_string_buffer(how, len(how))
+    return syscall("openat2", dfd, _path(path), buf, len(how))
+
+
+# --- credentials --------------------------------------------------------------------
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    hdr = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    data = struct.pack(
+        "IIIIII",
+        effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,
+        effective >> 32, permitted >> 32, inheritable >> 32,
+    )
+    syscall("capset", ctypes.create_string_buffer(hdr, 8), ctypes.create_string_buffer(data, 24))
+
+
+def capget() -> tuple[int, int, int]:
+    hdr = ctypes.create_string_buffer(struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0), 8)
+    data = ctypes.create_string_buffer(24)
+    syscall("capget", hdr, data)
+    e0, p0, i0, e1, p1, i1 = struct.unpack("IIIIII", data.raw)
+    return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
+
+
+# --- seccomp, landlock, LSM -----------------------------------------------------------
+
+
+def seccomp_set_filter(bpf: bytes, flags: int = 0) -> None:
+    """Load a raw `struct sock_filter[]` program (8 bytes per instruction)."""
+    if not bpf or len(bpf) % 8:
+        raise OSError(22, "seccomp program is empty or not a multiple of 8 bytes")
+    prog = ctypes.create_string_buffer(bpf, len(bpf))
+    fprog = struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(prog))
+    syscall("seccomp", SECCOMP_SET_MODE_FILTER, flags, ctypes.create_string_buffer(fprog, 16))
+
+
+def landlock_abi() -> int:
+    try:
+        return syscall("landlock_create_ruleset", None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    except OSError:
+        return 0
+
+
+def landlock_create_ruleset(handled_fs: int, handled_net: int, abi: int) -> int:
+    if abi >= 4:
+        attr = struct.pack("QQ", handled_fs, handled_net)
+    else:
+        attr = struct.pack("Q", handled_fs)
+    return syscall("landlock_create_ruleset", ctypes.create_string_buffer(attr, len(attr)),
+                   len(attr), 0)
+
+
+def landlock_add_path_rule(ruleset: int, access: int, parent_fd: int) -> None:
+    attr = struct.pack("=Qi", access, parent_fd)  # packed struct, 12 bytes
+    syscall("landlock_add_rule", ruleset, LANDLOCK_RULE_PATH_BENEATH,
+            ctypes.create_string_buffer(attr, len(attr)), 0)
+
+
+def landlock_add_port_rule(ruleset: int, access: int, port: int) -> None:
+    attr = struct.pack("QQ", access, port)
+    syscall("landlock_add_rule", ruleset, LANDLOCK_RULE_NET_PORT,
+            ctypes.create_string_buffer(attr, len(attr)), 0)
+
+
+def landlock_restrict_self(ruleset: int) -> None:
+    syscall("landlock_restrict_self", ruleset, 0)
+
+
+def lsm_active_ids() -> frozenset[int] | None:
+    """The active LSMs by id (lsm_list_modules, 6.8+); None when the kernel cannot say."""
+    buf = (ctypes.c_uint64 * 32)()
+    size = ctypes.c_uint32(ctypes.sizeof(buf))
+    try:
+        n = syscall("lsm_list_modules", buf, ctypes.byref(size), 0)
+    except OSError:
+        return None
+    return frozenset(int(buf[i]) for i in range(n))
+
+
+def fstatfs_type(fd: int) -> int:
+    buf = ctypes.create_string_buffer(120)
+    _check(_libc.fstatfs(fd, buf))
+    return int(struct.unpack_from("l", buf.raw, 0)[0])
+
+
+def statfs_type(path: str) -> int:
+    buf = ctypes.create_string_buffer(120)
+    _check(_libc.statfs(os.fsencode(path), buf))
+    return int(struct.unpack_from("l", buf.raw, 0)[0])

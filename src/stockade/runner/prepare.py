@@ -1,0 +1,252 @@
+"""Policy -> PolicyPart (and the CLI's cache of it, keyed by the policy's source files).
+
+Loading a policy (YAML, extends, vocabulary) and compiling seccomp take ~0.2 s; a CLI
+run must start in a few ms, so the resolved part is cached and revalidated against the
+mtime/size of every file the policy was merged from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import platform
+from typing import TYPE_CHECKING
+
+from stockade.runner import _linux as L
+from stockade.runner.cache import cache_dir, read_trusted, write_atomic
+from stockade.runner.codes import runner_error
+from stockade.runner.plan import (
+    CPU_PERIOD_US,
+    RLIM_INFINITY,
+    RLIMIT_NAMES,
+    CapsPlan,
+    IdMap,
+    LandlockPlan,
+    Limits,
+    LsmPlan,
+    PolicyPart,
+)
+
+if TYPE_CHECKING:
+    from stockade.policy.model import Policy
+    from stockade.profiles.base import HostFacts
+
+_CACHE_FORMAT = 1
+
+
+def kernel_version() -> tuple[int, int]:
+    parts = platform.release().split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def host_facts() -> HostFacts:
+    from stockade.profiles.base import HostFacts
+
+    arch = {"x86_64": "x86_64", "aarch64": "aarch64"}[L.MACHINE]
+    return HostFacts(arch=arch, kernel=kernel_version(), cap_last_cap=cap_last_cap(),
+                     landlock_abi=L.landlock_abi())
+
+
+def lsm_active() -> frozenset[str]:
+    ids = L.lsm_active_ids()
+    if ids is None:
+        try:
+            with open("/sys/kernel/security/lsm") as fh:
+                return frozenset(fh.read().strip().split(","))
+        except OSError:
+            return frozenset()
+    names = {L.LSM_ID_APPARMOR: "apparmor", L.LSM_ID_SELINUX: "selinux",
+             L.LSM_ID_LANDLOCK: "landlock"}
+    return frozenset(names[i] for i in ids if i in names)
+
+
+def policy_part(policy: Policy, host: HostFacts | None = None,
+                seccomp_bpf: bytes | None = None) -> PolicyPart:
+    """Resolve everything the runner needs from the policy; raises RunnerError."""
+    from stockade.policy.vocab.capabilities import CAP_NUMBER
+    from stockade.runner import seccomp
+
+    host = host or host_facts()
+    notes: list[str] = []
+    r = policy.resources
+    if r.cpu is not None and r.cpu <= 0:
+        raise runner_error("preflight", f"resources.cpu must be > 0, got {r.cpu}")
+    limits = Limits(
+        memory=r.memory, swap=r.swap, pids=r.pids,
+        cpu_quota_us=None if r.cpu is None else max(1, round(r.cpu * CPU_PERIOD_US)),
+        cpu_weight=r.cpu_weight, io_weight=r.io_weight,
+    )
+    rlimits: list[tuple[str, int, int]] = []
+    for name, value in sorted(policy.rlimits.items()):
+        if name not in RLIMIT_NAMES:
+            raise runner_error("preflight", f"rlimits.{name}: unknown rlimit")
+        v = RLIM_INFINITY if value < 0 else value
+        rlimits.append((name, v, v))
+    last = host.cap_last_cap
+    kept = 0
+    for name in policy.capabilities.kept:
+        n = CAP_NUMBER[name]
+        if n > last:
+            raise runner_error("preflight", f"capability {name} is unknown to this kernel")
+        kept |= 1 << n
+    ambient = tuple(sorted(CAP_NUMBER[_canon(a)] for a in policy.capabilities.ambient))
+    for a in ambient:
+        if not kept >> a & 1:
+            raise runner_error("preflight", "capabilities.ambient must be a subset of add")
+    amb_mask = sum(1 << a for a in ambient)
+    caps = CapsPlan(bounding=kept, permitted=kept, effective=kept, inheritable=amb_mask,
+                    ambient=ambient, last_cap=last)
+    landlock = _landlock(policy, host.landlock_abi, notes)
+    lsm = _lsm(policy, notes)
+    if seccomp_bpf is None:
+        bpf = seccomp.compiled_filter(policy, host, policy.digest,
+                                      seccomp.host_key(host.arch, host.kernel, host.cap_last_cap))
+    else:
+        bpf = seccomp.check_program(seccomp_bpf)
+    fs = policy.filesystem
+    return PolicyPart(
+        name=policy.name, digest=policy.digest,
+        namespaces=tuple(sorted(policy.namespaces)), network=policy.network.mode,
+        hostname=policy.hostname, fs_root=fs.root,
+        fs_tmpfs=tuple(e.path for e in fs.tmpfs), fs_writable=tuple(e.path for e in fs.writable),
+        fs_read_only=tuple(e.path for e in fs.read_only), fs_deny=tuple(e.path for e in fs.deny),
+        user_uid=policy.user.uid, user_gid=policy.user.gid, user_map=policy.user.map,
+        uid_map=tuple(IdMap(m.inside, m.outside, m.count) for m in policy.user.uid_map),
+        gid_map=tuple(IdMap(m.inside, m.outside, m.count) for m in policy.user.gid_map),
+        limits=limits, rlimits=tuple(rlimits), caps=caps,
+        no_new_privs=policy.no_new_privileges, landlock=landlock, lsm=lsm,
+        seccomp_bpf=bpf, notes=tuple(notes),
+    )
+
+
+def _canon(name: str) -> str:
+    n = name.upper()
+    return n if n.startswith("CAP_") else "CAP_" + n
+
+
+def _landlock(policy: Policy, abi: int, notes: list[str]) -> LandlockPlan:
+    mode = policy.lsm.landlock.mode
+    if mode == "off":
+        return LandlockPlan("off", abi)
+    if abi <= 0:
+        if mode == "required":
+            raise runner_error("landlock", "lsm.landlock.mode is 'required' but Landlock is "
+                               "not available on this kernel")
+        notes.append("landlock: not available on this kernel; not applied (best-effort)")
+        return LandlockPlan(mode, 0)
+    from stockade.profiles.landlock import landlock_rules
+
+    rs = landlock_rules(policy, abi)
+    for d in rs.dropped:
+        notes.append(d)
+    return LandlockPlan(
+        mode=mode, abi=rs.abi, handled_fs=rs.handled_access_fs,
+        handled_net=rs.handled_access_net,
+        paths=tuple((r.path, r.access) for r in rs.path_rules),
+        ports=tuple((r.port, r.access) for r in rs.net_rules),
+    )
+
+
+def _lsm(policy: Policy, notes: list[str]) -> LsmPlan:
+    lsm = policy.lsm
+    if lsm.apparmor is None and lsm.selinux is None:
+        return LsmPlan(required=lsm.required)
+    active = lsm_active()
+    aa: str | None = None
+    se: str | None = None
+    if lsm.apparmor is not None:
+        if "apparmor" in active:
+            aa = policy.name
+        elif lsm.required:
+            raise runner_error("lsm", "lsm.apparmor is set and lsm.required is true, but "
+                               "AppArmor is not an active LSM on this host")
+        else:
+            notes.append("apparmor: not active on this host; exec profile NOT applied "
+                         "(best-effort: lsm.required is false)")
+    if lsm.selinux is not None:
+        if "selinux" in active:
+            se = f"system_u:system_r:{policy.selinux_type}:s0"
+        elif lsm.required:
+            raise runner_error("lsm", "lsm.selinux is set and lsm.required is true, but "
+                               "SELinux is not an active LSM on this host")
+        else:
+            notes.append("selinux: not active on this host; exec label NOT applied "
+                         "(best-effort: lsm.required is false)")
+    return LsmPlan(aa, se, lsm.required)
+
+
+# --- the CLI's cache: policy reference -> PolicyPart ----------------------------------
+
+
+def _source_path(source: str) -> str | None:
+    if source.startswith("<preset:") and source.endswith(">"):
+        name = source[len("<preset:"):-1]
+        return os.path.join(os.path.dirname(os.path.dirname(__file__)), "policy", "presets",
+                            f"{name}.yaml")
+    return source if source.startswith("/") else os.path.abspath(source)
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _cache_key(ref: str, abi: int) -> str:
+    from stockade import __version__
+
+    where = ref if "/" not in ref and not ref.endswith((".yaml", ".yml")) else os.path.abspath(ref)
+    raw = f"{_CACHE_FORMAT}\0{__version__}\0{where}\0{abi}\0{kernel_version()}\0{cap_last_cap()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def load_part(ref: str) -> PolicyPart:
+    """The PolicyPart for a policy file or preset name, from the cache when still valid."""
+    abi = L.landlock_abi()
+    directory = cache_dir("plans")
+    path = None if directory is None else os.path.join(directory, _cache_key(ref, abi) + ".pickle")
+    if path is not None:
+        data = read_trusted(path)
+        if data is not None:
+            try:
+                stamps, part = pickle.loads(data)
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+                stamps, part = None, None
+            if (isinstance(part, PolicyPart) and stamps
+                    and all(_stamp(p) == tuple(s) for p, s in stamps)):
+                return part
+    from stockade.errors import StockadeError
+    from stockade.policy.loader import load_policy
+
+    try:
+        policy = load_policy(ref)
+    except StockadeError:
+        raise
+    except OSError as exc:
+        raise runner_error("policy", f"cannot load policy {ref!r}: {exc}") from exc
+    part = policy_part(policy)
+    if path is not None:
+        stamps = []
+        for src in policy.sources:
+            sp = _source_path(src)
+            st = None if sp is None else _stamp(sp)
+            if sp is None or st is None:
+                return part  # a source we cannot revalidate: do not cache
+            stamps.append((sp, st))
+        if stamps:
+            write_atomic(path, pickle.dumps((stamps, part), protocol=pickle.HIGHEST_PROTOCOL))
+    return part

@@ -1,0 +1,292 @@
+"""Loading into the store: both archive shapes, verification, atomicity, sharing, rm/prune."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from _image_data import BASE, CONFIG, OTHER, UPPER, store_state
+
+from stockade import cli
+from stockade.errors import StockadeError
+from stockade.image import export
+from stockade.image.digest import hex_of
+from stockade.image.rootfs import prepare_rootfs
+from stockade.image.store import Store, normalize_name
+
+
+def _oci_dir(tmp: Path, layers: list[bytes] | None = None, **kw: object) -> tuple[Path, dict[str, bytes]]:
+    files = export.oci_layout_files(layers or [BASE, UPPER], CONFIG, ref_name="example/app:1", **kw)  # type: ignore[arg-type]
+    return export.write_dir(tmp / "oci", files), files
+
+
+def _docker_tar(tmp: Path, layers: list[bytes] | None = None, name: str = "example/app:1") -> tuple[Path, dict[str, bytes]]:
+    files = export.docker_archive_files(layers or [BASE, UPPER], CONFIG, repo_tags=[name])
+    return export.write_tar(tmp / f"docker-{hex_of(export.config_digest(files))[:8]}.tar", files), files
+
+
+def _tree(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = p.read_text()
+    return out
+
+
+MERGED = {
+    "bin": "dir", "bin/hard": "x1", "bin/x": "x2",
+    "etc": "dir", "etc/keep": "keep",
+    "link": "-> /etc/keep", "rel": "-> etc/keep",
+    "newdir": "dir", "newdir/f": "f",
+    "opq": "dir", "opq/new": "new",
+}
+
+
+@pytest.mark.parametrize("shape", ["oci-dir", "oci-tar", "oci-uncompressed", "docker-tar"])
+def test_load_and_merge(store: Store, tmp_path: Path, shape: str) -> None:
+    if shape == "docker-tar":
+        path, files = _docker_tar(tmp_path)
+    elif shape == "oci-uncompressed":
+        path, files = _oci_dir(tmp_path, compress=False)
+    else:
+        path, files = _oci_dir(tmp_path)
+        if shape == "oci-tar":
+            path = export.write_tar(tmp_path / "oci.tar", files)
+    [rec] = store.load(path)
+    assert rec.id == export.config_digest(files)
+    assert rec.names == ("example/app:1",)
+    assert rec.config.entrypoint == ("/bin/x",) and rec.config.user == "1000:1000"
+    assert rec.config.exposed_ports == ("8080/tcp",) and rec.config.volumes == ("/data",)
+    assert dict(rec.config.labels) == {"org.example": "yes"}
+    with prepare_rootfs(store, "example/app:1", read_only=False, keep=False, method="copy") as root:
+        assert _tree(root.path) == MERGED
+        cdir = root.container_dir
+    assert not cdir.exists()
+    assert store_state(store)["tmp"] == []
+
+
+def test_shared_layer_stored_once(store: Store, tmp_path: Path) -> None:
+    a, _ = _docker_tar(tmp_path, [BASE, UPPER], "a:1")
+    b, _ = _oci_dir(tmp_path, [BASE, OTHER])  # other shape, same bottom layer
+    store.load(a)
+    store.load(b, tags=["b:1"])
+    assert len(store.images()) == 2
+    assert len(list(store.layers_dir.iterdir())) == 3
+    # removing one image keeps the shared layer for the other
+    store.remove("a:1")
+    assert len(list(store.layers_dir.iterdir())) == 2
+    assert store.resolve("b:1").layers[0] in {"sha256:" + p.name for p in store.layers_dir.iterdir()}
+
+
+def test_second_load_reads_no_layer(store: Store, tmp_path: Path) -> None:
+    path, files = _oci_dir(tmp_path)
+    store.load(path)
+    for name in files:
+        if name.startswith("blobs/") and len(files[name]) > 1000:
+            (path / name).write_bytes(b"garbage")  # a layer blob read again would fail
+    for f in (path / "blobs/sha256").iterdir():
+        data = f.read_bytes()
+        if data.startswith(b"\x1f\x8b"):
+            f.write_bytes(b"garbage")
+    [rec] = store.load(path)
+    assert rec.names == ("example/app:1",)
+
+
+def _flip_byte(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
+
+
+def test_tampered_layer_refused(store: Store, tmp_path: Path) -> None:
+    path, files = _docker_tar(tmp_path)
+    layer_path = next(n for n in files if n.endswith("layer.tar") and files[n] == UPPER)
+    files[layer_path] = _flip_byte(files[layer_path], files[layer_path].index(b"x2"))
+    export.write_tar(path, files)
+    before = store_state(store)
+    with pytest.raises(StockadeError, match="digest mismatch"):
+        store.load(path)
+    assert store_state(store) == before | {"layers": [], "images": [], "tmp": [], "containers": []}
+
+
+def test_tampered_compressed_blob_refused(store: Store, tmp_path: Path) -> None:
+    path, files = _oci_dir(tmp_path)
+    blob = next(p for p in (path / "blobs/sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
+    data = blob.read_bytes()
+    blob.write_bytes(data[:-9] + bytes([data[-9] ^ 1]) + data[-8:])  # gzip crc region
+    with pytest.raises(StockadeError, match="digest mismatch"):
+        store.load(path)
+    assert store_state(store)["layers"] == [] and store_state(store)["images"] == []
+
+
+def test_tampered_tar_header_still_a_digest_error(store: Store, tmp_path: Path) -> None:
+    path, files = _oci_dir(tmp_path, compress=False)
+    blob = next(p for p in (path / "blobs/sha256").iterdir() if p.read_bytes() == UPPER)
+    blob.write_bytes(_flip_byte(UPPER, 100))  # a header byte: the tar itself breaks first
+    with pytest.raises(StockadeError, match="digest mismatch"):
+        store.load(path)
+    assert store_state(store)["layers"] == [] and store_state(store)["images"] == []
+
+
+def test_missing_blob(store: Store, tmp_path: Path) -> None:
+    path, files = _oci_dir(tmp_path)
+    victim = next(p for p in (path / "blobs/sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
+    victim.unlink()
+    with pytest.raises(StockadeError, match="missing blob"):
+        store.load(path)
+    assert store_state(store)["images"] == [] and store_state(store)["layers"] == []
+
+
+def test_unknown_media_type(store: Store, tmp_path: Path) -> None:
+    path, _ = _oci_dir(tmp_path, layer_media_type="application/x-strange")
+    with pytest.raises(StockadeError, match="unknown media type"):
+        store.load(path)
+    assert store_state(store)["images"] == []
+
+
+def test_truncated_archive_cli_exit_2(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = _docker_tar(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    rc = cli.main(["image", "--store", str(store.root), "load", str(path)])
+    assert rc == 2
+    assert "stockade:" in capsys.readouterr().err
+    assert store_state(store)["images"] == [] and store_state(store)["layers"] == []
+    assert store_state(store)["tmp"] == []
+
+
+def test_traversal_layer_leaves_nothing(store: Store, tmp_path: Path) -> None:
+    evil = export.layer_tar([("../../../../escaped", "file", "x")])
+    path, _ = _docker_tar(tmp_path, [BASE, evil])
+    with pytest.raises(StockadeError, match="path traversal"):
+        store.load(path)
+    assert not list(tmp_path.rglob("escaped"))
+    assert store_state(store) == {"layers": [], "images": [], "tmp": [], "containers": [], "refs": []}
+
+
+def test_manifest_paths_cannot_escape(store: Store, tmp_path: Path) -> None:
+    files = export.docker_archive_files([BASE], {})
+    manifest = json.loads(files["manifest.json"])
+    manifest[0]["Layers"] = ["../../etc/passwd"]
+    files["manifest.json"] = json.dumps(manifest).encode()
+    path = export.write_dir(tmp_path / "d", files)
+    with pytest.raises(StockadeError, match="escapes the archive"):
+        store.load(path)
+
+
+def test_not_an_archive(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "x.tar").write_bytes(b"hello")
+    with pytest.raises(StockadeError, match="not a readable tar"):
+        store.load(tmp_path / "x.tar")
+    with pytest.raises(StockadeError, match="neither a docker save"):
+        store.load(tmp_path)
+
+
+def _load_worker(root: str, path: str) -> str:
+    return Store(Path(root)).load(Path(path))[0].id
+
+
+def test_concurrent_loads(store: Store, tmp_path: Path) -> None:
+    path, files = _docker_tar(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        ids = pool.starmap(_load_worker, [(str(store.root), str(path))] * 8)
+    assert set(ids) == {export.config_digest(files)}
+    assert len(list(store.layers_dir.iterdir())) == 2
+    assert store_state(store)["tmp"] == []
+    with prepare_rootfs(store, ids[0], read_only=False, keep=False, method="copy") as root:
+        assert _tree(root.path) == MERGED
+
+
+def test_resolve_rm_prune(store: Store, tmp_path: Path) -> None:
+    a, files = _docker_tar(tmp_path, [BASE, UPPER], "a")
+    [rec] = store.load(a, tags=["alias:2"])
+    assert store.resolve("a").id == rec.id  # :latest implied
+    assert store.resolve("docker.io/library/a:latest").id == rec.id
+    assert store.resolve(rec.short_id).id == rec.id
+    assert store.resolve(rec.id).id == rec.id
+    with pytest.raises(StockadeError, match="several names"):
+        store.remove(rec.short_id)
+    store.remove("alias:2")
+    assert store.resolve("a").names == ("a:latest",)
+    # untagging the last name deletes the image and its now unused layers
+    store.remove("a")
+    assert store.images() == [] and list(store.layers_dir.iterdir()) == []
+    # prune: an untagged image goes, a tagged one stays (unless --all)
+    store.load(a)
+    b, _ = _docker_tar(tmp_path, [OTHER], "b:1")
+    store.load(b)
+    store.remove("b:1")
+    store.load(b)
+    refs = store.refs()
+    refs.pop("a:latest")
+    store.refs_path.write_text(json.dumps(refs))  # simulate a tag that moved away
+    rep = store.prune()
+    assert rep.images == (export.config_digest(files),)
+    assert [r.names for r in store.images()] == [("b:1",)]
+    rep = store.prune(all_images=True)
+    assert store.images() == [] and list(store.layers_dir.iterdir()) == []
+
+
+def test_in_use_image_keeps_layers(store: Store, tmp_path: Path) -> None:
+    a, _ = _docker_tar(tmp_path, [BASE], "a:1")
+    store.load(a)
+    with prepare_rootfs(store, "a:1", read_only=False, keep=False, method="copy"):
+        with pytest.raises(StockadeError, match="in use"):
+            store.remove("a:1")
+        store.prune(all_images=True)
+        assert len(list(store.layers_dir.iterdir())) == 1
+    store.prune(all_images=True)
+    assert list(store.layers_dir.iterdir()) == []
+
+
+def test_keep_leaves_writable_layer(store: Store, tmp_path: Path) -> None:
+    a, _ = _docker_tar(tmp_path, [BASE], "a:1")
+    store.load(a)
+    with prepare_rootfs(store, "a:1", read_only=False, keep=True, method="copy") as root:
+        (root.path / "written").write_text("w")
+        cdir = root.container_dir
+    assert (cdir / "rootfs" / "written").read_text() == "w"
+    assert store.prune().containers == 0  # kept on purpose
+    assert cdir.exists()
+
+
+def test_cli_ls_inspect(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, files = _docker_tar(tmp_path)
+    base = ["image", "--store", str(store.root)]
+    assert cli.main([*base, "load", str(a)]) == 0
+    assert cli.main([*base, "ls"]) == 0
+    assert "example/app:1" in capsys.readouterr().out
+    assert cli.main([*base, "inspect", "example/app:1"]) == 0
+    [doc] = json.loads(capsys.readouterr().out)
+    assert doc["Id"] == export.config_digest(files)
+    assert doc["Config"]["Entrypoint"] == ["/bin/x"] and doc["Config"]["WorkingDir"] == "/etc"
+    assert doc["Config"]["Env"] == ["PATH=/bin", "A=1"] and doc["Config"]["User"] == "1000:1000"
+    assert doc["Config"]["ExposedPorts"] == ["8080/tcp"] and doc["Config"]["Volumes"] == ["/data"]
+    assert doc["Config"]["Labels"] == {"org.example": "yes"}
+    assert cli.main([*base, "inspect", "nope:1"]) == 2
+
+
+def test_normalize_name() -> None:
+    assert normalize_name("busybox") == "busybox:latest"
+    assert normalize_name("docker.io/library/busybox:1") == "busybox:1"
+    assert normalize_name("localhost:5000/x") == "localhost:5000/x:latest"
+
+
+def test_gzipped_docker_save(store: Store, tmp_path: Path) -> None:
+    """`docker save | gzip > x.tar.gz` loads too."""
+    import gzip
+
+    path, _ = _docker_tar(tmp_path)
+    gz = tmp_path / "x.tar.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert tarfile.is_tarfile(gz)
+    [rec] = store.load(gz)
+    assert rec.names == ("example/app:1",)
