@@ -140,7 +140,8 @@ def layer_tar(entries: Sequence[tuple[str, str, str | bytes] | tuple[str, str]],
                 info.type, info.mode = tarfile.DIRTYPE, 0o755 if mode is None else mode
             elif kind in ("symlink", "hardlink"):
                 info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
-                info.linkname, info.mode = data.decode(), 0o777
+                info.linkname = data.decode()
+                info.mode = 0o777 if kind == "symlink" else 0o644 if mode is None else mode
             elif kind == "chr":
                 major, _, minor = data.decode().partition(":")
                 info.type, info.mode = tarfile.CHRTYPE, 0o666

@@ -280,23 +280,30 @@ def _json_entry(names: list[str], action: m.Action, args: tuple[m.ArgCondition, 
     return entry
 
 
-def _grouped(plans: list[ArchPlan]) -> tuple[list[dict[str, object]], list[str]]:
-    """Rules common to every arch as one list; per-arch ones resolved fail-closed."""
+def _grouped(plans: list[ArchPlan], native: str) -> tuple[list[dict[str, object]], list[str]]:
+    """One rule list for all arches. Docker and runc judge arch conditions by the host's
+    arch, so a rule follows the native arch's plan; elsewhere it is resolved fail-closed."""
     warnings: list[str] = []
-    sets = [set(p.rules) for p in plans]
-    common = set.intersection(*sets) if sets else set()
-    partial = set.union(*sets) - common if sets else set()
-    chosen = set(common)
-    for rule in sorted(partial, key=lambda r: (r.syscall, str(r.action))):
+    table = syscall_table().by_arch
+    native_plan = next((p for p in plans if p.arch == native), None)
+    chosen: set[PlannedRule] = set()
+    for rule in sorted({r for p in plans for r in p.rules}, key=lambda r: (r.syscall, str(r.action), r.args)):
+        exists = [p.arch for p in plans if rule.syscall in table[p.arch]]
         on = [p.arch for p in plans if rule in p.rules]
-        # OCI seccomp has no per-arch rules: a denial is kept everywhere, an allowance nowhere.
+        if on == exists:  # the rule holds wherever the syscall exists: nothing is lost
+            chosen.add(rule)
+            continue
+        if native_plan is not None and rule.syscall in table[native]:
+            if rule in native_plan.rules:
+                chosen.add(rule)
+            warnings.append(f"{rule.syscall}: {rule.action} on {', '.join(on) or 'no arch'} only; "
+                            f"OCI/Docker JSON follows {native} here")
+            continue
+        # no native word on it: a denial is kept everywhere, an allowance nowhere
         if not rule.action.is_allow:
             chosen.add(rule)
-            warnings.append(f"{rule.syscall}: {rule.action} applies on {', '.join(on)} only; "
-                            "OCI/Docker seccomp cannot say that, so it applies on every arch (stricter)")
-        else:
-            warnings.append(f"{rule.syscall}: allowed on {', '.join(on)} only; OCI/Docker seccomp cannot "
-                            "say that, so it is not allowed on any arch (stricter)")
+        warnings.append(f"{rule.syscall}: {rule.action} on {', '.join(on)} only; OCI/Docker JSON cannot "
+                        "say that, so it is resolved the stricter way on every arch")
     # Group identical (action, args) across syscalls, keeping libseccomp's rule order.
     buckets: dict[tuple[m.Action, tuple[m.ArgCondition, ...]], list[str]] = {}
     for rule in _ordered(chosen):
@@ -308,7 +315,7 @@ def _grouped(plans: list[ArchPlan]) -> tuple[list[dict[str, object]], list[str]]
 def _json_profile(policy: m.Policy, host: HostFacts) -> tuple[dict[str, object], list[str]]:
     sc = policy.syscalls
     plans = [plan_arch(policy, arch, host) for arch in sc.arches]
-    syscalls, warnings = _grouped(plans)
+    syscalls, warnings = _grouped(plans, host.arch)
     profile: dict[str, object] = {"defaultAction": _DOCKER_ACTION[sc.default.kind]}
     if sc.default.kind is m.ActionKind.ERRNO:
         profile["defaultErrnoRet"] = sc.default.errno
@@ -333,18 +340,26 @@ def oci_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
 
 
 def skipped_notes(policy: m.Policy) -> list[str]:
-    """Syscalls the policy names that do not exist on one of its arches (skipped there)."""
+    """Syscalls the policy file itself names (not via a group or a preset) that do not
+    exist on some of its arches: they are skipped on those arches only."""
     table = syscall_table()
-    notes = []
     sc = policy.syscalls
-    named = set(sc.allow) | set(sc.deny) | {n for r in sc.rules for n in r.syscalls}
+    own = policy.sources[-1] if policy.sources else ""
+    if own.startswith("<preset:"):
+        return []  # presets list every arch's names on purpose (Docker's profile does)
+    named: set[str] = {
+        e.name for e in (*sc.allow.values(), *sc.deny.values()) if not e.via_group and e.origin.file == own
+    }
+    named |= {n for r in sc.rules if r.origin.file == own for n in r.syscalls}
+    missing_by_arches: dict[tuple[str, ...], list[str]] = {}
     for name in sorted(named):
-        missing = [a for a in sc.arches if name not in table.by_arch[a]]
-        if missing and len(missing) < len(sc.arches):
-            notes.append(f"{name}: not a syscall on {', '.join(missing)}; skipped there")
-        elif missing:
-            notes.append(f"{name}: not a syscall on any chosen arch ({', '.join(missing)}); skipped")
-    return notes
+        missing = tuple(a for a in sc.arches if name not in table.by_arch[a])
+        if missing:
+            missing_by_arches.setdefault(missing, []).append(name)
+    return [
+        f"not a syscall on {', '.join(arches)}, skipped there: {', '.join(names)}"
+        for arches, names in sorted(missing_by_arches.items())
+    ]
 
 
 def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
@@ -372,3 +387,21 @@ def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
         enforcements=enforcements,
         warnings=tuple(warnings) + tuple(skipped_notes(policy)),
     )
+
+
+def _single(policy: m.Policy, host: HostFacts, filename: str, target: str) -> Artifacts:
+    full = compile_seccomp(policy, host)
+    art = next(a for a in full.files if a.filename == filename)
+    return Artifacts(target=target, files=(art,), enforcements=full.enforcements, warnings=full.warnings)
+
+
+def target_bpf(policy: m.Policy, host: HostFacts) -> Artifacts:
+    return _single(policy, host, "seccomp.bpf", "seccomp-bpf")
+
+
+def target_docker(policy: m.Policy, host: HostFacts) -> Artifacts:
+    return _single(policy, host, "seccomp.json", "seccomp-docker")
+
+
+def target_oci(policy: m.Policy, host: HostFacts) -> Artifacts:
+    return _single(policy, host, "seccomp-oci.json", "seccomp-oci")

@@ -19,6 +19,12 @@ from stockade.image.rootfs import prepare_rootfs
 from stockade.image.store import Store, normalize_name
 
 
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    """A private store per test, never the host's /var/lib/stockade."""
+    return Store(tmp_path / "store")
+
+
 def _oci_dir(tmp: Path, layers: list[bytes] | None = None, **kw: object) -> tuple[Path, dict[str, bytes]]:
     files = export.oci_layout_files(layers or [BASE, UPPER], CONFIG, ref_name="example/app:1", **kw)  # type: ignore[arg-type]
     return export.write_dir(tmp / "oci", files), files

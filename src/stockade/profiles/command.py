@@ -1,0 +1,91 @@
+"""stockade compile FILE --target T [-o DIR | -o -] [--strict]"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from stockade.errors import StockadeError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from stockade.profiles.registry import TARGETS
+
+    parser.add_argument("file", metavar="FILE", help="policy file or preset name")
+    parser.add_argument("--target", "-t", required=True, metavar="T",
+                        help="one of: " + ", ".join([*TARGETS, "all"]))
+    parser.add_argument("-o", "--output", metavar="DIR", help="output directory, or - for stdout")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 1, nothing written) on any warning, e.g. a rule no target enforces")
+    parser.add_argument("--kernel", metavar="X.Y", help="compile for this kernel version (default: running)")
+    parser.add_argument("--arch", metavar="ARCH", help="compile for this native arch (default: this machine)")
+
+
+def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from stockade.profiles.base import HostFacts
+
+    host = HostFacts.detect()
+    if args.kernel:
+        try:
+            major, minor = (args.kernel.split(".") + ["0"])[:2]
+            host = replace(host, kernel=(int(major), int(minor)))
+        except ValueError:
+            raise StockadeError(f"--kernel: {args.kernel!r} is not a version like 6.1") from None
+    if args.arch:
+        from stockade.policy.vocab.syscalls import canonical_arch
+
+        arch = canonical_arch(args.arch)
+        if arch is None:
+            raise StockadeError(f"--arch: unknown architecture {args.arch!r}")
+        host = replace(host, arch=arch)
+    return host
+
+
+def main(args: argparse.Namespace) -> int:
+    from stockade.policy.loader import load_policy
+    from stockade.profiles.base import write_artifacts
+    from stockade.profiles.registry import TARGETS, available_targets, backend
+
+    policy = load_policy(args.file)
+    host = _host(args)
+    names = available_targets() if args.target == "all" else [args.target]
+    results = []
+    for name in names:
+        results.append(backend(name)(policy, host))
+    if args.target != "all" and args.target not in TARGETS:
+        backend(args.target)  # raises the unknown-target error
+    warnings = [f"{r.target}: {w}" for r in results for w in r.warnings]
+    if args.strict:
+        try:
+            from stockade.profiles.enforcement import unenforced
+        except ModuleNotFoundError:
+            unenforced = None
+        if unenforced is not None:
+            warnings += [f"not enforced by any chosen target: {rule}" for rule in unenforced(policy, results)]
+    for w in warnings:
+        print(f"stockade compile: warning: {w}", file=sys.stderr)
+    if args.strict and warnings:
+        print("stockade compile: --strict: nothing written", file=sys.stderr)
+        return 1
+    if args.output == "-" or args.output is None:
+        files = [f for r in results for f in r.files]
+        if len(files) != 1:
+            raise StockadeError(f"target {args.target!r} has {len(files)} files; give -o DIR")
+        if args.output is None and files[0].data is not None and sys.stdout.isatty():
+            raise StockadeError("refusing to write binary BPF to a terminal; use -o DIR or -o -")
+        sys.stdout.buffer.write(files[0].content())
+        sys.stdout.flush()
+        return 0
+    out = args.output
+    for r in results:
+        subdir = out if len(results) == 1 else os.path.join(out, r.target)
+        written = write_artifacts(r, subdir)
+        for path, art in zip(written, r.files, strict=True):
+            desc = f"  ({art.description})" if art.description else ""
+            print(f"{path}{desc}")
+        for note in r.notes:
+            print(f"  {note}")
+    return 0

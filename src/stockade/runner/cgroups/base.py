@@ -1,0 +1,102 @@
+"""Shared pieces of the v1 and v2 cgroup drivers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+
+class CgroupError(Exception):
+    """A cgroup operation failed; the runner turns it into RunnerError('cgroups')."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    memory_peak: int | None = None  # bytes
+    cpu_time_ns: int | None = None
+    pids_peak: int | None = None
+    oom_kills: int = 0
+
+
+def write(path: str, value: str) -> None:
+    """Write a control file (never creating it: a missing file is an unsupported knob)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
+    except OSError as exc:
+        raise CgroupError(f"{path}: {exc.strerror}") from exc
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        raise CgroupError(f"{path}: kernel refused {value!r}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_int(path: str) -> int | None:
+    text = read(path)
+    if text is None:
+        return None
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def keyed(path: str, key: str) -> int | None:
+    text = read(path)
+    if text is None:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key:
+            return int(parts[1])
+    return None
+
+
+def kill_and_rmdir(path: str, *, kill_file: str | None = None, timeout: float = 2.0) -> None:
+    """SIGKILL whatever is left in the cgroup, then rmdir it (EBUSY while tasks exit)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
+                raise CgroupError(f"cannot remove {path}: {exc.strerror}") from exc
+        if kill_file is not None and os.path.exists(kill_file):
+            try:
+                write(kill_file, "1")
+            except CgroupError:
+                pass
+        procs = read(os.path.join(path, "cgroup.procs")) or ""
+        for pid in procs.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def cpu_shares(weight: int) -> int:
+    """cgroup v2 weight (1..10000) -> v1 cpu.shares (2..262144), runc's formula."""
+    return 2 + ((weight - 1) * 262142) // 9999
+
+
+def blkio_weight(weight: int) -> int:
+    """io weight 1..10000 -> blkio weight 10..1000."""
+    return 10 + ((weight - 1) * 990) // 9999

@@ -1,0 +1,110 @@
+"""cgroup v1: one directory per controller (memory, pids, cpu, cpuacct, blkio)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from stockade.runner.cgroups.base import (
+    CgroupError,
+    Usage,
+    blkio_weight,
+    cpu_shares,
+    keyed,
+    kill_and_rmdir,
+    read_int,
+    write,
+)
+from stockade.runner.plan import Limits
+
+NEEDED = ("memory", "pids", "cpu", "cpuacct")
+
+
+@dataclass(frozen=True)
+class V1Cgroup:
+    dirs: dict[str, str]  # controller -> the run's directory (distinct paths)
+    mode: str = "v1"
+
+    @staticmethod
+    def create(parents: dict[str, str], run_id: str) -> V1Cgroup:
+        made: dict[str, str] = {}
+        try:
+            for ctrl in (*NEEDED, "blkio"):
+                base = parents.get(ctrl)
+                if base is None:
+                    if ctrl in NEEDED:
+                        raise CgroupError(f"the {ctrl} controller is not mounted")
+                    continue
+                path = os.path.join(base, "stockade", run_id)
+                if path in made.values():  # co-mounted controllers (cpu,cpuacct)
+                    made[ctrl] = path
+                    continue
+                try:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    os.mkdir(path)
+                except OSError as exc:
+                    raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
+                made[ctrl] = path
+        except CgroupError:
+            V1Cgroup(made).remove()
+            raise
+        return V1Cgroup(made)
+
+    def apply(self, lim: Limits) -> list[str]:
+        """Write the limits; returns notes about what this host cannot apply."""
+        notes: list[str] = []
+        mem = self.dirs["memory"]
+        if lim.memory is not None:
+            write(os.path.join(mem, "memory.limit_in_bytes"), str(lim.memory))
+        if lim.swap is not None:
+            if lim.memory is None:
+                raise CgroupError("resources.swap needs resources.memory (memsw = memory + swap)")
+            memsw = os.path.join(mem, "memory.memsw.limit_in_bytes")
+            if not os.path.exists(memsw):
+                raise CgroupError("resources.swap asked but swap accounting is off "
+                                  "(no memory.memsw.limit_in_bytes; boot with swapaccount=1)")
+            write(memsw, str(lim.memory + lim.swap))
+        if lim.pids is not None:
+            write(os.path.join(self.dirs["pids"], "pids.max"), str(lim.pids))
+        cpu = self.dirs["cpu"]
+        if lim.cpu_quota_us is not None:
+            write(os.path.join(cpu, "cpu.cfs_period_us"), str(lim.cpu_period_us))
+            write(os.path.join(cpu, "cpu.cfs_quota_us"), str(lim.cpu_quota_us))
+        if lim.cpu_weight is not None:
+            write(os.path.join(cpu, "cpu.shares"), str(cpu_shares(lim.cpu_weight)))
+        if lim.io_weight is not None:
+            blk = self.dirs.get("blkio")
+            for name in ("blkio.weight", "blkio.bfq.weight"):
+                if blk is not None and os.path.exists(os.path.join(blk, name)):
+                    write(os.path.join(blk, name), str(blkio_weight(lim.io_weight)))
+                    break
+            else:
+                notes.append("resources.io_weight: no blkio weight file on this host "
+                             "(no BFQ/CFQ scheduler); io weight NOT applied")
+        return notes
+
+    def attach(self, pid: int) -> None:
+        for path in sorted(set(self.dirs.values())):
+            write(os.path.join(path, "cgroup.procs"), str(pid))
+
+    def usage(self) -> Usage:
+        mem = self.dirs.get("memory", "")
+        return Usage(
+            memory_peak=read_int(os.path.join(mem, "memory.max_usage_in_bytes")),
+            cpu_time_ns=read_int(os.path.join(self.dirs.get("cpuacct", ""), "cpuacct.usage")),
+            pids_peak=read_int(os.path.join(self.dirs.get("pids", ""), "pids.peak")),
+            oom_kills=keyed(os.path.join(mem, "memory.oom_control"), "oom_kill") or 0,
+        )
+
+    def remove(self) -> None:
+        errors = []
+        for path in sorted(set(self.dirs.values())):
+            try:
+                kill_and_rmdir(path)
+            except CgroupError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise CgroupError("; ".join(errors))
+
+    def paths(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.dirs.values())))

@@ -1,0 +1,108 @@
+"""cgroup v2: one directory; controllers enabled in the parents' subtree_control."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from stockade.runner.cgroups.base import (
+    CgroupError,
+    Usage,
+    keyed,
+    kill_and_rmdir,
+    read,
+    read_int,
+    write,
+)
+from stockade.runner.plan import Limits
+
+WANTED = ("cpu", "io", "memory", "pids")
+
+
+def _enable(parent: str, wanted: tuple[str, ...]) -> None:
+    available = set((read(os.path.join(parent, "cgroup.controllers")) or "").split())
+    enabled = set((read(os.path.join(parent, "cgroup.subtree_control")) or "").split())
+    missing = [c for c in wanted if c in available and c not in enabled]
+    if missing:
+        try:
+            write(os.path.join(parent, "cgroup.subtree_control"),
+                  " ".join("+" + c for c in missing))
+        except CgroupError as exc:
+            raise CgroupError(f"{exc} (a cgroup v2 parent with processes cannot delegate "
+                              "controllers: run stockade from a delegated leaf cgroup)") from exc
+
+
+@dataclass(frozen=True)
+class V2Cgroup:
+    path: str
+    mode: str = "v2"
+
+    @staticmethod
+    def create(own: str, run_id: str) -> V2Cgroup:
+        parent = os.path.join(own, "stockade")
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise CgroupError(f"cannot create {parent}: {exc.strerror}") from exc
+        _enable(own, WANTED)
+        _enable(parent, WANTED)
+        path = os.path.join(parent, run_id)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass  # a pre-laid-out test tree
+        except OSError as exc:
+            raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
+        return V2Cgroup(path)
+
+    def _has(self, ctrl: str) -> bool:
+        return ctrl in (read(os.path.join(self.path, "cgroup.controllers")) or "").split()
+
+    def _need(self, ctrl: str, key: str) -> None:
+        if not self._has(ctrl):
+            raise CgroupError(f"resources.{key} asked but the {ctrl} controller is not "
+                              f"available in {self.path}")
+
+    def apply(self, lim: Limits) -> list[str]:
+        notes: list[str] = []
+        p = self.path
+        if lim.memory is not None:
+            self._need("memory", "memory")
+            write(os.path.join(p, "memory.max"), str(lim.memory))
+        if lim.swap is not None:
+            self._need("memory", "swap")
+            write(os.path.join(p, "memory.swap.max"), str(lim.swap))
+        if lim.pids is not None:
+            self._need("pids", "pids")
+            write(os.path.join(p, "pids.max"), str(lim.pids))
+        if lim.cpu_quota_us is not None:
+            self._need("cpu", "cpu")
+            write(os.path.join(p, "cpu.max"), f"{lim.cpu_quota_us} {lim.cpu_period_us}")
+        if lim.cpu_weight is not None:
+            self._need("cpu", "cpu_weight")
+            write(os.path.join(p, "cpu.weight"), str(lim.cpu_weight))
+        if lim.io_weight is not None:
+            if self._has("io") and os.path.exists(os.path.join(p, "io.weight")):
+                write(os.path.join(p, "io.weight"), f"default {lim.io_weight}")
+            else:
+                notes.append("resources.io_weight: no io controller here; NOT applied")
+        return notes
+
+    def attach(self, pid: int) -> None:
+        write(os.path.join(self.path, "cgroup.procs"), str(pid))
+
+    def usage(self) -> Usage:
+        p = self.path
+        usec = keyed(os.path.join(p, "cpu.stat"), "usage_usec")
+        return Usage(
+            memory_peak=read_int(os.path.join(p, "memory.peak")),
+            cpu_time_ns=None if usec is None else usec * 1000,
+            pids_peak=read_int(os.path.join(p, "pids.peak")),
+            oom_kills=keyed(os.path.join(p, "memory.events"), "oom_kill") or 0,
+        )
+
+    def remove(self) -> None:
+        kill_and_rmdir(self.path, kill_file=os.path.join(self.path, "cgroup.kill"))
+
+    def paths(self) -> tuple[str, ...]:
+        return (self.path,)

@@ -1,0 +1,258 @@
+"""Build the new root with the fd-based mount API, then pivot_root into it.
+
+Runs in the init process (PID 1 of the new pid namespace, root of the new user
+namespace), before the payload exists. Every destination is resolved with
+openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) against the new root's fd, so a
+symlink in an attacker-controlled rootfs can never point a mount outside of it.
+Mount attributes are set on detached trees before they are attached: there is no
+window where a bind is writable or suid.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from stockade.runner import _linux as L
+from stockade.runner.plan import DEV_NODES, MountOp, Plan
+
+STAGING = "/tmp"  # where the new root is attached (in our private mount ns) before pivot
+_SAFE = L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV
+_RESOLVE = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+
+
+class RootfsError(Exception):
+    pass
+
+
+def _clone_tree(path: str, recursive: bool = True, dfd: int = L.AT_FDCWD) -> int:
+    flags = L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | (L.AT_RECURSIVE if recursive else 0)
+    if dfd != L.AT_FDCWD:
+        flags |= L.AT_EMPTY_PATH
+    return L.open_tree(dfd, path, flags)
+
+
+def _setattr(tree: int, attr_set: int, attr_clr: int = 0, recursive: bool = True) -> None:
+    L.mount_setattr(tree, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if recursive else 0),
+                    attr_set, attr_clr)
+
+
+def _attach(tree: int, target_fd: int) -> None:
+    try:
+        L.move_mount(tree, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
+
+
+def resolve(root: int, path: str, *, create: str | None = None) -> int | None:
+    """O_PATH fd of `path` inside the new root (symlinks cannot leave it).
+
+    create: None (missing -> None), "dir" or "file" (mkdir -p / touch inside the root).
+    """
+    rel = path.lstrip("/") or "."
+    try:
+        return L.openat2(root, rel, os.O_PATH, _RESOLVE)
+    except FileNotFoundError:
+        if create is None:
+            return None
+    parent_rel, _, name = rel.rpartition("/")
+    parent = resolve(root, "/" + parent_rel, create="dir") if parent_rel else os.dup(root)
+    if parent is None:
+        return None
+    try:
+        if create == "dir":
+            os.mkdir(name, 0o755, dir_fd=parent)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o644, dir_fd=parent))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RootfsError(f"cannot create mountpoint {path}: {exc.strerror}") from exc
+    finally:
+        os.close(parent)
+    return L.openat2(root, rel, os.O_PATH, _RESOLVE)
+
+
+def _target(root: int, op: MountOp, kind: str) -> int | None:
+    fd = resolve(root, op.dst, create=None if op.optional else kind)
+    if fd is None and not op.optional:
+        raise RootfsError(f"mountpoint {op.dst} does not exist in the new root")
+    return fd
+
+
+def _is_dir(fd: int) -> bool:
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def open_sources(plan: Plan) -> dict[str, int]:
+    """Clone every host-side source tree while the host tree is still visible."""
+    trees: dict[str, int] = {}
+    root_op = plan.mounts[0]
+    try:
+        trees["/"] = _clone_tree(root_op.src, recursive=True)
+        # nosuid+nodev everywhere below the root; read-only when the policy says so.
+        # Set on the detached tree, before anyone can see it.
+        _setattr(trees["/"], _SAFE | (L.MOUNT_ATTR_RDONLY if root_op.readonly and plan.host_root
+                                      else 0))
+        for op in plan.mounts[1:]:
+            if op.kind in ("bind", "writable") and op.src not in trees:
+                trees[op.src] = _clone_tree(op.src, recursive=True)
+        for node in DEV_NODES:
+            trees["/dev/" + node] = _clone_tree("/dev/" + node, recursive=False)
+    except OSError as exc:
+        for fd in trees.values():
+            os.close(fd)
+        raise RootfsError(f"cannot open a source tree: {exc.strerror} "
+                          f"({exc.filename or ''})") from exc
+    return trees
+
+
+def build(plan: Plan, trees: dict[str, int]) -> None:
+    """Attach the new root at STAGING, mount everything into it, pivot, detach the old root."""
+    # Nothing we do here may propagate back to the host (rslave, like runc's default).
+    L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+    staging = os.open(STAGING, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    _attach(trees.pop("/"), staging)
+    os.close(staging)
+    root = os.open(STAGING, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_op = plan.mounts[0]
+        if not plan.host_root:
+            # Create the mountpoints a bare rootfs lacks before it turns read-only.
+            for op in plan.mounts[1:]:
+                if not op.optional and op.kind in ("proc", "dev", "sysfs", "tmpfs", "bind",
+                                                   "writable"):
+                    kind = "file" if op.kind == "bind" and not os.path.isdir(op.src) else "dir"
+                    fd = resolve(root, op.dst, create=kind)
+                    if fd is not None:
+                        os.close(fd)
+            if root_op.readonly:
+                L.mount_setattr(root, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, L.MOUNT_ATTR_RDONLY)
+        for op in plan.mounts[1:]:
+            _apply(root, op, trees)
+        os.fchdir(root)
+    finally:
+        os.close(root)
+        for fd in trees.values():
+            os.close(fd)
+    # pivot_root(".", "."): the old root ends up stacked on the new one and is detached
+    # at once; no directory of the host stays reachable (runc's approach).
+    L.pivot_root(".", ".")
+    L.mount(None, ".", None, L.MS_REC | L.MS_SLAVE)
+    L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+
+
+def _apply(root: int, op: MountOp, trees: dict[str, int]) -> None:
+    if op.kind == "proc":
+        os.close(_fresh(root, op, "proc", {}, _SAFE | L.MOUNT_ATTR_NOEXEC))
+    elif op.kind == "sysfs":
+        os.close(_fresh(root, op, "sysfs", {}, _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY))
+    elif op.kind == "tmpfs":
+        os.close(_fresh(root, op, "tmpfs", {"mode": "1777"}, _SAFE))
+    elif op.kind == "dev":
+        _dev(root, op, trees)
+    elif op.kind in ("bind", "writable"):
+        tree = trees.pop(op.src)
+        attrs = _SAFE | (L.MOUNT_ATTR_RDONLY if op.readonly else 0)
+        _setattr(tree, attrs, 0 if op.readonly else L.MOUNT_ATTR_RDONLY)
+        target = _target(root, op, "dir" if _is_dir(tree) else "file")
+        assert target is not None
+        try:
+            _attach(tree, target)
+        finally:
+            os.close(target)
+    elif op.kind == "readonly":
+        target = _target(root, op, "dir")
+        if target is None:
+            return
+        try:
+            tree = L.open_tree(target, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                               | L.AT_EMPTY_PATH | L.AT_RECURSIVE)
+            _setattr(tree, _SAFE | L.MOUNT_ATTR_RDONLY)
+            _attach(tree, target)
+        finally:
+            os.close(target)
+    elif op.kind == "mask":
+        _mask(root, op)
+    else:
+        raise RootfsError(f"unknown mount kind {op.kind}")
+
+
+def _fresh(root: int, op: MountOp, fstype: str, options: dict[str, str | None],
+           attrs: int) -> int:
+    target = _target(root, op, "dir")
+    assert target is not None
+    try:
+        tree = L.fsmount_new(fstype, options, attrs)
+        dup = os.dup(tree)
+        _attach(tree, target)
+        return dup
+    finally:
+        os.close(target)
+
+
+def _mask(root: int, op: MountOp) -> None:
+    target = _target(root, op, "dir")
+    if target is None:
+        return  # nothing there, nothing to hide
+    try:
+        if _is_dir(target):
+            tree = L.fsmount_new("tmpfs", {"mode": "0555"},
+                                 _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY)
+        else:
+            null = resolve(root, "/dev/null")
+            if null is None:
+                raise RootfsError("/dev/null is missing in the new root")
+            try:
+                tree = L.open_tree(null, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                                   | L.AT_EMPTY_PATH)
+            finally:
+                os.close(null)
+        _attach(tree, target)
+    finally:
+        os.close(target)
+
+
+def _dev(root: int, op: MountOp, trees: dict[str, int]) -> None:
+    dev = _fresh(root, op, "tmpfs", {"mode": "0755", "size": "65536"},
+                 L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NOEXEC)
+    try:
+        for node in DEV_NODES:
+            fd = os.open(node, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev)
+            os.close(fd)
+            target = L.openat2(dev, node, os.O_PATH, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
+            tree = trees.pop("/dev/" + node)
+            try:
+                _setattr(tree, L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NOEXEC, recursive=False)
+                _attach(tree, target)
+            finally:
+                os.close(target)
+        for name, mode in (("pts", 0o755), ("shm", 0o1777)):
+            os.mkdir(name, mode, dir_fd=dev)
+        pts = L.openat2(dev, "pts", os.O_PATH, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
+        try:
+            _attach(L.fsmount_new("devpts", {"newinstance": None, "ptmxmode": "0666",
+                                             "mode": "0620"},
+                                  L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NOEXEC), pts)
+        finally:
+            os.close(pts)
+        shm = L.openat2(dev, "shm", os.O_PATH, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
+        try:
+            _attach(L.fsmount_new("tmpfs", {"mode": "1777"}, _SAFE | L.MOUNT_ATTR_NOEXEC), shm)
+        finally:
+            os.close(shm)
+        for name, dest in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"),
+                           ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                           ("stderr", "/proc/self/fd/2")):
+            os.symlink(dest, name, dir_fd=dev)
+        # No new files in /dev once it is populated (writes to the nodes still work).
+        L.mount_setattr(dev, "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and exc.filename is None:
+            raise RootfsError(f"/dev: {exc.strerror}") from exc
+        raise
+    finally:
+        os.close(dev)
