@@ -45,6 +45,7 @@ class View:
     host: HostFacts
     active: bool = False
     container_id: str = ""
+    starttime: str = ""
     notes: tuple[str, ...] = field(default=())
 
     def cap(self, key: str) -> int:
@@ -203,8 +204,24 @@ def build_view(pid: int | None, host: HostFacts, *, proc_root: str = "/proc",
         ref_ns=MappingProxyType(ref), uid_map=procfs.parse_idmap(uid_text),
         gid_map=procfs.parse_idmap(gid_text), uid_map_text=uid_text.strip(),
         environ_names=env, lsm_label=label, root_link=root_link, host=host, active=active,
-        container_id=container_id, notes=tuple(notes),
+        container_id=container_id, starttime=start, notes=tuple(notes),
     )
+
+
+def still_running(view: View, proc_root: str = "/proc") -> bool:
+    """The same process (not a reused PID) is still there."""
+    if view.mode == "self":
+        return True
+    try:
+        proc = _ProcDir(proc_root, str(view.pid))
+    except StockadeError:
+        return False
+    try:
+        return _starttime(proc) == view.starttime
+    except OSError:
+        return False
+    finally:
+        proc.close()
 
 
 def _read(path: str) -> str:

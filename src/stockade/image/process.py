@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -63,15 +63,24 @@ def read_in_root(root: Path, rel: str) -> bytes | None:
         os.close(fd)
 
 
-def _db(root: Path | None, rel: str) -> list[list[str]]:
-    data = read_in_root(root, rel) if root is not None else None
+FileReader = Callable[[str], "bytes | None"]
+RootView = Path | FileReader | None  # a prepared root, Store.read_file bound to an image, or nothing
+
+
+def _db(root: RootView, rel: str) -> list[list[str]]:
+    if root is None:
+        data = None
+    elif isinstance(root, Path):
+        data = read_in_root(root, rel)
+    else:
+        data = root(rel)
     if data is None:
         return []
     return [line.split(":") for line in data.decode("utf-8", "replace").splitlines()
             if line and not line.startswith("#")]
 
 
-def _lookup_user(spec: str, root: Path | None) -> tuple[int, int | None, str]:
+def _lookup_user(spec: str, root: RootView) -> tuple[int, int | None, str]:
     """(uid, primary gid or None, home) for `name` or `uid`; KeyError if unknown."""
     for row in _db(root, "etc/passwd"):
         if len(row) >= 4 and (row[0] == spec or row[2] == spec) and row[2].isdigit() and row[3].isdigit():
@@ -81,7 +90,7 @@ def _lookup_user(spec: str, root: Path | None) -> tuple[int, int | None, str]:
     raise KeyError(spec)
 
 
-def _lookup_group(spec: str, root: Path | None) -> int:
+def _lookup_group(spec: str, root: RootView) -> int:
     if spec.isdigit():
         return int(spec)
     for row in _db(root, "etc/group"):
@@ -90,7 +99,7 @@ def _lookup_group(spec: str, root: Path | None) -> int:
     raise KeyError(spec)
 
 
-def _image_identity(cfg: ImageConfig, root: Path | None) -> tuple[int, int, str] | str:
+def _image_identity(cfg: ImageConfig, root: RootView) -> tuple[int, int, str] | str:
     """The uid/gid/home the image asks for, or a reason it cannot be resolved."""
     user, _, group = (cfg.user or "0").partition(":")
     try:
@@ -105,7 +114,7 @@ def _image_identity(cfg: ImageConfig, root: Path | None) -> tuple[int, int, str]
     return uid, gid if gid is not None else uid, home
 
 
-def _identity(cfg: ImageConfig, policy: PolicyUser, root: Path | None, refusals: list[str]) -> tuple[int, int, str]:
+def _identity(cfg: ImageConfig, policy: PolicyUser, root: RootView, refusals: list[str]) -> tuple[int, int, str]:
     # An image may lower privileges (root policy, USER nobody) but never raise them or pick
     # another identity than a non-root policy names.
     wanted = _image_identity(cfg, root)
@@ -138,7 +147,7 @@ def resolve_process(
     cli_cmd: Sequence[str],
     policy_user: PolicyUser,
     *,
-    rootfs: Path | None = None,
+    rootfs: RootView = None,
     cli_entrypoint: Sequence[str] | None = None,
     cli_env: Sequence[str] = (),
 ) -> ResolvedProcess:
@@ -146,8 +155,9 @@ def resolve_process(
     `cli_entrypoint` replaces the Entrypoint, `[]` clears it), image Env then `cli_env`,
     WorkingDir, and the image's User only where the policy allows it.
 
-    `rootfs` (the prepared root) is read for /etc/passwd and /etc/group, without following
-    symlinks; without it only numeric users resolve. Raises StockadeError when nothing is
+    `rootfs` is read for /etc/passwd and /etc/group, without following symlinks: the
+    prepared root (a Path), or for `--dry-run` without mounting,
+    `functools.partial(store.read_file, record)`; without it only numeric users resolve. Raises StockadeError when nothing is
     left to run."""
     refusals: list[str] = []
     entry = list(image_config.entrypoint if cli_entrypoint is None else cli_entrypoint)

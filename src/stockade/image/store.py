@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -215,6 +216,31 @@ class Store:
             raise StockadeError(f"layer {diff_id} is missing from the store {self.root}") from None
         return LayerMeta(doc["diff_id"], tuple(doc["whiteouts"]), tuple(doc["opaques"]),
                          bool(doc["native"]), int(doc["size"]))
+
+    def read_file(self, image: ImageRecord, rel: str) -> bytes | None:
+        """A small file of the image as its merged root would show it, read from the layers
+        without mounting anything (for `run --dry-run`: /etc/passwd, /etc/group). Symlinks
+        are not followed; whiteouts and opaque directories are honoured."""
+        from stockade.image.process import read_in_root
+
+        rel = "/".join(p for p in rel.split("/") if p)
+        prefixes = [rel.rsplit("/", i)[0] for i in range(rel.count("/"), -1, -1)] if rel else []
+        for diff_id in reversed(image.layers):  # top layer first
+            meta = self.layer_meta(diff_id)
+            root = self.layer_root(diff_id)
+            try:
+                st = os.lstat(root / rel)
+                if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
+                    return read_in_root(root, rel)
+                return None  # an overlayfs whiteout marker
+            except FileNotFoundError:
+                pass
+            if any(p in meta.whiteouts for p in prefixes):
+                return None
+            parents = ["", *prefixes[:-1]]
+            if any(p in meta.opaques for p in parents):
+                return None
+        return None
 
     def has_layer(self, diff_id: str) -> bool:
         return (self.layers_dir / hex_of(diff_id) / "layer.json").is_file()

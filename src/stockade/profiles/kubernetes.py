@@ -113,7 +113,7 @@ def selinux_profile(policy: Policy, host: HostFacts, warnings: list[str]) -> dic
         for cls in classes:
             classes[cls] = sorted(classes[cls])
     return {"apiVersion": f"{SPO_GROUP}/v1", "kind": "SelinuxProfile",
-            "metadata": {"name": module.name},
+            "metadata": {"name": policy.name},
             "spec": {"inherit": [{"kind": "System", "name": "container"}],
                      "mode": "Enforcing", "allow": allow}}
 
@@ -130,8 +130,8 @@ def pod(policy: Policy, host: HostFacts) -> dict[str, Any]:
     if policy.lsm.apparmor is not None:
         pod_sc["appArmorProfile"] = {"type": "Localhost", "localhostProfile": policy.name}
     if policy.lsm.selinux is not None:
-        stem = policy.selinux_type.removesuffix("_t")
-        pod_sc["seLinuxOptions"] = {"type": f"{stem}.process"}  # SPO usage string
+        # SPO's usage string for a cluster-scoped SelinuxProfile: "<name>.process"
+        pod_sc["seLinuxOptions"] = {"type": f"{policy.name}.process"}
     container_sc: dict[str, Any] = {
         "allowPrivilegeEscalation": not policy.no_new_privileges,
         "privileged": False,

@@ -131,14 +131,16 @@ def fragment(policy: Policy, host: HostFacts) -> tuple[dict[str, Any], list[str]
     }
     if "user" in namespaces(policy):
         linux["uidMappings"], linux["gidMappings"] = id_mappings(policy)
-    mounts = []
+    mounts: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for section, entries in (("tmpfs", fs.tmpfs), ("writable", fs.writable)):
         for e in entries:
             if has_glob(e.path):
                 warnings.append(f"oci: filesystem.{section}[{e.path}] is a glob; no mount emitted")
                 continue
-            if fs.root == "writable" and section == "writable":
-                continue  # already writable
+            if (fs.root == "writable" and section == "writable") or e.path in seen:
+                continue  # already writable / already a tmpfs
+            seen.add(e.path)
             mounts.append({"destination": e.path, "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "nodev", "mode=1777"]})
             if section == "writable":

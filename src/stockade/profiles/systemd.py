@@ -22,14 +22,16 @@ def syscall_filter(policy: Policy, host: HostFacts) -> tuple[list[tuple[str, str
     sc = policy.syscalls
     warnings: list[str] = []
     lines: list[tuple[str, str]] = []
-    arg_rules = [r for r in sc.rules if r.args or r.when or r.unless]
+    kept = frozenset(policy.capabilities.kept)
+    # `when`/`unless` (arch, kept caps, kernel) are decided here, at compile time; a rule
+    # that applies on no arch of the policy is not a rule for this unit at all.
+    live = [r for r in sc.rules if any(r.applies(a, kept, host.kernel) for a in sc.arches)]
+    arg_rules = [r for r in live if r.args]
     for names in dict.fromkeys(",".join(r.syscalls) for r in arg_rules):
-        warnings.append(f"systemd: syscalls.rules for {names} has argument/arch "
+        warnings.append(f"systemd: syscalls.rules for {names} has argument "
                         "conditions SystemCallFilter= cannot express; not enforced by systemd")
-    plain_allow = {n for r in sc.rules if not (r.args or r.when or r.unless) and r.action.is_allow
-                   for n in r.syscalls}
-    plain_deny = {n for r in sc.rules if not (r.args or r.when or r.unless) and not r.action.is_allow
-                  for n in r.syscalls}
+    plain_allow = {n for r in live if not r.args and r.action.is_allow for n in r.syscalls}
+    plain_deny = {n for r in live if not r.args and not r.action.is_allow for n in r.syscalls}
     if sc.default.is_allow:
         denied = (set(sc.deny) | plain_deny) - plain_allow
         if denied:

@@ -9,7 +9,6 @@ invoker's /etc/subuid range when present, else a one-id map with setgroups denie
 from __future__ import annotations
 
 import os
-import subprocess
 
 from stockade.runner.plan import AUTO_RANGE_BASE, AUTO_RANGE_COUNT, IdentityPlan, IdMap
 
@@ -26,6 +25,8 @@ def write_maps(pid: int, ident: IdentityPlan) -> None:
     if not ident.userns:
         return
     if ident.helper == "newuidmap":
+        import subprocess  # only on this path: keep the common path light
+
         for tool, maps in (("newuidmap", ident.uid_map), ("newgidmap", ident.gid_map)):
             args = [tool, str(pid)]
             for m in maps:

@@ -14,6 +14,7 @@ from _image_data import BASE, CONFIG, OTHER, UPPER, store_state
 from stockade import cli
 from stockade.errors import StockadeError
 from stockade.image import export
+from stockade.image.config import ImageConfig
 from stockade.image.digest import hex_of
 from stockade.image.rootfs import prepare_rootfs
 from stockade.image.store import Store, normalize_name
@@ -296,3 +297,30 @@ def test_gzipped_docker_save(store: Store, tmp_path: Path) -> None:
     assert tarfile.is_tarfile(gz)
     [rec] = store.load(gz)
     assert rec.names == ("example/app:1",)
+
+
+def test_read_file_through_layers(store: Store, tmp_path: Path) -> None:
+    """`run --dry-run` resolves the image's User from the layers, without a mount."""
+    import functools
+
+    from stockade.image.process import resolve_process
+
+    l1 = export.layer_tar([("etc", "dir"), ("etc/passwd", "file", "app:x:1000:1000::/home/app:/bin/sh\n")])
+    l2 = export.layer_tar([("etc/passwd", "whiteout")])
+    l3 = export.layer_tar([("etc", "opaque"), ("etc/group", "file", "g:x:5:\n")])
+    l4 = export.layer_tar([("etc/passwd", "file", "app:x:2000:2000::/:/bin/sh\n")])
+    for name, layers in (("one", [l1]), ("two", [l1, l2]), ("three", [l1, l3]), ("four", [l1, l2, l4])):
+        path, _ = _docker_tar(tmp_path, layers, f"{name}:1")
+        store.load(path)
+    read = {n: store.read_file(store.resolve(f"{n}:1"), "etc/passwd") for n in ("one", "two", "three", "four")}
+    assert read == {"one": b"app:x:1000:1000::/home/app:/bin/sh\n", "two": None, "three": None,
+                    "four": b"app:x:2000:2000::/:/bin/sh\n"}
+    rec = store.resolve("four:1")
+    r = resolve_process(ImageConfig(cmd=("x",), user="app"), [], _Root(),
+                        rootfs=functools.partial(store.read_file, rec))
+    assert (r.uid, r.gid) == (2000, 2000)
+
+
+class _Root:
+    uid = 0
+    gid = 0

@@ -1,0 +1,156 @@
+"""stockade explain POLICY SYSCALL: what happens to a syscall, why, and proof from the BPF.
+
+The answer is computed twice: from the policy's meaning (policy.semantics) and by running
+the compiled filter on a synthetic seccomp_data. They must agree; if not, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import sys
+from typing import Any
+
+from stockade.errors import StockadeError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="POLICY", help="policy file or preset name")
+    parser.add_argument("syscall", metavar="SYSCALL", help="syscall name, e.g. personality")
+    parser.add_argument("--arch", metavar="A", help="architecture (default: the policy's first)")
+    parser.add_argument("--caps", metavar="CAP,...", help="evaluate as if exactly these caps were kept")
+    parser.add_argument("--args", metavar="V0,V1,...", default="",
+                        help="argument values (integers or named constants), default all 0")
+    parser.add_argument("--kernel", metavar="X.Y", help="kernel version for min_kernel conditions")
+    parser.add_argument("--json", action="store_true", help="machine-readable answer")
+
+
+def _args(text: str) -> tuple[int, ...]:
+    from stockade.policy.vocab.constants import CONSTANTS
+
+    values: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part in CONSTANTS:
+            values.append(CONSTANTS[part])
+            continue
+        try:
+            values.append(int(part, 0) & 0xFFFFFFFFFFFFFFFF)
+        except ValueError:
+            raise StockadeError(f"--args: {part!r} is not an integer or a known constant") from None
+    if len(values) > 6:
+        raise StockadeError("--args: a syscall has at most 6 arguments")
+    return tuple(values + [0] * (6 - len(values)))
+
+
+def main(args: argparse.Namespace) -> int:
+    from stockade.policy.loader import load_policy
+    from stockade.policy.render import policy_digest
+    from stockade.policy.semantics import applicable_rules, decide, fallback
+    from stockade.policy.vocab.capabilities import canonical_cap
+    from stockade.policy.vocab.syscalls import canonical_arch, syscall_table
+    from stockade.profiles.base import HostFacts
+    from stockade.profiles.seccomp import compile_filter, evaluate
+
+    policy = load_policy(args.file)
+    host = HostFacts.detect()
+    if args.kernel:
+        try:
+            major, minor = (args.kernel.split(".") + ["0"])[:2]
+            host = dataclasses.replace(host, kernel=(int(major), int(minor)))
+        except ValueError:
+            raise StockadeError(f"--kernel: {args.kernel!r} is not a version like 6.1") from None
+    if args.caps is not None:
+        caps = set()
+        for name in filter(None, args.caps.split(",")):
+            cap = canonical_cap(name)
+            if cap is None:
+                raise StockadeError(f"--caps: unknown capability {name!r}")
+            caps.add(cap)
+        policy = dataclasses.replace(
+            policy, capabilities=dataclasses.replace(policy.capabilities, kept=frozenset(caps)))
+        policy = dataclasses.replace(policy, digest=policy_digest(policy) + "+caps")
+    arch = policy.syscalls.arches[0]
+    if args.arch:
+        arch_opt = canonical_arch(args.arch)
+        if arch_opt is None or arch_opt not in policy.syscalls.arches:
+            raise StockadeError(f"--arch: {args.arch!r} is not one of the policy's arches "
+                                f"({', '.join(policy.syscalls.arches)})")
+        arch = arch_opt
+    table = syscall_table()
+    name = args.syscall
+    if name not in table.all_names:
+        close = difflib.get_close_matches(name, table.all_names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise StockadeError(f"unknown syscall {name!r}{hint}")
+    nr = table.number(arch, name)
+    values = _args(args.args)
+    answer: dict[str, Any] = {
+        "policy": policy.name, "sources": list(policy.sources), "syscall": name, "arch": arch,
+        "number": nr, "args": list(values),
+    }
+    if nr is None:
+        answer["decision"] = None
+        answer["why"] = f"{name} is not a syscall on {arch}; nothing to filter there"
+        _print(answer, args.json)
+        return 0
+    decision = decide(policy, name, arch, values, host.kernel)
+    answer["decision"] = str(decision.action)
+    if decision.rule is not None:
+        r = decision.rule
+        answer["why"] = f"matching rule at {r.origin} ({r.origin.key_path})"
+    elif decision.entry is not None:
+        e = decision.entry
+        via = f" via {e.via_group}" if e.via_group else ""
+        answer["why"] = f"syscalls.{decision.reason}{via} at {e.origin} ({e.origin.key_path})"
+    else:
+        answer["why"] = f"not named anywhere: syscalls.default ({policy.syscalls.default})"
+    rules = applicable_rules(policy, name, arch, host.kernel)
+    answer["rules"] = [f"{r.origin} {r.action} if " + (" and ".join(
+        f"arg{c.index} {c.op.value} {c.value:#x}" + (f" mask {c.mask:#x}" if c.mask else "")
+        for c in r.args) or "always") for r in rules]
+    answer["name_level"] = str(fallback(policy.syscalls, name).action)
+    inactive = [r for r in policy.syscalls.rules if name in r.syscalls and r not in rules]
+    answer["inactive_rules"] = [f"{r.origin} (its when/unless does not hold here)" for r in inactive]
+    compiled = compile_filter(policy, host)
+    got = evaluate(compiled.program, arch, nr, values)
+    answer["bpf"] = {"instructions": compiled.instructions, "returns": str(got),
+                     "agrees": got == decision.action}
+    answer["enforced_by"] = _enforced_by(policy, host, name)
+    _print(answer, args.json)
+    return 0 if got == decision.action else 1
+
+
+def _enforced_by(policy: Any, host: Any, name: str) -> list[str]:
+    try:
+        from stockade.profiles.enforcement import enforcers_for_syscall
+    except ImportError:
+        return ["seccomp"]
+    return list(enforcers_for_syscall(policy, host, name))
+
+
+def _print(answer: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        json.dump(answer, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    nr = answer["number"]
+    print(f"{answer['syscall']} on {answer['arch']}" + (f" (nr {nr})" if nr is not None else "")
+          + f", args {', '.join(hex(v) for v in answer['args'])}")
+    print(f"  policy:   {answer['policy']}  (merged: {' -> '.join(answer['sources'])})")
+    if answer["decision"] is None:
+        print(f"  {answer['why']}")
+        return
+    print(f"  decision: {answer['decision']}")
+    print(f"  why:      {answer['why']}")
+    print(f"  without argument rules: {answer['name_level']}")
+    for line in answer["rules"]:
+        print(f"  rule:     {line}")
+    for line in answer["inactive_rules"]:
+        print(f"  inactive: {line}")
+    bpf = answer["bpf"]
+    verdict = "agrees" if bpf["agrees"] else "DISAGREES (a compiler bug: please report)"
+    print(f"  checked:  the compiled filter ({bpf['instructions']} instructions) returns "
+          f"{bpf['returns']}: {verdict}")
+    print(f"  enforced by: {', '.join(answer['enforced_by'])}")

@@ -1,0 +1,58 @@
+"""AppArmor / SELinux exec labels, written through a verified procfs fd.
+
+The write goes to /proc/thread-self/attr/...; the proc mount is checked to really be
+procfs (fstatfs) and the path is resolved beneath it without symlinks, so a rootfs that
+fakes /proc (a bind-mounted tmpfs, CVE-2019-16884 class) cannot swallow the label.
+"""
+
+from __future__ import annotations
+
+import os
+
+from stockade.runner import _linux as L
+from stockade.runner.plan import LsmPlan
+
+
+class LsmError(Exception):
+    pass
+
+
+def _open_attr(candidates: tuple[str, ...]) -> int:
+    proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if L.fstatfs_type(proc) != L.PROC_SUPER_MAGIC:
+            raise LsmError("/proc is not procfs")
+        last: OSError | None = None
+        for rel in candidates:
+            try:
+                fd = L.openat2(proc, rel, os.O_WRONLY, L.RESOLVE_BENEATH | L.RESOLVE_NO_XDEV)
+            except OSError as exc:
+                last = exc
+                continue
+            if L.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
+                os.close(fd)
+                raise LsmError(f"/proc/{rel} is not on procfs")
+            return fd
+        raise LsmError(f"cannot open {candidates[-1]}: {last.strerror if last else '?'}")
+    finally:
+        os.close(proc)
+
+
+def apply(plan: LsmPlan) -> None:
+    tid = os.getpid()  # the payload is single-threaded: tid == pid
+    if plan.apparmor_profile:
+        fd = _open_attr((f"{tid}/attr/apparmor/exec", f"{tid}/attr/exec"))
+        try:
+            os.write(fd, f"exec {plan.apparmor_profile}".encode())
+        except OSError as exc:
+            raise LsmError(f"apparmor exec {plan.apparmor_profile}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+    if plan.selinux_label:
+        fd = _open_attr((f"{tid}/attr/exec",))
+        try:
+            os.write(fd, plan.selinux_label.encode())
+        except OSError as exc:
+            raise LsmError(f"selinux exec {plan.selinux_label}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from stockade.policy.model import Policy
+from stockade.profiles import enforcement as enf
+from stockade.profiles.base import HostFacts
+
+
+@pytest.fixture(autouse=True)
+def _no_seccomp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # seccomp's own records are the seccomp tests' business; here only ours count.
+    monkeypatch.setattr(enf, "_seccomp_enforcements", lambda policy, host: ())
+
+
+def test_path_rules_need_a_path_backend(web_api: Policy, host: HostFacts) -> None:
+    rows = enf.enforcement_table(web_api, host, ["capabilities"])
+    missing = enf.unenforced(rows)
+    assert "filesystem.deny[/etc/shadow]" in missing and "network.bind[8080]" in missing
+    assert "capabilities.kept[NET_BIND_SERVICE]" not in missing
+    assert "filesystem.writable[/tmp]" not in missing  # a grant, nothing to enforce
+
+
+def test_apparmor_covers_paths_landlock_covers_bind(web_api: Policy, host: HostFacts) -> None:
+    rows = {r.rule: r for r in enf.enforcement_table(web_api, host, ["apparmor", "landlock"])}
+    assert [e.backend for e in rows["filesystem.deny[/etc/shadow]"].by] == ["apparmor"]
+    assert [e.backend for e in rows["network.bind[8080]"].by] == ["landlock"]
+    assert enf.unenforced(rows.values()) == ["no_new_privileges"]
+
+
+def test_docker_brings_apparmor_only_when_asked(web_api: Policy, batch: Policy) -> None:
+    assert "apparmor" in enf.backends_for(["docker"], web_api)
+    assert "apparmor" not in enf.backends_for(["docker"], batch)
+
+
+def test_all_targets_leave_nothing_unenforced(example_policy: Policy, host: HostFacts) -> None:
+    rows = enf.enforcement_table(example_policy, host, enf.ALL_TARGETS)
+    assert enf.unenforced(rows) == []
+    assert "NOT ENFORCED" not in enf.format_table(rows)
+
+
+def test_landlock_without_abi_enforces_nothing(web_api: Policy) -> None:
+    rows = enf.enforcement_table(web_api, HostFacts(landlock_abi=0), ["landlock"])
+    assert all(not r.by for r in rows)
