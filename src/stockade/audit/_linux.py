@@ -5,6 +5,7 @@ Every function raises OSError with the kernel's errno, so probes can report errn
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -141,10 +142,8 @@ def seccomp_filters(pid: int) -> list[bytes]:
             filters.append(buf.raw)
             index += 1
     finally:
-        try:
+        with contextlib.suppress(OSError):  # the tracee may have died: nothing to detach
             _ptrace(PTRACE_DETACH, pid, 0, 0)
-        except OSError:
-            pass  # the tracee died meanwhile: nothing left to detach
     filters.reverse()  # index 0 is the most recent; load the oldest first
     return filters
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from stockade.audit import registry
+from stockade.audit import caps, registry
 from stockade.audit.checks import ALL
 from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Finding, Status, Target
@@ -21,7 +21,7 @@ def audit(target: Target, host: HostFacts, *, active: bool = False,
     """Audit one target; raises StockadeError when it cannot be looked at at all."""
     start = time.monotonic()
     view = build_view(None if target.kind == "self" else target.pid, host, active=active,
-                      container_id=target.container_id)
+                      container_id=target.container_id, runtime=target.runtime)
     probes, failed = registry.plan_probes(view, checks.values())
     run = run_probes(view, probes)
     if not still_running(view):
@@ -35,7 +35,8 @@ def audit(target: Target, host: HostFacts, *, active: bool = False,
     notes = list(view.notes)
     if run.error:
         notes.append(run.error)
-    return AuditResult(target, tuple(findings), time.monotonic() - start, tuple(notes))
+    return AuditResult(target, tuple(findings), time.monotonic() - start, tuple(notes),
+                       tuple(caps.names(view.cap_eff)))
 
 
 def failed_result(target: Target, message: str, checks: Mapping[str, Check] = ALL) -> AuditResult:

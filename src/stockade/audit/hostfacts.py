@@ -65,6 +65,15 @@ def _lsms() -> tuple[str, ...]:
     return tuple(found)
 
 
+def _apparmor_enabled() -> bool:
+    # the module parameter says it is built in and enabled; the LSM list (when securityfs
+    # is mounted) says it is actually stacked
+    if _read("/sys/module/apparmor/parameters/enabled") != "Y":
+        return False
+    listed = _read("/sys/kernel/security/lsm")
+    return "apparmor" in listed.split(",") if listed else True
+
+
 def _selinux_mode() -> str:
     value = _read("/sys/fs/selinux/enforce")
     return {"1": "enforcing", "0": "permissive"}.get(value, "disabled")
@@ -117,9 +126,7 @@ def gather(*, inside: bool) -> HostFacts:
         kernel_release=platform.release(),
         kernel_version=_read("/proc/version"),
         lsms=_lsms(),
-        apparmor_enabled=_read("/sys/module/apparmor/parameters/enabled") == "Y"
-        and "apparmor" in _lsms() if os.path.exists("/sys/kernel/security/lsm") else
-        _read("/sys/module/apparmor/parameters/enabled") == "Y",
+        apparmor_enabled=_apparmor_enabled(),
         selinux_mode=_selinux_mode(),
         cgroup_mode=cgroup_mode(_read("/proc/self/mountinfo")),
         cap_last_cap=last_cap,

@@ -94,6 +94,7 @@ class AuditResult:
     findings: tuple[Finding, ...]
     duration_s: float
     notes: tuple[str, ...] = field(default=())
+    current_caps: tuple[str, ...] = ()  # effective capabilities, the starting point for --fix
 
     def open_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.status is not Status.ABSENT)

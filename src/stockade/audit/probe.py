@@ -13,6 +13,7 @@ fork so the next probe starts from the container's state again.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,6 +22,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from stockade.audit import _linux
 from stockade.audit.procfs import map_to_inside
@@ -148,16 +150,14 @@ def plan_join(view: View) -> JoinPlan:
 
 def _close_plan(plan: JoinPlan) -> None:
     for fd in (*plan.ns_fds.values(), plan.root_fd):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _enter_outer(plan: JoinPlan) -> None:
     """In the first child: cgroups (host paths) and the pid namespace (for our children)."""
     for path in plan.cgroup_procs:
-        step(f"join cgroup {path}", lambda p=path: _write(p, "0"))  # "0": the writer itself
+        step(f"join cgroup {path}", partial(_write, path, "0"))  # "0": the writer itself
     if "pid" in plan.ns_fds:
         step("setns pid", lambda: _linux.setns(plan.ns_fds["pid"], _linux.CLONE_NEWPID))
 
@@ -166,15 +166,15 @@ def _enter_inner(plan: JoinPlan) -> None:
     """In the grandchild (a member of the target's pid namespace): everything else."""
     for name in NS_ORDER:
         if name in plan.ns_fds:
-            step(f"setns {name}", lambda n=name: _linux.setns(plan.ns_fds[n], NS_FLAGS[n]))
+            step(f"setns {name}", partial(_linux.setns, plan.ns_fds[name], NS_FLAGS[name]))
     # The target may itself be chrooted below its mount namespace's root: use its root.
-    step("enter root", lambda: (os.fchdir(plan.root_fd), os.chroot("."), os.chdir("/")))
+    step("enter root", lambda: _enter_root(plan.root_fd))
     if "user" in plan.ns_fds:
         step("setns user", lambda: _linux.setns(plan.ns_fds["user"], _linux.CLONE_NEWUSER))
     _linux.prctl(_linux.PR_SET_KEEPCAPS, 1)
     for cap in range(plan.last_cap + 1):
         if not plan.cap_bnd >> cap & 1:
-            step(f"drop bounding cap {cap}", lambda c=cap: _linux.prctl(_linux.PR_CAPBSET_DROP, c))
+            step(f"drop bounding cap {cap}", partial(_linux.prctl, _linux.PR_CAPBSET_DROP, cap))
     step("setgroups", lambda: _setgroups(plan.groups))
     step("setresgid", lambda: os.setresgid(plan.gid, plan.gid, plan.gid))
     step("setresuid", lambda: os.setresuid(plan.uid, plan.uid, plan.uid))
@@ -186,18 +186,22 @@ def _enter_inner(plan: JoinPlan) -> None:
         attr, value = plan.lsm_write
         step("LSM label", lambda: _write(attr, value))
     for prog in plan.filters:
-        step("load seccomp filter", lambda p=prog: _linux.load_seccomp(p))
+        step("load seccomp filter", partial(_linux.load_seccomp, prog))
     for fd in (*plan.ns_fds.values(), plan.root_fd):
         os.close(fd)
 
 
+def _enter_root(fd: int) -> None:
+    os.fchdir(fd)
+    os.chroot(".")
+    os.chdir("/")
+
+
 def _setgroups(groups: tuple[int, ...]) -> None:
-    try:
+    # /proc/PID/setgroups "deny" in this user ns: the target cannot have changed its groups
+    # either, so the list we keep is what it has.
+    with contextlib.suppress(PermissionError):
         _linux.setgroups(list(groups))
-    except PermissionError:
-        # /proc/PID/setgroups is "deny" in this user ns: the target cannot have changed its
-        # groups either, so the inherited (empty after setns) list is what it has.
-        pass
 
 
 def step(name: str, fn: Callable[[], object]) -> None:

@@ -94,15 +94,25 @@ def delete_module() -> Outcome:
 
 
 def open_by_handle(path: str) -> Outcome:
+    """Reopen a file from a handle. When name_to_handle_at is filtered, craft the handle the
+    shocker exploit starts from: inode 2 (an ext4/xfs root), generation 0, type
+    FILEID_INO32_GEN; success means the host filesystem's root directory was opened."""
     def go() -> str:
-        handle, _ = _linux.name_to_handle_at(path)
-        mfd = os.open(os.path.dirname(path) or "/", os.O_RDONLY | os.O_DIRECTORY)
+        mfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
+            try:
+                handle, _ = _linux.name_to_handle_at(path)
+                how = f"reopened {path} from its handle"
+            except OSError as exc:
+                if exc.errno not in (1, 38, 95):
+                    raise
+                handle = struct.pack("=Ii", 8, 1) + struct.pack("=II", 2, 0)
+                how = f"opened inode 2 (the filesystem root) of {path}'s filesystem from a crafted handle"
             fd = _linux.open_by_handle_at(mfd, handle, os.O_RDONLY)
             os.close(fd)
         finally:
             os.close(mfd)
-        return f"open_by_handle_at reopened {path} from a handle"
+        return "open_by_handle_at " + how
     return attempt(go)
 
 
@@ -158,7 +168,10 @@ def keyctl_session() -> Outcome:
 
 
 def unshare_user() -> Outcome:
-    return attempt(lambda: (_linux.unshare(_linux.CLONE_NEWUSER), "new user namespace")[1])
+    def go() -> str:
+        _linux.unshare(_linux.CLONE_NEWUSER)
+        return "new user namespace"
+    return attempt(go)
 
 
 def readlink(path: str) -> Outcome:

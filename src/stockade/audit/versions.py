@@ -49,16 +49,11 @@ KERNEL_CVES: tuple[KernelCve, ...] = (
 def kernel_vulnerable(version: Version, cve: KernelCve) -> bool:
     if version[:3] < cve.introduced:
         return False
-    branch = version[:2]
     for fixed in cve.fixed:
-        if fixed[:2] == branch:
+        if fixed[:2] == version[:2]:
             return version[:3] < fixed
-    newest = cve.fixed[-1]
-    if version[:3] >= newest:
-        return False
-    # A branch without its own fix entry below the newest fix: vulnerable unless it is newer
-    # than every fixed branch (then it was released with the fix).
-    return not any(branch > f[:2] and version[:3] >= f for f in cve.fixed if f[:2] == newest[:2])
+    # no fix on this branch: an end-of-life branch older than the newest fix never got one
+    return version[:3] < cve.fixed[-1]
 
 
 def upstream_kernel(release: str, proc_version: str) -> tuple[Version, bool]:

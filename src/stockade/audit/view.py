@@ -45,6 +45,7 @@ class View:
     host: HostFacts
     active: bool = False
     container_id: str = ""
+    runtime: str = ""  # docker | runc | stockade | "" (unknown: a bare --pid or --self)
     starttime: str = ""
     notes: tuple[str, ...] = field(default=())
 
@@ -157,8 +158,11 @@ def _cgroup_mount(mounts: tuple[Mount, ...], ctrl: str) -> Mount | None:
 
 
 def build_view(pid: int | None, host: HostFacts, *, proc_root: str = "/proc",
-               active: bool = False, container_id: str = "") -> View:
-    """Snapshot PID (host mode) or the current process (pid None: self mode)."""
+               active: bool = False, container_id: str = "", runtime: str = "",
+               fs_prefix: str = "") -> View:
+    """Snapshot PID (host mode) or the current process (pid None: self mode).
+
+    `proc_root` and `fs_prefix` (prepended to cgroupfs paths) let tests use fake trees."""
     mode = "self" if pid is None else "host"
     key = "self" if pid is None else str(pid)
     proc = _ProcDir(proc_root, key)
@@ -181,7 +185,7 @@ def build_view(pid: int | None, host: HostFacts, *, proc_root: str = "/proc",
         root_link = proc.readlink("root") if mode == "host" else "/"
         if mode == "host":
             reader_mounts = procfs.parse_mountinfo(_read(os.path.join(proc_root, "self/mountinfo")))
-            values = cgroup_values(cgroups, reader_mounts)
+            values = cgroup_values(cgroups, reader_mounts, fs_prefix)
             ref = {}
             for name in NAMESPACES:
                 try:
@@ -189,7 +193,7 @@ def build_view(pid: int | None, host: HostFacts, *, proc_root: str = "/proc",
                 except OSError:
                     continue
         else:
-            values = cgroup_values(cgroups, mounts)
+            values = cgroup_values(cgroups, mounts, fs_prefix)
             ref = {}
         if _starttime(proc) != start:
             raise StockadeError(f"process {key} was replaced during the audit")
@@ -204,7 +208,7 @@ def build_view(pid: int | None, host: HostFacts, *, proc_root: str = "/proc",
         ref_ns=MappingProxyType(ref), uid_map=procfs.parse_idmap(uid_text),
         gid_map=procfs.parse_idmap(gid_text), uid_map_text=uid_text.strip(),
         environ_names=env, lsm_label=label, root_link=root_link, host=host, active=active,
-        container_id=container_id, starttime=start, notes=tuple(notes),
+        container_id=container_id, runtime=runtime, starttime=start, notes=tuple(notes),
     )
 
 

@@ -4,31 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from stockade.image.store import ENV_STORE, ImageRecord, Store
 
+STORE_HELP = (f"store root (default: ${ENV_STORE}, /var/lib/stockade as root, "
+              "$XDG_DATA_HOME/stockade rootless)")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None,
-                        help=f"store root (default: ${ENV_STORE}, /var/lib/stockade as root, "
-                        "$XDG_DATA_HOME/stockade rootless)")
+    parser.add_argument("--store", type=Path, default=None, help=STORE_HELP)
+    # --store is accepted after the subcommand too; SUPPRESS keeps the one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", type=Path, default=argparse.SUPPRESS, help=STORE_HELP)
     sub = parser.add_subparsers(dest="image_command", metavar="SUBCOMMAND", required=True)
-    p = sub.add_parser("load", help="verify and store a docker save archive or OCI layout")
-    p.add_argument("file", type=Path, help="tar archive or OCI layout directory")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    p = add("load", "verify and store a docker save archive or OCI layout")
+    p.add_argument("file", type=Path, help="tar archive (- for stdin) or OCI layout directory")
     p.add_argument("-t", "--tag", action="append", default=[], help="name the image NAME[:TAG]")
-    p = sub.add_parser("ls", help="list images")
+    p = add("ls", "list images")
     p.add_argument("-q", "--quiet", action="store_true", help="IDs only")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("rm", help="untag or remove images; unused layers are deleted")
+    p = add("rm", "untag or remove images; unused layers are deleted")
     p.add_argument("refs", nargs="+", metavar="IMAGE")
     p.add_argument("-f", "--force", action="store_true", help="remove an ID with several names")
-    p = sub.add_parser("inspect", help="image metadata as JSON")
+    p = add("inspect", "image metadata as JSON")
     p.add_argument("refs", nargs="+", metavar="IMAGE")
-    p = sub.add_parser("prune", help="remove untagged images, unused layers, leftovers")
-    p.add_argument("-a", "--all", action="store_true", help="also images with names (unless in use)")
+    p = add("prune", "remove untagged images, unused layers, leftovers")
+    p.add_argument("-a", "--all", action="store_true", help="also images with names and kept container layers (unless in use)")
 
 
 def _human(n: float) -> str:
@@ -55,10 +65,24 @@ def _inspect(store: Store, rec: ImageRecord) -> dict[str, object]:
     }
 
 
+def _load_stdin(store: Store, tags: list[str]) -> int:
+    """`docker save IMAGE | stockade image load -`: tar needs random access, so spool it."""
+    store.ensure()
+    with tempfile.NamedTemporaryFile(dir=store.tmp_dir, prefix="stdin-", suffix=".tar") as tmp:
+        shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+        tmp.flush()
+        for rec in store.load(Path(tmp.name), tags):
+            print(f"Loaded image {rec.id} ({', '.join(rec.names) or 'no name'}), "
+                  f"{len(rec.layers)} layers")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     store = Store(args.store)
     cmd = args.image_command
     if cmd == "load":
+        if str(args.file) == "-":
+            return _load_stdin(store, args.tag)
         for rec in store.load(args.file, args.tag):
             print(f"Loaded image {rec.id} ({', '.join(rec.names) or 'no name'}), "
                   f"{len(rec.layers)} layers")

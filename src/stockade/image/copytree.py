@@ -5,12 +5,12 @@ image content, and `lib -> /` must not make us write into the host."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
 from pathlib import Path
 
+from stockade.image.fsutil import force_rmtree
 from stockade.image.store import LayerMeta
 
 
@@ -23,25 +23,6 @@ def _remove(path: str) -> None:
         force_rmtree(Path(path))
     else:
         os.unlink(path)
-
-
-def force_rmtree(path: Path) -> None:
-    """rmtree that also gets through read-only directories we own (rootless copies)."""
-
-    def fix(func: object, p: str, exc: BaseException) -> None:
-        parent = os.path.dirname(p)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-        if os.path.isdir(p) and not os.path.islink(p):
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(p)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=fix)  # type: ignore[arg-type]
 
 
 class _Copier:
@@ -67,7 +48,10 @@ class _Copier:
         if not os.path.isdir(dst) or os.path.islink(dst):
             _remove(dst)
             os.mkdir(dst, 0o700)
-        elif rel in self.opaques:
+            return
+        if not self.root:
+            os.chmod(dst, 0o700)  # a lower layer's 0555 directory; its mode is set again last
+        if rel in self.opaques:
             for name in os.listdir(dst):
                 _remove(os.path.join(dst, name))
         for name in self.whiteouts.get(rel, ()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import IO
+from typing import Protocol
 
 from stockade.errors import StockadeError
 
@@ -28,10 +28,14 @@ def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class Reader(Protocol):
+    def read(self, n: int = ..., /) -> bytes: ...
+
+
 class HashingReader:
     """A read-only stream that hashes and counts every byte read through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: Reader) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0

@@ -150,6 +150,8 @@ def resolve_process(
     rootfs: RootView = None,
     cli_entrypoint: Sequence[str] | None = None,
     cli_env: Sequence[str] = (),
+    image_privileges: Sequence[str] = (),
+    no_new_privileges: bool = True,
 ) -> ResolvedProcess:
     """Docker's rules for argv (Entrypoint + (CMD from the command line, else Cmd);
     `cli_entrypoint` replaces the Entrypoint, `[]` clears it), image Env then `cli_env`,
@@ -157,9 +159,17 @@ def resolve_process(
 
     `rootfs` is read for /etc/passwd and /etc/group, without following symlinks: the
     prepared root (a Path), or for `--dry-run` without mounting,
-    `functools.partial(store.read_file, record)`; without it only numeric users resolve. Raises StockadeError when nothing is
-    left to run."""
+    `functools.partial(store.read_file, record)`; without it only numeric users resolve.
+
+    `image_privileges` (Store.privileged_files: set-id files, file capabilities) are listed
+    as refused: the runner's no_new_privs and bounding set neutralise them.
+    Raises StockadeError when nothing is left to run."""
     refusals: list[str] = []
+    # Images cannot ask for capabilities in their config; what they can ship is set-id
+    # binaries and file capabilities (`image_privileges`, from Store.privileged_files).
+    for wish in image_privileges:
+        refusals.append(f"image file {wish}: ignored, no_new_privileges is set" if no_new_privileges
+                        else f"image file {wish}: limited to the policy's capability set")
     entry = list(image_config.entrypoint if cli_entrypoint is None else cli_entrypoint)
     argv = entry + list(cli_cmd or image_config.cmd)
     if not argv or not argv[0]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,14 +24,15 @@ from types import TracebackType
 from stockade.errors import StockadeError
 from stockade.image import _mount, locks
 from stockade.image.config import ImageConfig
-from stockade.image.copytree import apply_layer, force_rmtree
+from stockade.image.copytree import apply_layer
+from stockade.image.fsutil import force_rmtree
 from stockade.image.store import ImageRecord, Store
 
 METHODS = ("auto", "overlay", "copy")
 MAX_MOUNT_DATA = 4000  # mount(2) data is one page
 
 
-@dataclass
+@dataclass  # not frozen: it owns a mount and a lock until close()
 class PreparedRootfs:
     """A prepared root. Use as a context manager, or call close(); idempotent."""
 
@@ -41,6 +43,7 @@ class PreparedRootfs:
     container_id: str
     container_dir: Path
     keep: bool
+    note: str = ""  # why "auto" did not use overlayfs, for --dry-run and the report
     _lock_fd: int | None = field(default=None, repr=False)
 
     @property
@@ -103,7 +106,12 @@ def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tu
     if read_only:
         flags |= _mount.MS_RDONLY
     else:
-        (cdir / "upper").mkdir(mode=0o755)
+        upper = cdir / "upper"
+        upper.mkdir(mode=0o755)
+        # overlayfs shows the upper dir's owner and mode as the root's: use the image's
+        top = os.stat(lowers[0])
+        os.chown(upper, top.st_uid, top.st_gid)
+        os.chmod(upper, stat.S_IMODE(top.st_mode))
         (cdir / "work").mkdir(mode=0o700)
         data += f",upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
     if len(data) > MAX_MOUNT_DATA:
@@ -111,6 +119,28 @@ def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tu
                             "here; use --rootfs-method copy")
     _mount.mount("overlay", str(merged), "overlay", flags, data)
     return merged, "overlay-ro" if read_only else "overlay"
+
+
+def _undo_overlay(cdir: Path) -> None:
+    merged = cdir / "merged"
+    if merged.is_dir() and _mount.is_mountpoint(str(merged)):
+        _mount.umount(str(merged))
+    for sub in ("merged", "upper", "work"):
+        force_rmtree(cdir / sub)
+
+
+def describe_rootfs(store: Store, ref: str, *, read_only: bool, method: str = "auto") -> str:
+    """One line for `run --dry-run`: which image, which layers, how the root would be built.
+    Reads the store only; mounts nothing."""
+    image = store.resolve(ref)
+    n = len(image.layers)
+    if method == "copy" or not (os.geteuid() == 0 and _mount.overlay_supported()):
+        how = "a copy of the layers" + (" (read-only)" if read_only and os.geteuid() == 0 else "")
+    elif read_only:
+        how = "a read-only bind of the layer" if n == 1 else "a read-only overlayfs lower stack"
+    else:
+        how = "overlayfs with a per-container writable upper layer"
+    return f"image {ref} ({image.id}, {n} layer{'s' if n != 1 else ''}): rootfs is {how}"
 
 
 def _copy(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tuple[Path, bool]:
@@ -165,15 +195,25 @@ def prepare_rootfs(
         lock_fd = locks.hold(cdir / "lock")
         (cdir / "container.json").write_text(json.dumps(
             {"id": cid, "image": image.id, "layers": list(image.layers), "pid": os.getpid()}))
-    prepared = PreparedRootfs(cdir, "", read_only, image, cid, cdir, keep, lock_fd)
+    prepared = PreparedRootfs(cdir, "", read_only, image, cid, cdir, keep, _lock_fd=lock_fd)
     try:
         if not image.layers:
             path = cdir / "rootfs"
             path.mkdir()
             prepared.path, prepared.method, prepared.read_only = path, "copy", False
         elif use_overlay:
-            path, how = _overlay(store, list(image.layers), cdir, read_only)
-            prepared.path, prepared.method, prepared.read_only = path, how, read_only
+            try:
+                path, how = _overlay(store, list(image.layers), cdir, read_only)
+                prepared.path, prepared.method, prepared.read_only = path, how, read_only
+            except (OSError, StockadeError) as exc:
+                if method == "overlay":
+                    raise
+                # auto: a store on a filesystem overlayfs refuses as a lower layer, or too
+                # many layers for one mount: the copy is slower but the same root.
+                _undo_overlay(cdir)
+                path, ro = _copy(store, list(image.layers), cdir, read_only)
+                prepared.path, prepared.method, prepared.read_only = path, "copy", ro
+                prepared.note = f"overlayfs not used: {exc}"
         else:
             path, ro = _copy(store, list(image.layers), cdir, read_only)
             prepared.path, prepared.method, prepared.read_only = path, "copy", ro
@@ -186,3 +226,19 @@ def prepare_rootfs(
         prepared.close()
         raise
     return prepared
+
+
+def materialize_rootfs(store: Store, ref: str, dest: Path) -> ImageRecord:
+    """Write the image's merged root into `dest` (absent or empty) as plain files: for an
+    OCI bundle (`stockade oci spec --image`), whose rootfs outlives any one process."""
+    image = store.resolve(ref)
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise StockadeError(f"{dest}: not empty; the image rootfs needs an empty directory")
+    with store.locked(shared=True):  # the layers must not be pruned while we copy them
+        try:
+            for d in image.layers:
+                apply_layer(store.layer_root(d), store.layer_meta(d), dest)
+        except OSError as exc:
+            raise StockadeError(f"cannot write the rootfs of {ref} into {dest}: {exc}") from None
+    return image

@@ -22,18 +22,18 @@ import io
 import json
 import os
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from stockade.errors import StockadeError
 from stockade.image import archive, locks
 from stockade.image.config import ImageConfig
-from stockade.image.digest import HashingReader, check_digest, hex_of
+from stockade.image.digest import HashingReader, Reader, check_digest, hex_of
+from stockade.image.fsutil import force_rmtree
 from stockade.image.unpack import UnpackResult, unpack_layer
 
 ENV_STORE = "STOCKADE_STORE"
@@ -71,6 +71,7 @@ class LayerMeta:
     opaques: tuple[str, ...]
     native: bool  # overlayfs whiteout markers are in the tree
     size: int  # bytes of the uncompressed tar
+    privileged: tuple[str, ...] = ()  # set-id files and file capabilities (unpack.UnpackResult)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class _Prefixed(io.RawIOBase):
     """Give back the bytes read to sniff a compression magic."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: Reader) -> None:
         self._head = head
         self._rest = rest
 
@@ -188,8 +189,16 @@ class Store:
         return [self.record(i) for i in ids]
 
     def resolve(self, ref: str) -> ImageRecord:
-        """NAME[:TAG], a full `sha256:` ID, or a unique ID prefix (12+ hex, as `ls` shows)."""
+        """NAME[:TAG], a full `sha256:` image ID or manifest digest, NAME@DIGEST, or a unique
+        ID prefix (12+ hex, as `ls` shows)."""
         refs = self.refs()
+        if "@" in ref:
+            ref = ref.split("@", 1)[1]
+        if ref.startswith("sha256:") and len(ref) == 71 and not self._record_path(ref).exists():
+            check_digest(ref, "image digest")
+            by_manifest = [r for r in self.images() if r.manifest_digest == ref]
+            if by_manifest:
+                return by_manifest[0]
         if ref.startswith("sha256:") or (len(ref) >= 12 and all(c in "0123456789abcdef" for c in ref)):
             hexpart = ref.removeprefix("sha256:")
             if len(hexpart) == 64:
@@ -215,7 +224,12 @@ class Store:
         except FileNotFoundError:
             raise StockadeError(f"layer {diff_id} is missing from the store {self.root}") from None
         return LayerMeta(doc["diff_id"], tuple(doc["whiteouts"]), tuple(doc["opaques"]),
-                         bool(doc["native"]), int(doc["size"]))
+                         bool(doc["native"]), int(doc["size"]), tuple(doc.get("privileged", ())))
+
+    def privileged_files(self, image: ImageRecord) -> tuple[str, ...]:
+        """Set-id files and files with capabilities the image's layers ship (for
+        resolve_process's `image_privileges`), bottom layer first."""
+        return tuple(dict.fromkeys(p for d in image.layers for p in self.layer_meta(d).privileged))
 
     def read_file(self, image: ImageRecord, rel: str) -> bytes | None:
         """A small file of the image as its merged root would show it, read from the layers
@@ -228,13 +242,18 @@ class Store:
         for diff_id in reversed(image.layers):  # top layer first
             meta = self.layer_meta(diff_id)
             root = self.layer_root(diff_id)
-            try:
-                st = os.lstat(root / rel)
-                if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
+            for i, prefix in enumerate(prefixes):  # lstat each component: no symlink is followed
+                try:
+                    st = os.lstat(root / prefix)
+                except FileNotFoundError:
+                    break
+                last = i == len(prefixes) - 1
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    return None  # an overlayfs whiteout marker
+                if last:
                     return read_in_root(root, rel)
-                return None  # an overlayfs whiteout marker
-            except FileNotFoundError:
-                pass
+                if not stat.S_ISDIR(st.st_mode):
+                    return None  # a file or symlink hides everything below it
             if any(p in meta.whiteouts for p in prefixes):
                 return None
             parents = ["", *prefixes[:-1]]
@@ -252,8 +271,8 @@ class Store:
         self.ensure()
         rootless = os.geteuid() != 0
         staging = Path(os.path.realpath(self.tmp_dir)) / f"load-{secrets.token_hex(8)}"
+        lock_fd = locks.hold(staging.with_suffix(".lock"))  # before the dir: prune checks it
         staging.mkdir(mode=0o700)
-        lock_fd = locks.hold(staging.with_suffix(".lock"))
         try:
             with archive.open_source(path) as src:
                 images = archive.read_images(src)
@@ -268,7 +287,7 @@ class Store:
                         staged[layer.diff_id] = self._stage_layer(src, layer, staging, rootless)
             return self._register(images, staged, [normalize_name(t) for t in tags])
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            force_rmtree(staging)
             os.close(lock_fd)
             with contextlib.suppress(FileNotFoundError):
                 staging.with_suffix(".lock").unlink()
@@ -277,24 +296,13 @@ class Store:
         dest = staging / hex_of(layer.diff_id)
         (dest / "root").mkdir(parents=True, mode=0o755)
         with src.open(layer.path) as raw:
-            outer = HashingReader(raw)
-            compression = layer.compression
-            stream: IO[bytes] = outer  # type: ignore[assignment]
-            if compression == archive.SNIFF:
-                head = outer.read(4)
-                if head[:2] == b"\x1f\x8b":
-                    compression = "gzip"
-                elif head == b"\x28\xb5\x2f\xfd":
-                    raise StockadeError(f"{src.label}: {layer.path}: zstd layers are not supported")
-                else:
-                    compression = ""
-                stream = io.BufferedReader(_Prefixed(head, outer))  # type: ignore[arg-type]
-            if compression == "gzip":
-                stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-            inner = HashingReader(stream)
+            outer = HashingReader(raw)  # the blob as stored
+            tar_input = self._decompressed(src, layer, outer)
+            # An uncompressed blob is its own content: hash it once, not twice.
+            content = tar_input if isinstance(tar_input, HashingReader) else outer
             try:
-                result: UnpackResult = unpack_layer(inner, dest / "root", rootless=rootless)  # type: ignore[arg-type]
-                inner.drain()
+                result: UnpackResult = unpack_layer(tar_input, dest / "root", rootless=rootless)
+                content.drain()
                 outer.drain()
             except (OSError, EOFError, StockadeError) as exc:
                 # A damaged blob usually breaks the tar or gzip first: say "digest mismatch"
@@ -305,13 +313,33 @@ class Store:
             raise StockadeError(f"{src.label}: {layer.path}: size {outer.size} does not match "
                                 f"the manifest's {layer.size}")
         self._check_blob_digest(src, layer, outer)
-        if inner.digest != layer.diff_id:
+        if content.digest != layer.diff_id:
             raise StockadeError(f"{src.label}: digest mismatch for layer {layer.path}: the "
-                                f"config's diff_id is {layer.diff_id}, the content is {inner.digest}")
+                                f"config's diff_id is {layer.diff_id}, the content is {content.digest}")
         meta = {"diff_id": layer.diff_id, "whiteouts": list(result.whiteouts),
-                "opaques": list(result.opaques), "native": result.native, "size": inner.size}
+                "opaques": list(result.opaques), "native": result.native, "size": content.size,
+                "privileged": list(result.privileged)}
         (dest / "layer.json").write_text(json.dumps(meta))
         return dest
+
+    @staticmethod
+    def _decompressed(src: archive.Source, layer: archive.LayerRef, outer: HashingReader) -> IO[bytes] | HashingReader:
+        """The tar stream of a layer blob: `outer` itself (or a buffer over it) when it is
+        plain, a HashingReader over the decompressed bytes when it is gzip."""
+        compression = layer.compression
+        stream: IO[bytes] | HashingReader = outer
+        if compression == archive.SNIFF:
+            head = outer.read(4)
+            if head[:2] == b"\x1f\x8b":
+                compression = "gzip"
+            elif head == b"\x28\xb5\x2f\xfd":
+                raise StockadeError(f"{src.label}: {layer.path}: zstd layers are not supported")
+            else:
+                compression = ""
+            stream = io.BufferedReader(_Prefixed(head, outer))
+        if compression == "gzip":
+            return HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], stream), mode="rb"))
+        return stream
 
     @staticmethod
     def _check_blob_digest(src: archive.Source, layer: archive.LayerRef, outer: HashingReader) -> None:
@@ -363,7 +391,8 @@ class Store:
         with self.locked():
             rec = self.resolve(ref)
             refs = self.refs()
-            by_id = ref.startswith("sha256:") or rec.short_id.startswith(ref) or ref == hex_of(rec.id)
+            by_id = "@" in ref or ref.startswith("sha256:") or (
+                len(ref) >= 12 and hex_of(rec.id).startswith(ref))
             removed: list[str] = []
             if by_id:
                 if len(rec.names) > 1 and not force:
@@ -384,12 +413,13 @@ class Store:
             removed += [f"deleted layer {d}" for d in self._gc_layers()]
         return removed
 
-    def _live_containers(self) -> list[dict[str, Any]]:
+    def _live_containers(self, *, kept: bool = False) -> list[dict[str, Any]]:
+        """Containers whose prepared rootfs is in use (and, with `kept`, kept ones)."""
         out: list[dict[str, Any]] = []
         if not self.containers_dir.is_dir():
             return out
         for d in self.containers_dir.iterdir():
-            if d.is_dir() and locks.is_held(d / "lock"):
+            if d.is_dir() and (locks.is_held(d / "lock") or (kept and (d / "keep").exists())):
                 with contextlib.suppress(FileNotFoundError, ValueError):
                     out.append(json.loads((d / "container.json").read_bytes()))
         return out
@@ -400,7 +430,8 @@ class Store:
     def _gc_layers(self) -> list[str]:
         used = {d for rec_path in self.images_dir.glob("*.json")
                 for d in json.loads(rec_path.read_bytes())["layers"]}
-        used |= {d for c in self._live_containers() for d in c["layers"]}
+        # a kept container's writable layer only makes sense over its lower layers
+        used |= {d for c in self._live_containers(kept=True) for d in c["layers"]}
         gone = []
         for d in self.layers_dir.iterdir():
             diff_id = "sha256:" + d.name
@@ -408,13 +439,14 @@ class Store:
                 # rename first: a half-deleted tree must never look like a layer
                 trash = self.tmp_dir / f"del-{d.name}-{secrets.token_hex(4)}"
                 os.rename(d, trash)
-                shutil.rmtree(trash, ignore_errors=True)
+                force_rmtree(trash)
                 gone.append(diff_id)
         return gone
 
     def prune(self, *, all_images: bool = False) -> PruneReport:
-        """Delete untagged images (all unused images with `all_images`), unused layers, and
-        what crashed loads and containers left behind."""
+        """Delete untagged images (with `all_images`: every image no container uses, and the
+        directories of kept containers), unused layers, and what crashed loads and
+        containers left behind."""
         with self.locked():
             refs = self.refs()
             live = self._live_images()
@@ -434,29 +466,17 @@ class Store:
                     continue
                 if p.name.startswith("load-") and locks.is_held(p.with_suffix(".lock")):
                     continue
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+                force_rmtree(p)
                 with contextlib.suppress(FileNotFoundError):
                     p.with_suffix(".lock").unlink()
                 staging += 1
             containers = 0
             for d in self.containers_dir.iterdir():
-                if d.is_dir() and not locks.is_held(d / "lock") and not (d / "keep").exists():
+                kept = (d / "keep").exists() and not all_images
+                if d.is_dir() and not locks.is_held(d / "lock") and not kept:
                     from stockade.image.rootfs import remove_container_dir
 
                     remove_container_dir(d)
                     containers += 1
             layers = self._gc_layers()
         return PruneReport(tuple(images), tuple(layers), staging, containers)
-
-    def disk_usage(self) -> int:
-        total = 0
-        seen: set[tuple[int, int]] = set()
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            for name in dirnames + filenames:
-                st = os.lstat(os.path.join(dirpath, name))
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-        return total
-

@@ -23,9 +23,10 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from stockade.errors import StockadeError
+from stockade.image.digest import Reader
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -38,6 +39,7 @@ class UnpackResult:
     opaques: tuple[str, ...]  # directories whose lower contents are hidden
     native: bool  # overlayfs markers written in the directory too
     entries: int
+    privileged: tuple[str, ...] = ()  # "/path (setuid|setgid|file capabilities)": the image's wishes
 
 
 def _name(raw: str, what: str = "entry") -> str:
@@ -56,6 +58,7 @@ class _Extractor:
         self.whiteouts: list[str] = []
         self.opaques: list[str] = []
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
+        self.privileged: list[str] = []
 
     def _full(self, rel: str) -> str:
         return os.path.join(self.dest, rel)
@@ -69,6 +72,13 @@ class _Extractor:
                 st = os.lstat(path)
             except FileNotFoundError:
                 os.mkdir(path, 0o755)
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 and not self.rootless:
+                # our own whiteout marker, then entries below that name in the same layer:
+                # the lower one stays hidden (opaque), this layer's entries show
+                os.unlink(path)
+                os.mkdir(path, 0o755)
+                os.setxattr(path, OVL_OPAQUE, b"y")
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise StockadeError(f"layer entry {rel!r} goes through a non-directory "
@@ -147,7 +157,16 @@ class _Extractor:
             os.mkfifo(full, 0o600)
         else:
             raise StockadeError(f"layer entry {rel!r} has an unsupported tar type {m.type!r}")
+        self._note_privilege(rel, m)
         self._attrs(full, m)
+
+    def _note_privilege(self, rel: str, m: tarfile.TarInfo) -> None:
+        # Recorded so that `run --dry-run` can say what the image asks for and does not get.
+        for bit, what in ((0o4000, "setuid"), (0o2000, "setgid")):
+            if m.isreg() and m.mode & bit:
+                self.privileged.append(f"/{rel} ({what})")
+        if "SCHILY.xattr.security.capability" in m.pax_headers:
+            self.privileged.append(f"/{rel} (file capabilities)")
 
     def _check_symlink(self, rel: str, target: str) -> None:
         # Absolute targets resolve inside the container's root; a relative one that climbs
@@ -188,12 +207,12 @@ class _Extractor:
             self._attrs(full, m)
 
 
-def unpack_layer(stream: IO[bytes], dest: Path, *, rootless: bool) -> UnpackResult:
+def unpack_layer(stream: Reader, dest: Path, *, rootless: bool) -> UnpackResult:
     """Extract the tar read from `stream` into the empty directory `dest`."""
     ex = _Extractor(dest, rootless)
     count = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
             for m in tar:
                 rel = _name(m.name)
                 count += 1
@@ -210,4 +229,5 @@ def unpack_layer(stream: IO[bytes], dest: Path, *, rootless: bool) -> UnpackResu
         raise StockadeError(f"layer is not a valid tar (truncated or corrupt): {exc}") from None
     except OSError as exc:
         raise StockadeError(f"layer cannot be unpacked: {exc}") from None
-    return UnpackResult(tuple(ex.whiteouts), tuple(ex.opaques), not rootless, count)
+    return UnpackResult(tuple(ex.whiteouts), tuple(ex.opaques), not rootless, count,
+                        tuple(ex.privileged))

@@ -506,6 +506,14 @@ def resolve(layers: list[Layer]) -> m.Policy:
         hostname=hostname,
         sources=tuple(layer.doc.file for layer in layers),
     )
+    # Checks that need the whole merged policy (globs the path backends must express).
+    from stockade.profiles.paths import validate_filesystem
+
+    validate_filesystem(policy)
+    if policy.lsm.selinux is not None:
+        from stockade.profiles.selinux.module import validate_selinux
+
+        validate_selinux(policy)
     from stockade.policy.render import policy_digest
 
     return _with_digest(policy, policy_digest(policy))

@@ -24,8 +24,13 @@ _RESTRICTIVENESS = {
 }
 
 
+def restrictiveness(action: m.Action) -> tuple[int, int]:
+    """Sort key: larger is stricter; among errnos the lower number wins (a fixed tie-break)."""
+    return (_RESTRICTIVENESS[action.kind], -action.errno)
+
+
 def most_restrictive(actions: Sequence[m.Action]) -> m.Action:
-    return max(actions, key=lambda a: (_RESTRICTIVENESS[a.kind], -a.errno))
+    return max(actions, key=restrictiveness)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def file_rules(policy: Policy) -> tuple[list[FileRule], list[FileRule]]:
                           f"root is {fs.root}" + ("; no exec list: any file may run" if exec_any else "")))
     for e in fs.read_only:
         if fs.root == "writable":
-            denies.append(FileRule(_tree(e.path), "wl", f"filesystem.read_only under a writable root"))
+            denies.append(FileRule(_tree(e.path), "wl", "filesystem.read_only under a writable root"))
         else:
             allow.append(FileRule(_tree(e.path), _READ_MAP, "filesystem.read_only"))
     for section, entries in (("writable", fs.writable), ("tmpfs", fs.tmpfs)):

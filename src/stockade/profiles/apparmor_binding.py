@@ -9,6 +9,7 @@ says `lsm.required`).
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ class Label:
 
 
 class _Lib:
-    """Loaded lazily, once per process (kept on the function, not in a module global)."""
+    """libapparmor and libc, loaded lazily on first use, once per process."""
 
     def __init__(self) -> None:
         import cffi
@@ -58,12 +59,9 @@ class _Lib:
         self.libc: Any = self.ffi.dlopen(None)
 
 
+@functools.cache
 def _lib() -> _Lib:
-    cached: _Lib | None = getattr(_lib, "_cached", None)
-    if cached is None:
-        cached = _Lib()
-        _lib._cached = cached  # type: ignore[attr-defined]
-    return cached
+    return _Lib()
 
 
 def status() -> AppArmorStatus:

@@ -59,12 +59,9 @@ def main(args: argparse.Namespace) -> int:
         backend(args.target)  # raises the unknown-target error
     warnings = [f"{r.target}: {w}" for r in results for w in r.warnings]
     if args.strict:
-        try:
-            from stockade.profiles.enforcement import unenforced
-        except ModuleNotFoundError:
-            unenforced = None
-        if unenforced is not None:
-            warnings += [f"not enforced by any chosen target: {rule}" for rule in unenforced(policy, results)]
+        from stockade.profiles.enforcement import unenforced
+
+        warnings += [f"not enforced by any chosen target: {rule}" for rule in unenforced(policy, results)]
     for w in warnings:
         print(f"stockade compile: warning: {w}", file=sys.stderr)
     if args.strict and warnings:

@@ -9,19 +9,21 @@ from stockade.policy.model import Policy
 from stockade.profiles import capabilities as caps
 from stockade.profiles.apparmor import profile_filename, render_profile
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
+from stockade.profiles.enforcement import constituent_enforcements
 from stockade.profiles.oci import cpu_shares
-from stockade.profiles.paths import has_glob
+from stockade.profiles.paths import has_glob, validate_filesystem
 
 SECCOMP_FILE = "seccomp.json"
 FLAGS_FILE = "docker-flags.txt"
 
 
 def run_flags(policy: Policy, host: HostFacts, *, seccomp_path: str = SECCOMP_FILE,
-              apparmor: bool = True) -> list[str]:
+              apparmor: bool = True, selinux: bool = True) -> list[str]:
     """The `docker run` options for this policy, in a fixed order.
 
     `apparmor=False` leaves out `--security-opt apparmor=…` (for hosts without AppArmor,
-    where dockerd would refuse an unknown profile).
+    where dockerd would refuse an unknown profile); `selinux=False` likewise leaves out
+    `label=type:…` for hosts where SELinux is not active.
     """
     fs = policy.filesystem
     flags: list[str] = []
@@ -30,7 +32,7 @@ def run_flags(policy: Policy, host: HostFacts, *, seccomp_path: str = SECCOMP_FI
     flags += ["--security-opt", f"seccomp={seccomp_path}"]
     if apparmor and policy.lsm.apparmor is not None:
         flags += ["--security-opt", f"apparmor={policy.name}"]
-    if policy.lsm.selinux is not None:
+    if selinux and policy.lsm.selinux is not None:
         flags += ["--security-opt", f"label=type:{policy.selinux_type}"]
     flags += caps.docker_flags(policy, host)
     if fs.root != "writable":
@@ -76,6 +78,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     from stockade.profiles.seccomp import docker_seccomp
 
     files = [Artifact(SECCOMP_FILE, text=json.dumps(docker_seccomp(policy, host), indent=2) + "\n",
@@ -97,5 +100,6 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
     for e in policy.filesystem.deny:
         warnings.append(f"docker: filesystem.deny[{e.path}] is enforced only by the AppArmor profile")
         break
-    return Artifacts(target="docker", files=tuple(files), enforcements=tuple(enforcements(policy)),
+    return Artifacts(target="docker", files=tuple(files), enforcements=tuple(enforcements(policy))
+        + constituent_enforcements(policy, host, "docker"),
                      warnings=tuple(warnings), notes=tuple(notes))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from stockade.policy.model import Policy
-from stockade.profiles.base import Enforcement, HostFacts
+from stockade.profiles.base import Artifacts, Enforcement, HostFacts
 from stockade.profiles.capabilities import ordered
 
 # target → the backends a deployment of that target brings (seccomp is the lead's).
@@ -97,21 +97,64 @@ def backends_for(targets: Iterable[str], policy: Policy) -> list[str]:
     return out
 
 
-def enforcement_table(policy: Policy, host: HostFacts, targets: Iterable[str]) -> list[RuleEnforcement]:
-    """Every policy rule (and every rule a backend reports, e.g. syscalls) → its enforcers."""
+def constituent_enforcements(policy: Policy, host: HostFacts, target: str) -> tuple[Enforcement, ...]:
+    """What a composite target (docker, oci, kubernetes) carries besides its own records:
+    the seccomp, capability and (when the policy asks for them) LSM profiles it deploys."""
+    out: list[Enforcement] = []
+    for backend in backends_for([target], policy):
+        if backend != target:
+            out += _backend_enforcements(backend, policy, host)
+    return tuple(out)
+
+
+def _table(policy: Policy, records: Iterable[Enforcement]) -> list[RuleEnforcement]:
     by_rule: dict[str, list[Enforcement]] = {}
-    for backend in backends_for(targets, policy):
-        for e in _backend_enforcements(backend, policy, host):
-            by_rule.setdefault(e.rule, []).append(e)
+    for e in records:
+        if e not in by_rule.setdefault(e.rule, []):
+            by_rule[e.rule].append(e)
     rows = [RuleEnforcement(rule, required, tuple(by_rule.pop(rule, ())))
             for rule, required in policy_rules(policy)]
     rows += [RuleEnforcement(rule, True, tuple(es)) for rule, es in sorted(by_rule.items())]
     return rows
 
 
-def unenforced(rows: Iterable[RuleEnforcement]) -> list[str]:
-    """Required rules no chosen backend enforces (what `compile --strict` fails on)."""
+def enforcement_table(policy: Policy, host: HostFacts, targets: Iterable[str]) -> list[RuleEnforcement]:
+    """Every policy rule (and every rule a backend reports, e.g. syscalls) → its enforcers."""
+    records: list[Enforcement] = []
+    for backend in backends_for(targets, policy):
+        records += _backend_enforcements(backend, policy, host)
+    return _table(policy, records)
+
+
+def table_from_artifacts(policy: Policy, results: Iterable[Artifacts]) -> list[RuleEnforcement]:
+    return _table(policy, [e for r in results for e in r.enforcements])
+
+
+def unenforced_rules(rows: Iterable[RuleEnforcement]) -> list[str]:
+    """Required rules no chosen backend enforces."""
     return [r.rule for r in rows if r.required and not r.enforced]
+
+
+def unenforced(policy: Policy, results: Iterable[Artifacts]) -> list[str]:
+    """For `compile --strict`: required rules that none of the compiled targets enforce
+    (composite targets carry their constituents' records in their Artifacts)."""
+    return unenforced_rules(table_from_artifacts(policy, results))
+
+
+def enforcers_for_syscall(policy: Policy, host: HostFacts, name: str) -> list[str]:
+    """For `explain SYSCALL`: which targets carry the decision about this syscall."""
+    from stockade.profiles.systemd import syscall_filter
+
+    out = ["seccomp (stockade run, seccomp-bpf/-docker/-oci, docker, oci, kubernetes)"]
+    lines, _ = syscall_filter(policy, host)
+    value = dict(lines).get("SystemCallFilter", "")
+    listed = name in value.removeprefix("~").split()
+    has_args = any(name in r.syscalls and r.args for r in policy.syscalls.rules)
+    if listed or not value.startswith("~"):
+        how = "SystemCallFilter=" + (", name level only: argument conditions are not expressible"
+                                     if has_args else "")
+        out.append(f"systemd ({how})")
+    return out
 
 
 def format_table(rows: Iterable[RuleEnforcement]) -> str:

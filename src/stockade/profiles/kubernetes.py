@@ -12,7 +12,8 @@ from typing import Any
 from stockade.policy.model import Policy
 from stockade.profiles import capabilities as caps
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import subtree_prefix
+from stockade.profiles.enforcement import constituent_enforcements
+from stockade.profiles.paths import subtree_prefix, validate_filesystem
 
 SPO_GROUP = "security-profiles-operator.x-k8s.io"
 NAMESPACE = "default"
@@ -37,7 +38,8 @@ def seccomp_profile(policy: Policy, host: HostFacts, warnings: list[str]) -> dic
         warnings.append("kubernetes: SeccompProfile has no defaultErrnoRet; the default action "
                         "returns EPERM there")
     syscalls = []
-    for entry in src.get("syscalls", []):
+    entries: list[dict[str, Any]] = src.get("syscalls", [])  # type: ignore[assignment]
+    for entry in entries:
         syscalls.append({k: entry[k] for k in _SPO_SYSCALL_KEYS if k in entry})
     if syscalls:
         spec["syscalls"] = syscalls
@@ -196,12 +198,14 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     objs, warnings = objects(policy, host)
     files = [Artifact(name, text=_yaml([doc]), description=f"{doc['kind']} {doc['metadata']['name']}")
              for name, doc in objs.items()]
     files.append(Artifact("all.yaml", text=_yaml([objs[n] for n in sorted(objs) if n != "pod.yaml"]
                                                + [objs["pod.yaml"]]),
                           description="every object, profiles first (kubectl apply -f all.yaml)"))
-    return Artifacts(target="kubernetes", files=tuple(files), enforcements=tuple(enforcements(policy)),
+    return Artifacts(target="kubernetes", files=tuple(files), enforcements=tuple(enforcements(policy))
+        + constituent_enforcements(policy, host, "kubernetes"),
                      warnings=tuple(warnings + caps.critical_warnings(policy)),
                      notes=("needs the Security Profiles Operator in the cluster",))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from stockade.errors import StockadeError
 from stockade.policy.model import Policy
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import subtree_prefix
+from stockade.profiles.paths import subtree_prefix, validate_filesystem
 
 
 class FsAccess(enum.IntFlag):
@@ -218,6 +218,7 @@ def enforcements(policy: Policy, abi: int) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     import json
 
     rs = landlock_rules(policy, host.landlock_abi)

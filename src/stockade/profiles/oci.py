@@ -12,7 +12,8 @@ from typing import Any
 from stockade.policy.model import Policy
 from stockade.profiles import capabilities as caps
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import has_glob
+from stockade.profiles.enforcement import constituent_enforcements
+from stockade.profiles.paths import has_glob, validate_filesystem
 
 OCI_VERSION = "1.0.2"
 # Docker's and runc's defaults (moby oci/defaults.go): masked and read-only paths every
@@ -146,6 +147,13 @@ def fragment(policy: Policy, host: HostFacts) -> tuple[dict[str, Any], list[str]
             if section == "writable":
                 warnings.append(f"oci: filesystem.writable[{e.path}]: a tmpfs under the read-only "
                                 "root; bind a volume there for data that must persist")
+    ns = namespaces(policy)
+    if "user" in ns and "network" not in ns:
+        # sysfs can only be mounted by the owner of the network namespace: a new user
+        # namespace sharing the host's network must bind the host's /sys instead
+        # (what podman does for rootless containers with host networking).
+        mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     doc: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "root": {"readonly": fs.root != "writable"},
@@ -187,6 +195,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     doc, warnings = fragment(policy, host)
     notes = ["merge config.fragment.json into the bundle's config.json (objects merge, lists replace)"]
     if "apparmorProfile" in doc["process"]:
@@ -196,7 +205,8 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
         target="oci",
         files=(Artifact("config.fragment.json", text=json.dumps(doc, indent=2, sort_keys=True) + "\n",
                         description="OCI runtime-spec config.json fragment"),),
-        enforcements=tuple(enforcements(policy)),
+        enforcements=tuple(enforcements(policy))
+        + constituent_enforcements(policy, host, "oci"),
         warnings=tuple(warnings + caps.critical_warnings(policy)),
         notes=tuple(notes),
     )

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from stockade.errors import StockadeError
 from stockade.policy import model as m
 from stockade.policy.semantics import applicable_rules, fallback, most_restrictive
-from stockade.profiles.argsets import complement
 from stockade.policy.vocab.syscalls import (
     ARCH_TOKENS,
     AUDIT_ARCH,
     syscall_table,
 )
 from stockade.profiles import bpf
+from stockade.profiles.argsets import complement, normalise
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 
 # kernel return values for each action kind
@@ -112,18 +112,40 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts) -> ArchPlan:
             base = most_restrictive(unconditional)
             conditional = [r for r in rules if r.args and _stricter(r.action, base)]
         else:
-            conditional = [r for r in rules if r.args and r.action != base]
+            conditional = [r for r in rules if r.args]
         if not conditional:
             if base != default:
                 planned.append(PlannedRule(name, base))
             continue
-        for r in conditional:
-            if r.action != default:  # libseccomp refuses rules equal to the default
-                planned.append(PlannedRule(name, r.action, r.args))
+        # Emit each rule only where no stricter rule matches: the emitted rules are disjoint,
+        # so libseccomp's handling of overlaps never matters and default-action rules
+        # (which libseccomp refuses) can simply be left out.
+        stricter: list[tuple[m.ArgCondition, ...]] = []
+        for r in sorted(conditional, key=lambda r: _rank(r.action), reverse=True):
+            if stricter:
+                region = [t for c in complement(stricter) for t in normalise((*r.args, *c))]
+            else:
+                region = [r.args]
+            stricter.append(r.args)
+            if r.action == default:
+                continue
+            for term in region:
+                planned.append(PlannedRule(name, r.action, term or _ALWAYS))
         if base != default:
             for term in complement([r.args for r in conditional]):
-                planned.append(PlannedRule(name, base, term))
+                planned.append(PlannedRule(name, base, term or _ALWAYS))
     return ArchPlan(arch, default, tuple(planned))
+
+
+# An argument check that always holds: keeps a rule "conditional" for libseccomp, so it
+# does not override the syscall's other (disjoint) argument rules.
+_ALWAYS = (m.ArgCondition(0, m.ArgOp.MASKED_EQ, 0, 0),)
+
+
+def _rank(action: m.Action) -> tuple[int, int]:
+    from stockade.policy.semantics import restrictiveness
+
+    return restrictiveness(action)
 
 
 def _stricter(a: m.Action, b: m.Action) -> bool:
@@ -228,15 +250,31 @@ def compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     return result
 
 
+BIG_ENDIAN = frozenset({"s390x", "s390", "ppc64", "ppc", "mips", "mips64", "mips64n32", "parisc", "parisc64"})
+
+
+def bpf_arches(policy: m.Policy, host: HostFacts) -> tuple[str, ...]:
+    """The policy's arches a BPF program for this host can hold: one program has one byte
+    order (libseccomp refuses to mix them, and a kernel never presents the other)."""
+    big = host.arch in BIG_ENDIAN
+    arches = tuple(a for a in policy.syscalls.arches if (a in BIG_ENDIAN) == big)
+    if not arches:
+        raise StockadeError(
+            f"none of the policy's arches ({', '.join(policy.syscalls.arches)}) can run on a "
+            f"{host.arch} host; add `native` to syscalls.arches or compile with --arch")
+    return arches
+
+
 def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     sc = policy.syscalls
-    plans = [plan_arch(policy, arch, host) for arch in sc.arches]
+    arches = bpf_arches(policy, host)
+    plans = [plan_arch(policy, arch, host) for arch in arches]
     flt = _libseccomp_filter(plans, sc.default)
     main = _export(flt)
     prologue: list[bpf.Insn] = []
     if sc.unknown != sc.default:
-        prologue = bpf.enosys_prologue(unknown_ranges(sc.arches), action_ret(sc.unknown))
-    return CompiledFilter(bpf.encode(prologue) + main, len(prologue), sc.arches)
+        prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
+    return CompiledFilter(bpf.encode(prologue) + main, len(prologue), arches)
 
 
 def compile_bpf(policy: m.Policy, host: HostFacts | None = None) -> bytes:

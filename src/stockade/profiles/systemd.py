@@ -5,11 +5,17 @@ from __future__ import annotations
 from stockade.policy.model import ActionKind, Policy
 from stockade.profiles import capabilities as caps
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import subtree_prefix
+from stockade.profiles.paths import subtree_prefix, validate_filesystem
 
 _AF = {"unix": "AF_UNIX", "inet": "AF_INET", "inet6": "AF_INET6", "netlink": "AF_NETLINK",
        "packet": "AF_PACKET", "alg": "AF_ALG", "vsock": "AF_VSOCK", "can": "AF_CAN",
        "bluetooth": "AF_BLUETOOTH", "key": "AF_KEY", "x25": "AF_X25", "tipc": "AF_TIPC"}
+# libseccomp arch names → systemd's (systemd-analyze arch lists them)
+_ARCH = {"x86_64": "x86-64", "x86": "x86", "x32": "x32", "aarch64": "arm64", "arm": "arm",
+         "riscv64": "riscv64", "s390x": "s390x", "s390": "s390", "ppc64le": "ppc64-le",
+         "ppc64": "ppc64", "ppc": "ppc", "mips64": "mips64", "mips64n32": "mips64-n32",
+         "mipsel64": "mips64-le", "mipsel64n32": "mips64-le-n32", "mips": "mips", "mipsel": "mips-le",
+         "loongarch64": "loongarch64", "parisc": "parisc", "parisc64": "parisc64"}
 _RLIMITS = {"nofile": "LimitNOFILE", "core": "LimitCORE", "nproc": "LimitNPROC",
             "memlock": "LimitMEMLOCK", "stack": "LimitSTACK", "as": "LimitAS", "cpu": "LimitCPU",
             "fsize": "LimitFSIZE", "data": "LimitDATA", "rss": "LimitRSS", "locks": "LimitLOCKS",
@@ -64,7 +70,10 @@ def syscall_filter(policy: Policy, host: HostFacts) -> tuple[list[tuple[str, str
     if tuple(sc.arches) == (host.arch,):
         lines.append(("SystemCallArchitectures", "native"))
     else:
-        lines.append(("SystemCallArchitectures", " ".join(sc.arches)))
+        for a in sc.arches:
+            if a not in _ARCH:
+                warnings.append(f"systemd: arch {a} has no SystemCallArchitectures= name; left out")
+        lines.append(("SystemCallArchitectures", " ".join(_ARCH[a] for a in sc.arches if a in _ARCH)))
     return lines, warnings
 
 
@@ -189,6 +198,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     text, warnings = render(policy, host)
     return Artifacts(
         target="systemd",

@@ -7,6 +7,7 @@ the cache only saves time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 
@@ -66,7 +67,5 @@ def write_atomic(path: str, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass

@@ -16,14 +16,14 @@ class LandlockError(Exception):
     pass
 
 
-def apply(plan: LandlockPlan) -> list[str]:
+def apply(plan: LandlockPlan, extra: tuple[tuple[str, int], ...] = ()) -> list[str]:
     """Enforce; returns notes for rule paths missing in this root. Raises on failure."""
     notes: list[str] = []
     if not plan.enabled:
         return notes
     ruleset = L.landlock_create_ruleset(plan.handled_fs, plan.handled_net, plan.abi)
     try:
-        for path, access in plan.paths:
+        for path, access in plan.paths + extra:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except FileNotFoundError:

@@ -8,9 +8,9 @@ pure apart from the host facts passed in. `--dry-run` prints `describe(plan)`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from stockade.runner import _linux as L
+from stockade.runner._record import frozen
 from stockade.runner.codes import runner_error
 
 # runc's defaults (libcontainer/specconv/example.go): masked with /dev/null or an empty
@@ -37,16 +37,18 @@ RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 AUTO_RANGE_BASE = 2_000_000_000
 AUTO_RANGE_COUNT = 65536
 CPU_PERIOD_US = 100_000
+_LL_MAKE_CHAR = 1 << 6
+_LL_MAKE_BLOCK = 1 << 11
 
 
-@dataclass(frozen=True)
+@frozen
 class IdMap:
     inside: int
     outside: int
     count: int
 
 
-@dataclass(frozen=True)
+@frozen
 class IdentityPlan:
     uid: int  # identity of the payload inside
     gid: int
@@ -57,7 +59,7 @@ class IdentityPlan:
     helper: str = "direct"  # direct | newuidmap
 
 
-@dataclass(frozen=True)
+@frozen
 class MountOp:
     """One step of the rootfs build, in order. `src` is a host path for host binds."""
 
@@ -69,7 +71,7 @@ class MountOp:
     optional: bool = False  # a missing dst is skipped (masks), not an error
 
 
-@dataclass(frozen=True)
+@frozen
 class Limits:
     memory: int | None = None
     swap: int | None = None
@@ -85,7 +87,7 @@ class Limits:
                                             self.cpu_quota_us, self.cpu_weight, self.io_weight))
 
 
-@dataclass(frozen=True)
+@frozen
 class CapsPlan:
     bounding: int
     permitted: int
@@ -95,7 +97,7 @@ class CapsPlan:
     last_cap: int
 
 
-@dataclass(frozen=True)
+@frozen
 class LandlockPlan:
     mode: str  # off | best-effort | required
     abi: int
@@ -109,14 +111,14 @@ class LandlockPlan:
         return self.mode != "off" and self.abi > 0
 
 
-@dataclass(frozen=True)
+@frozen
 class LsmPlan:
     apparmor_profile: str | None = None
     selinux_label: str | None = None
     required: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class PolicyPart:
     """Everything taken from the Policy (and host facts): cacheable, plain data."""
 
@@ -145,7 +147,7 @@ class PolicyPart:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Bind:
     src: str
     dst: str
@@ -166,7 +168,7 @@ class Bind:
         return Bind(src, dst, mode == "ro")
 
 
-@dataclass(frozen=True)
+@frozen
 class RunSpec:
     """The invocation: what varies per run."""
 
@@ -180,7 +182,7 @@ class RunSpec:
     init: bool = True  # a tiny init as PID 1 when there is a pid namespace
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     policy: PolicyPart
     argv: tuple[str, ...]
@@ -195,7 +197,8 @@ class Plan:
     host_root: bool
     rootfs: str
     mounts: tuple[MountOp, ...]
-    notes: tuple[str, ...] = field(default=())
+    landlock_extra: tuple[tuple[str, int], ...] = ()  # rw --bind targets
+    notes: tuple[str, ...] = ()
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
@@ -213,6 +216,8 @@ def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
     if part.network == "host":
         ns.discard("net")
     hostname = spec.hostname or part.hostname
+    if not hostname and "uts" in ns:
+        hostname = part.name  # never leak the host's name into a new uts namespace
     if hostname and "uts" not in ns:
         raise runner_error("preflight", "a hostname needs the uts namespace")
     if spec.tty and spec.init is False and "pid" in ns:
@@ -225,11 +230,15 @@ def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
     host_root = spec.rootfs is None
     rootfs = "/" if spec.rootfs is None else os.path.realpath(spec.rootfs)
     mounts = _mounts(part, spec, ns, host_root, rootfs)
+    # A writable --bind is an explicit grant: Landlock must not take it back.
+    write = part.landlock.handled_fs & ~(_LL_MAKE_CHAR | _LL_MAKE_BLOCK)
+    extra = tuple((b.dst, write) for b in spec.binds if not b.readonly)
     return Plan(
         policy=part, argv=spec.argv, env=spec.env, cwd=spec.cwd, tty=spec.tty,
         init=spec.init and "pid" in ns, clone_flags=flags, cgroup_ns="cgroup" in ns,
         hostname=hostname or None, identity=identity, host_root=host_root, rootfs=rootfs,
-        mounts=mounts, notes=tuple(notes),
+        mounts=mounts, landlock_extra=extra if part.landlock.enabled else (),
+        notes=tuple(notes),
     )
 
 
@@ -286,8 +295,10 @@ def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
     for path in part.fs_writable:
         if path in seen:
             continue
-        src = path if host_root else os.path.join(rootfs, path.lstrip("/"))
-        ops.append(MountOp("writable", path, src, why="filesystem.writable"))
+        # Host root: bind the host's path. Rootfs: re-bind the path *inside* the new root
+        # (src ""), resolved there: a symlink in the rootfs must not pick a host directory.
+        ops.append(MountOp("writable", path, path if host_root else "",
+                           why="filesystem.writable"))
     if part.fs_root == "writable":
         for path in part.fs_read_only:
             ops.append(MountOp("readonly", path, readonly=True, why="filesystem.read_only"))

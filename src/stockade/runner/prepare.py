@@ -7,11 +7,8 @@ mtime/size of every file the policy was merged from.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
-import platform
-from typing import TYPE_CHECKING
 
 from stockade.runner import _linux as L
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
@@ -28,15 +25,16 @@ from stockade.runner.plan import (
     PolicyPart,
 )
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
 if TYPE_CHECKING:
     from stockade.policy.model import Policy
     from stockade.profiles.base import HostFacts
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def kernel_version() -> tuple[int, int]:
-    parts = platform.release().split("-")[0].split(".")
+    parts = os.uname().release.split("-")[0].split(".")
     try:
         return int(parts[0]), int(parts[1])
     except (IndexError, ValueError):
@@ -150,7 +148,9 @@ def _landlock(policy: Policy, abi: int, notes: list[str]) -> LandlockPlan:
 
     rs = landlock_rules(policy, abi)
     for d in rs.dropped:
-        notes.append(d)
+        # filesystem.deny is enforced by the runner's masks (bind /dev/null, empty tmpfs).
+        if not d.startswith("filesystem.deny["):
+            notes.append(d)
     return LandlockPlan(
         mode=mode, abi=rs.abi, handled_fs=rs.handled_access_fs,
         handled_net=rs.handled_access_net,
@@ -206,27 +206,32 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _cache_key(ref: str, abi: int) -> str:
+def _cache_key(ref: str, abi: int) -> tuple[str, str]:
+    """(file name, full key). The full key is stored in the entry and compared on load,
+    so the short name (crc32, no hashlib import on the run path) may collide harmlessly."""
+    import zlib
+
     from stockade import __version__
 
     where = ref if "/" not in ref and not ref.endswith((".yaml", ".yml")) else os.path.abspath(ref)
     raw = f"{_CACHE_FORMAT}\0{__version__}\0{where}\0{abi}\0{kernel_version()}\0{cap_last_cap()}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return f"{zlib.crc32(raw.encode()):08x}-{len(raw)}", raw
 
 
 def load_part(ref: str) -> PolicyPart:
     """The PolicyPart for a policy file or preset name, from the cache when still valid."""
     abi = L.landlock_abi()
     directory = cache_dir("plans")
-    path = None if directory is None else os.path.join(directory, _cache_key(ref, abi) + ".pickle")
+    name, key = _cache_key(ref, abi)
+    path = None if directory is None else os.path.join(directory, name + ".pickle")
     if path is not None:
         data = read_trusted(path)
         if data is not None:
             try:
-                stamps, part = pickle.loads(data)
+                stored_key, stamps, part = pickle.loads(data)
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
-                stamps, part = None, None
-            if (isinstance(part, PolicyPart) and stamps
+                stored_key, stamps, part = None, None, None
+            if (stored_key == key and isinstance(part, PolicyPart) and stamps
                     and all(_stamp(p) == tuple(s) for p, s in stamps)):
                 return part
     from stockade.errors import StockadeError
@@ -248,5 +253,5 @@ def load_part(ref: str) -> PolicyPart:
                 return part  # a source we cannot revalidate: do not cache
             stamps.append((sp, st))
         if stamps:
-            write_atomic(path, pickle.dumps((stamps, part), protocol=pickle.HIGHEST_PROTOCOL))
+            write_atomic(path, pickle.dumps((key, stamps, part), protocol=pickle.HIGHEST_PROTOCOL))
     return part

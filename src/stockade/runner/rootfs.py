@@ -72,7 +72,11 @@ def resolve(root: int, path: str, *, create: str | None = None) -> int | None:
         raise RootfsError(f"cannot create mountpoint {path}: {exc.strerror}") from exc
     finally:
         os.close(parent)
-    return L.openat2(root, rel, os.O_PATH, _RESOLVE)
+    try:
+        return L.openat2(root, rel, os.O_PATH, _RESOLVE)
+    except OSError as exc:
+        raise RootfsError(f"mountpoint {path} cannot be resolved inside the root "
+                          f"(a dangling symlink?): {exc.strerror}") from exc
 
 
 def _target(root: int, op: MountOp, kind: str) -> int | None:
@@ -86,6 +90,26 @@ def _is_dir(fd: int) -> bool:
     return stat.S_ISDIR(os.fstat(fd).st_mode)
 
 
+def prepare_mountpoints(plan: Plan) -> None:
+    """In the parent, with the invoker's credentials: create the mountpoints a bare
+    rootfs directory lacks (like runc). Resolved inside the rootfs, never through it."""
+    if plan.host_root:
+        return
+    root = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for op in plan.mounts[1:]:
+            if not op.optional and op.kind in ("proc", "dev", "sysfs", "tmpfs", "bind",
+                                               "writable"):
+                kind = "file" if op.kind == "bind" and not os.path.isdir(op.src) else "dir"
+                if op.kind == "writable" and not op.src:
+                    continue  # re-bound in place: it must exist, it is not created
+                fd = resolve(root, op.dst, create=kind)
+                if fd is not None:
+                    os.close(fd)
+    finally:
+        os.close(root)
+
+
 def open_sources(plan: Plan) -> dict[str, int]:
     """Clone every host-side source tree while the host tree is still visible."""
     trees: dict[str, int] = {}
@@ -97,7 +121,7 @@ def open_sources(plan: Plan) -> dict[str, int]:
         _setattr(trees["/"], _SAFE | (L.MOUNT_ATTR_RDONLY if root_op.readonly and plan.host_root
                                       else 0))
         for op in plan.mounts[1:]:
-            if op.kind in ("bind", "writable") and op.src not in trees:
+            if op.kind in ("bind", "writable") and op.src and op.src not in trees:
                 trees[op.src] = _clone_tree(op.src, recursive=True)
         for node in DEV_NODES:
             trees["/dev/" + node] = _clone_tree("/dev/" + node, recursive=False)
@@ -119,19 +143,13 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
     root = os.open(STAGING, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         root_op = plan.mounts[0]
-        if not plan.host_root:
-            # Create the mountpoints a bare rootfs lacks before it turns read-only.
-            for op in plan.mounts[1:]:
-                if not op.optional and op.kind in ("proc", "dev", "sysfs", "tmpfs", "bind",
-                                                   "writable"):
-                    kind = "file" if op.kind == "bind" and not os.path.isdir(op.src) else "dir"
-                    fd = resolve(root, op.dst, create=kind)
-                    if fd is not None:
-                        os.close(fd)
-            if root_op.readonly:
-                L.mount_setattr(root, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, L.MOUNT_ATTR_RDONLY)
+        if not plan.host_root and root_op.readonly:
+            L.mount_setattr(root, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, L.MOUNT_ATTR_RDONLY)
+        empty: list[int] = []  # one empty read-only tmpfs, cloned for each masked dir
         for op in plan.mounts[1:]:
-            _apply(root, op, trees)
+            _apply(root, op, trees, empty)
+        for fd in empty:
+            os.close(fd)
         os.fchdir(root)
     finally:
         os.close(root)
@@ -145,7 +163,7 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
     os.chdir("/")
 
 
-def _apply(root: int, op: MountOp, trees: dict[str, int]) -> None:
+def _apply(root: int, op: MountOp, trees: dict[str, int], empty: list[int]) -> None:
     if op.kind == "proc":
         os.close(_fresh(root, op, "proc", {}, _SAFE | L.MOUNT_ATTR_NOEXEC))
     elif op.kind == "sysfs":
@@ -154,6 +172,16 @@ def _apply(root: int, op: MountOp, trees: dict[str, int]) -> None:
         os.close(_fresh(root, op, "tmpfs", {"mode": "1777"}, _SAFE))
     elif op.kind == "dev":
         _dev(root, op, trees)
+    elif op.kind == "writable" and not op.src:
+        target = _target(root, op, "dir")
+        assert target is not None
+        try:
+            tree = L.open_tree(target, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                               | L.AT_EMPTY_PATH | L.AT_RECURSIVE)
+            _setattr(tree, _SAFE, L.MOUNT_ATTR_RDONLY)
+            _attach(tree, target)
+        finally:
+            os.close(target)
     elif op.kind in ("bind", "writable"):
         tree = trees.pop(op.src)
         attrs = _SAFE | (L.MOUNT_ATTR_RDONLY if op.readonly else 0)
@@ -176,7 +204,7 @@ def _apply(root: int, op: MountOp, trees: dict[str, int]) -> None:
         finally:
             os.close(target)
     elif op.kind == "mask":
-        _mask(root, op)
+        _mask(root, op, empty)
     else:
         raise RootfsError(f"unknown mount kind {op.kind}")
 
@@ -194,14 +222,19 @@ def _fresh(root: int, op: MountOp, fstype: str, options: dict[str, str | None],
         os.close(target)
 
 
-def _mask(root: int, op: MountOp) -> None:
+def _mask(root: int, op: MountOp, empty: list[int]) -> None:
     target = _target(root, op, "dir")
     if target is None:
         return  # nothing there, nothing to hide
     try:
         if _is_dir(target):
-            tree = L.fsmount_new("tmpfs", {"mode": "0555"},
-                                 _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY)
+            # One empty read-only tmpfs, cloned for every masked directory (a clone is
+            # cheaper than a new superblock each time).
+            if not empty:
+                empty.append(L.fsmount_new("tmpfs", {"mode": "0555", "size": "4096"},
+                                           _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY))
+            tree = L.open_tree(empty[0], "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                               | L.AT_EMPTY_PATH)
         else:
             null = resolve(root, "/dev/null")
             if null is None:

@@ -6,7 +6,6 @@ vocabulary; the cache keeps it off the run path after the first run of a policy.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from stockade.runner import _linux as L
@@ -28,6 +27,8 @@ def check_program(bpf: bytes) -> bytes:
 
 def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> bytes:
     """The policy's BPF program for this host, from the cache or the compiler."""
+    import hashlib  # only when compiling or looking the cache up by policy
+
     from stockade import __version__ as version
 
     key = hashlib.sha256(f"{version}\0{digest}\0{hostkey}".encode()).hexdigest()[:32]

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import Dockerd, require_root, require_tool
 
-from conftest import Dockerd, require_root, require_tool
 from stockade import cli
 from stockade.errors import StockadeError
 from stockade.image import export
@@ -294,12 +294,14 @@ def nobody_home() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def test_rootless_copy_and_device_refusal(nobody_home: Path, archives: dict[str, Path]) -> None:
-    """As an unprivileged user: the copy fallback, and device nodes refused at load."""
+def test_rootless_copy_and_device_refusal(nobody_home: Path, archives: dict[str, Path], dockerd: Dockerd) -> None:
+    """As an unprivileged user: the copy fallback (whiteouts applied as docker does), and
+    device nodes refused at load."""
     require_root()
     require_tool("setpriv")
     home = nobody_home
     shutil.copy(archives["busybox"], home / "bb.tar")
+    shutil.copy(archives["ml"], home / "ml.tar")
     dev = export.write_tar(home / "dev.tar", export.docker_archive_files(
         [export.layer_tar([("dev", "dir"), ("dev/sda", "chr", "8:0")])], {}, repo_tags=["dev:1"]))
     os.chown(home, 65534, 65534)
@@ -310,15 +312,94 @@ def test_rootless_copy_and_device_refusal(nobody_home: Path, archives: dict[str,
         "from stockade.image.store import Store; from stockade.image.rootfs import prepare_rootfs;"
         f"s = Store(Path('{home}/store')); s.load(Path('{home}/bb.tar'));"
         "r = prepare_rootfs(s, 'stockade-test/busybox', read_only=False, keep=False);"
-        "print(r.method, (r.path / 'bin/busybox').stat().st_uid); r.close()"
+        "print(r.method, (r.path / 'bin/busybox').stat().st_uid); r.close();"
+        f"s.load(Path('{home}/ml.tar'));"
+        "r = prepare_rootfs(s, 'craft/ml:1', read_only=False, keep=True); print(r.path)"
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path), "HOME": str(home)}
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["copy", "65534"]
+    method, uid, kept = r.stdout.split()
+    assert (method, uid) == ("copy", "65534")
+    assert _our_view(Path(kept)) == _docker_view(dockerd, "craft/ml:1")
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *STOCKADE,
                         "image", "--store", f"{home}/store", "load", str(dev)],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "device node" in r.stderr, r.stderr
-    assert len(list((home / "store/images").iterdir())) == 1
+    assert len(list((home / "store/images").iterdir())) == 2  # nothing added by the refused load
+
+
+def test_auto_falls_back_to_copy(store: Store, tmp_path: Path) -> None:
+    """Too many layers for one overlayfs mount: "auto" copies, "overlay" says why not."""
+    layers = [export.layer_tar([(f"f{i}", "file", str(i))]) for i in range(40)]
+    store.load(export.write_tar(tmp_path / "many.tar", export.docker_archive_files(layers, {}, repo_tags=["many:1"])))
+    with prepare_rootfs(store, "many:1", read_only=False, keep=False) as root:
+        assert root.method == "copy" and "too many layers" in root.note
+        assert (root.path / "f39").read_text() == "39"
+    with pytest.raises(StockadeError, match="too many layers"):
+        prepare_rootfs(store, "many:1", read_only=False, keep=False, method="overlay")
+    assert list(store.containers_dir.iterdir()) == []
+
+
+def test_runner_starts_from_the_image(store: Store, archives: dict[str, Path], tmp_path: Path) -> None:
+    """The wiring `stockade run --image` will use: image_for_run + the runner's API."""
+    pytest.importorskip("stockade.api")  # the runner (another area) may not be there yet
+    from stockade.image.run import image_for_run
+
+    extra = export.layer_tar([("srv", "dir"), ("srv/app", "dir"), ("srv/app/hello", "file", "hi\n")])
+    # The busybox layer as docker saved it, plus one layer and a config asking for things.
+    with tarfile.open(archives["busybox"]) as t:
+        base_layer = next(t.extractfile(m).read() for m in t if m.name.endswith("layer.tar"))  # type: ignore[union-attr]
+    cfg = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo $FOO; pwd; cat hello"],
+           "Env": ["FOO=from-image"], "WorkingDir": "/srv/app"}
+    store.load(export.write_tar(tmp_path / "app.tar", export.docker_archive_files(
+        [base_layer, extra], cfg, repo_tags=["app:1"])))
+    store.load(archives["busybox"])
+    assert len(list(store.layers_dir.iterdir())) == 2  # the busybox layer is shared
+    out = tmp_path / "out"
+    with image_for_run("app:1", [], uid=0, gid=0, read_only=True, store=store) as run:
+        env = dict(e.split("=", 1) for e in run.process.env)
+        with open(out, "w") as fh:
+            r = subprocess.run([sys.executable, "-c", (
+                "import sys, json; from stockade import api;"
+                "a = json.loads(sys.argv[1]);"
+                "sys.exit(api.run(a['argv'], policy='default', rootfs=a['root'], env=a['env'], cwd=a['cwd']).exit_code)"),
+                json.dumps({"argv": run.process.argv, "root": run.rootfs_path, "env": env, "cwd": run.process.cwd})],
+                stdout=fh, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "from-image\n/srv/app\nhi\n"
+    assert list(store.containers_dir.iterdir()) == []
+
+
+RUN_FROM_IMAGE = """
+import sys
+from pathlib import Path
+from stockade import api
+from stockade.image.run import image_for_run
+from stockade.image.store import Store
+
+store, ref, script = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+with image_for_run(ref, ["/bin/sh", "-c", script], uid=0, gid=0, read_only=False,
+                   store=Store(store)) as run:
+    env = dict(e.split("=", 1) for e in run.process.env)
+    sys.exit(api.run(run.process.argv, policy="default", rootfs=run.rootfs_path, env=env,
+                     cwd=run.process.cwd).exit_code)
+"""
+
+
+def test_concurrent_runner_starts(store: Store, archives: dict[str, Path]) -> None:
+    """Several `run --image` at once from one image: each sees its own /tmp, the layers stay
+    as they were, every writable layer is gone afterwards."""
+    pytest.importorskip("stockade.api")
+    store.load(archives["busybox"])
+    before = _layers_digest(store)
+    procs = [subprocess.Popen([sys.executable, "-c", RUN_FROM_IMAGE, str(store.root), "stockade-test/busybox",
+                               f"echo {i} > /tmp/mine; sleep 0.2; cat /tmp/mine"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert sorted(o for o, _ in outs) == [f"{i}\n" for i in range(4)]
+    assert _layers_digest(store) == before
+    assert list(store.containers_dir.iterdir()) == []

@@ -103,3 +103,10 @@ def test_config_validation() -> None:
         ImageConfig.from_image_json({"config": {"Env": ["NOEQUALS"]}})
     cfg = ImageConfig.from_image_json({"config": None, "architecture": "amd64"})
     assert cfg.cmd == () and cfg.architecture == "amd64"
+
+
+def test_image_privileges_reported() -> None:
+    r = resolve_process(ImageConfig(cmd=("x",)), [], ROOT_POLICY,
+                        image_privileges=["/bin/su (setuid)", "/bin/ping (file capabilities)"])
+    assert r.refusals == ["image file /bin/su (setuid): ignored, no_new_privileges is set",
+                          "image file /bin/ping (file capabilities): ignored, no_new_privileges is set"]

@@ -15,7 +15,7 @@ from stockade import cli
 from stockade.errors import StockadeError
 from stockade.image import export
 from stockade.image.config import ImageConfig
-from stockade.image.digest import hex_of
+from stockade.image.digest import hex_of, sha256_bytes
 from stockade.image.rootfs import prepare_rootfs
 from stockade.image.store import Store, normalize_name
 
@@ -219,6 +219,7 @@ def test_resolve_rm_prune(store: Store, tmp_path: Path) -> None:
     assert store.resolve("docker.io/library/a:latest").id == rec.id
     assert store.resolve(rec.short_id).id == rec.id
     assert store.resolve(rec.id).id == rec.id
+    assert store.resolve(f"a@{rec.id}").id == rec.id
     with pytest.raises(StockadeError, match="several names"):
         store.remove(rec.short_id)
     store.remove("alias:2")
@@ -263,6 +264,11 @@ def test_keep_leaves_writable_layer(store: Store, tmp_path: Path) -> None:
     assert (cdir / "rootfs" / "written").read_text() == "w"
     assert store.prune().containers == 0  # kept on purpose
     assert cdir.exists()
+    store.remove("a:1")
+    assert len(list(store.layers_dir.iterdir())) == 1  # the kept writable layer needs it
+    rep = store.prune(all_images=True)
+    assert rep.containers == 1 and not cdir.exists()
+    assert list(store.layers_dir.iterdir()) == []
 
 
 def test_cli_ls_inspect(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -324,3 +330,124 @@ def test_read_file_through_layers(store: Store, tmp_path: Path) -> None:
 class _Root:
     uid = 0
     gid = 0
+
+
+# struct vfs_cap_data, revision 2, effective, permitted = CAP_NET_RAW (bit 13)
+CAP_NET_RAW = "\x01\x00\x00\x02" + "\x00\x20\x00\x00" + "\x00" * 12
+
+
+def test_privileged_files_recorded(store: Store, tmp_path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        su = tarfile.TarInfo("su")
+        su.mode, su.size = 0o4755, 1
+        tar.addfile(su, io.BytesIO(b"x"))
+        ping = tarfile.TarInfo("ping")
+        ping.size, ping.pax_headers = 1, {"SCHILY.xattr.security.capability": CAP_NET_RAW}
+        tar.addfile(ping, io.BytesIO(b"x"))
+    path, _ = _docker_tar(tmp_path, [BASE, buf.getvalue()], "priv:1")
+    store.load(path)
+    assert store.privileged_files(store.resolve("priv:1")) == ("/su (setuid)", "/ping (file capabilities)")
+
+
+def test_describe_rootfs(store: Store, tmp_path: Path) -> None:
+    from stockade.image.rootfs import describe_rootfs
+
+    path, files = _docker_tar(tmp_path)
+    store.load(path)
+    line = describe_rootfs(store, "example/app:1", read_only=False, method="copy")
+    assert line == (f"image example/app:1 ({export.config_digest(files)}, 2 layers): "
+                    "rootfs is a copy of the layers")
+
+
+def test_read_file_never_follows_symlinks(store: Store, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("host:x:0:0::/:/bin/sh\n")
+    layer = export.layer_tar([("etc", "symlink", str(secret))])
+    path, _ = _docker_tar(tmp_path, [layer], "sym:1")
+    store.load(path)
+    assert store.read_file(store.resolve("sym:1"), "etc/passwd") is None
+
+
+def test_resolve_by_manifest_digest(store: Store, tmp_path: Path) -> None:
+    path, files = _oci_dir(tmp_path)
+    [rec] = store.load(path)
+    assert rec.manifest_digest is not None
+    assert store.resolve(rec.manifest_digest).id == rec.id
+    assert store.resolve(f"example/app@{rec.manifest_digest}").id == rec.id
+    with pytest.raises(StockadeError, match="no such image"):
+        store.resolve("sha256:" + "0" * 64)
+
+
+def test_docker25_save_layout(store: Store, tmp_path: Path) -> None:
+    """docker >= 25 writes an OCI layout and a manifest.json naming blobs/sha256/... paths."""
+    files = export.oci_layout_files([BASE, UPPER], CONFIG, compress=False)
+    cfg = export.config_digest(files)
+    files["manifest.json"] = json.dumps([{
+        "Config": f"blobs/sha256/{hex_of(cfg)}", "RepoTags": ["new/docker:1"],
+        "Layers": [f"blobs/sha256/{hex_of(sha256_bytes(x))}" for x in (BASE, UPPER)],
+    }]).encode()
+    [rec] = store.load(export.write_tar(tmp_path / "d25.tar", files))
+    assert rec.id == cfg and rec.names == ("new/docker:1",)
+
+
+def test_cli_load_stdin(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    path, files = _docker_tar(tmp_path)
+    fake = io.TextIOWrapper(io.BytesIO(path.read_bytes()))
+    monkeypatch.setattr(sys, "stdin", fake)
+    assert cli.main(["image", "--store", str(store.root), "load", "-"]) == 0
+    assert store.resolve("example/app:1").id == export.config_digest(files)
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_read_only_directories_copied_and_cleaned(store: Store, tmp_path: Path) -> None:
+    """A 0555 directory must neither block the copy nor its removal (rootless: no CAP_DAC)."""
+    ro = export.layer_tar([("ro", "dir"), ("ro/f", "file", "f")], mode=0o555)
+    ro2 = export.layer_tar([("ro", "dir"), ("ro/g", "file", "g")], mode=0o555)
+    path, _ = _docker_tar(tmp_path, [ro, ro2], "ro:1")
+    store.load(path)
+    with prepare_rootfs(store, "ro:1", read_only=False, keep=False, method="copy") as root:
+        assert sorted(p.name for p in (root.path / "ro").iterdir()) == ["f", "g"]
+        assert os.stat(root.path / "ro").st_mode & 0o777 == 0o555
+    assert list(store.containers_dir.iterdir()) == []
+    store.prune(all_images=True)
+    assert store.images() == [] and list(store.layers_dir.iterdir()) == []
+
+
+def test_rm_by_name_that_looks_like_an_id_prefix(store: Store, tmp_path: Path) -> None:
+    path, files = _docker_tar(tmp_path, [OTHER], "x:1")
+    [rec] = store.load(path, tags=[hex_of(export.config_digest(files))[:1]])
+    short = hex_of(rec.id)[:1]  # a one-character name equal to the ID's first character
+    assert store.remove(short) == [f"untagged {short}:latest"]
+    assert store.resolve("x:1").id == rec.id
+
+
+def test_materialize_rootfs(store: Store, tmp_path: Path) -> None:
+    from stockade.image.rootfs import materialize_rootfs
+
+    path, _ = _docker_tar(tmp_path)
+    store.load(path)
+    dest = tmp_path / "bundle" / "rootfs"
+    materialize_rootfs(store, "example/app:1", dest)
+    assert _tree(dest) == MERGED
+    with pytest.raises(StockadeError, match="not empty"):
+        materialize_rootfs(store, "example/app:1", dest)
+
+
+def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from stockade.image import store as store_mod
+
+    monkeypatch.setenv("STOCKADE_STORE", str(tmp_path / "s"))
+    assert store_mod.default_root() == tmp_path / "s"
+    monkeypatch.delenv("STOCKADE_STORE")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert store_mod.default_root() == Path("/var/lib/stockade")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert store_mod.default_root() == tmp_path / "xdg" / "stockade"

@@ -114,3 +114,19 @@ def test_setid_bits_dropped_rootless(tmp_path: Path) -> None:
     root = tmp_path / "root"
     _unpack(layer_tar([("suid", "file", "x")], mode=0o4755), root)
     assert stat.S_IMODE(os.stat(root / "suid").st_mode) == 0o755
+
+
+def test_whiteout_then_entries_below_it(tmp_path: Path) -> None:
+    """`.wh.d` then `d/f` in one layer: the lower d stays hidden, d/f shows."""
+    from stockade.image.copytree import apply_layer
+    from stockade.image.store import LayerMeta
+
+    rootless = os.geteuid() != 0
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    _unpack(layer_tar([("d", "dir"), ("d/old", "file", "old")]), lower, rootless=rootless)
+    res = _unpack(layer_tar([("d", "whiteout"), ("d/f", "file", "f")]), upper, rootless=rootless)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for root, r in ((lower, UnpackResult((), (), not rootless, 0)), (upper, res)):
+        apply_layer(root, LayerMeta("sha256:" + "0" * 64, r.whiteouts, r.opaques, r.native, 0), merged)
+    assert sorted(p.name for p in (merged / "d").iterdir()) == ["f"]

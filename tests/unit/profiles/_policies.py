@@ -8,6 +8,7 @@ sets are small stand-ins (the profile backends other than seccomp never read the
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from types import MappingProxyType
 
@@ -15,7 +16,10 @@ from stockade.errors import Location
 from stockade.policy import model as m
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "design" / "examples"
-EXAMPLE_NAMES = ("batch-job", "legacy-daemon", "web-api")
+# Every shared example: new ones are picked up as they are added (POLICY.md: examples
+# must always load and compile). `built()` mirrors the three that existed first.
+EXAMPLE_NAMES = tuple(sorted(p.stem for p in EXAMPLES_DIR.glob("*.yaml"))) or (
+    "batch-job", "legacy-daemon", "web-api")
 
 
 def _loc(name: str, key: str) -> Location:
@@ -115,8 +119,9 @@ def built(name: str) -> m.Policy:
     raise KeyError(name)
 
 
+@functools.cache
 def example(name: str) -> m.Policy:
-    """The shared example, through load_policy when the loader exists."""
+    """The shared example, through load_policy when the loader exists (cached: frozen)."""
     try:
         from stockade.policy.loader import load_policy
     except ImportError:

@@ -3,13 +3,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from _policies import with_fs
 
 from stockade.errors import Location, PolicyError
 from stockade.policy.model import AppArmor, Lsm, PathEntry, Policy
 from stockade.profiles import apparmor
 from stockade.profiles.base import HostFacts
-
-from _policies import with_fs
 
 L = Location("p.yaml", 3, 5, "filesystem.exec[0]")
 

@@ -15,7 +15,7 @@ def _no_seccomp(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_path_rules_need_a_path_backend(web_api: Policy, host: HostFacts) -> None:
     rows = enf.enforcement_table(web_api, host, ["capabilities"])
-    missing = enf.unenforced(rows)
+    missing = enf.unenforced_rules(rows)
     assert "filesystem.deny[/etc/shadow]" in missing and "network.bind[8080]" in missing
     assert "capabilities.kept[NET_BIND_SERVICE]" not in missing
     assert "filesystem.writable[/tmp]" not in missing  # a grant, nothing to enforce
@@ -25,7 +25,7 @@ def test_apparmor_covers_paths_landlock_covers_bind(web_api: Policy, host: HostF
     rows = {r.rule: r for r in enf.enforcement_table(web_api, host, ["apparmor", "landlock"])}
     assert [e.backend for e in rows["filesystem.deny[/etc/shadow]"].by] == ["apparmor"]
     assert [e.backend for e in rows["network.bind[8080]"].by] == ["landlock"]
-    assert enf.unenforced(rows.values()) == ["no_new_privileges"]
+    assert enf.unenforced_rules(rows.values()) == ["no_new_privileges"]
 
 
 def test_docker_brings_apparmor_only_when_asked(web_api: Policy, batch: Policy) -> None:
@@ -35,10 +35,28 @@ def test_docker_brings_apparmor_only_when_asked(web_api: Policy, batch: Policy) 
 
 def test_all_targets_leave_nothing_unenforced(example_policy: Policy, host: HostFacts) -> None:
     rows = enf.enforcement_table(example_policy, host, enf.ALL_TARGETS)
-    assert enf.unenforced(rows) == []
+    assert enf.unenforced_rules(rows) == []
     assert "NOT ENFORCED" not in enf.format_table(rows)
 
 
 def test_landlock_without_abi_enforces_nothing(web_api: Policy) -> None:
     rows = enf.enforcement_table(web_api, HostFacts(landlock_abi=0), ["landlock"])
     assert all(not r.by for r in rows)
+
+
+def test_unenforced_from_compiled_artifacts(web_api: Policy, host: HostFacts) -> None:
+    """What `compile --strict` calls: composite targets carry their constituents' records."""
+    from stockade.profiles import capabilities, docker
+
+    only_caps = [capabilities.compile(web_api, host)]
+    assert "filesystem.deny[/etc/shadow]" in enf.unenforced(web_api, only_caps)
+    with_docker = [docker.compile(web_api, host)]
+    missing = enf.unenforced(web_api, with_docker)
+    assert "filesystem.deny[/etc/shadow]" not in missing  # the AppArmor profile docker ships
+    assert missing == ["network.bind[8080]"]  # only Landlock/SELinux can carry it
+
+
+def test_enforcers_for_syscall(web_api: Policy, host: HostFacts) -> None:
+    who = enf.enforcers_for_syscall(web_api, host, "socket")
+    assert who[0].startswith("seccomp") and "argument conditions" in who[1]
+    assert any(w.startswith("systemd") for w in enf.enforcers_for_syscall(web_api, host, "ptrace"))

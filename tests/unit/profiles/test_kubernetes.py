@@ -7,12 +7,11 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import yaml
+from spo_schemas import SCHEMAS
 
 from stockade.policy.model import Policy
 from stockade.profiles import kubernetes
 from stockade.profiles.base import HostFacts
-
-from spo_schemas import SCHEMAS
 
 
 def test_pod_validates_against_kubernetes_schema(example_policy: Policy, host: HostFacts) -> None:

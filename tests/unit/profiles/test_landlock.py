@@ -3,12 +3,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from _policies import with_fs
 
 from stockade.errors import Location, StockadeError
 from stockade.policy.model import Landlock, Lsm, PathEntry, Policy
 from stockade.profiles import landlock as ll
-
-from _policies import with_fs
 
 L = Location("p.yaml", 1, 1)
 

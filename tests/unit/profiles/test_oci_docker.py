@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from stockade.policy.model import Policy
 from stockade.profiles import docker, oci
 from stockade.profiles.base import HostFacts
@@ -33,7 +35,7 @@ def test_oci_legacy(legacy: Policy, host: HostFacts) -> None:
 
 
 def test_merge_into() -> None:
-    base = {"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_KILL"]}},
+    base: dict[str, Any] = {"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_KILL"]}},
             "mounts": [{"destination": "/proc"}, {"destination": "/tmp", "type": "bind"}]}
     out = oci.merge_into(base, {"process": {"capabilities": {"bounding": []}},
                                 "mounts": [{"destination": "/tmp", "type": "tmpfs"}]})

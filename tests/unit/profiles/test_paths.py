@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from _policies import built, with_fs
 
 from stockade.errors import Location, PolicyError
-from stockade.profiles.paths import subtree_prefix, validate_filesystem, validate_path
-
-from _policies import built, with_fs
 from stockade.policy.model import PathEntry
+from stockade.profiles.paths import subtree_prefix, validate_filesystem, validate_path
 
 LOC = Location("p.yaml", 7, 3, "filesystem.writable[0]")
 

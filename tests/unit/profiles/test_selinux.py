@@ -37,8 +37,8 @@ def test_module_shape(web_api: Policy, host: HostFacts) -> None:
 
 def test_legacy_uses_declared_type(legacy: Policy, host: HostFacts) -> None:
     art = selinux.compile(legacy, host)
-    assert art.files[0].filename == "legacy_daemon.cil"
-    assert "semodule -i stockade_container.cil legacy_daemon.cil" in (art.files[2].text or "")
+    assert art.files[0].filename == "stockade_legacy_daemon.cil"
+    assert "semodule -i stockade_container.cil stockade_legacy_daemon.cil" in (art.files[2].text or "")
     text = art.files[0].text or ""
     for cap in ("chown", "dac_override", "setgid", "setuid", "net_bind_service"):
         assert cap in text

@@ -3,12 +3,12 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+from _policies import with_fs
+
 from stockade.errors import Location
 from stockade.policy.model import PathEntry, Policy
 from stockade.profiles import systemd
 from stockade.profiles.base import HostFacts
-
-from _policies import with_fs
 
 
 def _directives(p: Policy, host: HostFacts) -> dict[str, str]:

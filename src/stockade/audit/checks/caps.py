@@ -226,7 +226,7 @@ def priv_latent(view: View, proofs: Proofs) -> Verdict:
         ev.append("latent: " + ", ".join(f"CAP_{n}" for n in caps.names(latent)))
         fix.append(("capabilities.drop", caps.names(latent)))
     if proofs.ok("setuid"):
-        ev.append(f"uid {view.inside_uid}, no_new_privs off, setuid-root files: {proofs.get('setuid').detail}")  # type: ignore[union-attr]
+        ev.append(f"uid {view.inside_uid}, no_new_privs off, setuid-root files: {proofs.outcomes['setuid'].detail}")
         fix.append(("no_new_privileges", True))
     if not fix:
         return absent(*ev)

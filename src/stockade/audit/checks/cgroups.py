@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import caps, probes_lib
-from stockade.audit.checks.mounts import BLOCK_FS
+from stockade.audit.checks._ns import host_ns
 from stockade.audit.model import Severity, Status, Verdict, absent, na
 from stockade.audit.probe import Probe
 from stockade.audit.registry import Proofs, check
@@ -28,7 +29,7 @@ def _release_probes(view: View) -> Mapping[str, Probe]:
     if caps.has(view.cap_eff, "SYS_ADMIN") and _has_v1(view):
         probes["mount"] = Probe(probes_lib.cgroup_release_agent, isolated=True)
     for mp in _rw_v1_roots(view):
-        probes[mp] = Probe(lambda mp=mp: probes_lib.open_wronly(mp + "/release_agent"))
+        probes[mp] = Probe(partial(probes_lib.open_wronly, mp + "/release_agent"))
     return probes
 
 
@@ -57,17 +58,15 @@ def cg1_release_agent(view: View, proofs: Proofs) -> Verdict:
                    fix=(("capabilities.drop", ["SYS_ADMIN"]), ("namespaces", ["cgroup"])))
 
 
-def _block_dev(view: View) -> tuple[int, int]:
-    for m in view.mounts:
-        if m.fstype in BLOCK_FS and m.major:
-            return m.major, m.minor
-    return 7, 0  # loop0: present on most hosts, and not in any default allow-list
+# loop0 (block 7:0): on nearly every host, in no runtime's default allow-list, and opening
+# it read-only is harmless; EPERM at open means the device cgroup refused it.
+PROBE_DEVICE = (7, 0)
 
 
 def _dev_probes(view: View) -> Mapping[str, Probe]:
-    if not caps.has(view.cap_eff, "MKNOD"):
+    if not caps.has(view.cap_eff, "MKNOD") or not caps.has(view.cap_eff, "SYS_ADMIN"):
         return {}
-    major, minor = _block_dev(view)
+    major, minor = PROBE_DEVICE
     return {"mknod": Probe(lambda: probes_lib.mknod_open(major, minor), isolated=True)}
 
 
@@ -76,25 +75,25 @@ def _dev_probes(view: View) -> Mapping[str, Probe]:
        references=("CIS Docker 5.17", "CWE-284"), probes=_dev_probes)
 def dev_cgroup_allow_all(view: View, proofs: Proofs) -> Verdict:
     """`a *:* rwm` in devices.list (v1), or no device program (v2), with CAP_MKNOD: any host
-    disk can be created and opened. Proof: mknod the host's root disk in a private tmpfs of
+    disk can be created and opened. Proof: mknod loop0 (b 7:0) in a private tmpfs of
     a throw-away child, open read-only (EPERM means the device cgroup refused)."""
     dl = view.cgroup_values.get("devices/devices.list")
-    ev = [view.status_line("CapEff")]
-    allow_all = False
+    ev = [view.status_line("CapEff"), host_ns(view, "user")[1]]
+    # creating device nodes needs CAP_MKNOD in the initial user namespace
+    can_mknod = caps.has(view.cap_eff, "MKNOD") and host_ns(view, "user")[0] is True
+    allow_all = dl is not None and "a *:* rwm" in dl.splitlines()
     if dl is not None:
         ev.append("devices.list: " + " | ".join(dl.splitlines()[:4]))
-        allow_all = "a *:* rwm" in dl.splitlines()
-    elif view.host.cgroup_mode == "v2":
-        ev.append("cgroup v2: device access is a BPF program; the proof decides")
-    else:
-        return na("devices.list is not visible")
-    proved = proofs.ok("mknod")
-    if proved:
-        return Verdict(Status.EXPLOITABLE, tuple(ev), proofs.line("mknod"),
-                       fix=(("capabilities.drop", ["MKNOD"]),))
+    fix = (("capabilities.drop", ["MKNOD"]),)
+    if proofs.ok("mknod"):
+        return Verdict(Status.EXPLOITABLE, tuple(ev), proofs.line("mknod"), fix=fix)
+    if not can_mknod:
+        return absent(*ev, "no CAP_MKNOD in the initial user namespace: no device node can be made")
     if allow_all:
-        return Verdict(Status.PRESENT, tuple(ev), proofs.line("mknod") if caps.has(view.cap_eff, "MKNOD") else "",
-                       fix=(("capabilities.drop", ["MKNOD"]),))
+        proof = proofs.line("mknod") if "mknod" in proofs.outcomes else "not proved: needs CAP_SYS_ADMIN for a private mount namespace"
+        return Verdict(Status.PRESENT, tuple(ev), proof, fix=fix)
+    if dl is None and "mknod" not in proofs.outcomes:
+        return na("devices.list is not visible and the mknod proof could not run")
     return absent(*ev)
 
 

@@ -128,7 +128,9 @@ def keyring_shared(view: View, proofs: Proofs) -> Verdict:
         return absent(proofs.line("keyctl") + " (keyctl blocked)")
     fix = (("syscalls.deny", ["keyctl", "add_key", "request_key"]),)
     if view.mode == "self":
-        own = "_ses." in o.detail
+        # runc names the container's own keyring "_ses.<id>"; the host's is "_ses" or
+        # "_uid_ses.<uid>"
+        own = o.detail.split()[-1].startswith("_ses.") if o.detail else False
         ev = (proofs.line("keyctl"),)
         return absent(*ev) if own else Verdict(Status.PRESENT, ev, fix=fix)
     # From the host our child keeps the auditor's keyring; look for the container's own.

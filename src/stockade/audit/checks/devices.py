@@ -6,6 +6,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import probes_lib
 from stockade.audit.model import Severity, Status, Verdict, absent
@@ -34,7 +35,8 @@ def scan_block_devices() -> Outcome:
             continue
     if not found:
         return Outcome(False, 2, "no block device nodes")
-    opened, failed = [], []
+    opened: list[str] = []
+    failed: list[str] = []
     for path in sorted(found)[:16]:
         o = probes_lib.block_device(path)
         (opened if o.ok else failed).append(o.detail if o.ok else f"{path}: {o.errname}")
@@ -62,7 +64,7 @@ KERNEL_DEVS = ("/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg")
 
 
 def _kdev_probes(view: View) -> Mapping[str, Probe]:
-    return {p: Probe(lambda p=p: probes_lib.open_rdonly(p)) for p in KERNEL_DEVS}
+    return {p: Probe(partial(probes_lib.open_rdonly, p)) for p in KERNEL_DEVS}
 
 
 @check("DEV-MEM-KMSG", "/dev/mem, /dev/kmem, /dev/port or /dev/kmsg openable", Severity.HIGH,

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import probes_lib
 from stockade.audit.model import Severity, Status, Verdict, absent
 from stockade.audit.probe import Probe
-from stockade.audit.registry import Proofs, check
+from stockade.audit.registry import ProbePlan, Proofs, check
 from stockade.audit.view import View
 
 
-def _opens(paths: tuple[str, ...], write: bool) -> object:
+def _opens(paths: tuple[str, ...], write: bool) -> ProbePlan:
     def plan(view: View) -> Mapping[str, Probe]:
         fn = probes_lib.open_wronly if write else probes_lib.open_rdonly
-        return {p: Probe(lambda p=p: fn(p)) for p in paths}
+        return {p: Probe(partial(fn, p)) for p in paths}
     return plan
 
 
@@ -38,7 +39,7 @@ CORE = ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe")
 
 @check("PROCSYS-CORE-PATTERN", "core_pattern / modprobe writable", Severity.CRITICAL,
        remediation="filesystem.deny: [/proc/sys/kernel/core_pattern] (keep /proc/sys read-only)",
-       references=("CWE-732",), probes=_opens(CORE, True))  # type: ignore[arg-type]
+       references=("CWE-732",), probes=_opens(CORE, True))
 def procsys_core_pattern(view: View, proofs: Proofs) -> Verdict:
     """A writable core_pattern or modprobe path runs a program as host root on the next crash
     or module request. Proof: open O_WRONLY, close without writing."""
@@ -50,15 +51,11 @@ BINFMT = ("/proc/sys/fs/binfmt_misc/register",)
 
 @check("BINFMT-MISC", "binfmt_misc register writable", Severity.CRITICAL,
        remediation="filesystem.deny: [/proc/sys/fs/binfmt_misc]", references=("CWE-732",),
-       probes=_opens(BINFMT, True))  # type: ignore[arg-type]
+       probes=_opens(BINFMT, True))
 def binfmt_misc(view: View, proofs: Proofs) -> Verdict:
     """A registered interpreter runs for every matching exec on the host (and with the C flag,
     with the binary's credentials). Proof: open register O_WRONLY, close."""
     return _write_verdict(proofs, BINFMT)
-
-
-SYSFS = ("/sys/kernel/uevent_helper", "/sys/kernel/security", "/sys/firmware/efi/efivars",
-         "/sys/kernel/debug")
 
 
 def _sysfs_probes(view: View) -> Mapping[str, Probe]:
@@ -82,7 +79,7 @@ DOS = ("/proc/sysrq-trigger", "/proc/sys/vm/panic_on_oom")
 
 @check("PROC-DOS-KNOBS", "sysrq-trigger / panic_on_oom writable", Severity.HIGH,
        remediation="filesystem.deny: [/proc/sysrq-trigger] (keep /proc/sys read-only)",
-       references=("CWE-400",), probes=_opens(DOS, True))  # type: ignore[arg-type]
+       references=("CWE-400",), probes=_opens(DOS, True))
 def proc_dos_knobs(view: View, proofs: Proofs) -> Verdict:
     """sysrq-trigger reboots or crashes the host; panic_on_oom turns an OOM into a panic.
     Proof: open O_WRONLY, close — never written."""
@@ -94,7 +91,7 @@ MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", 
 
 @check("MASKED-PATHS-MISSING", "masked paths are exposed", Severity.MEDIUM,
        remediation="filesystem.deny: [/proc/kcore, /proc/keys, /proc/timer_list, /sys/firmware]",
-       references=("CWE-200",), probes=_opens(MASKED, False))  # type: ignore[arg-type]
+       references=("CWE-200",), probes=_opens(MASKED, False))
 def masked_paths_missing(view: View, proofs: Proofs) -> Verdict:
     """Runtimes hide these behind /dev/null or an empty read-only tmpfs; without that,
     kernel memory layout, keys and timers leak. Proof: open O_RDONLY, close."""

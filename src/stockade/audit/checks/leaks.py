@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import probes_lib
 from stockade.audit.model import Severity, Status, Verdict, absent
@@ -23,10 +25,8 @@ def _fd_probes(view: View) -> Mapping[str, Probe]:
     probes: dict[str, Probe] = {}
     for base in bases:
         names = ["cwd"]
-        try:
+        with contextlib.suppress(OSError):
             names += [f"fd/{n}" for n in os.listdir(base + "/fd")]
-        except OSError:
-            pass
         for name in names:
             try:
                 fd = os.open(f"{base}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -36,7 +36,7 @@ def _fd_probes(view: View) -> Mapping[str, Probe]:
             if view.mode == "self" and base == "/proc/self" and name.startswith("fd/"):
                 os.close(fd)
                 continue  # our own fds are the auditor's, not the container's
-            probes[label] = Probe(lambda fd=fd: probes_lib.fd_escapes(f"/proc/self/fd/{fd}"),
+            probes[label] = Probe(partial(probes_lib.fd_escapes, f"/proc/self/fd/{fd}"),
                                   owned_fds=(fd,))
     return probes
 
@@ -53,7 +53,7 @@ def runc_leaked_fd(view: View, proofs: Proofs) -> Verdict:
     escaped = [k for k, o in proofs.outcomes.items() if o.ok]
     if not escaped:
         return absent(f"{len(proofs.outcomes)} directory fds/cwd checked, all inside the root")
-    return Verdict(Status.EXPLOITABLE, tuple(f"{k}: {proofs.get(k).detail}" for k in escaped),  # type: ignore[union-attr]
+    return Verdict(Status.EXPLOITABLE, tuple(f"{k}: {proofs.outcomes[k].detail}" for k in escaped),
                    "; ".join(proofs.line(k) for k in escaped))
 
 

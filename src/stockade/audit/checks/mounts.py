@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import probes_lib
+from stockade.audit.checks.sockets import RUNTIME_SOCKETS
 from stockade.audit.model import Severity, Status, Verdict, absent
 from stockade.audit.probe import Probe
 from stockade.audit.procfs import Mount
@@ -39,7 +41,7 @@ def _sensitive_mounts(view: View) -> list[Mount]:
 
 
 def _host_root_probes(view: View) -> Mapping[str, Probe]:
-    return {m.mountpoint: Probe(lambda p=m.mountpoint: probes_lib.open_first_file_wronly(p))
+    return {m.mountpoint: Probe(partial(probes_lib.open_first_file_wronly, m.mountpoint))
             for m in _sensitive_mounts(view) if not m.read_only}
 
 
@@ -65,7 +67,7 @@ def _second_procs(view: View) -> list[Mount]:
 
 
 def _proc_probes(view: View) -> Mapping[str, Probe]:
-    return {m.mountpoint: Probe(lambda p=m.mountpoint: probes_lib.open_wronly(p + "/sys/kernel/core_pattern"))
+    return {m.mountpoint: Probe(partial(probes_lib.open_wronly, m.mountpoint + "/sys/kernel/core_pattern"))
             for m in _second_procs(view) if m.root == "/"}
 
 
@@ -115,7 +117,9 @@ def mnt_lxcfs_rw(view: View, proofs: Proofs) -> Verdict:
 def mnt_rw_nosuid(view: View, proofs: Proofs) -> Verdict:
     """A setuid binary written from the container onto a host directory can be run by a
     host user to gain the container's root."""
-    found = [m for m in host_binds(view) if not m.read_only and "nosuid" not in m.options]
+    # runtime sockets are SOCK-RUNTIME's business; nothing can be planted through them
+    found = [m for m in host_binds(view) if not m.read_only and "nosuid" not in m.options
+             and os.path.basename(m.mountpoint) not in RUNTIME_SOCKETS]
     if not found:
         return absent("every writable host bind mount is nosuid (or there is none)")
     return Verdict(Status.PRESENT, tuple(m.line() for m in found),
@@ -144,10 +148,6 @@ def rootfs_rw(view: View, proofs: Proofs) -> Verdict:
     if top.read_only:
         return absent(top.line())
     return Verdict(Status.PRESENT, (top.line(),), fix=(("filesystem.root", "read-only"),))
-
-
-def _exists(path: str) -> bool:
-    return os.path.lexists(path)
 
 
 CHECKS = (mnt_host_root, mnt_host_proc, mnt_host_varlog, mnt_lxcfs_rw, mnt_rw_nosuid,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 
 from stockade.audit import probes_lib
 from stockade.audit.checks._ns import host_ns
 from stockade.audit.model import Severity, Status, Verdict, absent, na
 from stockade.audit.probe import Outcome, Probe
-from stockade.audit.registry import Proofs, check
+from stockade.audit.registry import ProbePlan, Proofs, check
 from stockade.audit.view import View
 
 RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "podman.sock", "buildkitd.sock",
@@ -27,8 +28,8 @@ def _sockets(view: View) -> list[str]:
 
 
 def _sock_probes(view: View) -> Mapping[str, Probe]:
-    return {path: Probe(lambda p=path: probes_lib.connect_unix(p, os.path.basename(p) in HTTP_APIS
-                                                               or "docker" in p))
+    return {path: Probe(partial(probes_lib.connect_unix, path,
+                                       os.path.basename(path) in HTTP_APIS or "docker" in path))
             for path in _sockets(view)}
 
 
@@ -101,7 +102,7 @@ def _tcp_probe(ports: tuple[int, ...], path: str, hosts: tuple[str, ...] = ("127
     return Outcome(False, None, "; ".join(results))
 
 
-def _active(fn_ports: tuple[int, ...], path: str, hosts: tuple[str, ...] = ("127.0.0.1",)):  # type: ignore[no-untyped-def]
+def _active(fn_ports: tuple[int, ...], path: str, hosts: tuple[str, ...] = ("127.0.0.1",)) -> ProbePlan:
     def plan(view: View) -> Mapping[str, Probe]:
         if not view.active:
             return {}
@@ -112,9 +113,14 @@ def _active(fn_ports: tuple[int, ...], path: str, hosts: tuple[str, ...] = ("127
 def _active_verdict(view: View, proofs: Proofs, fix: tuple[tuple[str, object], ...]) -> Verdict:
     if not view.active:
         return na("network probe: opt in with --active")
-    if proofs.ok("tcp"):
-        return Verdict(Status.EXPLOITABLE, (proofs.line("tcp"),), proofs.line("tcp"), fix=fix)
-    return absent(proofs.line("tcp"))
+    o = proofs.get("tcp")
+    if o is None:
+        return Verdict(Status.ERROR, (proofs.line("tcp"),))
+    if not o.ok:
+        return absent(proofs.line("tcp"))
+    # something answers; a 200 to the harmless request proves the API is open to us
+    status = Status.EXPLOITABLE if " 200" in o.detail else Status.PRESENT
+    return Verdict(status, (proofs.line("tcp"),), proofs.line("tcp"), fix=fix)
 
 
 @check("API-DOCKER-TCP", "Docker API on TCP reachable", Severity.CRITICAL,

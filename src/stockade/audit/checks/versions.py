@@ -34,6 +34,8 @@ def _runc(view: View) -> RuntimeInfo | None:
 def _runc_rows(view: View, cves: tuple[str, ...], fixed: tuple[versions.Version, ...]) -> Verdict:
     if view.host.from_inside:
         return na(HOST_ONLY)
+    if view.runtime not in ("", "runc", "docker"):
+        return na(f"the container runs under {view.runtime}, not runc")
     info = _runc(view)
     if info is None:
         return na("runc is not installed on this host")

@@ -119,7 +119,7 @@ def _cache_path() -> Path:
     return Path(base) / "stockade" / f"syscalls-libseccomp-{libseccomp_version()}.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SyscallTable:
     """name -> number, per arch, exactly as the installed libseccomp knows them."""
 
@@ -133,15 +133,15 @@ class SyscallTable:
         return self.by_arch[arch].get(name)
 
     def name(self, arch: str, nr: int) -> str | None:
-        return _reverse(self, arch).get(nr)
+        return _reverse(arch).get(nr)
 
     def max_number(self, arch: str) -> int:
         return max(self.by_arch[arch].values())
 
 
 @cache
-def _reverse(table: SyscallTable, arch: str) -> dict[int, str]:
-    return {nr: name for name, nr in table.by_arch[arch].items()}
+def _reverse(arch: str) -> dict[int, str]:
+    return {nr: name for name, nr in syscall_table().by_arch[arch].items()}
 
 
 @cache

@@ -1,12 +1,17 @@
-"""SELinux backend: a CIL module per policy, built from typed nodes (cil.py) and
-validated in tests by the real `secilc` against the base shipped in base/base.cil.
+"""SELinux backend: a CIL module per policy, built from typed nodes (cil.py), plus the
+`stockade_container` template module (templates/container.cil) it calls — udica's idea:
+a domain type derived from a container base, plus allow rules for the policy's paths,
+ports, sockets and capabilities.
 
-Why a shipped base and not Debian's selinux-policy-default: that package ships only
-compiled `.pp` modules and a prebuilt store, which `secilc` cannot read, and reference
-policy has no udica-style container template for a module to inherit from. A small
-CIL base makes the check self-contained and deterministic on any machine, and still
-runs the real compiler over every type, class, permission, macro call and neverallow
-of the generated module.
+Validation, in tests, with the real toolchain, twice:
+1. `secilc` against the base shipped in base/base.cil (test_secilc.py). Why a shipped
+   base: Debian's selinux-policy-default ships compiled `.pp` modules and a prebuilt
+   store, which `secilc` cannot read; a small CIL base makes this check self-contained,
+   fast and deterministic on any machine, and secilc still resolves every type, class,
+   permission and macro call of the module and checks its neverallows.
+2. `semodule -n -i` into a private copy of Debian's selinux-policy-default store
+   (test_semodule_refpolicy.py): the module and template link against the full
+   reference policy and the kernel policy is rebuilt. Skipped where the store is absent.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from importlib import resources
 from stockade.policy.model import Policy
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 from stockade.profiles.capabilities import ordered
+from stockade.profiles.paths import validate_filesystem
 from stockade.profiles.selinux import cil
 from stockade.profiles.selinux.module import BASES, build_module, validate_selinux
 
@@ -50,6 +56,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
+    validate_filesystem(policy)  # one glob language for every target (paths.py)
     validate_selinux(policy)
     module = build_module(policy, host)
     base = policy.lsm.selinux.base if policy.lsm.selinux is not None else "container"

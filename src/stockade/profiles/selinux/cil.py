@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
 
 from stockade.errors import StockadeError
 
@@ -15,7 +14,7 @@ from stockade.errors import StockadeError
 # generated name can never reach into another block's namespace).
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-SExpr = Union[str, int, tuple["SExpr", ...]]
+SExpr = str | int | tuple["SExpr", ...]
 
 
 class CilError(StockadeError):
@@ -152,7 +151,7 @@ class PortCon:
         return ("portcon", self.protocol, self.port, self.context.sexpr())
 
 
-Statement = Union[Comment, TypeDecl, RoleType, TypeAttributeSet, Call, AccessVector, PortCon]
+Statement = Comment | TypeDecl | RoleType | TypeAttributeSet | Call | AccessVector | PortCon
 
 
 @dataclass(frozen=True)

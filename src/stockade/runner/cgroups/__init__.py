@@ -6,10 +6,12 @@ stays inside whatever the invoker is itself confined to (and v2 delegation works
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+import time
 
 from stockade.runner import _linux as L
+from stockade.runner._record import frozen
 from stockade.runner.cgroups.base import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
 from stockade.runner.cgroups.v2 import V2Cgroup
@@ -19,7 +21,7 @@ __all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "create", "V1Cgroup", 
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio")
 
 
-@dataclass(frozen=True)
+@frozen
 class Hierarchy:
     mode: str  # v1 | hybrid | v2 | none
     v1_mounts: tuple[tuple[str, str, str], ...] = ()  # (controller, mountpoint, own path)
@@ -66,12 +68,48 @@ def detect(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cg
     return Hierarchy(mode, mounts, v2, own_v2)
 
 
-def create(h: Hierarchy, run_id: str) -> V1Cgroup | V2Cgroup:
-    """Create the run's cgroup(s); the caller must call remove() in a finally block."""
+def reap_stale(parents: list[str]) -> None:
+    """rmdir run cgroups left by runners that died (SIGKILL skips their finally blocks).
+
+    A run id starts with its runner's pid; a directory whose runner is gone and which
+    holds no task (its sandbox died with it, PR_SET_PDEATHSIG) is removed. Nothing is
+    killed here: a busy directory stays.
+    """
+    for parent in parents:
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            pid, _, rest = name.partition("-")
+            if not pid.isdigit() or not rest:
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # the runner is alive (or the pid was reused: leave it)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            path = os.path.join(parent, name)
+            with contextlib.suppress(OSError):
+                # Old enough that it cannot be a runner in another pid namespace between
+                # its mkdir and its attach.
+                if time.time() - os.stat(path).st_ctime > 60:
+                    os.rmdir(path)
+
+
+def create(h: Hierarchy, run_id: str, io: bool = False) -> V1Cgroup | V2Cgroup:
+    """Create the run's cgroup(s); the caller must call remove() in a finally block.
+    io: also create the blkio cgroup (v1), only when an io weight is asked for."""
     if h.mode in ("v1", "hybrid"):
-        return V1Cgroup.create(h.v1_dirs(), run_id)
+        dirs = h.v1_dirs()
+        reap_stale(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
+        return V1Cgroup.create(dirs, run_id, io)
     if h.mode == "v2" and h.v2_mount is not None:
-        return V2Cgroup.create(os.path.join(h.v2_mount, h.v2_own.lstrip("/")), run_id)
+        own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
+        reap_stale([os.path.join(own, "stockade")])
+        return V2Cgroup.create(own, run_id)
     raise CgroupError("no cgroup hierarchy is mounted on this host")
 
 

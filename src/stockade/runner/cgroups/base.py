@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
+
+from stockade.runner._record import frozen
 
 
 class CgroupError(Exception):
     """A cgroup operation failed; the runner turns it into RunnerError('cgroups')."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Usage:
     memory_peak: int | None = None  # bytes
     cpu_time_ns: int | None = None
@@ -78,16 +80,12 @@ def kill_and_rmdir(path: str, *, kill_file: str | None = None, timeout: float = 
             if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
                 raise CgroupError(f"cannot remove {path}: {exc.strerror}") from exc
         if kill_file is not None and os.path.exists(kill_file):
-            try:
+            with contextlib.suppress(CgroupError):
                 write(kill_file, "1")
-            except CgroupError:
-                pass
         procs = read(os.path.join(path, "cgroup.procs")) or ""
         for pid in procs.split():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from stockade.runner._record import frozen
 from stockade.runner.cgroups.base import (
     CgroupError,
     Usage,
@@ -20,16 +20,16 @@ from stockade.runner.plan import Limits
 NEEDED = ("memory", "pids", "cpu", "cpuacct")
 
 
-@dataclass(frozen=True)
+@frozen
 class V1Cgroup:
     dirs: dict[str, str]  # controller -> the run's directory (distinct paths)
     mode: str = "v1"
 
     @staticmethod
-    def create(parents: dict[str, str], run_id: str) -> V1Cgroup:
+    def create(parents: dict[str, str], run_id: str, io: bool = False) -> V1Cgroup:
         made: dict[str, str] = {}
         try:
-            for ctrl in (*NEEDED, "blkio"):
+            for ctrl in (*NEEDED, "blkio") if io else NEEDED:
                 base = parents.get(ctrl)
                 if base is None:
                     if ctrl in NEEDED:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from stockade.runner._record import frozen
 from stockade.runner.cgroups.base import (
     CgroupError,
     Usage,
@@ -32,7 +32,7 @@ def _enable(parent: str, wanted: tuple[str, ...]) -> None:
                               "controllers: run stockade from a delegated leaf cgroup)") from exc
 
 
-@dataclass(frozen=True)
+@frozen
 class V2Cgroup:
     path: str
     mode: str = "v2"

@@ -1,0 +1,87 @@
+"""The Python API: `stockade.run([...], policy="default")`.
+
+Light on purpose: importing this module pulls in neither the policy loader nor the
+compilers; a policy given by name or path is served from the plan cache after its first
+use (see stockade.runner.prepare).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from stockade.runner.launcher import RunResult
+from stockade.runner.plan import Bind, Plan, PolicyPart, RunSpec
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from stockade.policy.model import Policy
+
+__all__ = ["run", "plan", "RunResult"]
+
+_PARTS: dict[str, PolicyPart] = {}  # policy digest -> resolved part (Policy objects only)
+
+
+def _part(policy: str | Policy | PolicyPart, seccomp_bpf: bytes | None) -> PolicyPart:
+    from stockade.runner import prepare
+
+    if isinstance(policy, PolicyPart):
+        return policy
+    if isinstance(policy, str):
+        if seccomp_bpf is not None:
+            from stockade.policy.loader import load_policy
+
+            return prepare.policy_part(load_policy(policy), seccomp_bpf=seccomp_bpf)
+        return prepare.load_part(policy)
+    key = policy.digest
+    if key and seccomp_bpf is None and key in _PARTS:
+        return _PARTS[key]
+    part = prepare.policy_part(policy, seccomp_bpf=seccomp_bpf)
+    if key and seccomp_bpf is None:
+        _PARTS[key] = part
+    return part
+
+
+def plan(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
+         rootfs: str | None = None, binds: Sequence[str | Bind] = (),
+         env: Mapping[str, str] | None = None, cwd: str = "/", tty: bool = False,
+         hostname: str | None = None, init: bool = True,
+         seccomp_bpf: bytes | None = None) -> Plan:
+    """The frozen plan `run` would execute (what `stockade run --dry-run` prints)."""
+    from stockade.runner.plan import build_plan
+    from stockade.runner.preflight import check
+
+    part = _part(policy, seccomp_bpf)
+    spec = RunSpec(
+        argv=tuple(argv), env=tuple(sorted((env or {}).items())), rootfs=rootfs,
+        binds=tuple(b if isinstance(b, Bind) else Bind.parse(b) for b in binds),
+        cwd=cwd, tty=tty, hostname=hostname, init=init,
+    )
+    p = build_plan(part, spec)
+    check(p)
+    return p
+
+
+def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
+        rootfs: str | None = None, binds: Sequence[str | Bind] = (),
+        env: Mapping[str, str] | None = None, cwd: str = "/", tty: bool = False,
+        hostname: str | None = None, init: bool = True, seccomp_bpf: bytes | None = None,
+        forward_signals: bool = False) -> RunResult:
+    """Run `argv` under `policy` and wait for it.
+
+    policy: a preset name, a policy file path, a loaded Policy, or a PolicyPart.
+    rootfs: a directory to use as / (default: the host's / read-only).
+    binds: "SRC:DST[:ro]" strings or Bind objects. env: the payload's whole environment
+    (nothing is inherited). seccomp_bpf: a pre-compiled filter instead of the compiler's.
+    forward_signals: forward SIGINT/TERM/HUP/... (main thread only; the CLI sets it).
+
+    Returns a RunResult (exit_code is the payload's status or 128+signal). Raises
+    stockade.errors.RunnerError (with .step and .exit_code) when a step failed: the
+    payload then never ran and nothing is left behind.
+    """
+    from stockade.runner.launcher import launch
+
+    p = plan(argv, policy=policy, rootfs=rootfs, binds=binds, env=env, cwd=cwd, tty=tty,
+             hostname=hostname, init=init, seccomp_bpf=seccomp_bpf)
+    return launch(p, forward_signals=forward_signals,
+                  fault=os.environ.get("STOCKADE_TEST_FAULT", ""))

@@ -1,0 +1,146 @@
+"""`stockade audit`: which escape vectors are open in a running container."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from stockade.audit.model import AuditResult, Severity, Status, Target
+from stockade.errors import StockadeError
+
+if TYPE_CHECKING:
+    from stockade.audit.hostfacts import HostFacts
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("exit status: 0 nothing open at or above --fail-on; 1 something is (an `error` "
+                     "finding counts: it is never a pass); 2 the audit could not run")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--self", action="store_true", help="audit the current process (inside a container)")
+    which.add_argument("--pid", type=int, metavar="P", help="audit the process P from the host")
+    which.add_argument("--docker", metavar="NAME", help="a Docker container (Engine API on DOCKER_HOST)")
+    which.add_argument("--runc", metavar="ID", help="a runc container (state in --runc-root)")
+    which.add_argument("--stockade", metavar="ID", help="a stockade runner/OCI container")
+    which.add_argument("--all", action="store_true", help="every container found on the host, in parallel")
+    which.add_argument("--list-checks", action="store_true", help="print the catalogue (ID, severity, title) and exit")
+    parser.add_argument("--runc-root", default="/run/runc", metavar="DIR", help="runc state dir (default /run/runc)")
+    parser.add_argument("--stockade-root", default="/run/stockade", metavar="DIR",
+                        help="stockade state dir (default /run/stockade)")
+    parser.add_argument("--format", default="table", choices=("table", "json", "sarif", "markdown", "html"))
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the report here (default stdout)")
+    parser.add_argument("--fail-on", default="high", metavar="SEVERITY",
+                        help="exit 1 when a finding at or above this severity is open (default high)")
+    parser.add_argument("--active", action="store_true",
+                        help="also probe network APIs (Docker TCP, kubelet, cloud metadata)")
+    parser.add_argument("--fix", metavar="OUT.yaml", help="write a stockade policy closing what was found")
+    parser.add_argument("--jobs", type=int, default=8, help="parallel audits for --all (default 8)")
+    parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                        help="progress display on stderr for --all")
+
+
+def _targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    from stockade.audit import targets
+
+    if args.self:
+        return [targets.from_self()], []
+    if args.pid is not None:
+        return [targets.from_pid(args.pid)], []
+    if args.docker:
+        return [targets.from_docker(args.docker)], []
+    if args.runc:
+        return [targets.from_runc(args.runc, args.runc_root)], []
+    if args.stockade:
+        return [targets.from_stockade(args.stockade, args.stockade_root)], []
+    return targets.discover_all(args.runc_root, args.stockade_root)
+
+
+def exit_status(results: Sequence[AuditResult], fail_on: Severity) -> int:
+    for r in results:
+        for f in r.findings:
+            # an error is never a pass: it gates like an open finding of its severity
+            if (f.status.is_open or f.status is Status.ERROR) and f.severity >= fail_on:
+                return 1
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    from stockade.audit import engine, fix, hostfacts
+    from stockade.audit.report import FORMATS
+
+    if args.list_checks:
+        return _list_checks()
+    try:
+        fail_on = Severity.parse(args.fail_on)
+    except ValueError as exc:
+        raise StockadeError(f"--fail-on: {exc}; use info, low, medium, high or critical") from None
+    if os.geteuid() != 0 and not args.self:
+        print("stockade audit: not root; probes may fail to enter the container", file=sys.stderr)
+    found, notes = _targets(args)
+    host = _with_docker_version(hostfacts.gather(inside=bool(args.self)), found)
+    if args.all:
+        for n in notes:
+            print(f"stockade audit: {n}", file=sys.stderr)
+        if not found:
+            raise StockadeError("no running containers found (Docker API, runc and stockade state dirs)")
+        results = _run_all(found, host, args)
+    else:
+        results = [engine.audit(found[0], host, active=args.active)]
+    text = FORMATS[args.format](results, host)
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    if args.fix:
+        _write(args.fix, fix.render(results))
+    return exit_status(results, fail_on)
+
+
+def _run_all(found: list[Target], host: HostFacts, args: argparse.Namespace) -> list[AuditResult]:
+    from stockade.audit import engine
+
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    if not show:
+        return engine.audit_many(found, host, active=args.active, workers=args.jobs)
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as progress:
+        task = progress.add_task(f"auditing {len(found)} containers", total=len(found))
+        return engine.audit_many(found, host, active=args.active, workers=args.jobs,
+                                 on_done=lambda r: progress.advance(task))
+
+
+def _list_checks() -> int:
+    from stockade.audit.checks import ALL
+
+    for c in ALL.values():
+        print(f"{c.id:<24} {c.severity.label:<8} {c.title}")
+    return 0
+
+
+def _with_docker_version(host: HostFacts, found: list[Target]) -> HostFacts:
+    """Add the Docker Engine's version to the host facts when a Docker target is audited."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from stockade.audit.docker_api import DockerClient
+    from stockade.audit.hostfacts import RuntimeInfo
+
+    if not any(t.runtime == "docker" for t in found):
+        return host
+    try:
+        version = DockerClient().version()
+    except StockadeError:
+        return host
+    runtimes = {**host.runtimes, "docker": RuntimeInfo("docker", version)}
+    return dataclasses.replace(host, runtimes=MappingProxyType(runtimes))
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StockadeError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,70 @@
+"""--fix: a stockade policy that closes the open findings, starting from what the container
+has now (its current capabilities), so audit -> compile -> run closes the loop."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from stockade.audit.model import AuditResult
+
+ALL_NAMESPACES = ["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]
+
+
+def _name(result: AuditResult) -> str:
+    raw = re.sub(r"[^a-z0-9_-]+", "-", (result.target.name or str(result.target.pid)).lower())
+    return ("audit-fix-" + raw.strip("-"))[:63]
+
+
+def _set(doc: dict[str, Any], path: str, value: object) -> None:
+    keys = path.split(".")
+    node = doc
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    last = keys[-1]
+    if isinstance(value, list):
+        current = node.setdefault(last, [])
+        for item in value:
+            if item not in current:
+                current.append(item)
+    else:
+        node[last] = value
+
+
+def policy_for(result: AuditResult) -> dict[str, Any]:
+    doc: dict[str, Any] = {"stockade": 1, "name": _name(result),
+                           "description": f"closes what stockade audit found in {result.target.describe()}",
+                           "extends": ["default"]}
+    fixes: dict[str, Any] = {}
+    for f in result.findings:
+        if not f.status.is_open:
+            continue
+        for path, value in f.fix:
+            _set(fixes, path, value)
+    drop = fixes.get("capabilities", {}).pop("drop", [])
+    if drop or result.current_caps:
+        # Start from what the container has, minus what the audit flagged.
+        keep = [c for c in result.current_caps if c not in drop and "ALL" not in drop]
+        doc["capabilities"] = {"drop": ["ALL"], "add": keep}
+    if "namespaces" in fixes:
+        fixes["namespaces"] = ALL_NAMESPACES
+    if "extends" in fixes:
+        fixes.pop("extends")
+    for key, value in fixes.items():
+        if key == "capabilities" and not value:
+            continue
+        _set(doc, key, value) if not isinstance(value, dict) else _merge(doc, key, value)
+    return doc
+
+
+def _merge(doc: dict[str, Any], key: str, value: dict[str, Any]) -> None:
+    for sub, v in value.items():
+        _set(doc, f"{key}.{sub}", v)
+
+
+def render(results: Sequence[AuditResult]) -> str:
+    docs = [policy_for(r) for r in results]
+    return yaml.safe_dump_all(docs, sort_keys=False) if len(docs) > 1 else yaml.safe_dump(docs[0], sort_keys=False)

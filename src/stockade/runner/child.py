@@ -1,0 +1,297 @@
+"""What runs in the cloned child: the init (namespace-wide steps) and the payload steps.
+
+Everything this module needs is imported at the top: the child never imports (an import
+lock held by another thread of the parent at clone time would deadlock it). Errors go
+to the parent as one line "step<TAB>message" on a close-on-exec pipe; EOF without a
+line means the payload was executed. The child never returns to the caller's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import select
+import signal
+import stat
+import termios
+
+from stockade.runner import _linux as L
+from stockade.runner import caps, landlock, lsm, namespaces, rlimits, rootfs, seccomp
+from stockade.runner._record import frozen
+from stockade.runner.codes import EXIT_CODES
+from stockade.runner.plan import Plan
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
+
+
+@frozen
+class ChildFds:
+    err_w: int  # error line to the parent (close-on-exec)
+    sync_r: int  # the parent's "maps written, cgroup attached" byte
+    status_w: int  # the init reports the payload's end here
+    tty_slave: int = -1
+    cgroup_tasks: tuple[int, ...] = ()  # v1 "tasks" files, opened by the parent
+    fault: str = ""  # fault injection for tests (STOCKADE_TEST_FAULT): fail at this step
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.message = message
+
+
+def _fail(fds: ChildFds, step: str, message: str) -> None:
+    line = f"{step}\t{message}".replace("\n", " ")[:3000] + "\n"
+    with contextlib.suppress(OSError):
+        os.write(fds.err_w, line.encode(errors="replace"))
+    os._exit(EXIT_CODES.get(step, EXIT_CODES["internal"]))
+
+
+class _Step:
+    """`with _Step(fds, "rootfs"):` turns any OSError/known error into that step's failure."""
+
+    def __init__(self, fds: ChildFds, name: str) -> None:
+        self.fds = fds
+        self.name = name
+
+    def __enter__(self) -> None:
+        if self.fds.fault == self.name:
+            raise StepFailed(self.name, "fault injected (STOCKADE_TEST_FAULT)")
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: object) -> None:
+        if isinstance(ev, (OSError, rootfs.RootfsError, lsm.LsmError, landlock.LandlockError,
+                           ValueError)):
+            raise StepFailed(self.name, str(ev)) from ev
+
+
+def init_main(plan: Plan, fds: ChildFds) -> None:
+    """The clone child: PID 1 of the new pid namespace (or the payload itself)."""
+    try:
+        _init_steps(plan, fds)
+    except StepFailed as exc:
+        _fail(fds, exc.step, exc.message)
+    except BaseException as exc:  # noqa: BLE001 - the child must never unwind into the caller
+        _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
+    os._exit(EXIT_CODES["internal"])
+
+
+def _init_steps(plan: Plan, fds: ChildFds) -> None:
+    # Die with the runner: an orphaned sandbox would escape its supervision and cleanup.
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.read(fds.sync_r, 1) != b"g":
+        os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
+    os.close(fds.sync_r)
+    # CVE-2019-5736 class: this process is the runner's interpreter. Non-dumpable, its
+    # /proc/<pid>/exe, fd/, mem and environ are closed to the payload, and ptrace is
+    # refused (its mm belongs to the host user namespace, never exec'd in the new one).
+    # Only after the parent wrote our id maps: non-dumpable makes /proc/<pid>/*_map
+    # root-owned, which an unprivileged parent could no longer open.
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    with _Step(fds, "cgroups"):
+        # v1: the child moves itself by writing "0" to `tasks` through fds the parent
+        # opened (the kernel checks the opener's credentials). Moving a single thread
+        # that is `current` skips the global threadgroup rwsem, whose RCU sync costs
+        # 10-30 ms per fresh process when the parent writes cgroup.procs instead.
+        for fd in fds.cgroup_tasks:
+            os.write(fd, b"0")
+            os.close(fd)
+    with _Step(fds, "namespaces"):
+        if plan.cgroup_ns:
+            # After the attach, so the namespace root is the sandbox's own cgroup; before
+            # the payload is forked, so that it is born inside.
+            namespaces.enter_cgroup_ns()
+    child = -1
+    ready_w = -1
+    if plan.init:
+        # Fork the payload now: it does its own first steps while this init builds the
+        # root (two cores work at once), then waits for "ready" before touching paths.
+        signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
+        ready_r, ready_w = os.pipe()
+        with _Step(fds, "namespaces"):
+            child = L.clone_fork(0)
+        if child == 0:
+            os.close(ready_w)
+            try:
+                _payload(plan, fds, ready_r)
+            except StepFailed as exc:
+                _fail(fds, exc.step, exc.message)
+            except BaseException as exc:  # noqa: BLE001
+                _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
+            os._exit(EXIT_CODES["internal"])
+        os.close(ready_r)
+    with _Step(fds, "rootfs"):
+        # Clone the host-side trees while still holding the invoker's host credentials
+        # (before becoming root of the new user namespace, an unmapped id outside).
+        trees = rootfs.open_sources(plan)
+    ident = plan.identity
+    with _Step(fds, "idmap"):
+        if ident.userns and ident.setgroups == "allow":
+            os.setgroups([])
+        if ident.userns and (os.getuid() != 0 or os.getgid() != 0) and _maps_root(plan):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        _keep_deathsig(fds.status_w)
+    with _Step(fds, "namespaces"):
+        if plan.hostname:
+            namespaces.set_hostname(plan.hostname)
+        if plan.policy.network == "loopback":
+            namespaces.loopback_up()
+    with _Step(fds, "rootfs"):
+        rootfs.build(plan, trees)  # pivot_root moves the payload's root along with ours
+    if not plan.init:
+        _payload(plan, fds, -1)
+    with contextlib.suppress(OSError):  # the payload may already have failed and gone
+        os.write(ready_w, b"r")
+    os.close(ready_w)
+    os.close(fds.err_w)
+    if fds.tty_slave >= 0:
+        os.close(fds.tty_slave)
+    # The init needs no privilege to reap and forward: drop everything it has.
+    try:
+        caps.drop_all(plan.policy.caps.last_cap)
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    except OSError:
+        pass
+    _reap(child, fds.status_w)
+
+
+def _keep_deathsig(status_w: int) -> None:
+    """A change of uid/gid clears PR_SET_PDEATHSIG: set it again, then make sure the
+    runner did not die in between (its end of our status pipe would be closed)."""
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    poller = select.poll()
+    poller.register(status_w, select.POLLOUT)
+    for _, events in poller.poll(0):
+        if events & select.POLLERR:
+            os._exit(EXIT_CODES["internal"])  # the runner is gone: never run unsupervised
+
+
+def _maps_root(plan: Plan) -> bool:
+    return any(m.inside == 0 for m in plan.identity.uid_map) and any(
+        m.inside == 0 for m in plan.identity.gid_map)
+
+
+def _reap(child: int, status_w: int) -> None:
+    """Tiny init: forward signals to the payload, reap every zombie, exit with the payload."""
+    waitset = set(FORWARDED) | {signal.SIGCHLD}
+    result: bytes | None = None
+    while result is None:
+        info = signal.sigwaitinfo(waitset)
+        if info.si_signo != signal.SIGCHLD:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, info.si_signo)
+            continue
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == child:
+                if os.WIFSIGNALED(status):
+                    result = b"s%d" % os.WTERMSIG(status)
+                else:
+                    result = b"e%d" % os.WEXITSTATUS(status)
+    os.write(status_w, result)
+    code = int(result[1:])
+    os._exit(code if result[:1] == b"e" else 128 + code)
+
+
+def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
+    """The payload's own steps, in the order of ARCHITECTURE.md, then execve.
+
+    ready_r: a pipe the init writes once the new root is in place (-1: already is).
+    """
+    p = plan.policy
+    with _Step(fds, "hygiene"):
+        # Own session: no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
+        os.setsid()
+        if fds.tty_slave >= 0:
+            for target in (0, 1, 2):
+                os.dup2(fds.tty_slave, target)
+            os.close(fds.tty_slave)
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if fds.status_w >= 0 and plan.init:
+            os.close(fds.status_w)
+    with _Step(fds, "rlimits"):
+        rlimits.apply(p.rlimits)
+    if ready_r >= 0:
+        if os.read(ready_r, 1) != b"r":
+            os._exit(EXIT_CODES["internal"])  # the init failed and reported why
+        os.close(ready_r)
+    with _Step(fds, "lsm"):
+        lsm.apply(p.lsm)
+    if not p.no_new_privs:
+        # Without no_new_privs, Landlock and seccomp need CAP_SYS_ADMIN (in this user
+        # namespace): apply them while we still have it, as runc does for seccomp. The
+        # filter must then allow the remaining setup calls (capset, prctl, setresuid...).
+        with _Step(fds, "landlock"):
+            landlock.apply(p.landlock, plan.landlock_extra)
+        with _Step(fds, "seccomp"):
+            seccomp.load(p.seccomp_bpf)
+    with _Step(fds, "capabilities"):
+        caps.apply(p.caps, plan.identity)
+        if not plan.init:  # the payload is the runner's child: die with the runner
+            _keep_deathsig(fds.status_w)
+    if p.no_new_privs:
+        with _Step(fds, "no_new_privs"):
+            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+            if L.prctl(L.PR_GET_NO_NEW_PRIVS) != 1:
+                raise StepFailed("no_new_privs", "the kernel did not keep no_new_privs")
+        with _Step(fds, "landlock"):
+            landlock.apply(p.landlock, plan.landlock_extra)
+    env = dict(plan.env)
+    with _Step(fds, "hygiene"):
+        # Every fd above 2 closes at execve (the error pipe must live until then).
+        L.close_range_cloexec(3)
+        # CVE-2024-21626: the cwd must be a directory inside the new root, resolved in it.
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            cwd = L.openat2(root, plan.cwd.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+                            L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(root)
+        os.fchdir(cwd)
+        os.close(cwd)
+        os.getcwd()  # raises when the cwd is not reachable from the root
+        for sig in ALL_SIGNALS:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE/SIGXFSZ
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    path = _find(plan.argv[0], env.get("PATH", DEFAULT_PATH), fds)
+    if p.no_new_privs:
+        # Last, just before execve: the filter need not allow any of the setup above.
+        with _Step(fds, "seccomp"):
+            seccomp.load(p.seccomp_bpf)
+    try:
+        os.execve(path, list(plan.argv), env)
+    except OSError as exc:
+        step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
+        _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
+
+
+def _find(cmd: str, path_var: str, fds: ChildFds) -> str:
+    """execvp's search, done before seccomp so a miss is reported (127, like runc)."""
+    if fds.fault == "exec":
+        raise StepFailed("exec", "fault injected (STOCKADE_TEST_FAULT)")
+    candidates = [cmd] if "/" in cmd else [os.path.join(d or ".", cmd) for d in path_var.split(":")]
+    denied = None
+    for cand in candidates:
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(cand, os.X_OK):
+            return cand
+        denied = cand
+    if denied is not None:
+        raise StepFailed("exec-permission", f"{cmd}: permission denied ({denied})")
+    raise StepFailed("exec", f"{cmd}: command not found")

@@ -1,0 +1,391 @@
+"""The parent side: cgroup, clone, id maps, release, supervise, report, clean up.
+
+Order (ARCHITECTURE.md, steps 1, 2 and 9): everything slow was done while building the
+plan; here the cgroup is created and limited first, then the child is cloned into its
+namespaces and held on a pipe until its maps are written and it is in the cgroup. The
+cgroup is removed in a finally block, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from stockade.errors import RunnerError, StockadeError
+from stockade.runner import _linux as L
+from stockade.runner import child as child_mod
+from stockade.runner import rootfs
+from stockade.runner._record import frozen
+from stockade.runner.cgroups import CgroupError, Usage, V1Cgroup, V2Cgroup, create, detect
+from stockade.runner.codes import runner_error
+from stockade.runner.idmap import IdmapError, write_maps
+from stockade.runner.plan import Plan
+
+
+@frozen
+class RunResult:
+    """The payload's outcome and what it used (`--json-report` writes this)."""
+
+    exit_code: int  # the payload's status, or 128 + signal
+    signal: int | None = None
+    oom_killed: bool = False
+    memory_peak: int | None = None  # bytes (cgroup peak; else max RSS)
+    cpu_time_ns: int | None = None
+    pids_peak: int | None = None
+    wall_time_s: float = 0.0
+    cgroup: str = "none"  # v1 | v2 | none
+    run_id: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "exit_code": self.exit_code, "signal": self.signal, "oom_killed": self.oom_killed,
+            "memory_peak_bytes": self.memory_peak, "cpu_time_ns": self.cpu_time_ns,
+            "pids_peak": self.pids_peak, "wall_time_s": round(self.wall_time_s, 6),
+            "cgroup": self.cgroup, "run_id": self.run_id, "notes": list(self.notes),
+        }
+
+
+@frozen
+class Stdio:
+    stdin: int = 0
+    stdout: int = 1
+    stderr: int = 2
+
+
+_counter = [0]  # run ids only; not state that changes behaviour
+
+
+def _run_id() -> str:
+    _counter[0] += 1
+    return f"{os.getpid()}-{_counter[0]}-{os.urandom(3).hex()}"
+
+
+def _threads() -> int:
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 1
+
+
+def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> RunResult:
+    """Run the plan; returns the payload's result or raises RunnerError (payload never ran)."""
+    run_id = _run_id()
+    if _threads() > 1:
+        # A raw clone() in a multi-threaded process could inherit locks held by other
+        # threads (malloc, import). Do the whole launch from a forked single-threaded helper.
+        return _launch_via_helper(plan, fault, run_id)
+    return _launch(plan, forward_signals, fault, run_id)
+
+
+def _launch_via_helper(plan: Plan, fault: str, run_id: str) -> RunResult:
+    import pickle
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            payload: object = ("ok", _launch(plan, False, fault, run_id))
+        except RunnerError as exc:
+            payload = ("err", exc.step, exc.message, exc.exit_code)
+        except BaseException as exc:  # noqa: BLE001 - report, never unwind in a fork
+            payload = ("err", "internal", f"{type(exc).__name__}: {exc}", 122)
+        try:
+            os.write(w, pickle.dumps(payload))
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    if not chunks:
+        raise runner_error("internal", "the launch helper died without a result")
+    res = pickle.loads(b"".join(chunks))
+    if res[0] == "ok":
+        result: RunResult = res[1]
+        return result
+    err = RunnerError.__new__(RunnerError)
+    StockadeError.__init__(err, res[2], exit_code=res[3])
+    err.step = res[1]
+    raise err
+
+
+def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunResult:
+    started = time.perf_counter()
+    limits = plan.policy.limits
+    notes = list(plan.notes)
+    cg: V1Cgroup | V2Cgroup | None = None
+    use_cgroup = os.geteuid() == 0 or limits.any
+    try:
+        if use_cgroup:
+            if fault == "cgroups":
+                raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
+            try:
+                hierarchy = detect()
+                cg = create(hierarchy, run_id, io=limits.io_weight is not None)
+                notes += cg.apply(limits)
+            except (CgroupError, OSError) as exc:
+                if cg is not None:  # created, then a limit was refused: remove it now
+                    with suppress(CgroupError):
+                        cg.remove()
+                    cg = None
+                why = str(exc)
+                if not limits.any:
+                    # Only the usage report needed it: run, and say what is missing.
+                    notes.append(f"no cgroup for the usage report ({why}); "
+                                 "peak memory and cpu come from rusage")
+                    why = ""
+                elif os.geteuid() != 0:
+                    why += (" (unprivileged, with resources in the policy: run from a "
+                            "delegated cgroup or use a policy without resources)")
+                if why:
+                    raise runner_error("cgroups", why) from exc
+        try:
+            rootfs.prepare_mountpoints(plan)
+        except (OSError, rootfs.RootfsError) as exc:
+            raise runner_error("rootfs", str(exc)) from exc
+        result = _spawn(plan, cg, forward_signals, fault)
+        usage = cg.usage() if cg is not None else Usage()
+    finally:
+        if cg is not None:
+            try:
+                cg.remove()
+            except CgroupError as exc:
+                print(f"stockade: warning: {exc}", file=sys.stderr)
+    status, sig, rusage = result
+    cpu = usage.cpu_time_ns
+    if cpu is None and rusage is not None:
+        cpu = int((rusage.ru_utime + rusage.ru_stime) * 1e9)
+    mem = usage.memory_peak
+    if mem is None and rusage is not None:
+        mem = rusage.ru_maxrss * 1024
+    return RunResult(
+        exit_code=status, signal=sig, oom_killed=usage.oom_kills > 0, memory_peak=mem,
+        cpu_time_ns=cpu, pids_peak=usage.pids_peak,
+        wall_time_s=time.perf_counter() - started,
+        cgroup="none" if cg is None else cg.mode, run_id=run_id, notes=tuple(notes),
+    )
+
+
+def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
+           fault: str) -> tuple[int, int | None, resource.struct_rusage | None]:
+    err_r, err_w = os.pipe()
+    sync_r, sync_w = os.pipe()
+    status_r, status_w = os.pipe()
+    master = slave = -1
+    if plan.tty:
+        master, slave = os.openpty()
+        _copy_winsize(master)
+    tasks: tuple[int, ...] = ()
+    if isinstance(cg, V1Cgroup):
+        try:
+            tasks = tuple(os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                          for d in cg.paths())
+        except OSError as exc:
+            for fd in (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave):
+                if fd >= 0:
+                    os.close(fd)
+            raise runner_error("cgroups", f"attach: {exc}") from exc
+    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, fault)
+    # The child starts with the forwarded signals blocked: they stay pending until its
+    # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, child_mod.FORWARDED)
+    cg_fd = -1
+    try:
+        if isinstance(cg, V2Cgroup):
+            cg_fd = os.open(cg.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            pid = L.clone3_into_cgroup(plan.clone_flags, cg_fd)
+        else:
+            pid = L.clone_fork(plan.clone_flags)
+    except OSError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if cg_fd >= 0:
+            os.close(cg_fd)
+        for fd in (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave, *tasks):
+            if fd >= 0:
+                os.close(fd)
+        raise runner_error("namespaces", f"clone: {exc.strerror}") from exc
+    if pid == 0:
+        os.close(err_r)
+        os.close(sync_w)
+        os.close(status_r)
+        if master >= 0:
+            os.close(master)
+        if cg_fd >= 0:
+            os.close(cg_fd)
+        child_mod.init_main(plan, fds)  # never returns
+        os._exit(122)
+    if cg_fd >= 0:
+        os.close(cg_fd)
+    with _forwarding(pid, forward_signals, master):
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return _supervise(plan, pid, cg, fds, sync_w, err_r, status_r, master, tasks, fault)
+
+
+def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,
+               sync_w: int, err_r: int, status_r: int, master: int, tasks: tuple[int, ...],
+               fault: str) -> tuple[int, int | None, resource.struct_rusage | None]:
+    slave = fds.tty_slave
+    err_w, sync_r, status_w = fds.err_w, fds.sync_r, fds.status_w
+    for fd in (err_w, sync_r, status_w, slave, *tasks):
+        if fd >= 0:
+            os.close(fd)
+    try:
+        try:
+            if fault == "idmap":
+                raise IdmapError("fault injected (STOCKADE_TEST_FAULT)")
+            write_maps(pid, plan.identity)
+        except IdmapError as exc:
+            raise runner_error("idmap", str(exc)) from exc
+        if isinstance(cg, V1Cgroup) and not tasks:
+            try:
+                cg.attach(pid)
+            except CgroupError as exc:
+                raise runner_error("cgroups", f"attach: {exc}") from exc
+        os.write(sync_w, b"g")
+    except BaseException:
+        _kill_and_reap(pid)
+        for fd in (sync_w, err_r, status_r, master):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    os.close(sync_w)
+    err = _read_all(err_r)
+    os.close(err_r)
+    if err:
+        _kill_and_reap(pid)
+        os.close(status_r)
+        if master >= 0:
+            os.close(master)
+        first = err.decode(errors="replace").split("\n", 1)[0]  # the first failure wins
+        step, _, message = first.partition("\t")
+        raise runner_error(step, message)
+    if master >= 0:
+        _proxy_tty(master)
+        os.close(master)
+    _, wstatus, rusage = _wait4(pid)
+    st = _read_all(status_r)
+    os.close(status_r)
+    if st[:1] == b"s":
+        sig = int(st[1:])
+        return 128 + sig, sig, rusage
+    if st[:1] == b"e":
+        return int(st[1:]), None, rusage
+    if os.WIFSIGNALED(wstatus):
+        sig = os.WTERMSIG(wstatus)
+        return 128 + sig, sig, rusage
+    return os.WEXITSTATUS(wstatus), None, rusage
+
+
+def _wait4(pid: int) -> tuple[int, int, resource.struct_rusage]:
+    while True:
+        try:
+            return os.wait4(pid, 0)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+
+
+def _kill_and_reap(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:  # pragma: no cover
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+@contextmanager
+def _forwarding(pid: int, enabled: bool, master: int = -1) -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP/... to the runner go to the sandbox's init (which forwards)."""
+    if not enabled:
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+            signal.SIGUSR2, signal.SIGWINCH)
+
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and master >= 0:
+            _copy_winsize(master)  # the payload's pty follows the real terminal's size
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    old = {s: signal.signal(s, forward) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _copy_winsize(master: int) -> None:
+    import fcntl
+    import termios
+
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            try:
+                ws = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+            except OSError:
+                pass
+            return
+
+
+def _proxy_tty(master: int) -> None:
+    """Copy stdin -> pty and pty -> stdout until the payload closes its side."""
+    import select
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+    try:
+        inputs = [master, 0]
+        while True:
+            try:
+                ready, _, _ = select.select(inputs, [], [])
+            except InterruptedError:  # pragma: no cover
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    inputs.remove(0)
+                    with suppress(OSError):
+                        os.write(master, b"\x04")
+                else:
+                    os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
