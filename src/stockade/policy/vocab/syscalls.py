@@ -127,7 +127,7 @@ class SyscallTable:
 
     @property
     def all_names(self) -> frozenset[str]:
-        return frozenset(n for table in self.by_arch.values() for n in table)
+        return _all_names()
 
     def number(self, arch: str, name: str) -> int | None:
         return self.by_arch[arch].get(name)
@@ -137,6 +137,11 @@ class SyscallTable:
 
     def max_number(self, arch: str) -> int:
         return max(self.by_arch[arch].values())
+
+
+@cache
+def _all_names() -> frozenset[str]:
+    return frozenset(n for table in syscall_table().by_arch.values() for n in table)
 
 
 @cache
