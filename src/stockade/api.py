@@ -64,9 +64,10 @@ def plan(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
 
 def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
         rootfs: str | None = None, binds: Sequence[str | Bind] = (),
-        env: Mapping[str, str] | None = None, cwd: str = "/", tty: bool = False,
+        env: Mapping[str, str] | None = None, cwd: str | None = None, tty: bool = False,
         hostname: str | None = None, init: bool = True, seccomp_bpf: bytes | None = None,
-        forward_signals: bool = False) -> RunResult:
+        forward_signals: bool = False, image: str | None = None, keep: bool = False,
+        store: str | None = None) -> RunResult:
     """Run `argv` under `policy` and wait for it.
 
     policy: a preset name, a policy file path, a loaded Policy, or a PolicyPart.
@@ -74,6 +75,11 @@ def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
     binds: "SRC:DST[:ro]" strings or Bind objects. env: the payload's whole environment
     (nothing is inherited). seccomp_bpf: a pre-compiled filter instead of the compiler's.
     forward_signals: forward SIGINT/TERM/HUP/... (main thread only; the CLI sets it).
+    image: NAME[:TAG] or ID of an image in the store (`store`, default $STOCKADE_STORE or
+    /var/lib/stockade): the root is its layers, and its Entrypoint/Cmd, Env, WorkingDir
+    and User apply unless `argv` (may be empty), `env`, `cwd` override them; the policy
+    still decides (refusals are in RunResult.notes). The writable layer is removed at the
+    end unless `keep`. Excludes `rootfs`.
 
     Returns a RunResult (exit_code is the payload's status or 128+signal). Raises
     stockade.errors.RunnerError (with .step and .exit_code) when a step failed: the
@@ -81,7 +87,30 @@ def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
     """
     from stockade.runner.launcher import launch
 
-    p = plan(argv, policy=policy, rootfs=rootfs, binds=binds, env=env, cwd=cwd, tty=tty,
+    if image is not None:
+        return _run_image(argv, image, policy=policy, rootfs=rootfs, binds=binds, env=env,
+                          cwd=cwd, tty=tty, hostname=hostname, init=init,
+                          seccomp_bpf=seccomp_bpf, forward_signals=forward_signals,
+                          keep=keep, store=store)
+    p = plan(argv, policy=policy, rootfs=rootfs, binds=binds, env=env, cwd=cwd or "/", tty=tty,
              hostname=hostname, init=init, seccomp_bpf=seccomp_bpf)
     return launch(p, forward_signals=forward_signals,
                   fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
+
+
+def _run_image(argv: Sequence[str], image: str, *, policy: str | Policy | PolicyPart,
+               rootfs: str | None, binds: Sequence[str | Bind], env: Mapping[str, str] | None,
+               cwd: str | None, tty: bool, hostname: str | None, init: bool,
+               seccomp_bpf: bytes | None, forward_signals: bool, keep: bool,
+               store: str | None) -> RunResult:
+    from stockade.runner import image_source
+    from stockade.runner.codes import runner_error
+
+    if rootfs is not None:
+        raise runner_error("preflight", "an image and a rootfs exclude each other")
+    part = _part(policy, seccomp_bpf)
+    parsed = [b if isinstance(b, Bind) else Bind.parse(b) for b in binds]
+    with image_source.open_image(image, argv, part, env=env, keep=keep, store=store) as img:
+        return image_source.run_image(img, part, binds=parsed, cwd=cwd, tty=tty,
+                                      hostname=hostname, init=init,
+                                      forward_signals=forward_signals)

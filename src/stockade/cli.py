@@ -4,16 +4,21 @@ so that `stockade run` does not pay for the compiler, pydantic or rich.
 Each command module provides:
     def configure(parser: argparse.ArgumentParser) -> None
     def main(args: argparse.Namespace) -> int
+and may provide `parse_fast(argv) -> namespace | None` (see FAST): the hot `stockade run`
+path then starts without argparse (~6 ms of a start that has to beat runc's ~25 ms);
+argparse still handles --help, usage errors and everything parse_fast declines.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 # name -> (module, one-line help). Order is the order of `stockade --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,9 +37,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("stockade.image.command", "load and manage images"),
     "demo": ("stockade.demo", "the README's main job: compile, run, audit the default"),
 }
+# Commands whose module has `parse_fast`: latency matters for them (a sandbox start).
+FAST = frozenset({"run"})
 
 
 def _available(module: str) -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
@@ -42,6 +51,9 @@ def _available(module: str) -> bool:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="stockade",
         description="One policy, many enforcers: seccomp, AppArmor, SELinux, capabilities, "
@@ -68,20 +80,50 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI in-process; returns the exit status (tests call this)."""
-    from stockade.errors import StockadeError
+def _fast_args(argv: list[str]) -> Any | None:
+    """The parsed arguments without argparse, or None (then argparse parses)."""
+    verbose = False
+    i = 0
+    while i < len(argv) and argv[i] in ("-v", "--verbose"):
+        verbose = True
+        i += 1
+    if i >= len(argv) or argv[i] not in FAST:
+        return None
+    import importlib
 
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    command = _command_of(args_list)
-    parser = build_parser(only=command)
+    args = importlib.import_module(COMMANDS[argv[i]][0]).parse_fast(argv[i + 1:])
+    if args is not None:
+        args.command = argv[i]
+        args.verbose = verbose
+    return args
+
+
+def _parse(argv: list[str]) -> argparse.Namespace | int:
+    """argparse's namespace, or the exit status when argparse is done (usage, --help)."""
+    parser = build_parser(only=_command_of(argv))
     try:
-        args = parser.parse_args(args_list)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors are 2, --help is 0
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return 2
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in-process; returns the exit status (tests call this)."""
+    import importlib
+
+    from stockade.errors import StockadeError
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args: Any = _fast_args(args_list)
+    if args is None:
+        parsed = _parse(args_list)
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args))
@@ -98,7 +140,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+class _SiteOnDemand:
+    """A last-resort import finder for an interpreter started with -S (the fast entry
+    script, stockade.entry_script): site-packages is added (site.main(): the venv, .pth
+    files, editable installs) on the first import that the standard library cannot serve,
+    so `stockade run` never pays for `site` (~2 ms) and the other commands still find
+    PyYAML, pydantic and the rest."""
+
+    @classmethod
+    def find_spec(cls, name: str, path: Sequence[str] | None = None,
+                  target: object = None) -> object:
+        import site
+
+        sys.meta_path.remove(cls)  # type: ignore[arg-type]
+        site.main()
+        for finder in sys.meta_path:  # .pth files may have added finders of their own
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                return spec
+        return None
+
+
 def entry() -> None:
+    """The console script's entry: `main` as the whole process."""
+    if sys.flags.no_site and _SiteOnDemand not in sys.meta_path:
+        sys.meta_path.append(_SiteOnDemand)  # type: ignore[arg-type]
+    if _command_of(sys.argv[1:]) in FAST:
+        # A sandbox start allocates little but imports much: the cyclic GC's passes over
+        # the new module objects are pure start-up cost (~1 ms); the process ends with the
+        # payload, so nothing accumulates.
+        import gc
+
+        gc.disable()
     sys.exit(main())
 
 

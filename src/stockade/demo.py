@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 SHOW_SANDBOX = r"""
@@ -74,7 +75,6 @@ def main(args: argparse.Namespace) -> int:
 def _audit_running_sandbox(policy_ref: str) -> int:
     """Start `sleep` under the policy with the real CLI, audit its PID, stop it."""
     import signal
-    import subprocess
     import time
 
     from stockade.cli import main as cli_main
@@ -97,7 +97,7 @@ def _audit_running_sandbox(policy_ref: str) -> int:
             sandbox.wait()
 
 
-def _wait_for_payload(argv: list[str], sandbox: object, deadline: float) -> int:
+def _wait_for_payload(argv: list[str], sandbox: subprocess.Popen[bytes], deadline: float) -> int:
     import time
 
     wanted = ("\0".join(argv) + "\0").encode()
@@ -111,7 +111,7 @@ def _wait_for_payload(argv: list[str], sandbox: object, deadline: float) -> int:
                         return int(entry)
             except OSError:
                 continue
-        if getattr(sandbox, "poll")() is not None:
+        if sandbox.poll() is not None:
             break
         time.sleep(0.05)
     from stockade.errors import StockadeError

@@ -30,10 +30,9 @@ def _name(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from stockade.policy.render import dump_yaml
-    from stockade.policy.resolve import resolve
+    from stockade.policy.resolve import Layer, resolve
     from stockade.policy.schema import validate_document
     from stockade.policy.source import parse_text
-    from stockade.policy.resolve import Layer
 
     if args.kind == "docker-seccomp":
         from stockade.importers.docker_seccomp import import_file

@@ -16,8 +16,9 @@ def main(args: argparse.Namespace) -> int:
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.output:
-        from stockade.profiles.base import Artifact, Artifacts, write_artifacts
         import os
+
+        from stockade.profiles.base import Artifact, Artifacts, write_artifacts
 
         write_artifacts(Artifacts("schema", (Artifact(os.path.basename(args.output), text=text),)),
                         os.path.dirname(os.path.abspath(args.output)))

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from stockade.errors import Location
 
 
-class ActionKind(str, enum.Enum):
+class ActionKind(enum.StrEnum):
     ALLOW = "allow"
     ERRNO = "errno"
     KILL_PROCESS = "kill"
@@ -54,7 +54,7 @@ DENY_EPERM = Action(ActionKind.ERRNO, EPERM)
 DENY_ENOSYS = Action(ActionKind.ERRNO, ENOSYS)
 
 
-class ArgOp(str, enum.Enum):
+class ArgOp(enum.StrEnum):
     EQ = "eq"
     NE = "ne"
     LT = "lt"

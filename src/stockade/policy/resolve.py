@@ -28,7 +28,7 @@ from stockade.policy.schema import (
     validate_document,
 )
 from stockade.policy.source import KeyPath, SourceDocument, parse_text, read_file
-from stockade.policy.vocab.capabilities import DOCKER_DEFAULT_CAPS, canonical_cap, CAP_NUMBER
+from stockade.policy.vocab.capabilities import CAP_NUMBER, DOCKER_DEFAULT_CAPS, canonical_cap
 from stockade.policy.vocab.constants import CONSTANTS
 from stockade.policy.vocab.errnos import ERRNO_BY_NAME, errno_number
 from stockade.policy.vocab.groups import all_groups, expand_group

@@ -195,11 +195,11 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
         elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
             cur = cur[part]
             out.append(part)
-        elif isinstance(cur, dict) and isinstance(part, str) and not out[-1:] == [part]:
+        elif (isinstance(cur, dict) and isinstance(part, str) and out[-1:] != [part]
+              and part not in ("str", "int", "float", "bool", "list", "dict") and "[" not in part):
             # an unknown or missing key: keep it, it names the problem
-            if part not in ("str", "int", "float", "bool", "list", "dict") and "[" not in part:
-                out.append(part)
-                break
+            out.append(part)
+            break
     return tuple(out)
 
 

@@ -263,13 +263,14 @@ def capget() -> tuple[int, int, int]:
 # --- seccomp, landlock, LSM -----------------------------------------------------------
 
 
-def seccomp_set_filter(bpf: bytes, flags: int = 0) -> None:
-    """Load a raw `struct sock_filter[]` program (8 bytes per instruction)."""
+def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
+    """Load a raw `struct sock_filter[]` program (8 bytes per instruction); returns the
+    syscall's result (the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0)."""
     if not bpf or len(bpf) % 8:
         raise OSError(22, "seccomp program is empty or not a multiple of 8 bytes")
     prog = ctypes.create_string_buffer(bpf, len(bpf))
     fprog = struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(prog))
-    syscall("seccomp", SECCOMP_SET_MODE_FILTER, flags, ctypes.create_string_buffer(fprog, 16))
+    return syscall("seccomp", SECCOMP_SET_MODE_FILTER, flags, ctypes.create_string_buffer(fprog, 16))
 
 
 def landlock_abi() -> int:

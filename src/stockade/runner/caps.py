@@ -20,7 +20,7 @@ def apply(caps: CapsPlan, ident: IdentityPlan) -> None:
             L.prctl(L.PR_CAPBSET_DROP, cap)
     L.prctl(L.PR_SET_KEEPCAPS, 1)
     if ident.setgroups == "allow":
-        os.setgroups([])
+        os.setgroups(list(ident.groups))
     os.setresgid(ident.gid, ident.gid, ident.gid)
     os.setresuid(ident.uid, ident.uid, ident.uid)
     L.prctl(L.PR_SET_KEEPCAPS, 0)

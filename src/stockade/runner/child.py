@@ -21,7 +21,7 @@ from stockade.runner import _linux as L
 from stockade.runner import caps, landlock, lsm, namespaces, rlimits, rootfs, seccomp
 from stockade.runner._record import frozen
 from stockade.runner.codes import EXIT_CODES
-from stockade.runner.plan import Plan
+from stockade.runner.plan import Plan, PolicyPart
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -37,6 +37,10 @@ class ChildFds:
     tty_slave: int = -1
     cgroup_tasks: tuple[int, ...] = ()  # v1 "tasks" files, opened by the parent
     fault: str = ""  # fault injection for tests (STOCKADE_TEST_FAULT): fail at this step
+    # OCI create/start: the payload writes "c" on created_w once set up, then waits on
+    # gate_r (the container's exec fifo) for the byte `start` writes.
+    created_w: int = -1
+    gate_r: int = -1
 
 
 class StepFailed(Exception):
@@ -141,6 +145,11 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     with _Step(fds, "namespaces"):
         if plan.hostname:
             namespaces.set_hostname(plan.hostname)
+        for key, value in plan.sysctl:
+            # Still on the host's /proc, but these keys are per-namespace (net, ipc, uts):
+            # the kernel picks the writer's namespaces, which are the new ones.
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+                fh.write(value)
         if plan.policy.network == "loopback":
             namespaces.loopback_up()
     with _Step(fds, "rootfs"):
@@ -236,10 +245,10 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
         with _Step(fds, "landlock"):
             landlock.apply(p.landlock, plan.landlock_extra)
         with _Step(fds, "seccomp"):
-            seccomp.load(p.seccomp_bpf)
+            _filters(p, plan.seccomp_listener_sock)
     with _Step(fds, "capabilities"):
         caps.apply(p.caps, plan.identity)
-        if not plan.init:  # the payload is the runner's child: die with the runner
+        if not plan.init and fds.gate_r < 0:  # the payload is the runner's child: die with it
             _keep_deathsig(fds.status_w)
     if p.no_new_privs:
         with _Step(fds, "no_new_privs"):
@@ -267,15 +276,48 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
                 signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE/SIGXFSZ
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
     path = _find(plan.argv[0], env.get("PATH", DEFAULT_PATH), fds)
+    if fds.gate_r >= 0:
+        _gate(fds)
     if p.no_new_privs:
         # Last, just before execve: the filter need not allow any of the setup above.
         with _Step(fds, "seccomp"):
-            seccomp.load(p.seccomp_bpf)
+            _filters(p, plan.seccomp_listener_sock)
     try:
         os.execve(path, list(plan.argv), env)
     except OSError as exc:
         step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
         _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
+
+
+def _filters(p: PolicyPart, listener_sock: int = -1) -> None:
+    if listener_sock >= 0:  # `stockade learn`: the recorder's filter, its fd to the learner
+        seccomp.load_recording(p.seccomp_bpf, listener_sock)
+        return
+    seccomp.load(p.seccomp_bpf, p.seccomp_flags)
+    if p.seccomp_extra:  # both filters run; the kernel takes the stricter verdict
+        seccomp.load(p.seccomp_extra, p.seccomp_flags)
+
+
+def _gate(fds: ChildFds) -> None:
+    """OCI `create`: report "created", then wait for `start` (runc's exec fifo).
+
+    The creating process exits after "created", so the parent-death signal goes first
+    (the container is reparented, as with runc). A gate closed without the start byte
+    means the container was deleted before start: never run the payload then."""
+    with _Step(fds, "hygiene"):
+        L.prctl(L.PR_SET_PDEATHSIG, 0)
+        os.write(fds.created_w, b"c")
+        os.close(fds.created_w)
+        fcntl.fcntl(fds.gate_r, fcntl.F_SETFL, 0)  # opened O_NONBLOCK by the parent
+        while True:
+            try:
+                got = os.read(fds.gate_r, 1)
+                break
+            except InterruptedError:  # pragma: no cover
+                continue
+        os.close(fds.gate_r)
+    if got != b"s":
+        os._exit(EXIT_CODES["internal"])
 
 
 def _find(cmd: str, path_var: str, fds: ChildFds) -> str:

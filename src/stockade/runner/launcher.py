@@ -179,26 +179,107 @@ def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunRe
     )
 
 
+@frozen
+class Hold:
+    """OCI create: keep the set-up payload waiting at its gate instead of running it."""
+
+    name: str  # the container id: the cgroup's name
+    gate_fd: int  # the exec fifo, opened O_RDWR|O_NONBLOCK by the caller (inherited)
+    cgroup_path: str | None = None  # OCI cgroupsPath
+    console_socket: str = ""  # terminal: the pty master is sent there (SCM_RIGHTS)
+
+
+@frozen
+class Held:
+    pid: int  # the container's process, waiting at its gate
+    cgroup_dirs: tuple[str, ...] = ()  # removed by `delete`
+    master: int = -1  # the pty master when terminal and no console socket (oci run)
+    notes: tuple[str, ...] = ()
+
+
+def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
+    """Set the container up and stop it at its gate; raises RunnerError, leaving nothing.
+
+    Unlike launch(), the cgroup outlives this call (the container is managed by later
+    invocations) and the payload is not supervised: this process may exit at once."""
+    if _threads() > 1:
+        raise runner_error("internal", "OCI create needs a single-threaded process")
+    if plan.init:
+        raise runner_error("internal", "OCI create runs the payload as the first process")
+    limits = plan.policy.limits
+    notes = list(plan.notes)
+    cg: V1Cgroup | V2Cgroup | None = None
+    try:
+        if os.geteuid() == 0 or limits.any or hold.cgroup_path is not None:
+            if fault == "cgroups":
+                raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
+            try:
+                cg = create(detect(), hold.name, io=limits.io_weight is not None,
+                            path=hold.cgroup_path, devices=limits.devices_allow is not None)
+                notes += cg.apply(limits)
+            except (CgroupError, OSError) as exc:
+                raise runner_error("cgroups", str(exc)) from exc
+        try:
+            rootfs.prepare_mountpoints(plan)
+        except (OSError, rootfs.RootfsError) as exc:
+            raise runner_error("rootfs", str(exc)) from exc
+        c = _clone(plan, cg, fault, hold)
+        signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+        pid, master = _supervise_held(plan, c, cg, hold, fault)
+    except BaseException:
+        if cg is not None:
+            with suppress(CgroupError):
+                cg.remove()
+        raise
+    dirs = () if cg is None else (cg.paths() if isinstance(cg, V1Cgroup) else (cg.path,))
+    return Held(pid, dirs, master, tuple(notes))
+
+
+@frozen
+class _Cloned:
+    pid: int
+    fds: child_mod.ChildFds
+    sync_w: int
+    err_r: int
+    status_r: int
+    master: int
+    created_r: int
+    old_mask: set[signal.Signals]  # restored by the caller once its handlers are in place
+
+
 def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
            fault: str) -> tuple[int, int | None, resource.struct_rusage | None]:
+    c = _clone(plan, cg, fault, None)
+    with _forwarding(c.pid, forward_signals, c.master):
+        signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+        return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r, c.master,
+                          c.fds.cgroup_tasks, fault)
+
+
+def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
+           hold: Hold | None) -> _Cloned:
     err_r, err_w = os.pipe()
     sync_r, sync_w = os.pipe()
     status_r, status_w = os.pipe()
+    created_r, created_w = os.pipe() if hold is not None else (-1, -1)
     master = slave = -1
     if plan.tty:
         master, slave = os.openpty()
         _copy_winsize(master)
+    own = (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave, created_r,
+           created_w)
     tasks: tuple[int, ...] = ()
     if isinstance(cg, V1Cgroup):
         try:
             tasks = tuple(os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
                           for d in cg.paths())
         except OSError as exc:
-            for fd in (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave):
+            for fd in own:
                 if fd >= 0:
                     os.close(fd)
             raise runner_error("cgroups", f"attach: {exc}") from exc
-    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, fault)
+    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, fault, created_w,
+                             -1 if hold is None else hold.gate_fd)
     # The child starts with the forwarded signals blocked: they stay pending until its
     # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, child_mod.FORWARDED)
@@ -213,25 +294,74 @@ def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         if cg_fd >= 0:
             os.close(cg_fd)
-        for fd in (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave, *tasks):
+        for fd in (*own, *tasks):
             if fd >= 0:
                 os.close(fd)
         raise runner_error("namespaces", f"clone: {exc.strerror}") from exc
     if pid == 0:
-        os.close(err_r)
-        os.close(sync_w)
-        os.close(status_r)
-        if master >= 0:
-            os.close(master)
-        if cg_fd >= 0:
-            os.close(cg_fd)
+        for fd in (err_r, sync_w, status_r, master, cg_fd, created_r):
+            if fd >= 0:
+                os.close(fd)
         child_mod.init_main(plan, fds)  # never returns
         os._exit(122)
     if cg_fd >= 0:
         os.close(cg_fd)
-    with _forwarding(pid, forward_signals, master):
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        return _supervise(plan, pid, cg, fds, sync_w, err_r, status_r, master, tasks, fault)
+    return _Cloned(pid, fds, sync_w, err_r, status_r, master, created_r, old_mask)
+
+
+def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold: Hold,
+                    fault: str) -> tuple[int, int]:
+    """Release the child like _supervise, then wait for "created" (or its error)."""
+    fds = c.fds
+    for fd in (fds.err_w, fds.sync_r, fds.status_w, fds.tty_slave, fds.created_w,
+               *fds.cgroup_tasks):
+        if fd >= 0:
+            os.close(fd)
+    os.close(c.status_r)  # the payload is the first process: no init reports on it
+    master = c.master
+    try:
+        try:
+            if fault == "idmap":
+                raise IdmapError("fault injected (STOCKADE_TEST_FAULT)")
+            write_maps(c.pid, plan.identity)
+        except IdmapError as exc:
+            raise runner_error("idmap", str(exc)) from exc
+        os.write(c.sync_w, b"g")
+        os.close(c.sync_w)
+        got = _read_all(c.created_r)
+        if got != b"c":
+            err = _read_all(c.err_r)
+            first = err.decode(errors="replace").split("\n", 1)[0]
+            step, _, message = first.partition("\t")
+            raise runner_error(step or "internal",
+                               message or "the container process died during setup")
+        if master >= 0 and hold.console_socket:
+            _send_fd(hold.console_socket, master)
+            os.close(master)
+            master = -1
+    except BaseException:
+        _kill_and_reap(c.pid)
+        for fd in (c.sync_w, master):
+            if fd >= 0:
+                with suppress(OSError):
+                    os.close(fd)
+        raise
+    finally:
+        os.close(c.created_r)
+        os.close(c.err_r)  # later failures (after start) show as the exit status
+    return c.pid, master
+
+
+def _send_fd(path: str, fd: int) -> None:
+    """runc's --console-socket protocol: one message, the pty master in SCM_RIGHTS."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            socket.send_fds(sock, [b"/dev/pts/ptmx"], [fd])
+    except OSError as exc:
+        raise runner_error("preflight", f"--console-socket {path}: {exc}") from exc
 
 
 def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,

@@ -57,6 +57,7 @@ class IdentityPlan:
     gid_map: tuple[IdMap, ...] = ()
     setgroups: str = "allow"  # allow | deny (unprivileged maps must deny, CVE-2014-8989)
     helper: str = "direct"  # direct | newuidmap
+    groups: tuple[int, ...] = ()  # supplementary groups (OCI additionalGids)
 
 
 @frozen
@@ -69,6 +70,11 @@ class MountOp:
     readonly: bool = False
     why: str = ""
     optional: bool = False  # a missing dst is skipped (masks), not an error
+    # kind "fs" only (OCI mounts: mqueue, tmpfs with options): a fresh filesystem of this
+    # type, its fsconfig options and extra MOUNT_ATTR_* flags.
+    fstype: str = ""
+    data: tuple[tuple[str, str | None], ...] = ()
+    attrs: int = 0
 
 
 @frozen
@@ -80,11 +86,16 @@ class Limits:
     cpu_period_us: int = CPU_PERIOD_US
     cpu_weight: int | None = None
     io_weight: int | None = None
+    # OCI bundles: cpu.shares as written (no weight round trip), and the device cgroup's
+    # rules in v1 syntax ("a", "c 1:3 rwm"), the first one a deny-all.
+    cpu_shares: int | None = None
+    devices_allow: tuple[str, ...] | None = None
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.memory, self.swap, self.pids,
-                                            self.cpu_quota_us, self.cpu_weight, self.io_weight))
+                                            self.cpu_quota_us, self.cpu_weight, self.io_weight,
+                                            self.cpu_shares, self.devices_allow))
 
 
 @frozen
@@ -143,8 +154,10 @@ class PolicyPart:
     no_new_privs: bool
     landlock: LandlockPlan
     lsm: LsmPlan
-    seccomp_bpf: bytes
+    seccomp_bpf: bytes  # b"" only for OCI bundles without linux.seccomp (runc loads none)
     notes: tuple[str, ...] = ()
+    seccomp_flags: int = 0  # SECCOMP_FILTER_FLAG_* (OCI linux.seccomp.flags)
+    seccomp_extra: bytes = b""  # a second filter (an OCI bundle's, under a policy overlay)
 
 
 @frozen
@@ -199,6 +212,11 @@ class Plan:
     mounts: tuple[MountOp, ...]
     landlock_extra: tuple[tuple[str, int], ...] = ()  # rw --bind targets
     notes: tuple[str, ...] = ()
+    # `stockade learn` only: a unix socket the payload sends its seccomp listener fd to
+    # (runner.seccomp.load); -1 = a normal run. Set with replace() after build_plan.
+    seccomp_listener_sock: int = -1
+    sysctl: tuple[tuple[str, str], ...] = ()  # written in the new namespaces, before pivot
+    propagation: str = "rslave"  # of the new root's mounts: rslave | rprivate
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,

@@ -99,7 +99,7 @@ def prepare_mountpoints(plan: Plan) -> None:
     try:
         for op in plan.mounts[1:]:
             if not op.optional and op.kind in ("proc", "dev", "sysfs", "tmpfs", "bind",
-                                               "writable"):
+                                               "writable", "fs"):
                 kind = "file" if op.kind == "bind" and not os.path.isdir(op.src) else "dir"
                 if op.kind == "writable" and not op.src:
                     continue  # re-bound in place: it must exist, it is not created
@@ -159,6 +159,8 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
     # at once; no directory of the host stays reachable (runc's approach).
     L.pivot_root(".", ".")
     L.mount(None, ".", None, L.MS_REC | L.MS_SLAVE)
+    if plan.propagation == "rprivate":  # OCI rootfsPropagation: not even host events
+        L.mount(None, ".", None, L.MS_REC | L.MS_PRIVATE)
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
 
@@ -172,6 +174,8 @@ def _apply(root: int, op: MountOp, trees: dict[str, int], empty: list[int]) -> N
         os.close(_fresh(root, op, "tmpfs", {"mode": "1777"}, _SAFE))
     elif op.kind == "dev":
         _dev(root, op, trees)
+    elif op.kind == "fs":
+        os.close(_fresh(root, op, op.fstype, dict(op.data), _SAFE | op.attrs))
     elif op.kind == "writable" and not op.src:
         target = _target(root, op, "dir")
         assert target is not None
@@ -263,7 +267,9 @@ def _dev(root: int, op: MountOp, trees: dict[str, int]) -> None:
                 _attach(tree, target)
             finally:
                 os.close(target)
-        for name, mode in (("pts", 0o755), ("shm", 0o1777)):
+        # mqueue: an empty mountpoint for an OCI bundle's /dev/mqueue (this /dev turns
+        # read-only below, so it cannot be created later).
+        for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
             os.mkdir(name, mode, dir_fd=dev)
         pts = L.openat2(dev, "pts", os.O_PATH, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
         try:

@@ -51,6 +51,32 @@ def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> 
     return bpf
 
 
-def load(bpf: bytes) -> None:
-    """Install the filter on this thread (the payload is single-threaded: no TSYNC)."""
-    L.seccomp_set_filter(bpf, 0)
+def load(bpf: bytes, flags: int = 0) -> None:
+    """Install the filter on this thread (the payload is single-threaded: no TSYNC).
+
+    An empty program loads nothing: only an OCI bundle without linux.seccomp has one
+    (runc loads no filter then); preflight refuses it for every policy-driven run."""
+    if bpf:
+        L.seccomp_set_filter(bpf, flags)
+
+
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+LISTENER_SEND_FLAGS = 0x4040  # MSG_NOSIGNAL | MSG_DONTWAIT: the recorder filter allows
+# exactly sendmsg(listener_sock, ..., LISTENER_SEND_FLAGS), so this hand-off is not
+# itself stopped for a notification nobody could answer yet.
+
+
+def load_recording(bpf: bytes, listener_sock: int) -> None:
+    """`stockade learn`: load the recorder's filter with a user-notification listener and
+    send the listener fd over the unix socket `listener_sock` (SCM_RIGHTS).
+
+    The listener is close-on-exec, so the workload never holds it. `socket` is imported
+    by the learner before the clone, so this import is a dict lookup in the child."""
+    import socket
+
+    sock = socket.socket(fileno=listener_sock)
+    try:
+        fd = L.seccomp_set_filter(bpf, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        socket.send_fds(sock, [b"L"], [fd], LISTENER_SEND_FLAGS)
+    finally:
+        sock.detach()

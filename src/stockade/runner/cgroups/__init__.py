@@ -18,7 +18,7 @@ from stockade.runner.cgroups.v2 import V2Cgroup
 
 __all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "create", "V1Cgroup", "V2Cgroup"]
 
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices")
 
 
 @frozen
@@ -99,15 +99,28 @@ def reap_stale(parents: list[str]) -> None:
                     os.rmdir(path)
 
 
-def create(h: Hierarchy, run_id: str, io: bool = False) -> V1Cgroup | V2Cgroup:
+def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
+           devices: bool = False) -> V1Cgroup | V2Cgroup:
     """Create the run's cgroup(s); the caller must call remove() in a finally block.
-    io: also create the blkio cgroup (v1), only when an io weight is asked for."""
+    io: also create the blkio cgroup (v1), only when an io weight is asked for.
+    path: an OCI cgroupsPath (absolute: below the hierarchy's root; relative: below the
+    invoker's own cgroup) instead of stockade/<run id>. devices: the v1 devices cgroup."""
     if h.mode in ("v1", "hybrid"):
         dirs = h.v1_dirs()
+        if path is not None:
+            if path.startswith("/"):
+                dirs = {c: m for c, m, _ in h.v1_mounts}
+            return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices)
         reap_stale(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
-        return V1Cgroup.create(dirs, run_id, io)
+        return V1Cgroup.create(dirs, run_id, io, devices=devices)
+    if devices:
+        raise CgroupError("device cgroup rules on cgroup v2 need an eBPF program, "
+                          "which stockade does not load")
     if h.mode == "v2" and h.v2_mount is not None:
         own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
+        if path is not None:
+            return V2Cgroup.create(h.v2_mount if path.startswith("/") else own, run_id,
+                                   leaf=path.lstrip("/"))
         reap_stale([os.path.join(own, "stockade")])
         return V2Cgroup.create(own, run_id)
     raise CgroupError("no cgroup hierarchy is mounted on this host")

@@ -26,16 +26,19 @@ class V1Cgroup:
     mode: str = "v1"
 
     @staticmethod
-    def create(parents: dict[str, str], run_id: str, io: bool = False) -> V1Cgroup:
+    def create(parents: dict[str, str], run_id: str, io: bool = False,
+               leaf: str | None = None, devices: bool = False) -> V1Cgroup:
+        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath)."""
         made: dict[str, str] = {}
+        extra = (("blkio",) if io else ()) + (("devices",) if devices else ())
         try:
-            for ctrl in (*NEEDED, "blkio") if io else NEEDED:
+            for ctrl in (*NEEDED, *extra):
                 base = parents.get(ctrl)
                 if base is None:
-                    if ctrl in NEEDED:
+                    if ctrl in NEEDED or ctrl == "devices":
                         raise CgroupError(f"the {ctrl} controller is not mounted")
                     continue
-                path = os.path.join(base, "stockade", run_id)
+                path = os.path.join(base, leaf or os.path.join("stockade", run_id))
                 if path in made.values():  # co-mounted controllers (cpu,cpuacct)
                     made[ctrl] = path
                     continue
@@ -72,6 +75,16 @@ class V1Cgroup:
             write(os.path.join(cpu, "cpu.cfs_quota_us"), str(lim.cpu_quota_us))
         if lim.cpu_weight is not None:
             write(os.path.join(cpu, "cpu.shares"), str(cpu_shares(lim.cpu_weight)))
+        if lim.cpu_shares is not None:
+            write(os.path.join(cpu, "cpu.shares"), str(lim.cpu_shares))
+        if lim.devices_allow is not None:
+            dev = self.dirs.get("devices")
+            if dev is None:
+                raise CgroupError("device rules asked but no devices cgroup was created")
+            # Deny everything first, then the allow rules in order (runc's v1 order).
+            write(os.path.join(dev, "devices.deny"), "a")
+            for rule in lim.devices_allow:
+                write(os.path.join(dev, "devices.allow"), rule)
         if lim.io_weight is not None:
             blk = self.dirs.get("blkio")
             for name in ("blkio.weight", "blkio.bfq.weight"):

@@ -38,7 +38,14 @@ class V2Cgroup:
     mode: str = "v2"
 
     @staticmethod
-    def create(own: str, run_id: str) -> V2Cgroup:
+    def create(own: str, run_id: str, leaf: str | None = None) -> V2Cgroup:
+        if leaf:  # an OCI cgroupsPath: made as asked, controllers enabled on the way
+            path = os.path.join(own, leaf)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
+            return V2Cgroup(path)
         parent = os.path.join(own, "stockade")
         try:
             os.makedirs(parent, exist_ok=True)
@@ -81,6 +88,10 @@ class V2Cgroup:
         if lim.cpu_weight is not None:
             self._need("cpu", "cpu_weight")
             write(os.path.join(p, "cpu.weight"), str(lim.cpu_weight))
+        if lim.cpu_shares is not None:  # runc's shares -> weight conversion
+            self._need("cpu", "cpu")
+            weight = 1 + ((lim.cpu_shares - 2) * 9999) // 262142
+            write(os.path.join(p, "cpu.weight"), str(weight))
         if lim.io_weight is not None:
             if self._has("io") and os.path.exists(os.path.join(p, "io.weight")):
                 write(os.path.join(p, "io.weight"), f"default {lim.io_weight}")

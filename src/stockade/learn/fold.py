@@ -1,0 +1,68 @@
+"""Fold recorded paths into the few entries a person would write.
+
+- writes under a mount the runner makes fresh (tmpfs /tmp, /run, /dev, policy tmpfs)
+  become that mount point: the runner keeps it private and Landlock grants below it;
+- a file the workload created, removed or renamed becomes its directory (it does not
+  exist before the run, so it cannot be bound or named alone);
+- reads fold into `dir/**` once a directory has several, and `/proc/<pid>` is
+  `/proc/self` (pids differ on every run);
+- a path below another entry of the same list is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+_PROC_PID = re.compile(r"^/proc/(\d+|self|thread-self)(/task/\d+)?(?=/|$)")
+FRESH_MOUNTS = ("/dev", "/tmp", "/run", "/proc", "/sys")
+READ_FOLD_AT = 3  # files read in one directory before it becomes `dir/**`
+
+
+def canonical(path: str) -> str:
+    return _PROC_PID.sub("/proc/self", path)
+
+
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _prune(paths: Iterable[str]) -> list[str]:
+    """Drop entries covered by another: `/a` covers `/a/b`, `/a/**` covers `/a/...`."""
+    out: list[str] = []
+    for p in sorted(set(paths), key=lambda p: (p.count("/"), p)):
+        if not any(_under(p.removesuffix("/**"), q.removesuffix("/**")) and p != q
+                   and (q.endswith("/**") or not p.endswith("/**")) for q in out):
+            out.append(p)
+    return sorted(out)
+
+
+def fold_writes(written: Iterable[tuple[str, bool]], fresh: Iterable[str]) -> list[str]:
+    """(path, created) pairs -> writable entries (plain paths: the runner binds them)."""
+    mounts = sorted(set(fresh) | set(FRESH_MOUNTS), key=len, reverse=True)
+    out: set[str] = set()
+    for path, created in written:
+        path = canonical(path)
+        top = next((mnt for mnt in mounts if _under(path, mnt)), None)
+        if top is not None:
+            out.add(top)
+        elif created:
+            out.add(os.path.dirname(path) or "/")
+        else:
+            out.add(path)
+    return _prune(out)
+
+
+def fold_reads(paths: Iterable[str], covered: Iterable[str] = ()) -> list[str]:
+    """Read paths -> read_only entries, folded into `dir/**` where a directory has several."""
+    cover = list(covered)
+    plain = {canonical(p) for p in paths}
+    plain = {p for p in plain if not any(_under(p, c.removesuffix("/**")) for c in cover)}
+    per_dir = Counter(os.path.dirname(p) for p in plain)
+    out = set()
+    for p in plain:
+        d = os.path.dirname(p)
+        out.add(f"{d}/**" if per_dir[d] >= READ_FOLD_AT and d != "/" else p)
+    return _prune(out)

@@ -1,0 +1,112 @@
+"""Container state on disk: `<root>/<id>/state.json` and `<root>/<id>/exec.fifo`.
+
+The state outlives the runtime process: every command re-reads it and derives the
+status from the kernel (is the pid alive, with the start time recorded at create, so a
+reused pid is never mistaken for the container), as runc does. `exec.fifo` exists from
+create until start: its presence is what "created" means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+from stockade.errors import StockadeError
+
+DEFAULT_ROOT = "/run/stockade-oci"
+OCI_VERSION = "1.0.2"
+# runc's rule (libcontainer/factory_linux.go): letters, digits, _ + - . ; not . or ..
+_ID = re.compile(r"^[\w+\-.]{1,1024}$", re.ASCII)
+FIFO = "exec.fifo"
+
+
+class StateError(StockadeError):
+    pass
+
+
+def check_id(cid: str) -> str:
+    if not _ID.match(cid) or cid in (".", ".."):
+        raise StateError(f"invalid container id {cid!r}: use letters, digits, _ + - . "
+                         "(not . or ..)")
+    return cid
+
+
+def container_dir(root: str, cid: str) -> str:
+    return os.path.join(root, check_id(cid))
+
+
+def proc_starttime(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks, state letter) of pid, None if there is no such pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    return int(rest[19]), rest[0].decode()
+
+
+def read(root: str, cid: str) -> dict[str, Any]:
+    path = os.path.join(container_dir(root, cid), "state.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data: dict[str, Any] = json.load(fh)
+    except FileNotFoundError as exc:
+        raise StateError(f"container {cid} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise StateError(f"container {cid}: unreadable state ({exc})") from exc
+    return data
+
+
+def write(root: str, cid: str, data: dict[str, Any]) -> None:
+    d = container_dir(root, cid)
+    tmp = os.path.join(d, "state.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, os.path.join(d, "state.json"))
+
+
+def status(root: str, cid: str, data: dict[str, Any]) -> str:
+    pid = int(data.get("pid") or 0)
+    if not pid:
+        # Only a create in progress has no pid yet; its own process is recorded.
+        creator = int(data.get("creator") or 0)
+        alive = creator and proc_starttime(creator) is not None
+        return "creating" if alive else "stopped"
+    st = proc_starttime(pid)
+    if st is None or st[0] != data.get("starttime") or st[1] in ("Z", "X"):
+        return "stopped"
+    if os.path.exists(os.path.join(container_dir(root, cid), FIFO)):
+        return "created"
+    return "running"
+
+
+def spec_state(root: str, cid: str, data: dict[str, Any], status_: str | None = None) -> dict[str, Any]:
+    """The runtime spec's state (plus runc's extra keys: rootfs, created, owner)."""
+    st = status_ or status(root, cid, data)
+    out: dict[str, Any] = {
+        "ociVersion": OCI_VERSION, "id": cid, "status": st,
+        "pid": int(data.get("pid") or 0) if st in ("created", "running") else 0,
+        "bundle": data.get("bundle", ""), "rootfs": data.get("rootfs", ""),
+        "created": data.get("created", ""), "owner": data.get("owner", ""),
+    }
+    if data.get("annotations"):
+        out["annotations"] = data["annotations"]
+    return out
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.exists(os.path.join(root, n, "state.json"))]
+
+
+def remove(root: str, cid: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(container_dir(root, cid))

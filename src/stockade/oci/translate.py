@@ -1,0 +1,532 @@
+"""config.json -> the runner's frozen Plan (plus what the OCI layer does itself).
+
+Pure apart from reading the host's cap_last_cap, arch and the bundle's paths. Where
+stockade is deliberately stricter than runc the difference is written next to the code
+and listed in docs/OCI.md (binds are always nosuid,nodev; /dev is a read-only tmpfs with
+a fixed set of nodes; sysfs is always read-only; a `cgroup` mount is an empty read-only
+tmpfs; a new mount namespace is always used).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from stockade.oci.config import ConfigError
+from stockade.runner import _linux as L
+from stockade.runner._record import frozen
+from stockade.runner.plan import (
+    RLIMIT_NAMES,
+    CapsPlan,
+    IdentityPlan,
+    IdMap,
+    LandlockPlan,
+    Limits,
+    LsmPlan,
+    MountOp,
+    Plan,
+    PolicyPart,
+)
+
+NS_TYPES = {"pid": "pid", "network": "net", "mount": "mount", "ipc": "ipc", "uts": "uts",
+            "user": "user", "cgroup": "cgroup"}
+JOINABLE = ("network", "ipc", "uts", "pid", "cgroup")  # setns by the creating process
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+SECCOMP_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+# runc always allows these (libcontainer/specconv AllowedDevices): the nodes of its /dev.
+DEFAULT_DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm",
+                        "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 5:2 rwm", "c 136:* rwm")
+_NODES = {"/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
+          "/dev/random": (1, 8), "/dev/urandom": (1, 9), "/dev/tty": (5, 0)}
+# Mount options: flag options map to mount attributes; propagation ones are accepted
+# because a detached tree (open_tree) is private already, and private is stricter than
+# slave; "shared" would let the container's mounts reach the host: refused.
+_ATTR_OPTS = {"ro": L.MOUNT_ATTR_RDONLY, "noexec": L.MOUNT_ATTR_NOEXEC,
+              "nosuid": 0, "nodev": 0, "rw": 0, "suid": 0, "dev": 0, "exec": 0,
+              "relatime": 0, "norelatime": 0, "strictatime": 0, "noatime": 0,
+              "nodiratime": 0, "bind": 0, "rbind": 0, "private": 0, "rprivate": 0,
+              "slave": 0, "rslave": 0, "tmpcopyup": 0}
+_DATA_OPTS = ("size", "mode", "uid", "gid", "nr_inodes", "newinstance", "ptmxmode")
+_NAMESPACED_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                      "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                      "kernel.shm_rmid_forced")
+
+
+@frozen
+class Hook:
+    path: str
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    timeout: int | None
+
+
+@frozen
+class Container:
+    """Everything `create` needs: the plan and what the OCI layer does around it."""
+
+    plan: Plan
+    bundle: str
+    rootfs: str
+    join: tuple[tuple[str, str], ...]  # (OCI namespace type, path), joined before clone
+    hooks: tuple[tuple[str, tuple[Hook, ...]], ...]
+    oom_score_adj: int | None
+    cgroups_path: str | None
+    annotations: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...] = ()
+
+    def hooks_of(self, kind: str) -> tuple[Hook, ...]:
+        return dict(self.hooks).get(kind, ())
+
+
+def _err(field: str, why: str) -> ConfigError:
+    return ConfigError(f"config.json: {field}: {why}")
+
+
+def _int(value: Any, field: str, lo: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _err(field, "must be an integer")
+    if lo is not None and value < lo:
+        raise _err(field, f"must be >= {lo}")
+    return value
+
+
+def _strs(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _err(field, "must be a list of strings")
+    return tuple(value)
+
+
+def rootfs_path(cfg: dict[str, Any], bundle: str) -> str:
+    """The rootfs directory. A relative root.path must stay inside the bundle once every
+    symlink is resolved (an escape is attacker input, not a layout choice)."""
+    raw = cfg["root"]["path"]
+    bundle_real = os.path.realpath(bundle)
+    if os.path.isabs(raw):
+        path = os.path.realpath(raw)
+    else:
+        path = os.path.realpath(os.path.join(bundle_real, raw))
+        if os.path.commonpath([path, bundle_real]) != bundle_real:
+            raise _err("root.path", f"{raw} resolves to {path}, outside the bundle")
+    if not os.path.isdir(path):
+        raise _err("root.path", f"{path} is not a directory")
+    return path
+
+
+def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
+              euid: int | None = None, native: str = "x86_64") -> Container:
+    euid = os.geteuid() if euid is None else euid
+    bundle = os.path.realpath(bundle)
+    proc = cfg["process"]
+    linux = cfg.get("linux", {})
+    notes: list[str] = []
+    rootfs = rootfs_path(cfg, bundle)
+
+    new_ns, join = _namespaces(linux, notes)
+    hostname = cfg.get("hostname")
+    if hostname is not None and not isinstance(hostname, str):
+        raise _err("hostname", "must be a string")
+    if hostname and "uts" not in new_ns:
+        raise _err("hostname", "needs a new uts namespace (linux.namespaces)")
+    identity = _identity(proc, linux, "user" in new_ns, euid)
+    caps = _caps(proc.get("capabilities", {}), last_cap)
+    rlimits = _rlimits(proc.get("rlimits", []))
+    limits = _limits(linux.get("resources", {}))
+    _devices(linux.get("devices", []))
+    seccomp_bpf, seccomp_flags = _seccomp(linux.get("seccomp"), proc, native)
+    sysctl = _sysctl(linux.get("sysctl", {}), new_ns)
+    mounts = _mounts(cfg, bundle, rootfs, new_ns, linux)
+    prop = linux.get("rootfsPropagation", "")
+    if prop in ("", "slave", "rslave"):
+        propagation = "rslave"
+    elif prop in ("private", "rprivate"):
+        propagation = "rprivate"
+    else:
+        raise _err("linux.rootfsPropagation", f"{prop!r} is not supported (slave, rslave, "
+                   "private, rprivate): shared mounts would reach the host")
+    args = _strs(proc.get("args", []), "process.args")
+    if not args:
+        raise _err("process.args", "must name a program")
+    env = []
+    for item in _strs(proc.get("env", []), "process.env"):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _err("process.env", f"{item!r} is not KEY=VALUE")
+        env.append((key, value))
+    cwd = proc.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise _err("process.cwd", "must be an absolute path")
+    terminal = proc.get("terminal", False)
+    if not isinstance(terminal, bool):
+        raise _err("process.terminal", "must be true or false")
+    nnp = proc.get("noNewPrivileges", False)
+    lsm = LsmPlan(proc.get("apparmorProfile") or None, proc.get("selinuxLabel") or None,
+                  required=True)  # fail closed: a label asked for and not applied is an error
+    oom = proc.get("oomScoreAdj")
+    if oom is not None:
+        oom = _int(oom, "process.oomScoreAdj", -1000)
+        if oom > 1000:
+            raise _err("process.oomScoreAdj", "must be in -1000..1000")
+    part = PolicyPart(
+        name=cid, digest="", namespaces=tuple(sorted(new_ns)),
+        network="loopback" if "net" in new_ns else "host", hostname=hostname or None,
+        fs_root="read-only" if cfg["root"].get("readonly") else "writable",
+        fs_tmpfs=(), fs_writable=(), fs_read_only=(), fs_deny=(),
+        user_uid=identity.uid, user_gid=identity.gid, user_map="explicit",
+        uid_map=identity.uid_map, gid_map=identity.gid_map, limits=limits, rlimits=rlimits,
+        caps=caps, no_new_privs=bool(nnp), landlock=LandlockPlan("off", 0), lsm=lsm,
+        seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
+    )
+    flags = 0
+    for name in new_ns:
+        if name != "cgroup":
+            flags |= L.NS_FLAGS[name]
+    plan = Plan(
+        policy=part, argv=args, env=tuple(env), cwd=cwd, tty=terminal, init=False,
+        clone_flags=flags, cgroup_ns="cgroup" in new_ns, hostname=hostname or None,
+        identity=identity, host_root=False, rootfs=rootfs, mounts=mounts,
+        notes=tuple(notes), sysctl=sysctl, propagation=propagation,
+    )
+    cg_path = linux.get("cgroupsPath")
+    if cg_path is not None and (not isinstance(cg_path, str) or ":" in cg_path):
+        raise _err("linux.cgroupsPath", "must be a path (the systemd slice:prefix:name "
+                   "form needs a systemd cgroup driver, which stockade does not have)")
+    ann = cfg.get("annotations", {})
+    if not isinstance(ann, dict):
+        raise _err("annotations", "must be an object")
+    return Container(plan=plan, bundle=bundle, rootfs=rootfs, join=join,
+                     hooks=_hooks(cfg.get("hooks", {})), oom_score_adj=oom,
+                     cgroups_path=cg_path or None,
+                     annotations=tuple(sorted((str(k), str(v)) for k, v in ann.items())),
+                     notes=tuple(notes))
+
+
+def _namespaces(linux: dict[str, Any], notes: list[str]) -> tuple[set[str], tuple[tuple[str, str], ...]]:
+    new: set[str] = set()
+    join: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.get("namespaces", [])):
+        kind = ns.get("type")
+        field = f"linux.namespaces[{i}]"
+        if kind not in NS_TYPES:
+            raise _err(field, f"type {kind!r} is not supported")
+        if kind in seen:
+            raise _err(field, f"{kind} is listed twice")
+        seen.add(kind)
+        path = ns.get("path")
+        if path:
+            if kind not in JOINABLE:
+                raise _err(field, f"joining a {kind} namespace by path is not supported")
+            if not os.path.exists(path):
+                raise _err(field, f"{path} does not exist")
+            join.append((kind, path))
+        else:
+            new.add(NS_TYPES[kind])
+    if "mount" not in new:
+        # Stricter than runc: the rootfs is always built in a private mount namespace.
+        new.add("mount")
+        notes.append("linux.namespaces: a new mount namespace is always used")
+    return new, tuple(join)
+
+
+def _maps(items: list[dict[str, Any]], field: str) -> tuple[IdMap, ...]:
+    out = []
+    for i, m in enumerate(items):
+        f = f"{field}[{i}]"
+        out.append(IdMap(_int(m.get("containerID"), f + ".containerID", 0),
+                         _int(m.get("hostID"), f + ".hostID", 0),
+                         _int(m.get("size"), f + ".size", 1)))
+    return tuple(out)
+
+
+def _identity(proc: dict[str, Any], linux: dict[str, Any], userns: bool,
+              euid: int) -> IdentityPlan:
+    user = proc.get("user", {})
+    uid = _int(user.get("uid", 0), "process.user.uid", 0)
+    gid = _int(user.get("gid", 0), "process.user.gid", 0)
+    groups = tuple(_int(g, "process.user.additionalGids", 0)
+                   for g in user.get("additionalGids", []))
+    um = _maps(linux.get("uidMappings", []), "linux.uidMappings")
+    gm = _maps(linux.get("gidMappings", []), "linux.gidMappings")
+    if not userns:
+        if um or gm:
+            raise _err("linux.uidMappings", "mappings need a new user namespace")
+        if euid != 0:
+            raise ConfigError("config.json: linux.namespaces: without a user namespace "
+                              "stockade needs root")
+        return IdentityPlan(uid, gid, False, groups=groups)
+    if not um or not gm:
+        raise _err("linux.uidMappings", "a new user namespace needs uid and gid mappings")
+    if euid == 0:
+        return IdentityPlan(uid, gid, True, um, gm, "allow", "direct", groups)
+    # Rootless: only our own ids can be mapped without a helper (setgroups denied).
+    if [(m.outside, m.count) for m in um] != [(euid, 1)] or \
+            [(m.outside, m.count) for m in gm] != [(os.getegid(), 1)]:
+        raise _err("linux.uidMappings", "unprivileged: only the invoker's own uid/gid "
+                   "(one id each) can be mapped")
+    if groups:
+        raise _err("process.user.additionalGids", "unprivileged maps deny setgroups")
+    return IdentityPlan(uid, gid, True, um, gm, "deny", "direct", groups)
+
+
+def _caps(c: dict[str, Any], last_cap: int) -> CapsPlan:
+    from stockade.policy.vocab.capabilities import CAP_NUMBER
+
+    masks: dict[str, int] = {}
+    for key in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        mask = 0
+        for name in _strs(c.get(key, []), f"process.capabilities.{key}"):
+            num = CAP_NUMBER.get(name.upper())
+            if num is None:
+                raise _err(f"process.capabilities.{key}", f"unknown capability {name}")
+            if num > last_cap:
+                raise _err(f"process.capabilities.{key}",
+                           f"{name} is not known to this kernel (cap_last_cap {last_cap})")
+            mask |= 1 << num
+        masks[key] = mask
+    amb = masks["ambient"]
+    # Ambient needs the cap in permitted and inheritable (the kernel refuses otherwise).
+    bad = amb & ~(masks["permitted"] & masks["inheritable"])
+    if bad:
+        raise _err("process.capabilities.ambient",
+                   "every ambient capability must be permitted and inheritable too")
+    return CapsPlan(masks["bounding"], masks["permitted"], masks["effective"],
+                    masks["inheritable"], tuple(i for i in range(last_cap + 1) if amb >> i & 1),
+                    last_cap)
+
+
+def _rlimits(items: list[dict[str, Any]]) -> tuple[tuple[str, int, int], ...]:
+    out: dict[str, tuple[str, int, int]] = {}
+    for i, r in enumerate(items):
+        f = f"process.rlimits[{i}]"
+        kind = str(r.get("type", ""))
+        name = kind.upper().removeprefix("RLIMIT_").lower()
+        if not kind.upper().startswith("RLIMIT_") or name not in RLIMIT_NAMES:
+            raise _err(f, f"unknown rlimit type {kind!r}")
+        if name in out:
+            raise _err(f, f"{kind} is set twice")
+        soft, hard = _int(r.get("soft"), f + ".soft", 0), _int(r.get("hard"), f + ".hard", 0)
+        if soft > hard:
+            raise _err(f, "soft is above hard")
+        out[name] = (name, soft, hard)
+    return tuple(out.values())
+
+
+def _limits(res: dict[str, Any]) -> Limits:
+    mem = res.get("memory", {})
+    memory = mem.get("limit")
+    swap_total = mem.get("swap")
+    memory = None if memory is None or memory < 0 else _int(memory, "linux.resources.memory.limit", 1)
+    swap = None
+    if swap_total is not None and _int(swap_total, "linux.resources.memory.swap") >= 0:
+        if memory is None or swap_total < memory:
+            raise _err("linux.resources.memory.swap", "is memory+swap: needs a limit and "
+                       "must be >= it")
+        swap = swap_total - memory
+    pids = res.get("pids", {}).get("limit")
+    pids = None if pids is None or pids <= 0 else _int(pids, "linux.resources.pids.limit")
+    cpu = res.get("cpu", {})
+    quota, period = cpu.get("quota"), cpu.get("period")
+    if quota is not None and _int(quota, "linux.resources.cpu.quota") <= 0:
+        quota = None
+    shares = cpu.get("shares")
+    if shares is not None:
+        shares = _int(shares, "linux.resources.cpu.shares", 0) or None
+    devices = None
+    if "devices" in res:
+        devices = _device_rules(res["devices"])
+    return Limits(memory=memory, swap=swap, pids=pids, cpu_quota_us=quota,
+                  cpu_period_us=_int(period, "linux.resources.cpu.period", 1000)
+                  if period is not None else 100_000, cpu_shares=shares,
+                  devices_allow=devices)
+
+
+def _device_rules(items: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The device cgroup: deny all, runc's default nodes, then the config's allows.
+
+    A config that starts with something other than a deny-all still gets one first
+    (stricter); a deny after an allow is refused rather than approximated."""
+    rules = list(DEFAULT_DEVICE_RULES)
+    for i, d in enumerate(items):
+        f = f"linux.resources.devices[{i}]"
+        allow = d.get("allow")
+        if not isinstance(allow, bool):
+            raise _err(f + ".allow", "must be true or false")
+        kind = d.get("type", "a")
+        major = d.get("major", -1)
+        minor = d.get("minor", -1)
+        access = d.get("access", "rwm")
+        if kind not in ("a", "c", "b") or not set(access) <= set("rwm") or not access:
+            raise _err(f, "type must be a, c or b and access a subset of rwm")
+        whole = kind == "a" and major in (-1, None) and minor in (-1, None)
+        if not allow:
+            if whole and access == "rwm" and i == 0:
+                continue  # the leading deny-all: always applied anyway
+            raise _err(f, "a deny rule after the leading deny-all is not supported")
+        if kind == "a":
+            rules.append("a")
+            continue
+        ma = "*" if major in (-1, None) else str(_int(major, f + ".major", 0))
+        mi = "*" if minor in (-1, None) else str(_int(minor, f + ".minor", 0))
+        rules.append(f"{kind} {ma}:{mi} {access}")
+    return tuple(rules)
+
+
+def _devices(items: list[dict[str, Any]]) -> None:
+    for i, d in enumerate(items):
+        path = d.get("path")
+        want = (d.get("major"), d.get("minor"))
+        if _NODES.get(str(path)) != want or d.get("type", "c") != "c":
+            raise _err(f"linux.devices[{i}]", f"{path}: stockade's /dev has a fixed set of "
+                       f"nodes ({', '.join(sorted(_NODES))})")
+
+
+def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
+             native: str) -> tuple[bytes, int]:
+    if sec is None:
+        return b"", 0
+    from stockade.profiles.docker_reference import compile_docker_profile
+
+    if "defaultAction" not in sec:
+        raise _err("linux.seccomp.defaultAction", "is missing")
+    actions = {sec["defaultAction"]} | {s.get("action") for s in sec.get("syscalls", [])}
+    if "SCMP_ACT_NOTIFY" in actions:
+        raise _err("linux.seccomp", "SCMP_ACT_NOTIFY needs a listenerPath, not supported")
+    flags = 0
+    for name in _strs(sec.get("flags", []), "linux.seccomp.flags"):
+        if name not in SECCOMP_FLAGS:
+            raise _err("linux.seccomp.flags", f"unknown flag {name}")
+        flags |= SECCOMP_FLAGS[name]
+    from stockade.policy.vocab.syscalls import canonical_arch
+
+    for a in sec.get("architectures", []):
+        if canonical_arch(str(a)) is None:
+            raise _err("linux.seccomp.architectures", f"unknown architecture {a}")
+    try:
+        caps = frozenset(proc.get("capabilities", {}).get("bounding", []))
+        bpf = compile_docker_profile(sec, caps=caps, native=native)
+    except (KeyError, ValueError, OSError, TypeError) as exc:
+        raise _err("linux.seccomp", f"does not compile: {exc}") from exc
+    return bpf, flags
+
+
+def _sysctl(items: Any, new_ns: set[str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(items, dict):
+        raise _err("linux.sysctl", "must be an object")
+    out = []
+    for key, value in sorted(items.items()):
+        field = f"linux.sysctl.{key}"
+        if key in _NAMESPACED_SYSCTL or key.startswith("fs.mqueue."):
+            if "ipc" not in new_ns:
+                raise _err(field, "an ipc sysctl needs a new ipc namespace")
+        elif key.startswith("net."):
+            if "net" not in new_ns:
+                raise _err(field, "a net sysctl needs a new network namespace")
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            if "uts" not in new_ns:
+                raise _err(field, "needs a new uts namespace")
+        else:
+            raise _err(field, "not a namespaced sysctl: it would change the host")
+        if "/" in key or ".." in key:
+            raise _err(field, "bad name")
+        out.append((key, str(value)))
+    return tuple(out)
+
+
+def _options(opts: list[str], field: str) -> tuple[int, tuple[tuple[str, str | None], ...], bool]:
+    attrs = 0
+    data: list[tuple[str, str | None]] = []
+    bind = False
+    for opt in opts:
+        name, sep, value = opt.partition("=")
+        if name in ("bind", "rbind"):
+            bind = True
+        if opt in _ATTR_OPTS:
+            attrs |= _ATTR_OPTS[opt]
+        elif name in _DATA_OPTS:
+            data.append((name, value if sep else None))
+        else:
+            raise _err(field, f"mount option {opt!r} is not supported")
+    return attrs, tuple(data), bind
+
+
+def _mounts(cfg: dict[str, Any], bundle: str, rootfs: str, new_ns: set[str],
+            linux: dict[str, Any]) -> tuple[MountOp, ...]:
+    ops = [MountOp("root", "/", rootfs, readonly=bool(cfg["root"].get("readonly")),
+                   why="root.path")]
+    have_dev = False
+    for i, m in enumerate(cfg.get("mounts", [])):
+        field = f"mounts[{i}]"
+        dst = m.get("destination")
+        if not isinstance(dst, str) or not dst.startswith("/"):
+            raise _err(field + ".destination", "must be an absolute path")
+        dst = os.path.normpath(dst)
+        kind = m.get("type", "")
+        attrs, data, bind = _options(_strs(m.get("options", []), field + ".options"),
+                                     field + ".options")
+        ro = bool(attrs & L.MOUNT_ATTR_RDONLY)
+        why = f"{field} {kind or 'bind'}"
+        if bind or kind == "bind":
+            src = m.get("source")
+            if not isinstance(src, str) or not src:
+                raise _err(field + ".source", "a bind needs a source")
+            src = src if os.path.isabs(src) else os.path.join(bundle, src)
+            if not os.path.exists(src):
+                raise _err(field + ".source", f"{src} does not exist")
+            ops.append(MountOp("bind", dst, os.path.realpath(src), readonly=ro, why=why))
+        elif kind == "proc":
+            ops.append(MountOp("proc", dst, why=why))
+        elif kind == "tmpfs" and dst == "/dev":
+            # Stricter than runc: stockade's /dev is its own read-only tmpfs with a fixed
+            # set of nodes, a fresh devpts and /dev/shm.
+            ops.append(MountOp("dev", "/dev", why=why))
+            have_dev = True
+        elif kind == "devpts" and dst == "/dev/pts" and have_dev:
+            continue  # part of stockade's /dev (newinstance, ptmxmode=0666, mode=0620)
+        elif kind == "tmpfs" and dst == "/dev/shm" and have_dev:
+            continue  # part of stockade's /dev
+        elif kind == "sysfs":
+            ops.append(MountOp("sysfs", dst, readonly=True, why=why))  # always read-only
+        elif kind == "cgroup":
+            # Stricter than runc: the container's cgroup files are not shown (an empty
+            # read-only tmpfs instead), so limits cannot be raised or read from inside.
+            ops.append(MountOp("fs", dst, fstype="tmpfs", data=(("mode", "0555"),),
+                               attrs=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOEXEC, why=why))
+        elif kind in ("tmpfs", "mqueue"):
+            if kind == "mqueue" and "ipc" not in new_ns:
+                raise _err(field, "mqueue needs a new ipc namespace")
+            ops.append(MountOp("fs", dst, fstype=kind, data=data if kind == "tmpfs" else (),
+                               attrs=attrs, readonly=ro, why=why))
+        else:
+            raise _err(field, f"mount type {kind!r} is not supported")
+    if not have_dev:
+        ops.insert(1, MountOp("dev", "/dev", why="stockade's minimal /dev (always)"))
+    for p in _strs(linux.get("maskedPaths", []), "linux.maskedPaths"):
+        ops.append(MountOp("mask", p, why="linux.maskedPaths", optional=True))
+    for p in _strs(linux.get("readonlyPaths", []), "linux.readonlyPaths"):
+        ops.append(MountOp("readonly", p, readonly=True, why="linux.readonlyPaths",
+                           optional=True))
+    return tuple(ops)
+
+
+def _hooks(hooks: dict[str, Any]) -> tuple[tuple[str, tuple[Hook, ...]], ...]:
+    out = []
+    for kind in HOOK_KINDS:
+        items = []
+        for i, h in enumerate(hooks.get(kind, [])):
+            f = f"hooks.{kind}[{i}]"
+            path = h.get("path")
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise _err(f + ".path", "must be an absolute path")
+            timeout = h.get("timeout")
+            if timeout is not None and _int(timeout, f + ".timeout", 1) <= 0:
+                raise _err(f + ".timeout", "must be > 0")
+            items.append(Hook(path, _strs(h.get("args", [path]), f + ".args"),
+                              _strs(h.get("env", []), f + ".env"), timeout))
+        if items:
+            if kind == "startContainer":
+                raise _err("hooks.startContainer", "not supported (it runs inside the "
+                           "container before the program; stockade has no exec hook point)")
+            out.append((kind, tuple(items)))
+    return tuple(out)
