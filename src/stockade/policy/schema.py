@@ -189,10 +189,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
-            cur = cur[part]
-            out.append(part)
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        in_map = isinstance(cur, dict) and isinstance(part, str) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_map or in_list:
             cur = cur[part]
             out.append(part)
         elif (isinstance(cur, dict) and isinstance(part, str) and out[-1:] != [part]
