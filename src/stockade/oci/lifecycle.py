@@ -1,0 +1,286 @@
+"""The OCI lifecycle: create, start, state, kill, delete, run, list.
+
+create builds the container with the runner (launch_held) and leaves its process
+waiting on `exec.fifo`; the creating process then exits and the container is
+reparented (to init, or to the engine's subreaper, as with runc). Every failure on the
+way removes what was made: the process, the cgroup, the state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from stockade.errors import RunnerError, StockadeError
+from stockade.oci import hooks as hooks_mod
+from stockade.oci import state as st
+from stockade.oci.translate import Container
+from stockade.runner import _linux as L
+
+_NS_FLAG = {"network": L.NS_FLAGS["net"], "ipc": L.NS_FLAGS["ipc"], "uts": L.NS_FLAGS["uts"],
+            "pid": L.NS_FLAGS["pid"], "cgroup": 0x02000000}
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _join(join: tuple[tuple[str, str], ...]) -> None:
+    """setns into namespaces given by path; the clone that follows inherits them (pid:
+    the container's process is born in that pid namespace)."""
+    for kind, path in join:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StockadeError(f"linux.namespaces {kind} {path}: {exc.strerror}") from exc
+        try:
+            L.setns(fd, _NS_FLAG[kind])
+        except OSError as exc:
+            raise StockadeError(f"linux.namespaces {kind} {path}: setns: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+
+
+def remove_cgroups(dirs: list[str]) -> None:
+    from stockade.runner.cgroups.base import CgroupError, kill_and_rmdir
+
+    for d in dirs:
+        try:
+            kill_and_rmdir(d)
+        except CgroupError as exc:
+            print(f"stockade: warning: {exc}", file=sys.stderr)
+
+
+def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
+           console_socket: str | None = None, for_run: bool = False) -> tuple[int, int]:
+    """Create the container; returns (pid, pty master or -1). Raises StockadeError."""
+    from stockade.runner.launcher import Hold, launch_held
+    from stockade.runner.preflight import CHECKS
+
+    if c.plan.tty and not console_socket and not for_run:
+        raise StockadeError("process.terminal is true: create needs --console-socket "
+                            "(the pty master is sent there)")
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    d = st.container_dir(root, cid)
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError as exc:
+        raise st.StateError(f"container {cid} already exists") from exc
+    data: dict[str, Any] = {
+        "id": cid, "pid": 0, "creator": os.getpid(), "bundle": c.bundle, "rootfs": c.rootfs,
+        "created": _now(), "owner": _owner(), "annotations": dict(c.annotations),
+        "cgroup_dirs": [],
+        "hooks": {k: [hooks_mod.to_json(h) for h in c.hooks_of(k)]
+                  for k in ("poststart", "poststop")},
+    }
+    pid = -1
+    master = -1
+    try:
+        st.write(root, cid, data)
+        for check in CHECKS:
+            if check.__name__ != "_seccomp":  # no linux.seccomp: runc loads no filter
+                check(c.plan)
+        fifo = os.path.join(d, st.FIFO)
+        os.mkfifo(fifo, 0o600)
+        # O_RDWR: the container's process holds a writer too, so its read blocks until
+        # `start` writes; O_NONBLOCK so that this open does not wait for a peer.
+        gate = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            _join(c.join)
+            held = launch_held(c.plan, Hold(cid, gate, c.cgroups_path, console_socket or ""),
+                               fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
+        finally:
+            os.close(gate)
+        pid, master = held.pid, held.master
+        data["cgroup_dirs"] = list(held.cgroup_dirs)
+        stt = st.proc_starttime(pid)
+        data.update(pid=pid, starttime=stt[0] if stt else 0)
+        st.write(root, cid, data)
+        if c.oom_score_adj is not None:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as fh:
+                fh.write(str(c.oom_score_adj))
+        spec = st.spec_state(root, cid, data, "created")
+        for kind in ("prestart", "createRuntime", "createContainer"):
+            hooks_mod.run(kind, c.hooks_of(kind), spec)
+        if pid_file:
+            tmp = pid_file + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(str(pid))
+            os.replace(tmp, pid_file)
+        for note in held.notes:
+            print(f"stockade: note: {note}", file=sys.stderr)
+    except BaseException:
+        if pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        if master >= 0:
+            os.close(master)
+        remove_cgroups(data["cgroup_dirs"])
+        st.remove(root, cid)
+        raise
+    return pid, master
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def start(root: str, cid: str) -> None:
+    data = st.read(root, cid)
+    status = st.status(root, cid, data)
+    if status != "created":
+        raise st.StateError(f"container {cid} is not created (status: {status})")
+    fifo = os.path.join(st.container_dir(root, cid), st.FIFO)
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:  # ENXIO: nobody waits on it any more (the process died)
+        raise st.StateError(f"container {cid} is not created ({exc.strerror})") from exc
+    try:
+        os.write(fd, b"s")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)  # from here on the status is "running"
+    spec = st.spec_state(root, cid, data, "running")
+    try:
+        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h)
+                                         for h in data["hooks"].get("poststart", [])), spec)
+    except hooks_mod.HookError as exc:  # the spec: log a warning, the container runs on
+        print(f"stockade: warning: {exc}", file=sys.stderr)
+
+
+def state(root: str, cid: str) -> dict[str, Any]:
+    return st.spec_state(root, cid, st.read(root, cid))
+
+
+def parse_signal(text: str) -> int:
+    if text.isdigit():
+        num = int(text)
+        if not 0 < num < signal.NSIG:
+            raise StockadeError(f"signal {text}: out of range")
+        return num
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError as exc:
+        raise StockadeError(f"unknown signal {text!r}") from exc
+
+
+def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
+    data = st.read(root, cid)
+    status = st.status(root, cid, data)
+    if status not in ("created", "running"):
+        raise st.StateError(f"container {cid} is not running (status: {status})")
+    pids = [int(data["pid"])]
+    if all_:
+        for d in data.get("cgroup_dirs", []):
+            with contextlib.suppress(OSError), open(os.path.join(d, "cgroup.procs")) as fh:
+                pids += [int(p) for p in fh.read().split()]
+    for pid in dict.fromkeys(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    try:
+        data = st.read(root, cid)
+    except st.StateError:
+        if force:  # runc: delete --force of a missing container is not an error
+            return
+        raise
+    status = st.status(root, cid, data)
+    if status != "stopped":
+        if not force:
+            raise st.StateError(f"container {cid} is {status}: stop it first or use --force")
+        pid = int(data.get("pid") or 0)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, data.get("starttime"))
+    remove_cgroups(list(data.get("cgroup_dirs", [])))
+    spec = st.spec_state(root, cid, data, "stopped")
+    st.remove(root, cid)
+    try:
+        hooks_mod.run("poststop", tuple(hooks_mod.from_json(h)
+                                        for h in data.get("hooks", {}).get("poststop", [])),
+                      spec)
+    except hooks_mod.HookError as exc:  # the spec: a warning, delete still succeeds
+        print(f"stockade: warning: {exc}", file=sys.stderr)
+
+
+def _wait_gone(pid: int, starttime: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # our child when run by `oci run`
+        s = st.proc_starttime(pid)
+        if s is None or s[0] != starttime or s[1] in ("Z", "X"):
+            return
+        time.sleep(0.002)
+
+
+def list_all(root: str) -> list[dict[str, Any]]:
+    out = []
+    for cid in st.list_ids(root):
+        with contextlib.suppress(st.StateError):
+            out.append(state(root, cid))
+    return out
+
+
+def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
+        console_socket: str | None = None, detach: bool = False) -> int:
+    """create + start (+ wait and delete unless detached): the payload's status."""
+    pid, master = create(c, root, cid, pid_file=pid_file, console_socket=console_socket,
+                         for_run=not detach)
+    try:
+        start(root, cid)
+    except BaseException:
+        delete(root, cid, force=True)
+        raise
+    if detach:
+        if master >= 0:
+            os.close(master)
+        return 0
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+            signal.SIGUSR2)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    old = {s: signal.signal(s, forward) for s in sigs}
+    try:
+        if master >= 0:
+            from stockade.runner.launcher import _proxy_tty
+
+            _proxy_tty(master)
+            os.close(master)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:  # pragma: no cover
+                continue
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    delete(root, cid, force=True)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+__all__ = ["create", "start", "state", "kill", "delete", "run", "list_all", "parse_signal",
+           "RunnerError"]
