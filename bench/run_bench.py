@@ -69,6 +69,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--dd-count", type=int, default=200_000)
+    # Every contender here creates and leaves a network namespace (and cgroups) whose
+    # teardown the kernel finishes asynchronously; without a pause, that work lands in
+    # the next contender's time. Pausing (untimed) before each run measures each one alone.
+    ap.add_argument("--settle", type=float, default=0.0, metavar="SECONDS",
+                    help="untimed pause before each run (try 0.1 on a busy machine)")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root (runc, cgroups)", file=sys.stderr)
@@ -108,18 +113,26 @@ def main() -> int:
         samples: dict[str, list[float]] = {k: [] for k in contenders}
         for _ in range(opts.rounds):
             for name, fn in contenders.items():
+                time.sleep(opts.settle)
                 samples[name].append(timed(fn))
         med = {k: statistics.median(v) for k, v in samples.items()}
         runc_ms = med["runc run"]
         load = os.getloadavg()
-        print(f"## /bin/true start-to-exit, {opts.rounds} interleaved rounds "
-              f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n")
+        print(f"## /bin/true start-to-exit, {opts.rounds} interleaved rounds, settle "
+              f"{opts.settle:g} s (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n")
         print("| contender | median ms | p10 ms | p90 ms | vs runc |")
         print("|---|---:|---:|---:|---:|")
         for name, values in samples.items():
             q = statistics.quantiles(values, n=10)
             print(f"| {name} | {med[name]:.2f} | {q[0]:.2f} | {q[-1]:.2f} | "
                   f"{med[name] / runc_ms:.2f}x |")
+
+        from stockade import entry_script
+
+        fast = entry_script.is_installed(stockade_bin)
+        print(f"\nstockade CLI = `{stockade_bin}`: "
+              + ("the fast entry script (`python -m stockade.entry_script`)" if fast else
+                 "pip's console script (run `python -m stockade.entry_script` for the fast one)"))
 
         # Syscall-heavy payload: busybox dd doing 2 syscalls per byte.
         dd = ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={opts.dd_count}"]

@@ -38,7 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("stockade.demo", "the README's main job: compile, run, audit the default"),
 }
 # Commands whose module has `parse_fast`: latency matters for them (a sandbox start).
-FAST = frozenset({"run"})
+FAST = frozenset({"run", "oci"})
+# Commands started with the cyclic GC off (see entry()); each must turn it back on
+# (stockade.runner.command.gc_back_on) before it starts anything long-lived.
+GC_PAUSED = frozenset({"run"})
 
 
 def _available(module: str) -> bool:
@@ -80,6 +83,12 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _module(name: str) -> Any:
+    # __import__ with a fromlist returns the leaf module; `importlib` itself would be one
+    # more import (~0.3 ms) on the `run` path
+    return __import__(name, fromlist=("main",))
+
+
 def _fast_args(argv: list[str]) -> Any | None:
     """The parsed arguments without argparse, or None (then argparse parses)."""
     verbose = False
@@ -89,9 +98,7 @@ def _fast_args(argv: list[str]) -> Any | None:
         i += 1
     if i >= len(argv) or argv[i] not in FAST:
         return None
-    import importlib
-
-    args = importlib.import_module(COMMANDS[argv[i]][0]).parse_fast(argv[i + 1:])
+    args = _module(COMMANDS[argv[i]][0]).parse_fast(argv[i + 1:])
     if args is not None:
         args.command = argv[i]
         args.verbose = verbose
@@ -113,8 +120,6 @@ def _parse(argv: list[str]) -> argparse.Namespace | int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process; returns the exit status (tests call this)."""
-    import importlib
-
     from stockade.errors import StockadeError
 
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -124,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(parsed, int):
             return parsed
         args = parsed
-    module = importlib.import_module(COMMANDS[args.command][0])
+    module = _module(COMMANDS[args.command][0])
     try:
         return int(module.main(args))
     except StockadeError as exc:
@@ -142,14 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class _SiteOnDemand:
     """A last-resort import finder for an interpreter started with -S (the fast entry
-    script, stockade.entry_script): site-packages is added (site.main(): the venv, .pth
-    files, editable installs) on the first import that the standard library cannot serve,
-    so `stockade run` never pays for `site` (~2 ms) and the other commands still find
-    PyYAML, pydantic and the rest."""
+    script, stockade.entry_script). That script already puts the paths `site` would add
+    on sys.path; what it cannot replay are the import lines of .pth files (import hooks
+    of some editable installs). So the first import that nothing else can serve runs
+    site.main() and is retried, unless the standard library is the importer: its
+    optional imports (pickle tries `org.python.core`) must not cost a `site` (~2-6 ms)."""
 
     @classmethod
     def find_spec(cls, name: str, path: Sequence[str] | None = None,
                   target: object = None) -> object:
+        if _imported_by_stdlib():
+            return None
         import site
 
         sys.meta_path.remove(cls)  # type: ignore[arg-type]
@@ -162,14 +170,26 @@ class _SiteOnDemand:
         return None
 
 
+def _imported_by_stdlib() -> bool:
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    frame = sys._getframe(2)
+    while str(frame.f_globals.get("__name__", "")).startswith(("importlib", "_frozen_importlib")):
+        if frame.f_back is None:  # the import machinery itself: look at who called it
+            return False
+        frame = frame.f_back
+    file = str(frame.f_globals.get("__file__") or "")
+    return file.startswith(stdlib) and "-packages" + os.sep not in file
+
+
 def entry() -> None:
     """The console script's entry: `main` as the whole process."""
     if sys.flags.no_site and _SiteOnDemand not in sys.meta_path:
         sys.meta_path.append(_SiteOnDemand)  # type: ignore[arg-type]
-    if _command_of(sys.argv[1:]) in FAST:
+    if _command_of(sys.argv[1:]) in GC_PAUSED:
         # A sandbox start allocates little but imports much: the cyclic GC's passes over
-        # the new module objects are pure start-up cost (~1 ms); the process ends with the
-        # payload, so nothing accumulates.
+        # the new module objects are pure start-up cost (~1 ms). The command turns it on
+        # again before the launch (the supervisor and the tiny init live as long as the
+        # payload).
         import gc
 
         gc.disable()

@@ -5,8 +5,10 @@ file, setuptools' distutils hack) and runs `import re` before anything of ours (
 re, enum, functools). For `stockade run`, whose start competes with runc's, that is a
 tenth of the budget. This writes a script that pip would not: the venv's interpreter with
 `-IS` (isolated: no PYTHON* variables, no user site, no script directory on sys.path; no
-site), the directory that holds the `stockade` package put on sys.path by hand, and
-stockade.cli.entry, which adds site-packages on the first import that needs it.
+site), and the paths `site` adds for this environment (site-packages, the editable
+install's src/) written out when the script is made, so nothing has to be computed at
+start. The import lines of .pth files are not replayed: stockade.cli.entry runs
+site.main() on the first import that only they could serve.
 
 `pip install` writes its own script again: run this after it (`make dev` does).
 Pinned to this checkout or install: the script names the interpreter and the package
@@ -23,37 +25,54 @@ TEMPLATE = """\
 # stockade's fast entry, written by `python -m stockade.entry_script` (see there): pip's
 # console script would import site and re first, ~4 ms of every `stockade run`.
 import sys
-sys.path.insert(0, {package_dir!r})
+sys.path.extend({paths!r})
 from stockade.cli import entry
 if __name__ == "__main__":
     entry()
 """
 
 
-def render(python: str, package_dir: str) -> str:
+def render(python: str, paths: list[str]) -> str:
     if any(c.isspace() for c in python):
         # a shebang line cannot quote: the kernel splits at the first blank
         raise ValueError(f"interpreter path {python!r} contains whitespace")
-    return TEMPLATE.format(python=python, package_dir=package_dir)
+    return TEMPLATE.format(python=python, paths=paths)
 
 
-def default_paths() -> tuple[str, str, str]:
-    """(script, interpreter, package dir) for the running interpreter's environment.
+def site_paths(python: str) -> list[str]:
+    """What `site` adds to sys.path for `python -I`, in order (the script's part)."""
+    import ast
+    import subprocess
+
+    def path_of(flags: str) -> list[str]:
+        out = subprocess.run([python, flags, "-c", "import sys; print(repr(sys.path))"],
+                             capture_output=True, text=True, check=True).stdout
+        return [str(p) for p in ast.literal_eval(out)]
+
+    bare = set(path_of("-IS"))
+    return [p for p in path_of("-I") if p not in bare]
+
+
+def default_paths() -> tuple[str, str, list[str]]:
+    """(script, interpreter, site paths) for the running interpreter's environment.
     The interpreter path is not resolved: a venv's bin/python symlink is what makes it
-    that venv."""
+    that venv. The package's own directory is added if `site` does not list it."""
     import stockade
 
     python = sys.executable
     script = os.path.join(os.path.dirname(python), "stockade")
+    paths = site_paths(python)
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(stockade.__file__)))
-    return script, python, package_dir
+    if package_dir not in paths:
+        paths.insert(0, package_dir)
+    return script, python, paths
 
 
 def install(script: str | None = None) -> str:
     """Replace the entry script atomically (mode 0755); returns its path."""
-    default_script, python, package_dir = default_paths()
+    default_script, python, paths = default_paths()
     script = script or default_script
-    text = render(python, package_dir)
+    text = render(python, paths)
     tmp = f"{script}.{os.getpid()}.tmp"
     with open(tmp, "w") as fh:
         fh.write(text)
@@ -63,10 +82,10 @@ def install(script: str | None = None) -> str:
 
 
 def is_installed(script: str | None = None) -> bool:
-    default_script, python, package_dir = default_paths()
+    default_script, python, paths = default_paths()
     try:
         with open(script or default_script) as fh:
-            return fh.read() == render(python, package_dir)
+            return fh.read() == render(python, paths)
     except OSError:
         return False
 

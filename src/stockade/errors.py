@@ -21,56 +21,55 @@ class StockadeError(Exception):
 class Location:
     """Where in a policy file something was written (1-based line/column).
 
-    Immutable and hashable, compared by value like the frozen dataclass it replaces: a
-    plain class because `dataclasses` pulls in `inspect` and `ast` (~5 ms), and every CLI
-    start, `stockade run` included, imports this module.
+    Immutable (read-only properties), hashable and compared by value, like the frozen
+    dataclass it replaces: a plain class because `dataclasses` pulls in `inspect` and
+    `ast` (~5 ms), and every CLI start, `stockade run` included, imports this module.
     """
 
-    __slots__ = ("file", "line", "column", "key_path")
+    __slots__ = ("_file", "_line", "_column", "_key_path")
     __match_args__ = ("file", "line", "column", "key_path")
 
-    file: str
-    line: int
-    column: int
-    key_path: str
-
     def __init__(self, file: str, line: int = 0, column: int = 0, key_path: str = "") -> None:
-        setattr_ = object.__setattr__  # our __setattr__ refuses, as a frozen dataclass does
-        setattr_(self, "file", file)
-        setattr_(self, "line", line)
-        setattr_(self, "column", column)
-        setattr_(self, "key_path", key_path)
+        self._file = file
+        self._line = line
+        self._column = column
+        self._key_path = key_path
+
+    @property
+    def file(self) -> str:
+        return self._file
+
+    @property
+    def line(self) -> int:
+        return self._line
+
+    @property
+    def column(self) -> int:
+        return self._column
+
+    @property
+    def key_path(self) -> str:
+        return self._key_path
 
     def _key(self) -> tuple[str, int, int, str]:
-        return (self.file, self.line, self.column, self.key_path)
+        return (self._file, self._line, self._column, self._key_path)
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
+        if not isinstance(other, Location) or other.__class__ is not self.__class__:
             return NotImplemented
-        assert isinstance(other, Location)
         return self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return (f"Location(file={self.file!r}, line={self.line!r}, column={self.column!r}, "
-                f"key_path={self.key_path!r})")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type[Location], tuple[str, int, int, str]]:
-        # pickle/copy: rebuild through __init__ (the default would setattr the slots)
-        return (Location, self._key())
+        return (f"Location(file={self._file!r}, line={self._line!r}, "
+                f"column={self._column!r}, key_path={self._key_path!r})")
 
     def __str__(self) -> str:
-        where = self.file
-        if self.line:
-            where += f":{self.line}:{self.column}"
+        where = self._file
+        if self._line:
+            where += f":{self._line}:{self._column}"
         return where
 
 

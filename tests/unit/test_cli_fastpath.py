@@ -107,7 +107,7 @@ def test_location_keeps_the_dataclass_api() -> None:
     assert len({a, copy.copy(a), pickle.loads(pickle.dumps(a)), copy.deepcopy(a)}) == 1
     assert a != ("p.yaml", 3, 5, "syscalls.allow[2]")
     with pytest.raises(AttributeError):
-        a.line = 4  # type: ignore[misc]
+        a.line = 4  # type: ignore[misc]  # read-only for mypy too
     with pytest.raises(AttributeError):
         del a.file
     err = PolicyError(a, "unknown syscall", found="'opn'", suggestion="did you mean open?")
@@ -121,9 +121,26 @@ def test_entry_script(tmp_path: Path) -> None:
     assert text.startswith(f"#!{sys.executable} -IS\n") and script.stat().st_mode & 0o111
     assert entry_script.is_installed(str(script))
     with pytest.raises(ValueError):
-        entry_script.render("/a b/python", "/src")
+        entry_script.render("/a b/python", ["/src"])
     # -S: site-packages comes on demand (PyYAML for `validate`), not for `run`'s parsing
     r = subprocess.run([str(script), "validate", "default"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(script), "run", "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "unrecognized arguments" in r.stderr
+
+
+def test_gc_is_back_on_before_the_launch() -> None:
+    """entry() pauses the cyclic GC for `run`'s imports; the launch must not inherit that
+    (the supervisor and the forked tiny init live as long as the payload)."""
+    import gc
+
+    from stockade.runner.command import gc_back_on
+
+    assert cli.GC_PAUSED <= cli.FAST
+    gc.disable()
+    try:
+        gc_back_on()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

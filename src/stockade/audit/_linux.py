@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import platform
+import time
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -127,7 +129,7 @@ def seccomp_filters(pid: int) -> list[bytes]:
     _ptrace(PTRACE_SEIZE, pid, 0, 0)
     try:
         _ptrace(PTRACE_INTERRUPT, pid, 0, 0)
-        os.waitpid(pid, 0x40000000)  # __WALL: the tracee is not our child
+        _wait_stop(pid, 2.0)
         filters: list[bytes] = []
         index = 0
         while True:
@@ -146,6 +148,18 @@ def seccomp_filters(pid: int) -> list[bytes]:
             _ptrace(PTRACE_DETACH, pid, 0, 0)
     filters.reverse()  # index 0 is the most recent; load the oldest first
     return filters
+
+
+def _wait_stop(pid: int, timeout: float) -> None:
+    """Wait for the tracee's ptrace stop; a task that cannot stop (frozen) must not hang us."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, _ = os.waitpid(pid, 0x40000000 | os.WNOHANG)  # __WALL: not our child
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise OSError(errno.ETIMEDOUT, "the target did not stop for PTRACE_SECCOMP_GET_FILTER")
+        time.sleep(0.0005)
 
 
 class _SockFprog(ctypes.Structure):

@@ -123,16 +123,24 @@ def plan_join(view: View) -> JoinPlan:
     uid = map_to_inside(view.uid_map, int(st["Uid"].split()[1]))
     gid = map_to_inside(view.gid_map, int(st["Gid"].split()[1]))
     if uid is None or gid is None:
+        _close_fds(fds, root_fd)
         raise JoinError("the target's uid/gid is not mapped in its user namespace")
     groups = tuple(g for g in (map_to_inside(view.gid_map, int(x)) for x in st.get("Groups", "").split())
                    if g is not None)
+    frozen = view.cgroup_values.get("freezer/freezer.state", "") in ("FROZEN", "FREEZING") \
+        or view.cgroup_values.get("unified/cgroup.freeze") == "1"
     filters: tuple[bytes, ...] = ()
+    if frozen:
+        _close_fds(fds, root_fd)
+        raise JoinError("the container is paused (its cgroup is frozen); unpause it to run the probes")
     if view.seccomp_mode == 2:
         try:
             filters = tuple(_linux.seccomp_filters(pid))
         except OSError as exc:
+            _close_fds(fds, root_fd)
             raise JoinError(f"copy seccomp filter (PTRACE_SECCOMP_GET_FILTER): {exc.strerror}") from None
     elif view.seccomp_mode != 0:
+        _close_fds(fds, root_fd)
         raise JoinError("strict-mode seccomp cannot be reproduced")
     lsm: tuple[str, str] | None = None
     label = view.lsm_label.split(" (")[0]
@@ -146,6 +154,12 @@ def plan_join(view: View) -> JoinPlan:
         cap_bnd=view.cap("CapBnd"), last_cap=view.host.cap_last_cap, nnp=view.no_new_privs,
         filters=filters, lsm_write=lsm,
     )
+
+
+def _close_fds(fds: Mapping[str, int], root_fd: int) -> None:
+    for fd in (*fds.values(), root_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _close_plan(plan: JoinPlan) -> None:

@@ -22,7 +22,8 @@ CGROUP_FILES = {
     "memory": ("memory.limit_in_bytes",),
     "pids": ("pids.max",),
     "devices": ("devices.list",),
-    "": ("memory.max", "pids.max"),  # the v2 unified hierarchy
+    "freezer": ("freezer.state",),  # a paused container would hang a ptrace stop
+    "": ("memory.max", "pids.max", "cgroup.freeze"),  # the v2 unified hierarchy
 }
 
 

@@ -40,7 +40,10 @@ def network_mode(learned: Learned, base_mode: str) -> str:
 
 
 def build(learned: Learned, *, name: str, description: str, base: m.Policy | None,
-          base_ref: str | None, default_action: str, resources: dict[str, Any]) -> dict[str, Any]:
+          base_ref: str | None, default_action: str, resources: dict[str, Any],
+          recorded_under: m.Policy | None = None) -> dict[str, Any]:
+    """recorded_under: the policy of the recording run (its tmpfs and deny lists are kept
+    in a standalone result: the workload ran with them)."""
     doc: dict[str, Any] = {"stockade": 1, "name": name, "description": description}
     fs: dict[str, Any] = {}
     if base is not None and base_ref is not None:
@@ -62,7 +65,9 @@ def build(learned: Learned, *, name: str, description: str, base: m.Policy | Non
         doc["capabilities"] = {"drop": ["ALL"], "add": list(learned.caps)}
         doc["no_new_privileges"] = True
         fs["root"] = "read-only"
-        fs["tmpfs"] = ["/tmp"]
+        under = recorded_under.filesystem if recorded_under is not None else None
+        fs["tmpfs"] = [e.path for e in under.tmpfs] if under is not None else ["/tmp"]
+        fs["deny"] = [e.path for e in under.deny] if under is not None else []
         net = {"mode": network_mode(learned, "loopback"), "allow": list(learned.sockets)}
     fs.update({"read_only": list(learned.read), "writable": list(learned.write),
                "exec": list(learned.exec)})
@@ -95,7 +100,7 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(new)
     for section, keys in (("syscalls", ("arches", "allow", "rules")),
                           ("capabilities", ("add",)),
-                          ("filesystem", ("read_only", "writable", "exec", "tmpfs")),
+                          ("filesystem", ("read_only", "writable", "exec", "tmpfs", "deny")),
                           ("network", ("allow", "bind"))):
         o, n = old.get(section) or {}, dict(new.get(section) or {})
         for key in keys:
@@ -104,7 +109,7 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                 if section == "syscalls" and key == "allow" or key == "bind":
                     merged = sorted(merged)
                 if section == "filesystem" and key in ("read_only", "writable"):
-                    merged = _prune(merged)
+                    merged = _prune(merged, plain_covers=key == "writable")
                 n[key] = merged
         if section == "network" and "mode" in o:
             modes = [x for x in (o.get("mode"), n.get("mode")) if x in NETWORK_ORDER]

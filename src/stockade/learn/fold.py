@@ -29,14 +29,17 @@ def _under(path: str, top: str) -> bool:
     return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def _prune(paths: Iterable[str]) -> list[str]:
-    """Drop entries covered by another: `/a` covers `/a/b`, `/a/**` covers `/a/...`."""
+def _prune(paths: Iterable[str], plain_covers: bool = True) -> list[str]:
+    """Drop entries covered by another: `/a/**` covers `/a/...`; a plain `/a` covers
+    `/a/b` too when `plain_covers` (writable: a directory grants what is below it)."""
     out: list[str] = []
     for p in sorted(set(paths), key=lambda p: (p.count("/"), p)):
         if not any(_under(p.removesuffix("/**"), q.removesuffix("/**")) and p != q
-                   and (q.endswith("/**") or not p.endswith("/**")) for q in out):
+                   and (q.endswith("/**") or plain_covers and not p.endswith("/**"))
+                   for q in out):
             out.append(p)
-    return sorted(out)
+    globs = {q.removesuffix("/**") for q in out if q.endswith("/**")}
+    return sorted(p for p in out if p not in globs)  # `d/**` says `d` too
 
 
 def fold_writes(written: Iterable[tuple[str, bool]], fresh: Iterable[str]) -> list[str]:
@@ -65,4 +68,4 @@ def fold_reads(paths: Iterable[str], covered: Iterable[str] = ()) -> list[str]:
     for p in plain:
         d = os.path.dirname(p)
         out.add(f"{d}/**" if per_dir[d] >= READ_FOLD_AT and d != "/" else p)
-    return _prune(out)
+    return _prune(out, plain_covers=False)  # reading a directory lists it, nothing more

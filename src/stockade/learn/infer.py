@@ -50,7 +50,8 @@ class Learned:
     warnings: tuple[str, ...] = ()
 
 
-def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = ()) -> Learned:
+def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = (), root: str = "/") -> Learned:
+    """root: where the workload's / was (--rootfs), to look at its files afterwards."""
     warnings: list[str] = []
     names = {n for _, n in rec.syscalls} | set(ALWAYS)
     arches = sorted({a for a, _ in rec.syscalls} | {native}, key=lambda a: (a != native, a))
@@ -63,9 +64,11 @@ def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = ()) -> L
         if name in names:
             for fam in sorted(values.get((name, 0), set())):
                 rules.append(_rule(name, [_masked(0, INT_MASK, fam & INT_MASK)]))
-    if "clone" in names:
+    if "clone" in names or "clone3" in names:
+        # clone3 gets ENOSYS below, so its callers (glibc's pthread_create, posix_spawn)
+        # fall back to clone: allow that without namespace flags even if never seen
         flags = values.get(("clone", 0), set())
-        if any(f & NS_FLAGS == 0 for f in flags) or not flags:
+        if any(f & NS_FLAGS == 0 for f in flags) or not flags or "clone3" in names:
             rules.append(_rule("clone", [_masked(0, NS_FLAGS, 0)]))
         for f in sorted(f for f in flags if f & NS_FLAGS):
             rules.append(_rule("clone", [{"index": 0, "op": "eq", "value": f}]))
@@ -81,10 +84,10 @@ def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = ()) -> L
             for v in sorted(values.get((name, index), set())):
                 rules.append(_rule(name, [{"index": index, "op": "eq", "value": v}]))
     allow = sorted(names - conditioned)
-    written = [(p, _created(p, rec)) for k, p in rec.paths if k == "w"]
+    written = [(p, _created(_at(root, p), p, rec)) for k, p in rec.paths if k == "w"]
     write = fold_writes(written, fresh_mounts)
     exec_paths = sorted({p for k, p in rec.paths if k == "x"})
-    exec_all = sorted(set(exec_paths) | set(_interpreters(exec_paths)))
+    exec_all = sorted(set(exec_paths) | set(_interpreters(exec_paths, root)))
     read = fold_reads([p for k, p in rec.paths if k == "r"], covered=[*write, *exec_all])
     sockets: set[str] = set()
     for name in ("socket", "socketpair"):
@@ -129,18 +132,22 @@ def _masked(index: int, mask: int, value: int) -> dict[str, int | str]:
     return {"index": index, "op": "masked_eq", "mask": mask, "value": value}
 
 
-def _created(path: str, rec: Recording) -> bool:
+def _at(root: str, path: str) -> str:
+    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
+
+
+def _created(host_path: str, path: str, rec: Recording) -> bool:
     """A write to a path that is gone or new: treat it as created (fold to its directory)."""
-    return not os.path.exists(path) or os.path.isdir(path) and ("r", path) not in rec.paths
+    return not os.path.exists(host_path) or os.path.isdir(host_path) and ("r", path) not in rec.paths
 
 
-def _interpreters(paths: Iterable[str]) -> list[str]:
+def _interpreters(paths: Iterable[str], root: str = "/") -> list[str]:
     """The ELF interpreter (PT_INTERP) or `#!` interpreter of each executed file: the
     kernel opens them for execve, and Landlock's execute right covers them too."""
     out: list[str] = []
     for path in paths:
         try:
-            with open(path, "rb") as fh:
+            with open(_at(root, path), "rb") as fh:
                 head = fh.read(4096)
                 if head.startswith(b"#!"):
                     line = head[2:].split(b"\n", 1)[0].strip().split()

@@ -33,7 +33,9 @@ def recorder_program(native: str, listener_sock: int, send_flags: int,
     table = syscall_table()
     asm = bpf._Assembler()
     asm.stmt(_LD_W_ABS, 4)
-    asm.jump(_JEQ, AUDIT_ARCH[native], None, "notify")
+    asm.jump(_JEQ, AUDIT_ARCH[native], "native", None)
+    asm.stmt(_RET, bpf.SECCOMP_RET_USER_NOTIF)  # inline: the end may be out of jump range
+    asm.label("native")
     asm.stmt(_LD_W_ABS, 0)
     for nr in sorted({n for s in skip if (n := table.number(native, s)) is not None}):
         # an inline return per entry: BPF's conditional jumps reach 255 instructions only

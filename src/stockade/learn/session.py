@@ -9,10 +9,11 @@ load_recording) and the recorder answers until the last task holding the filter 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import socket
+import socket  # also for the payload: runner.seccomp.load_recording imports it in the child
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,15 +76,20 @@ def record(argv: Sequence[str], base: m.Policy, *, rootfs: str | None = None,
         try:
             result = launch(p, forward_signals=True)
         except RunnerError as exc:
+            if exc.step not in ("exec", "exec-permission"):
+                # the sandbox failed, not the workload: nothing to learn from
+                raise StockadeError(f"learn: {exc}; nothing written", exit_code=2) from exc
             failure = exc.message
     finally:
         os.close(high)
         mine.close()
-        try:  # unblocks a recorder still waiting for a listener that never came
+        with contextlib.suppress(OSError):  # unblocks a recorder still waiting for a listener
             theirs.send(b"E")
-        except OSError:
-            pass
         theirs.close()
+        # every task under the filter is gone once the launch returned (the pid
+        # namespace's init reaps them all before it exits): stop the recorder
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
         data = _read_all(res_r)
         os.close(res_r)
         os.waitpid(pid, 0)

@@ -20,10 +20,12 @@ goes back to the learner as JSON on a pipe.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
-import select
+import signal
 import socket
 import struct
 from collections.abc import Callable
@@ -37,6 +39,7 @@ IOCTL_NOTIF_ID_VALID = 0x40082102
 IOCTL_NOTIF_SET_FLAGS = 0x40082104
 USER_NOTIF_FLAG_CONTINUE = 1
 USER_NOTIF_FD_SYNC_WAKE_UP = 1
+_ZERO = bytes(_NOTIF.size)
 
 AT_FDCWD = -100
 O_ACCMODE, O_CREAT, O_TRUNC = 3, 0o100, 0o1000
@@ -87,12 +90,13 @@ class Recorder:
     # -- the hot path ------------------------------------------------------------------
 
     def handle(self, listener: int, buf: bytearray, resp: bytearray) -> None:
+        buf[:] = _ZERO  # the kernel refuses a receive buffer that is not zeroed (EINVAL)
         fcntl.ioctl(listener, IOCTL_NOTIF_RECV, buf, True)
         nid, pid, _flags, nr, arch, _ip, *args = _NOTIF.unpack(buf)
         self.notifications += 1
-        if not self.started:
-            if arch == self.audit_native and self.names.get(nr) in ("execve", "execveat"):
-                self.started = True
+        if not self.started and arch == self.audit_native \
+                and self.names.get(nr) in ("execve", "execveat"):
+            self.started = True
         if self.started:
             self.seen.add((arch, nr))
             self.pids.add(pid)
@@ -103,7 +107,7 @@ class Recorder:
                     if not self._valid(listener, nid):
                         return  # the caller died meanwhile: nothing to answer
         _RESP.pack_into(resp, 0, nid, 0, 0, USER_NOTIF_FLAG_CONTINUE)
-        try:
+        try:  # noqa: SIM105 - the hot path: a plain try costs less than contextlib.suppress
             fcntl.ioctl(listener, IOCTL_NOTIF_SEND, resp, False)
         except OSError:
             pass  # ENOENT: the caller was killed while stopped
@@ -132,6 +136,10 @@ class Recorder:
                 self._missing.add((kind, path))  # probes (library search, $PATH walk)
                 continue
             self.paths.add((kind, path))
+        if name in ("execve", "execveat"):
+            fd = self._mem.pop(pid, None)  # the exec replaces the mm this fd reads
+            if fd is not None:
+                os.close(fd)
         if name in SOCKADDR_CALLS:
             addr = self._read(pid, args[1], 24)
             if addr and len(addr) >= 8:
@@ -171,7 +179,10 @@ class Recorder:
         if fd is None or addr == 0:
             return None
         try:
-            return os.pread(fd, size, addr)
+            data = os.pread(fd, size, addr)
+            if data:
+                return data
+            raise OSError(errno.EIO, "old mm")
         except OSError:
             # an exec replaced the mm behind a cached fd: reopen once
             self._mem.pop(pid, None)
@@ -234,33 +245,50 @@ def _open_kind(flags: int) -> str:
     return "w" if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC) else "r"
 
 
+class _Stop(Exception):
+    """Raised by the SIGUSR1 handler to leave a blocking receive."""
+
+
 def supervise(sock: socket.socket, out_fd: int, recorder: Recorder) -> None:
-    """Wait for the listener fd (or the learner's "end"), then answer until every task
-    that holds the filter is gone (POLLHUP), then write the recording to `out_fd`."""
+    """Wait for the listener fd (or the learner's "end"), then answer notifications until
+    the learner's SIGUSR1 (sent once the sandbox's last task is gone), then write the
+    recording to `out_fd`.
+
+    The receive blocks in the kernel instead of poll()+receive: one syscall less per
+    notification (~15% of the round trip). SIGUSR1 is also the parent-death signal, so
+    the recorder never outlives the learner."""
+    looping = [False]
+
+    def on_usr1(_signum: int, _frame: object) -> None:
+        looping.append(True)  # remember the stop even outside the loop
+        if looping[0]:
+            raise _Stop
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    from stockade.runner import _linux as L
+
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGUSR1)
     msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
     if fds:
         listener = fds[0]
-        try:
+        # before 6.6 this flag is unknown: the same, one scheduler hop slower
+        with contextlib.suppress(OSError):
             fcntl.ioctl(listener, IOCTL_NOTIF_SET_FLAGS, struct.pack("=Q", USER_NOTIF_FD_SYNC_WAKE_UP),
                         False)
-        except OSError:
-            pass  # before 6.6: the same, one scheduler hop slower
-        poller = select.poll()
-        poller.register(listener, select.POLLIN)
         buf = bytearray(_NOTIF.size)
         resp = bytearray(_RESP.size)
         handle = recorder.handle
-        while True:
-            events = poller.poll()
-            ev = events[0][1] if events else 0
-            if ev & select.POLLIN:
+        looping[0] = True
+        try:
+            while len(looping) == 1:
                 try:
                     handle(listener, buf, resp)
-                except OSError:
-                    continue  # ENOENT: the caller died between poll and recv
-                continue
-            if ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                break
+                except OSError as exc:  # ENOENT: the caller died before we answered
+                    if exc.errno not in (errno.ENOENT, errno.EINTR):
+                        raise
+        except _Stop:
+            pass
+        looping[0] = False
         os.close(listener)
     data = json.dumps(recorder.result()).encode()
     view = memoryview(data)

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
-from typing import Any
 
 from stockade.errors import RunnerError, StockadeError
 from stockade.oci import hooks as hooks_mod
 from stockade.oci import state as st
-from stockade.oci.translate import Container
-from stockade.runner import _linux as L
 
-_NS_FLAG = {"network": L.NS_FLAGS["net"], "ipc": L.NS_FLAGS["ipc"], "uts": L.NS_FLAGS["uts"],
-            "pid": L.NS_FLAGS["pid"], "cgroup": 0x02000000}
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from stockade.oci.translate import Container
+
+# Not signal's constants: `import signal` pulls in enum (~2 ms) on every start/delete.
+SIGKILL = 9
+
+# CLONE_NEW* of the namespaces that can be joined by path (setns's nstype argument).
+_NS_FLAG = {"network": 0x40000000, "ipc": 0x08000000, "uts": 0x04000000,
+            "pid": 0x20000000, "cgroup": 0x02000000}
 
 
 def _now() -> str:
@@ -33,6 +39,8 @@ def _now() -> str:
 def _join(join: tuple[tuple[str, str], ...]) -> None:
     """setns into namespaces given by path; the clone that follows inherits them (pid:
     the container's process is born in that pid namespace)."""
+    from stockade.runner import _linux as L  # ctypes: only `create` needs it
+
     for kind, path in join:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -72,9 +80,9 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     except FileExistsError as exc:
         raise st.StateError(f"container {cid} already exists") from exc
     data: dict[str, Any] = {
-        "id": cid, "pid": 0, "creator": os.getpid(), "bundle": c.bundle, "rootfs": c.rootfs,
+        "id": cid, "pid": 0, "creator": os.getpid(), "creating": True, "bundle": c.bundle, "rootfs": c.rootfs,
         "created": _now(), "owner": _owner(), "annotations": dict(c.annotations),
-        "cgroup_dirs": [],
+        "cgroup_dirs": [], "start_hooks": bool(c.plan.start_hooks),
         "hooks": {k: [hooks_mod.to_json(h) for h in c.hooks_of(k)]
                   for k in ("poststart", "poststop")},
     }
@@ -90,23 +98,38 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         # O_RDWR: the container's process holds a writer too, so its read blocks until
         # `start` writes; O_NONBLOCK so that this open does not wait for a peer.
         gate = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        def before_root(child: int) -> None:
+            # The spec's moment: namespaces exist, the root is not built yet.
+            data["pid"] = child
+            stt = st.proc_starttime(child)
+            data["starttime"] = stt[0] if stt else 0
+            st.write(root, cid, data)
+            spec = st.spec_state(root, cid, data, "creating")
+            spec["pid"] = child
+            for kind in ("prestart", "createRuntime"):
+                hooks_mod.run(kind, c.hooks_of(kind), spec)
+            hooks_mod.run("createContainer", c.hooks_of("createContainer"), spec,
+                          enter=child)
+
         try:
             _join(c.join)
-            held = launch_held(c.plan, Hold(cid, gate, c.cgroups_path, console_socket or ""),
+            def on_cgroup(dirs: tuple[str, ...]) -> None:
+                data["cgroup_dirs"] = list(dirs)
+                st.write(root, cid, data)
+
+            held = launch_held(c.plan, Hold(cid, gate, c.cgroups_path, console_socket or "",
+                                            before_root, on_cgroup),
                                fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
         finally:
             os.close(gate)
         pid, master = held.pid, held.master
         data["cgroup_dirs"] = list(held.cgroup_dirs)
         stt = st.proc_starttime(pid)
-        data.update(pid=pid, starttime=stt[0] if stt else 0)
+        data.update(pid=pid, starttime=stt[0] if stt else 0, creating=False)
         st.write(root, cid, data)
         if c.oom_score_adj is not None:
             with open(f"/proc/{pid}/oom_score_adj", "w") as fh:
                 fh.write(str(c.oom_score_adj))
-        spec = st.spec_state(root, cid, data, "created")
-        for kind in ("prestart", "createRuntime", "createContainer"):
-            hooks_mod.run(kind, c.hooks_of(kind), spec)
         if pid_file:
             tmp = pid_file + ".tmp"
             with open(tmp, "w") as fh:
@@ -117,7 +140,7 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     except BaseException:
         if pid > 0:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         if master >= 0:
@@ -138,6 +161,17 @@ def _owner() -> str:
 
 
 def start(root: str, cid: str) -> None:
+    with st.locked(root, cid):
+        data = _start(root, cid)
+    spec = st.spec_state(root, cid, data, "running")
+    try:
+        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h)
+                                         for h in data["hooks"].get("poststart", [])), spec)
+    except hooks_mod.HookError as exc:  # the spec: log a warning, the container runs on
+        print(f"stockade: warning: {exc}", file=sys.stderr)
+
+
+def _start(root: str, cid: str) -> dict[str, Any]:
     data = st.read(root, cid)
     status = st.status(root, cid, data)
     if status != "created":
@@ -147,17 +181,17 @@ def start(root: str, cid: str) -> None:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:  # ENXIO: nobody waits on it any more (the process died)
         raise st.StateError(f"container {cid} is not created ({exc.strerror})") from exc
+    spec = b""
+    if data.get("start_hooks"):
+        import json  # only then: the state for startContainer hooks goes through the gate
+
+        spec = json.dumps(st.spec_state(root, cid, data, "created")).encode()
     try:
-        os.write(fd, b"s")
+        os.write(fd, b"s" + len(spec).to_bytes(8, "little") + spec)
     finally:
         os.close(fd)
     os.unlink(fifo)  # from here on the status is "running"
-    spec = st.spec_state(root, cid, data, "running")
-    try:
-        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h)
-                                         for h in data["hooks"].get("poststart", [])), spec)
-    except hooks_mod.HookError as exc:  # the spec: log a warning, the container runs on
-        print(f"stockade: warning: {exc}", file=sys.stderr)
+    return data
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
@@ -165,6 +199,8 @@ def state(root: str, cid: str) -> dict[str, Any]:
 
 
 def parse_signal(text: str) -> int:
+    import signal
+
     if text.isdigit():
         num = int(text)
         if not 0 < num < signal.NSIG:
@@ -195,11 +231,16 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
 
 def delete(root: str, cid: str, force: bool = False) -> None:
     try:
-        data = st.read(root, cid)
-    except st.StateError:
-        if force:  # runc: delete --force of a missing container is not an error
-            return
+        with st.locked(root, cid):
+            _delete(root, cid, force)
+    except st.StateError as exc:
+        if force and "does not exist" in exc.message:
+            return  # runc: delete --force of a missing container is not an error
         raise
+
+
+def _delete(root: str, cid: str, force: bool) -> None:
+    data = st.read(root, cid)
     status = st.status(root, cid, data)
     if status != "stopped":
         if not force:
@@ -207,7 +248,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         pid = int(data.get("pid") or 0)
         if pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
             _wait_gone(pid, data.get("starttime"))
     remove_cgroups(list(data.get("cgroup_dirs", [])))
     spec = st.spec_state(root, cid, data, "stopped")
@@ -253,6 +294,8 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         if master >= 0:
             os.close(master)
         return 0
+    import signal
+
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
             signal.SIGUSR2)
 
@@ -263,8 +306,9 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     old = {s: signal.signal(s, forward) for s in sigs}
     try:
         if master >= 0:
-            from stockade.runner.launcher import _proxy_tty
+            from stockade.runner.launcher import _copy_winsize, _proxy_tty
 
+            _copy_winsize(master)
             _proxy_tty(master)
             os.close(master)
         while True:

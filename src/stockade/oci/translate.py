@@ -10,9 +10,9 @@ tmpfs; a new mount namespace is always used).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from stockade.oci.config import ConfigError
+from stockade.oci.hooks import Hook
 from stockade.runner import _linux as L
 from stockade.runner._record import frozen
 from stockade.runner.plan import (
@@ -27,6 +27,10 @@ from stockade.runner.plan import (
     Plan,
     PolicyPart,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 NS_TYPES = {"pid": "pid", "network": "net", "mount": "mount", "ipc": "ipc", "uts": "uts",
             "user": "user", "cgroup": "cgroup"}
@@ -52,14 +56,6 @@ _DATA_OPTS = ("size", "mode", "uid", "gid", "nr_inodes", "newinstance", "ptmxmod
 _NAMESPACED_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                       "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
                       "kernel.shm_rmid_forced")
-
-
-@frozen
-class Hook:
-    path: str
-    args: tuple[str, ...]
-    env: tuple[str, ...]
-    timeout: int | None
 
 
 @frozen
@@ -122,6 +118,7 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
     linux = cfg.get("linux", {})
     notes: list[str] = []
     rootfs = rootfs_path(cfg, bundle)
+    hooks = _hooks(cfg.get("hooks", {}))
 
     new_ns, join = _namespaces(linux, notes)
     hostname = cfg.get("hostname")
@@ -154,6 +151,9 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
         if not sep or not key:
             raise _err("process.env", f"{item!r} is not KEY=VALUE")
         env.append((key, value))
+    if not any(k == "HOME" for k, _ in env):
+        # runc's behaviour: HOME from the rootfs's /etc/passwd for the user, else "/".
+        env.append(("HOME", _home(rootfs, identity.uid)))
     cwd = proc.get("cwd", "/")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise _err("process.cwd", "must be an absolute path")
@@ -187,6 +187,12 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
         clone_flags=flags, cgroup_ns="cgroup" in new_ns, hostname=hostname or None,
         identity=identity, host_root=False, rootfs=rootfs, mounts=mounts,
         notes=tuple(notes), sysctl=sysctl, propagation=propagation,
+        umask=_umask(proc.get("user", {}).get("umask")),
+        start_hooks=tuple((h.path, h.args, h.env, h.timeout) for h in
+                          dict(hooks).get("startContainer", ())),
+        console_size=_console_size(proc.get("consoleSize")),
+        pause_before_root=any(k in dict(hooks) for k in ("prestart", "createRuntime",
+                                                          "createContainer")),
     )
     cg_path = linux.get("cgroupsPath")
     if cg_path is not None and (not isinstance(cg_path, str) or ":" in cg_path):
@@ -196,10 +202,48 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
     if not isinstance(ann, dict):
         raise _err("annotations", "must be an object")
     return Container(plan=plan, bundle=bundle, rootfs=rootfs, join=join,
-                     hooks=_hooks(cfg.get("hooks", {})), oom_score_adj=oom,
+                     hooks=hooks, oom_score_adj=oom,
                      cgroups_path=cg_path or None,
                      annotations=tuple(sorted((str(k), str(v)) for k, v in ann.items())),
                      notes=tuple(notes))
+
+
+def _console_size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    h = _int(value.get("height", 0), "process.consoleSize.height", 0)
+    w = _int(value.get("width", 0), "process.consoleSize.width", 0)
+    if h > 0xFFFF or w > 0xFFFF:
+        raise _err("process.consoleSize", "out of range")
+    return (h, w)
+
+
+def _umask(value: Any) -> int | None:
+    if value is None:
+        return None
+    if _int(value, "process.user.umask", 0) > 0o777:
+        raise _err("process.user.umask", "must be <= 0o777")
+    return int(value)
+
+
+def _home(rootfs: str, uid: int) -> str:
+    """The user's home in the rootfs's /etc/passwd, read inside the root (symlinks in
+    the rootfs are resolved against it, never against the host)."""
+    try:
+        root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = L.openat2(root, "etc/passwd", os.O_RDONLY | os.O_CLOEXEC,
+                           L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(root)
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                f = line.rstrip("\n").split(":")
+                if len(f) >= 6 and f[2] == str(uid):
+                    return f[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def _namespaces(linux: dict[str, Any], notes: list[str]) -> tuple[set[str], tuple[tuple[str, str], ...]]:
@@ -209,7 +253,7 @@ def _namespaces(linux: dict[str, Any], notes: list[str]) -> tuple[set[str], tupl
     for i, ns in enumerate(linux.get("namespaces", [])):
         kind = ns.get("type")
         field = f"linux.namespaces[{i}]"
-        if kind not in NS_TYPES:
+        if not isinstance(kind, str) or kind not in NS_TYPES:
             raise _err(field, f"type {kind!r} is not supported")
         if kind in seen:
             raise _err(field, f"{kind} is listed twice")
@@ -285,12 +329,10 @@ def _caps(c: dict[str, Any], last_cap: int) -> CapsPlan:
                            f"{name} is not known to this kernel (cap_last_cap {last_cap})")
             mask |= 1 << num
         masks[key] = mask
-    amb = masks["ambient"]
-    # Ambient needs the cap in permitted and inheritable (the kernel refuses otherwise).
-    bad = amb & ~(masks["permitted"] & masks["inheritable"])
-    if bad:
-        raise _err("process.capabilities.ambient",
-                   "every ambient capability must be permitted and inheritable too")
+    # Ambient needs the cap in permitted and inheritable: the kernel refuses the others,
+    # and runc skips them (`runc spec` lists ambient caps with an empty inheritable set).
+    # Dropping them is what both runtimes end up with.
+    amb = masks["ambient"] & masks["permitted"] & masks["inheritable"]
     return CapsPlan(masks["bounding"], masks["permitted"], masks["effective"],
                     masks["inheritable"], tuple(i for i in range(last_cap + 1) if amb >> i & 1),
                     last_cap)
@@ -313,33 +355,38 @@ def _rlimits(items: list[dict[str, Any]]) -> tuple[tuple[str, int, int], ...]:
     return tuple(out.values())
 
 
+def _opt_int(value: Any, field: str) -> int | None:
+    """An optional limit: absent, or an integer where -1 (0 for some) means unlimited."""
+    if value is None:
+        return None
+    return _int(value, field)
+
+
 def _limits(res: dict[str, Any]) -> Limits:
     mem = res.get("memory", {})
-    memory = mem.get("limit")
-    swap_total = mem.get("swap")
-    memory = None if memory is None or memory < 0 else _int(memory, "linux.resources.memory.limit", 1)
+    memory = _opt_int(mem.get("limit"), "linux.resources.memory.limit")
+    memory = None if memory is None or memory < 0 else memory
+    swap_total = _opt_int(mem.get("swap"), "linux.resources.memory.swap")
     swap = None
-    if swap_total is not None and _int(swap_total, "linux.resources.memory.swap") >= 0:
+    if swap_total is not None and swap_total >= 0:
         if memory is None or swap_total < memory:
             raise _err("linux.resources.memory.swap", "is memory+swap: needs a limit and "
                        "must be >= it")
         swap = swap_total - memory
-    pids = res.get("pids", {}).get("limit")
-    pids = None if pids is None or pids <= 0 else _int(pids, "linux.resources.pids.limit")
+    pids = _opt_int(res.get("pids", {}).get("limit"), "linux.resources.pids.limit")
+    pids = None if pids is None or pids <= 0 else pids
     cpu = res.get("cpu", {})
-    quota, period = cpu.get("quota"), cpu.get("period")
-    if quota is not None and _int(quota, "linux.resources.cpu.quota") <= 0:
-        quota = None
-    shares = cpu.get("shares")
-    if shares is not None:
-        shares = _int(shares, "linux.resources.cpu.shares", 0) or None
+    quota = _opt_int(cpu.get("quota"), "linux.resources.cpu.quota")
+    quota = None if quota is None or quota <= 0 else quota
+    period = _opt_int(cpu.get("period"), "linux.resources.cpu.period")
+    if period is not None and period < 1000:
+        raise _err("linux.resources.cpu.period", "must be >= 1000 (microseconds)")
+    shares = _opt_int(cpu.get("shares"), "linux.resources.cpu.shares") or None
     devices = None
     if "devices" in res:
         devices = _device_rules(res["devices"])
     return Limits(memory=memory, swap=swap, pids=pids, cpu_quota_us=quota,
-                  cpu_period_us=_int(period, "linux.resources.cpu.period", 1000)
-                  if period is not None else 100_000, cpu_shares=shares,
-                  devices_allow=devices)
+                  cpu_period_us=period or 100_000, cpu_shares=shares, devices_allow=devices)
 
 
 def _device_rules(items: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -357,7 +404,8 @@ def _device_rules(items: list[dict[str, Any]]) -> tuple[str, ...]:
         major = d.get("major", -1)
         minor = d.get("minor", -1)
         access = d.get("access", "rwm")
-        if kind not in ("a", "c", "b") or not set(access) <= set("rwm") or not access:
+        if kind not in ("a", "c", "b") or not isinstance(access, str) or \
+                not set(access) <= set("rwm") or not access:
             raise _err(f, "type must be a, c or b and access a subset of rwm")
         whole = kind == "a" and major in (-1, None) and minor in (-1, None)
         if not allow:
@@ -390,7 +438,11 @@ def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
 
     if "defaultAction" not in sec:
         raise _err("linux.seccomp.defaultAction", "is missing")
-    actions = {sec["defaultAction"]} | {s.get("action") for s in sec.get("syscalls", [])}
+    actions = [sec["defaultAction"]] + [s.get("action") for s in sec.get("syscalls", [])]
+    for i, action in enumerate(actions):
+        if not isinstance(action, str) or not action.startswith("SCMP_ACT_"):
+            where = "defaultAction" if i == 0 else f"syscalls[{i - 1}].action"
+            raise _err(f"linux.seccomp.{where}", f"unknown action {action!r}")
     if "SCMP_ACT_NOTIFY" in actions:
         raise _err("linux.seccomp", "SCMP_ACT_NOTIFY needs a listenerPath, not supported")
     flags = 0
@@ -434,7 +486,7 @@ def _sysctl(items: Any, new_ns: set[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _options(opts: list[str], field: str) -> tuple[int, tuple[tuple[str, str | None], ...], bool]:
+def _options(opts: tuple[str, ...], field: str) -> tuple[int, tuple[tuple[str, str | None], ...], bool]:
     attrs = 0
     data: list[tuple[str, str | None]] = []
     bind = False
@@ -494,8 +546,6 @@ def _mounts(cfg: dict[str, Any], bundle: str, rootfs: str, new_ns: set[str],
             ops.append(MountOp("fs", dst, fstype="tmpfs", data=(("mode", "0555"),),
                                attrs=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOEXEC, why=why))
         elif kind in ("tmpfs", "mqueue"):
-            if kind == "mqueue" and "ipc" not in new_ns:
-                raise _err(field, "mqueue needs a new ipc namespace")
             ops.append(MountOp("fs", dst, fstype=kind, data=data if kind == "tmpfs" else (),
                                attrs=attrs, readonly=ro, why=why))
         else:
@@ -525,8 +575,5 @@ def _hooks(hooks: dict[str, Any]) -> tuple[tuple[str, tuple[Hook, ...]], ...]:
             items.append(Hook(path, _strs(h.get("args", [path]), f + ".args"),
                               _strs(h.get("env", []), f + ".env"), timeout))
         if items:
-            if kind == "startContainer":
-                raise _err("hooks.startContainer", "not supported (it runs inside the "
-                           "container before the program; stockade has no exec hook point)")
             out.append((kind, tuple(items)))
     return tuple(out)

@@ -458,6 +458,7 @@ def resolve(layers: list[Layer]) -> m.Policy:
             hostname = s.hostname
 
     arches = _resolve_arches(arches_spec, arches_layer)
+    rules = _dedupe_rules(rules)
     final_kept = frozenset(kept or set())
     for i, cap in enumerate(ambient):
         if cap not in final_kept:
@@ -523,6 +524,17 @@ def _with_digest(policy: m.Policy, digest: str) -> m.Policy:
     from dataclasses import replace
 
     return replace(policy, digest=digest)
+
+
+def _dedupe_rules(rules: list[tuple[int, m.SyscallRule]]) -> list[tuple[int, m.SyscallRule]]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for li, r in rules:
+        key = (r.syscalls, r.action, r.args, r.when, r.unless)
+        if key not in seen:
+            seen.add(key)
+            out.append((li, r))
+    return out
 
 
 def _without(rule: m.SyscallRule, names: set[str]) -> m.SyscallRule:

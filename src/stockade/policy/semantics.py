@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stockade.policy import model as m
+from stockade.policy.network import EAFNOSUPPORT, socket_permitted
 
 # Higher = more restrictive (the kernel's own precedence among seccomp return values).
 _RESTRICTIVENESS = {
@@ -78,5 +79,9 @@ def decide(
     if matching:
         action = most_restrictive([r.action for r in matching])
         rule = next(r for r in matching if r.action == action)
-        return Decision(action, "rule", rule=rule)
-    return fallback(sc, name)
+        decision = Decision(action, "rule", rule=rule)
+    else:
+        decision = fallback(sc, name)
+    if name == "socket" and decision.action.is_allow and not socket_permitted(policy.network.allow, args):
+        return Decision(EAFNOSUPPORT, "network")
+    return decision

@@ -148,7 +148,7 @@ def render_profile(policy: Policy, host: HostFacts) -> str:
     if mode == "complain":
         flags.append("complain")
     abstractions = ["base"]
-    if policy.network.mode != "none" and policy.network.allow:
+    if policy.network.mode != "none":
         abstractions.append("nameservice")
     allow, denies = file_rules(policy)
     return env.get_template("apparmor.profile.j2").render(
@@ -158,6 +158,7 @@ def render_profile(policy: Policy, host: HostFacts) -> str:
         abstractions=abstractions,
         capabilities=[_cap_word(c) for c in ordered(policy.capabilities.kept, host)],
         network=network_rules(policy),
+        network_any=not policy.network.allow,
         file_rules=allow,
         policy_denies=denies,
         docker_denies=DOCKER_DEFAULT_DENIES,

@@ -23,7 +23,7 @@ Term = tuple[ArgCondition, ...]  # a conjunction, at most one condition per inde
 
 
 def negate(c: ArgCondition) -> list[ArgCondition]:
-    """¬c as a disjunction of single conditions on the same argument."""
+    """¬c as a disjunction of pairwise disjoint single conditions on the same argument."""
     i = c.index
     match c.op:
         case ArgOp.EQ:
@@ -41,32 +41,46 @@ def negate(c: ArgCondition) -> list[ArgCondition]:
         case ArgOp.MASKED_EQ:
             if c.value & ~c.mask & MAX:
                 return [ArgCondition(i, ArgOp.GE, 0)]  # (x & m) == v can never hold: ¬ is "always"
-            # (x & m) != v  <=>  some bit of m differs from v
+            # (x & m) != v  <=>  the lowest differing bit of m is bit b: lower bits of m
+            # agree with v, bit b does not (disjoint alternatives, one per bit of m)
             out = []
+            below = 0
             for bit in range(64):
                 b = 1 << bit
                 if c.mask & b:
-                    out.append(ArgCondition(i, ArgOp.MASKED_EQ, (c.value & b) ^ b, b))
+                    out.append(ArgCondition(i, ArgOp.MASKED_EQ, (c.value & below) | ((c.value & b) ^ b), below | b))
+                    below |= b
             return out or [ArgCondition(i, ArgOp.LT, 0)]  # mask 0: (x & 0) == 0 always; ¬ never
     raise AssertionError(c.op)
 
 
+def negate_conjunction(conj: Sequence[ArgCondition]) -> list[Term]:
+    """¬(c1 ∧ c2 ∧ ...) as disjoint terms: ¬c1, c1 ∧ ¬c2, c1 ∧ c2 ∧ ¬c3, ..."""
+    out: list[Term] = []
+    for k, cond in enumerate(conj):
+        for neg in negate(cond):
+            out.append((*conj[:k], neg))
+    return out
+
+
 def complement(conjunctions: Sequence[Sequence[ArgCondition]]) -> list[Term]:
-    """Terms whose union is exactly ¬(C1 ∨ C2 ∨ ...), each Ci a conjunction."""
+    """Terms whose union is exactly ¬(C1 ∨ C2 ∨ ...), each Ci a conjunction.
+
+    Built one conjunction at a time, dropping contradictory terms as soon as they
+    appear, so the result stays close to the size of the answer, not of the product."""
     if any(not c for c in conjunctions):
         return []  # an empty conjunction is "always": its complement is empty
-    choices = [[a for cond in conj for a in negate(cond)] for conj in conjunctions]
-    size = 1
-    for ch in choices:
-        size *= max(len(ch), 1)
-    if size > TERM_LIMIT * 64:
-        raise _too_complex(size)
-    terms: list[Term] = []
-    for pick in itertools.product(*choices):
-        terms += normalise(pick)
+    terms: list[Term] = [()]
+    for conj in conjunctions:
+        negations = negate_conjunction(conj)
+        grown: list[Term] = []
+        for term in terms:
+            for neg in negations:
+                grown += normalise((*term, *neg))
+        terms = _dedupe(grown)
         if len(terms) > TERM_LIMIT:
             raise _too_complex(len(terms))
-    return _dedupe(terms)
+    return terms
 
 
 def _too_complex(n: int) -> StockadeError:

@@ -8,6 +8,7 @@ the policy's kept capabilities and the host facts passed in.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from stockade.policy.vocab.syscalls import (
     syscall_table,
 )
 from stockade.profiles import bpf
-from stockade.profiles.argsets import complement, normalise
+from stockade.profiles.argsets import complement, negate_conjunction, normalise
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 
 # kernel return values for each action kind
@@ -91,13 +92,18 @@ class ArchPlan:
     rules: tuple[PlannedRule, ...]
 
 
-def plan_arch(policy: m.Policy, arch: str, host: HostFacts) -> ArchPlan:
+def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str] = frozenset(),
+              no_ranges: frozenset[str] = frozenset()) -> ArchPlan:
     """What to tell libseccomp for one arch (syscalls not on that arch are left out).
 
     libseccomp gives each syscall either one argument-free action or argument rules that
-    fall back to the filter's default. When a syscall's own fallback (its allow/deny
-    decision) differs from the default, that fallback is written as rules for the exact
-    complement of the argument rules (argsets.complement).
+    fall back to the filter's default, refuses rules equal to the default and identical
+    rules with two actions. So a syscall's own fallback, when it differs from the default,
+    is written as rules for the exact complement of its argument rules; a stricter rule
+    that cannot be emitted (it equals the default) is cut out of the looser rules; and
+    where rules overlap, libseccomp lets the stricter action win — which `compile_filter`
+    verifies on boundary values, recompiling a syscall in `exact` mode (every rule cut
+    down to where no stricter rule matches) if it ever did not.
     """
     sc = policy.syscalls
     default = sc.default
@@ -117,16 +123,14 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts) -> ArchPlan:
             if base != default:
                 planned.append(PlannedRule(name, base))
             continue
-        # Emit each rule only where no stricter rule matches: the emitted rules are disjoint,
-        # so libseccomp's handling of overlaps never matters and default-action rules
-        # (which libseccomp refuses) can simply be left out.
-        stricter: list[tuple[m.ArgCondition, ...]] = []
+        stricter: list[m.SyscallRule] = []
         for r in sorted(conditional, key=lambda r: _rank(r.action), reverse=True):
-            if stricter:
-                region = [t for c in complement(stricter) for t in normalise((*r.args, *c))]
-            else:
-                region = [r.args]
-            stricter.append(r.args)
+            region = [tuple(r.args)]
+            for s in stricter:
+                if name in exact or s.action == default or s.args == r.args:
+                    region = [t for term in region for neg in negate_conjunction(s.args)
+                              for t in normalise((*term, *neg))]
+            stricter.append(r)
             if r.action == default:
                 continue
             for term in region:
@@ -134,12 +138,81 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts) -> ArchPlan:
         if base != default:
             for term in complement([r.args for r in conditional]):
                 planned.append(PlannedRule(name, base, term or _ALWAYS))
-    return ArchPlan(arch, default, tuple(planned))
+    if policy.network.allow:
+        planned = _restrict_sockets(planned, policy, default)
+    if no_ranges:
+        planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in no_ranges else [r])]
+    return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned))))
+
+
+def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
+    """The same rule with every lt/le/gt/ge written as aligned masked_eq blocks.
+
+    libseccomp 2.5.4 mis-builds some mixes of 64-bit range comparisons on one argument
+    (e.g. `lt 0x10000000` or `gt 2**40` lets 0x10000000 through); masked_eq is exact."""
+    from stockade.profiles.argsets import MAX, _blocks
+
+    choices: list[list[m.ArgCondition]] = []
+    for c in rule.args:
+        bounds = {m.ArgOp.LT: (0, c.value - 1), m.ArgOp.LE: (0, c.value),
+                  m.ArgOp.GT: (c.value + 1, MAX), m.ArgOp.GE: (c.value, MAX)}.get(c.op)
+        if bounds is None or bounds == (0, MAX):
+            choices.append([c])
+        else:
+            choices.append([m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
+                            for mask, prefix in _blocks(*bounds)])
+    import itertools
+
+    return [PlannedRule(rule.syscall, rule.action, tuple(combo)) for combo in itertools.product(*choices)]
+
+
+def _pad(planned: list[PlannedRule]) -> list[PlannedRule]:
+    """Give every argument rule of a syscall the same argument indexes (`ge 0` where it
+    has none): libseccomp mis-builds its decision tree when one syscall's rules start
+    their comparison chains at different arguments (seen with 2.5.4)."""
+    used: dict[str, set[int]] = {}
+    for r in planned:
+        if r.args:
+            used.setdefault(r.syscall, set()).update(c.index for c in r.args)
+    out = []
+    for r in planned:
+        if r.args:
+            have = {c.index for c in r.args}
+            missing = used[r.syscall] - have
+            r = PlannedRule(r.syscall, r.action, tuple(sorted(
+                (*r.args, *(m.ArgCondition(i, m.ArgOp.GE, 0) for i in missing)), key=lambda c: c.index)))
+        out.append(r)
+    return out
+
+
+def _restrict_sockets(planned: list[PlannedRule], policy: m.Policy, default: m.Action) -> list[PlannedRule]:
+    """Cut every socket() rule that allows down to `network.allow`; the rest of its region
+    gets EAFNOSUPPORT (policy.network). The pieces stay disjoint from each other."""
+    from stockade.policy.network import EAFNOSUPPORT, allowed_region
+
+    region = allowed_region(policy.network.allow)
+    outside = complement(region)
+    out: list[PlannedRule] = []
+    allows_socket = [r for r in planned if r.syscall == "socket" and r.action.is_allow]
+    if not any(r.syscall == "socket" for r in planned) and default.is_allow:
+        allows_socket = [PlannedRule("socket", default)]  # the default allows it: cut that too
+    for r in planned:
+        if r not in allows_socket:
+            out.append(r)
+    for r in allows_socket:
+        base = () if r.args == _ALWAYS else r.args
+        for piece, action in ((region, r.action), (outside, EAFNOSUPPORT)):
+            if action == default:
+                continue
+            for term in piece:
+                for t in normalise((*base, *term)):
+                    out.append(PlannedRule("socket", action, t or _ALWAYS))
+    return out
 
 
 # An argument check that always holds: keeps a rule "conditional" for libseccomp, so it
 # does not override the syscall's other (disjoint) argument rules.
-_ALWAYS = (m.ArgCondition(0, m.ArgOp.MASKED_EQ, 0, 0),)
+_ALWAYS = (m.ArgCondition(0, m.ArgOp.GE, 0),)
 
 
 def _rank(action: m.Action) -> tuple[int, int]:
@@ -155,9 +228,15 @@ def _stricter(a: m.Action, b: m.Action) -> bool:
 # ---------------------------------------------------------------- libseccomp / BPF
 
 
-def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action) -> object:
+# arches where libseccomp maps socket calls (and SysV IPC) onto a multiplexer syscall
+MULTIPLEXED = frozenset({"x86", "s390", "s390x", "ppc", "ppc64", "ppc64le", "mips", "mipsel"})
+
+
+def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action,
+                       lossy: set[tuple[str, str]] | None = None) -> object:
     import pyseccomp
 
+    lossy = set() if lossy is None else lossy
     merged = None
     for plan in plans:
         flt = pyseccomp.SyscallFilter(action_ret(default))
@@ -177,9 +256,14 @@ def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action) -> object:
             try:
                 flt.add_rule(action_ret(rule.action), rule.syscall, *args)
             except OSError as exc:
-                raise StockadeError(
-                    f"libseccomp refused the rule for {rule.syscall!r} on {plan.arch}: {exc.strerror}"
-                ) from None
+                if exc.errno == errno.EEXIST and args and plan.arch in MULTIPLEXED:
+                    # libseccomp also writes socket()/ipc rules onto the multiplexed
+                    # socketcall()/ipc(), where argument checks cannot survive, so two
+                    # different checks collide there; this arch keeps the stricter one.
+                    lossy.add((plan.arch, rule.syscall))
+                    continue
+                raise StockadeError(f"libseccomp refused the rule for {rule.syscall!r} on "
+                                    f"{plan.arch}: {exc.strerror}") from None
         if merged is None:
             merged = flt
         else:
@@ -189,8 +273,8 @@ def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action) -> object:
 
 
 def _ordered(rules: Iterable[PlannedRule]) -> list[PlannedRule]:
-    # Argument rules before the unconditional fallback of the same syscall.
-    return sorted(rules, key=lambda r: (r.syscall, not r.args))
+    # Per syscall: argument rules first, the strictest first (it wins a collision).
+    return sorted(rules, key=lambda r: (r.syscall, not r.args, tuple(-x for x in _rank(r.action))))
 
 
 def _export(flt: object) -> bytes:
@@ -230,6 +314,7 @@ class CompiledFilter:
     program: bytes  # struct sock_filter[], native byte order
     main_offset: int  # instructions of our ENOSYS prologue before libseccomp's program
     arches: tuple[str, ...]
+    lossy: frozenset[tuple[str, str]] = frozenset()  # (arch, syscall): see MULTIPLEXED
 
     @property
     def instructions(self) -> int:
@@ -268,13 +353,78 @@ def bpf_arches(policy: m.Policy, host: HostFacts) -> tuple[str, ...]:
 def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     sc = policy.syscalls
     arches = bpf_arches(policy, host)
-    plans = [plan_arch(policy, arch, host) for arch in arches]
-    flt = _libseccomp_filter(plans, sc.default)
-    main = _export(flt)
-    prologue: list[bpf.Insn] = []
-    if sc.unknown != sc.default:
-        prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
-    return CompiledFilter(bpf.encode(prologue) + main, len(prologue), arches)
+    exact: frozenset[str] = frozenset()
+    no_ranges: frozenset[str] = frozenset()
+    for _ in range(4):
+        plans = [plan_arch(policy, arch, host, exact, no_ranges) for arch in arches]
+        lossy: set[tuple[str, str]] = set()
+        main = _export(_libseccomp_filter(plans, sc.default, lossy))
+        prologue: list[bpf.Insn] = []
+        if sc.unknown != sc.default:
+            prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
+        compiled = CompiledFilter(bpf.encode(prologue) + main, len(prologue), arches, frozenset(lossy))
+        wrong = _disagreements(policy, host, compiled, plans)
+        if not wrong:
+            return compiled
+        # escalate per syscall: first cut overlaps exactly, then also avoid range compares
+        no_ranges |= wrong & exact
+        exact |= wrong
+    raise StockadeError(f"internal error: the compiled filter disagrees with the policy for "
+                        f"{', '.join(sorted(wrong))}; please report this policy")
+
+
+def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
+                   plans: list[ArchPlan]) -> frozenset[str]:
+    """Syscalls with argument rules whose BPF decision differs from the policy's meaning
+    at any boundary value of their conditions."""
+    from stockade.policy.semantics import decide
+
+    wrong: set[str] = set()
+    table = syscall_table()
+    for plan in plans:
+        with_args = sorted({r.syscall for r in plan.rules if r.args})
+        for name in with_args:
+            if (plan.arch, name) in compiled.lossy:
+                continue
+            nr = table.number(plan.arch, name)
+            if nr is None:
+                continue
+            conds = [c for r in applicable_rules(policy, name, plan.arch, host.kernel) for c in r.args]
+            width = 0xFFFFFFFF if plan.arch in ARCH_32BIT else MAX64  # a 32-bit task's args
+            for args in {tuple(a & width for a in point) for point in _probe_points(conds)}:
+                want = decide(policy, name, plan.arch, args, host.kernel).action
+                if evaluate(compiled.program, plan.arch, nr, args) != want:
+                    wrong.add(name)
+                    break
+    return frozenset(wrong)
+
+
+def _probe_points(conds: list[m.ArgCondition], limit: int = 256) -> list[tuple[int, ...]]:
+    """Argument vectors on and around every condition's boundary."""
+    import itertools
+    import random
+
+    per_index: dict[int, set[int]] = {}
+    for c in conds:
+        vals = {c.value, (c.value - 1) & MAX64, (c.value + 1) & MAX64, 0, MAX64}
+        if c.op is m.ArgOp.MASKED_EQ:
+            vals |= {c.value | ~c.mask & MAX64, c.mask, c.mask ^ c.value}
+        per_index.setdefault(c.index, set()).update(vals)
+    indexes = sorted(per_index)
+    combos = list(itertools.product(*(sorted(per_index[i]) for i in indexes)))
+    if len(combos) > limit:
+        combos = random.Random(len(combos)).sample(combos, limit)
+    out = []
+    for combo in combos:
+        args = [0] * 6
+        for i, v in zip(indexes, combo, strict=True):
+            args[i] = v
+        out.append(tuple(args))
+    return out
+
+
+MAX64 = 0xFFFFFFFFFFFFFFFF
+ARCH_32BIT = frozenset({"x86", "arm", "mips", "mipsel", "ppc", "s390", "parisc"})
 
 
 def compile_bpf(policy: m.Policy, host: HostFacts | None = None) -> bytes:
@@ -357,12 +507,49 @@ def _json_profile(policy: m.Policy, host: HostFacts) -> tuple[dict[str, object],
     profile: dict[str, object] = {"defaultAction": _DOCKER_ACTION[sc.default.kind]}
     if sc.default.kind is m.ActionKind.ERRNO:
         profile["defaultErrnoRet"] = sc.default.errno
-    profile["architectures"] = [_scmp_arch(a) for a in sc.arches]
+    arches = list(sc.arches)
+    for arch in [a for a in arches if a in MULTIPLEXED]:
+        clash = _runc_collision(syscalls, arch, sc.default)
+        if clash:
+            arches.remove(arch)
+            warnings.append(f"{arch} left out of the Docker/OCI JSON: runc would add the argument rules "
+                            f"for {clash} to the multiplexed socketcall()/ipc() too, where they collide "
+                            f"and runc refuses the profile; {arch} processes are killed instead (stricter)")
+    if not arches:
+        raise StockadeError("no architecture left for the Docker/OCI JSON (see the warnings)")
+    profile["architectures"] = [_scmp_arch(a) for a in arches]
     profile["syscalls"] = syscalls
     if sc.unknown.kind is not m.ActionKind.ERRNO or sc.unknown.errno != 38:
         warnings.append(f"unknown: {sc.unknown} cannot be expressed in Docker/OCI JSON; runc and crun "
                         "answer syscalls newer than the profile with ENOSYS themselves")
     return profile, warnings
+
+
+def _runc_collision(entries: list[dict[str, object]], arch: str, default: m.Action) -> str | None:
+    """The first syscall whose rules libseccomp refuses on `arch` the way runc adds them."""
+    import pyseccomp
+
+    flt = pyseccomp.SyscallFilter(action_ret(default))
+    native = pyseccomp.system_arch()
+    if ARCH_TOKENS[arch] != native:
+        flt.add_arch(ARCH_TOKENS[arch])
+        flt.remove_arch(native)
+    ops = {v: k for k, v in _DOCKER_OP.items()}
+    table = syscall_table().by_arch[arch]
+    for entry in entries:
+        action = m.Action(next(k for k, v in _DOCKER_ACTION.items() if v == entry["action"]),
+                          int(entry.get("errnoRet", 0)))  # type: ignore[call-overload]
+        args = [pyseccomp.Arg(a["index"], _LIBSECCOMP_OP[ops[a["op"]]], a["value"], a["valueTwo"])
+                for a in entry.get("args", [])]  # type: ignore[attr-defined]
+        for name in entry["names"]:  # type: ignore[attr-defined]
+            if name not in table:
+                continue
+            try:
+                flt.add_rule(action_ret(action), name, *args)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    return str(name)
+    return None
 
 
 def docker_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
@@ -423,7 +610,9 @@ def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
                      description="OCI config.json linux.seccomp (runc, crun)"),
         ),
         enforcements=enforcements,
-        warnings=tuple(warnings) + tuple(skipped_notes(policy)),
+        warnings=tuple(warnings) + tuple(skipped_notes(policy)) + tuple(
+            f"{arch}: argument rules for {name} collide in the multiplexed socketcall()/ipc(); "
+            "the stricter one is kept there" for arch, name in sorted(compiled.lossy)),
     )
 
 

@@ -41,6 +41,9 @@ class ChildFds:
     # gate_r (the container's exec fifo) for the byte `start` writes.
     created_w: int = -1
     gate_r: int = -1
+    # OCI terminal: the pty is allocated inside the container's own devpts and its
+    # master sent to the parent on this socket (runc's way; not a host pty).
+    tty_sock: int = -1
 
 
 class StepFailed(Exception):
@@ -91,7 +94,8 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.read(fds.sync_r, 1) != b"g":
         os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
-    os.close(fds.sync_r)
+    if not plan.pause_before_root:
+        os.close(fds.sync_r)
     # CVE-2019-5736 class: this process is the runner's interpreter. Non-dumpable, its
     # /proc/<pid>/exe, fd/, mem and environ are closed to the payload, and ptrace is
     # refused (its mm belongs to the host user namespace, never exec'd in the new one).
@@ -152,6 +156,14 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
                 fh.write(value)
         if plan.policy.network == "loopback":
             namespaces.loopback_up()
+    if plan.pause_before_root:
+        with _Step(fds, "hygiene"):
+            # The runtime's hooks run now, in and around our namespaces (OCI
+            # createRuntime/createContainer): "h" to the parent, "h" back when done.
+            os.write(fds.created_w, b"h")
+            if os.read(fds.sync_r, 1) != b"h":
+                os._exit(EXIT_CODES["internal"])  # a hook failed: the parent cleans up
+            os.close(fds.sync_r)
     with _Step(fds, "rootfs"):
         rootfs.build(plan, trees)  # pivot_root moves the payload's root along with ours
     if not plan.init:
@@ -223,10 +235,17 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
     with _Step(fds, "hygiene"):
         # Own session: no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
         os.setsid()
-        if fds.tty_slave >= 0:
+        tty_slave = fds.tty_slave
+        if fds.tty_sock >= 0:
+            tty_slave = _pty_inside(fds.tty_sock)
+            if plan.console_size is not None:  # struct winsize: rows, cols, 2 unused
+                rows, cols = plan.console_size
+                fcntl.ioctl(tty_slave, termios.TIOCSWINSZ,
+                            rows.to_bytes(2, "little") + cols.to_bytes(2, "little") + bytes(4))
+        if tty_slave >= 0:
             for target in (0, 1, 2):
-                os.dup2(fds.tty_slave, target)
-            os.close(fds.tty_slave)
+                os.dup2(tty_slave, target)
+            os.close(tty_slave)
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         if fds.status_w >= 0 and plan.init:
             os.close(fds.status_w)
@@ -270,6 +289,8 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
             os.close(root)
         os.fchdir(cwd)
         os.close(cwd)
+        if plan.umask is not None:
+            os.umask(plan.umask)
         os.getcwd()  # raises when the cwd is not reachable from the root
         for sig in ALL_SIGNALS:
             with contextlib.suppress(OSError, ValueError):
@@ -277,7 +298,9 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
     path = _find(plan.argv[0], env.get("PATH", DEFAULT_PATH), fds)
     if fds.gate_r >= 0:
-        _gate(fds)
+        state = _gate(fds)
+        if plan.start_hooks:
+            _start_hooks(plan, state)
     if p.no_new_privs:
         # Last, just before execve: the filter need not allow any of the setup above.
         with _Step(fds, "seccomp"):
@@ -298,26 +321,103 @@ def _filters(p: PolicyPart, listener_sock: int = -1) -> None:
         seccomp.load(p.seccomp_extra, p.seccomp_flags)
 
 
-def _gate(fds: ChildFds) -> None:
+_TIOCGPTN = 0x80045430
+_TIOCSPTLCK = 0x40045431
+
+
+def _pty_inside(sock_fd: int) -> int:
+    """A pty from the container's devpts (the root is built: this is its /dev); the
+    master goes to the parent, the slave is returned."""
+    import socket  # imported by the parent before the clone: a dict lookup here
+
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, bytes(4))  # unlock the slave
+        num = int.from_bytes(fcntl.ioctl(master, _TIOCGPTN, bytes(4)), "little")
+        slave = os.open(f"/dev/pts/{num}", os.O_RDWR | os.O_NOCTTY)
+        sock = socket.socket(fileno=sock_fd)
+        try:
+            socket.send_fds(sock, [b"m"], [master])
+        finally:
+            sock.close()
+    finally:
+        os.close(master)
+    return slave
+
+
+def _gate(fds: ChildFds) -> bytes:
     """OCI `create`: report "created", then wait for `start` (runc's exec fifo).
 
     The creating process exits after "created", so the parent-death signal goes first
-    (the container is reparented, as with runc). A gate closed without the start byte
+    (the container is reparented, as with runc). `start` writes "s", an 8-byte length
+    and the state JSON (for startContainer hooks). A gate closed without the start byte
     means the container was deleted before start: never run the payload then."""
     with _Step(fds, "hygiene"):
         L.prctl(L.PR_SET_PDEATHSIG, 0)
         os.write(fds.created_w, b"c")
         os.close(fds.created_w)
         fcntl.fcntl(fds.gate_r, fcntl.F_SETFL, 0)  # opened O_NONBLOCK by the parent
-        while True:
-            try:
-                got = os.read(fds.gate_r, 1)
-                break
-            except InterruptedError:  # pragma: no cover
-                continue
+        got = _read_exact(fds.gate_r, 9)
+        state = b""
+        if got[:1] == b"s" and len(got) == 9:
+            state = _read_exact(fds.gate_r, int.from_bytes(got[1:], "little"))
         os.close(fds.gate_r)
-    if got != b"s":
+    if got[:1] != b"s":
         os._exit(EXIT_CODES["internal"])
+    return state
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        try:
+            chunk = os.read(fd, n - len(out))
+        except InterruptedError:  # pragma: no cover
+            continue
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _start_hooks(plan: Plan, state: bytes) -> None:
+    """startContainer hooks: inside the container, before the program, state on stdin.
+    A failing hook stops the container (the spec): the program never runs."""
+    for i, (path, args, env, timeout) in enumerate(plan.start_hooks):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(r, 0)
+                os.execve(path, list(args) or [path],
+                          dict(e.split("=", 1) for e in env if "=" in e))
+            finally:
+                os._exit(127)
+        os.close(r)
+        with contextlib.suppress(OSError):
+            os.write(w, state)
+        os.close(w)
+        status = _wait_hook(pid, timeout)
+        if status != 0:
+            why = "timed out" if status is None else f"exit status {status}"
+            with contextlib.suppress(OSError):
+                os.write(2, f"stockade: hooks.startContainer[{i}] {path}: {why}\n".encode())
+            os._exit(EXIT_CODES["internal"])
+
+
+def _wait_hook(pid: int, timeout: int | None) -> int | None:
+    ticks = -1 if timeout is None else timeout * 100
+    while True:
+        done, status = os.waitpid(pid, 0 if ticks < 0 else os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if ticks == 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        ticks -= 1
+        select.select([], [], [], 0.01)
 
 
 def _find(cmd: str, path_var: str, fds: ChildFds) -> str:

@@ -206,8 +206,8 @@ def _run_image(args: argparse.Namespace | Args, cmd: list[str], env: dict[str, s
 
             plan = image_source.dry_run_plan(img, part, store=args.store, **opts)
             print(describe(plan))
-            for line in img.lines:
-                print(f"image       {line}")
+            for line in img.lines:  # the image, how its root is built, what was refused
+                print(f"image       {line.removeprefix('image ')}")
             return 0
         status = _finish(args, lambda: image_source.run_image(img, part, forward_signals=True,
                                                              **opts))
@@ -227,9 +227,22 @@ def _notes(notes: tuple[str, ...]) -> None:
               file=sys.stderr)
 
 
+def gc_back_on() -> None:
+    """stockade.cli.entry() starts `run` with the cyclic GC off, for the imports. The
+    supervisor and the tiny init (a fork of this process) live as long as the payload:
+    collect again from here, with everything imported so far frozen (never scanned again,
+    and no copy-on-write faults from the collector in the forked init)."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _finish(args: argparse.Namespace | Args, start: Callable[[], RunResult]) -> int:
     from stockade.errors import RunnerError
 
+    gc_back_on()
     try:
         result = start()
     except RunnerError as exc:

@@ -13,7 +13,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from stockade.errors import RunnerError, StockadeError
@@ -187,6 +187,12 @@ class Hold:
     gate_fd: int  # the exec fifo, opened O_RDWR|O_NONBLOCK by the caller (inherited)
     cgroup_path: str | None = None  # OCI cgroupsPath
     console_socket: str = ""  # terminal: the pty master is sent there (SCM_RIGHTS)
+    # Called with the container's pid while it waits before building its root (when
+    # plan.pause_before_root): OCI createRuntime/createContainer hooks. May raise.
+    before_root: Callable[[int], None] | None = None
+    # Called with the cgroup's directories as soon as they exist, so that the caller
+    # can record them (a runtime killed mid-create must not leak them).
+    on_cgroup: Callable[[tuple[str, ...]], None] | None = None
 
 
 @frozen
@@ -216,6 +222,8 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
             try:
                 cg = create(detect(), hold.name, io=limits.io_weight is not None,
                             path=hold.cgroup_path, devices=limits.devices_allow is not None)
+                if hold.on_cgroup is not None:
+                    hold.on_cgroup(_dirs(cg))
                 notes += cg.apply(limits)
             except (CgroupError, OSError) as exc:
                 raise runner_error("cgroups", str(exc)) from exc
@@ -231,8 +239,11 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
             with suppress(CgroupError):
                 cg.remove()
         raise
-    dirs = () if cg is None else (cg.paths() if isinstance(cg, V1Cgroup) else (cg.path,))
-    return Held(pid, dirs, master, tuple(notes))
+    return Held(pid, () if cg is None else _dirs(cg), master, tuple(notes))
+
+
+def _dirs(cg: V1Cgroup | V2Cgroup) -> tuple[str, ...]:
+    return cg.paths() if isinstance(cg, V1Cgroup) else (cg.path,)
 
 
 @frozen
@@ -244,7 +255,8 @@ class _Cloned:
     status_r: int
     master: int
     created_r: int
-    old_mask: set[signal.Signals]  # restored by the caller once its handlers are in place
+    old_mask: set[int | signal.Signals]  # restored by the caller once its handlers are in place
+    tty_sock: int = -1  # OCI terminal: the container sends its pty master here
 
 
 def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
@@ -262,12 +274,19 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
     sync_r, sync_w = os.pipe()
     status_r, status_w = os.pipe()
     created_r, created_w = os.pipe() if hold is not None else (-1, -1)
-    master = slave = -1
-    if plan.tty:
+    master = slave = tty_parent = tty_child = -1
+    if plan.tty and hold is not None:
+        # OCI: the container allocates its pty in its own devpts and sends the master.
+        import socket
+
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        tty_parent, tty_child = a.detach(), b.detach()
+        os.set_inheritable(tty_child, False)
+    elif plan.tty:
         master, slave = os.openpty()
         _copy_winsize(master)
     own = (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave, created_r,
-           created_w)
+           created_w, tty_parent, tty_child)
     tasks: tuple[int, ...] = ()
     if isinstance(cg, V1Cgroup):
         try:
@@ -279,7 +298,7 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
                     os.close(fd)
             raise runner_error("cgroups", f"attach: {exc}") from exc
     fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, fault, created_w,
-                             -1 if hold is None else hold.gate_fd)
+                             -1 if hold is None else hold.gate_fd, tty_child)
     # The child starts with the forwarded signals blocked: they stay pending until its
     # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, child_mod.FORWARDED)
@@ -299,14 +318,14 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
                 os.close(fd)
         raise runner_error("namespaces", f"clone: {exc.strerror}") from exc
     if pid == 0:
-        for fd in (err_r, sync_w, status_r, master, cg_fd, created_r):
+        for fd in (err_r, sync_w, status_r, master, cg_fd, created_r, tty_parent):
             if fd >= 0:
                 os.close(fd)
         child_mod.init_main(plan, fds)  # never returns
         os._exit(122)
     if cg_fd >= 0:
         os.close(cg_fd)
-    return _Cloned(pid, fds, sync_w, err_r, status_r, master, created_r, old_mask)
+    return _Cloned(pid, fds, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent)
 
 
 def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold: Hold,
@@ -314,11 +333,11 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
     """Release the child like _supervise, then wait for "created" (or its error)."""
     fds = c.fds
     for fd in (fds.err_w, fds.sync_r, fds.status_w, fds.tty_slave, fds.created_w,
-               *fds.cgroup_tasks):
+               fds.tty_sock, *fds.cgroup_tasks):
         if fd >= 0:
             os.close(fd)
-    os.close(c.status_r)  # the payload is the first process: no init reports on it
     master = c.master
+    sync_closed = False
     try:
         try:
             if fault == "idmap":
@@ -327,7 +346,13 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
         os.write(c.sync_w, b"g")
+        # Else EOF: the child failed before its pause, and its error follows below.
+        if plan.pause_before_root and os.read(c.created_r, 1) == b"h":
+            if hold.before_root is not None:
+                hold.before_root(c.pid)
+            os.write(c.sync_w, b"h")
         os.close(c.sync_w)
+        sync_closed = True
         got = _read_all(c.created_r)
         if got != b"c":
             err = _read_all(c.err_r)
@@ -335,21 +360,40 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
             step, _, message = first.partition("\t")
             raise runner_error(step or "internal",
                                message or "the container process died during setup")
+        if c.tty_sock >= 0:
+            master = _recv_master(c.tty_sock)
         if master >= 0 and hold.console_socket:
             _send_fd(hold.console_socket, master)
             os.close(master)
             master = -1
     except BaseException:
         _kill_and_reap(c.pid)
-        for fd in (c.sync_w, master):
+        for fd in (-1 if sync_closed else c.sync_w, master):
             if fd >= 0:
                 with suppress(OSError):
                     os.close(fd)
         raise
     finally:
+        if c.tty_sock >= 0:
+            os.close(c.tty_sock)
         os.close(c.created_r)
         os.close(c.err_r)  # later failures (after start) show as the exit status
+        # Open until now: the child checks it to know its creator is still there.
+        os.close(c.status_r)
     return c.pid, master
+
+
+def _recv_master(sock_fd: int) -> int:
+    import socket
+
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+    finally:
+        sock.close()
+    if len(fds) != 1:
+        raise runner_error("hygiene", "the container sent no pty master")
+    return fds[0]
 
 
 def _send_fd(path: str, fd: int) -> None:

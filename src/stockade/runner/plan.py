@@ -217,6 +217,14 @@ class Plan:
     seccomp_listener_sock: int = -1
     sysctl: tuple[tuple[str, str], ...] = ()  # written in the new namespaces, before pivot
     propagation: str = "rslave"  # of the new root's mounts: rslave | rprivate
+    umask: int | None = None  # OCI process.user.umask (None: inherited)
+    # OCI hooks.startContainer: (path, args, env, timeout s), run inside the container
+    # after `start` and before execve, with the state `start` sends through the gate.
+    start_hooks: tuple[tuple[str, tuple[str, ...], tuple[str, ...], int | None], ...] = ()
+    # OCI createRuntime/createContainer hooks: the init stops once its namespaces exist,
+    # before the root is built (pivot_root), until the parent has run them.
+    pause_before_root: bool = False
+    console_size: tuple[int, int] | None = None  # OCI consoleSize (rows, cols) of the pty
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,

@@ -214,8 +214,17 @@ def _cache_key(ref: str, abi: int) -> tuple[str, str]:
     from stockade import __version__
 
     where = ref if "/" not in ref and not ref.endswith((".yaml", ".yml")) else os.path.abspath(ref)
-    raw = f"{_CACHE_FORMAT}\0{__version__}\0{where}\0{abi}\0{kernel_version()}\0{cap_last_cap()}"
+    raw = (f"{_CACHE_FORMAT}\0{__version__}\0{where}\0{abi}\0{kernel_version()}\0{cap_last_cap()}"
+           f"\0{_layout()}")
     return f"{zlib.crc32(raw.encode()):08x}-{len(raw)}", raw
+
+
+def _layout() -> str:
+    """The cached records' field names: a part pickled before a field was added to one of
+    them would unpickle without it (AttributeError at the first use), so a new layout is
+    a new key."""
+    records = (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap)
+    return ";".join(f"{r.__name__}:{','.join(getattr(r, '_fields', ()))}" for r in records)
 
 
 def load_part(ref: str) -> PolicyPart:

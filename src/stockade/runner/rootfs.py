@@ -96,8 +96,13 @@ def prepare_mountpoints(plan: Plan) -> None:
     if plan.host_root:
         return
     root = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fresh: list[str] = []  # fresh filesystems: what lies below them is made inside them
     try:
         for op in plan.mounts[1:]:
+            if any(op.dst.startswith(f.rstrip("/") + "/") for f in fresh):
+                continue
+            if op.kind in ("dev", "tmpfs", "fs"):
+                fresh.append(op.dst)
             if not op.optional and op.kind in ("proc", "dev", "sysfs", "tmpfs", "bind",
                                                "writable", "fs"):
                 kind = "file" if op.kind == "bind" and not os.path.isdir(op.src) else "dir"

@@ -73,10 +73,13 @@ def load_recording(bpf: bytes, listener_sock: int) -> None:
     The listener is close-on-exec, so the workload never holds it. `socket` is imported
     by the learner before the clone, so this import is a dict lookup in the child."""
     import socket
+    import sys
 
     sock = socket.socket(fileno=listener_sock)
     try:
         fd = L.seccomp_set_filter(bpf, SECCOMP_FILTER_FLAG_NEW_LISTENER)
-        socket.send_fds(sock, [b"L"], [fd], LISTENER_SEND_FLAGS)
+        # not socket.send_fds: it drops its flags argument (CPython 3.11)
+        sock.sendmsg([b"L"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))],
+                     LISTENER_SEND_FLAGS)
     finally:
         sock.detach()

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from stockade.audit import engine, probe
 from stockade.cli import main
-from tests.conftest import require_root
+from tests.conftest import Dockerd, require_root
 
 from ._helpers import audit_host, errors
 
@@ -139,9 +140,13 @@ def test_unprivileged_auditor_gets_errors_not_passes() -> None:
     require_root()
     victim = subprocess.Popen(["sleep", "30"])
     # import first: this interpreter lives under /root, which nobody cannot read
-    code = ("import os,sys,json,encodings.idna; from stockade.cli import main; "
-            "import stockade.audit.command, stockade.audit.engine, stockade.audit.report, "
-            "stockade.audit.fix, stockade.audit.targets, stockade.audit.hostfacts; "
+    # warm every import first (one harmless run): this interpreter lives under /root, which
+    # nobody cannot read, and the CLI imports lazily
+    code = ("import os,sys,io,contextlib,json,encodings.idna; from stockade.cli import main; "
+            "import stockade.audit.engine, stockade.audit.report.jsonfmt, stockade.audit.fix, "
+            "stockade.audit.targets, stockade.audit.hostfacts, stockade.audit.command; "
+            "f=io.StringIO(); c=contextlib.redirect_stdout(f); c.__enter__(); "
+            "main(['audit','--list-checks']); c.__exit__(None,None,None); "
             "os.setgroups([]); os.setgid(65534); os.setuid(65534); "
             f"sys.exit(main(['audit','--pid','{victim.pid}','--format','json']))")
     try:
@@ -156,3 +161,21 @@ def test_unprivileged_auditor_gets_errors_not_passes() -> None:
         import json
         doc = json.loads(proc.stdout)
         assert "DEV-BLOCK" not in doc["audits"][0]["passed"]
+
+
+def test_paused_container_errors_without_hanging(dockerd: Dockerd) -> None:
+    """A paused (frozen) container cannot take a ptrace stop: no hang, probe rows are errors."""
+    name = "stockade-audit-paused"
+    dockerd.docker("rm", "-f", name, check=False)
+    dockerd.docker("run", "-d", "--name", name, dockerd.image, "sleep", "600")
+    try:
+        dockerd.docker("pause", name)
+        start = time.monotonic()
+        rc, doc = audit_host("--docker", name, env={"DOCKER_HOST": dockerd.host})
+        assert time.monotonic() - start < 10
+        assert rc == 1
+        assert any("paused" in e for e in errors(doc))
+        assert "USERNS-CREATE" not in doc["audits"][0]["passed"]
+    finally:
+        dockerd.docker("unpause", name, check=False)
+        dockerd.docker("rm", "-f", name, check=False)

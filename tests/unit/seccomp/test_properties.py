@@ -25,8 +25,11 @@ ACTIONS = ["allow", "errno", "errno:EACCES", "enosys", "kill", "trap", "log"]
 OPS = ["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"]
 VALUES = st.sampled_from([0, 1, 2, 8, 17, 38, 0x10000000, 0x7E020000, 0xFFFFFFFF, 1 << 40])
 
-arg = st.fixed_dictionaries({"index": st.integers(0, 2), "op": st.sampled_from(OPS), "value": VALUES}).map(
-    lambda a: {**a, "mask": a["value"] | 0xFF, "value": a["value"] & 0xF0} if a["op"] == "masked_eq" else a)
+MASKS = st.sampled_from([0xF, 0xF0, 0x10000000, 0x20000, 0x7E020000])
+arg = st.fixed_dictionaries({"index": st.integers(0, 2), "op": st.sampled_from(OPS), "value": VALUES,
+                             "mask": MASKS}).map(
+    lambda a: {**a, "value": a["value"] & a["mask"]} if a["op"] == "masked_eq"
+    else {k: v for k, v in a.items() if k != "mask"})
 rule = st.fixed_dictionaries({
     "syscalls": st.lists(st.sampled_from(["clone", "socket", "personality", "ioctl", "read"]), min_size=1,
                          max_size=2, unique=True),
@@ -55,7 +58,12 @@ def _load(doc: dict[str, object]) -> m.Policy:
 @given(policy_doc, st.lists(st.tuples(*(VALUES,) * 3), min_size=4, max_size=6))
 def test_random_policies_compile_and_agree(doc: dict[str, object], arg_sets: list[tuple[int, ...]]) -> None:
     policy = _load(doc)
-    compiled = compile_filter(policy, HOST)
+    try:
+        compiled = compile_filter(policy, HOST)
+    except StockadeError as exc:  # the documented refusal, never a wrong filter
+        assert "simplify them" in str(exc)
+        assume(False)
+        return
     table = syscall_table().by_arch["x86_64"]
     for name in ["clone", "socket", "personality", "ioctl", "read", *NAMES[:20]]:
         for args in arg_sets:

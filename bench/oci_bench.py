@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""OCI runtime latency: `create`+`start`+`delete` and `run` of /bin/true, stockade vs runc.
+
+Run as root:  .venv/bin/python bench/oci_bench.py [--rounds 30]
+Both runtimes get the same bundle (Debian's `runc spec` with busybox `true` as the
+process, on a busybox rootfs) and their own --root. Each measurement is the wall time of
+the CLI invocations, as an engine sees it (interpreter start included for stockade).
+Rounds are interleaved (one of each contender per round) so background load affects
+every column alike. Prints a Markdown table of medians, minimums and stockade/runc ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+STOCKADE = [str(Path(sys.executable).with_name("stockade")), "oci"]
+
+
+def _bundle(base: Path) -> Path:
+    from tests.conftest import make_busybox_rootfs
+
+    rootfs = base / "rootfs"
+    rootfs.mkdir()
+    make_busybox_rootfs(rootfs)
+    bundle = base / "bundle"
+    bundle.mkdir()
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/true"]
+    cfg["root"] = {"path": str(rootfs), "readonly": True}
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    return bundle
+
+
+def _call(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def lifecycle(base: list[str], root: Path, bundle: Path, cid: str) -> float:
+    t = time.perf_counter()
+    _call([*base, "--root", str(root), "create", "--bundle", str(bundle), cid])
+    _call([*base, "--root", str(root), "start", cid])
+    _call([*base, "--root", str(root), "delete", "--force", cid])
+    return time.perf_counter() - t
+
+
+def run(base: list[str], root: Path, bundle: Path, cid: str) -> float:
+    t = time.perf_counter()
+    _call([*base, "--root", str(root), "run", "--bundle", str(bundle), cid])
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=30)
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="oci-bench-"))
+    try:
+        bundle = _bundle(base)
+        runtimes = {"stockade": STOCKADE, "runc": ["runc"]}
+        times: dict[tuple[str, str], list[float]] = {}
+        for i in range(args.rounds + 2):
+            for name, argv in runtimes.items():
+                root = base / f"root-{name}"
+                for what, fn in (("create+start+delete", lifecycle), ("run", run)):
+                    dt = fn(argv, root, bundle, f"b{i}")
+                    if i >= 2:  # the first two rounds warm caches (pages, seccomp, pyc)
+                        times.setdefault((what, name), []).append(dt)
+        print(f"rounds: {args.rounds} (ms; the minimum shows the floor on a loaded host)\n")
+        print("| measurement | stockade median | runc median | ratio | stockade min | "
+              "runc min | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for what in ("create+start+delete", "run"):
+            s = statistics.median(times[(what, "stockade")]) * 1e3
+            r = statistics.median(times[(what, "runc")]) * 1e3
+            smin = min(times[(what, "stockade")]) * 1e3
+            rmin = min(times[(what, "runc")]) * 1e3
+            print(f"| {what} of /bin/true | {s:.1f} | {r:.1f} | {s / r:.2f} | {smin:.1f} | "
+                  f"{rmin:.1f} | {smin / rmin:.2f} |")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,316 @@
+"""`stockade oci [--root DIR] create|start|state|kill|delete|run|list|spec`.
+
+runc's command line, so that engines can use stockade as their runtime (they put global
+flags such as --root, --log and --log-format before the subcommand; see
+stockade-oci-runtime, the wrapper for `podman --runtime`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from stockade.oci.state import DEFAULT_ROOT
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    import argparse
+    parser.add_argument("--root", default=DEFAULT_ROOT,
+                        help=f"state directory (default {DEFAULT_ROOT})")
+    parser.add_argument("--log", help="also write errors to this file (engines read it)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
+    parser.add_argument("--systemd-cgroup", action="store_true",
+                        help="refused: stockade has no systemd cgroup driver")
+    sub = parser.add_subparsers(dest="oci_command", metavar="SUBCOMMAND", required=True)
+    # --root is accepted after the subcommand too; SUPPRESS keeps the one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS, help="state directory")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    def creating(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bundle", "-b", default=".", help="bundle directory (default .)")
+        p.add_argument("--pid-file", help="write the container's pid here")
+        p.add_argument("--console-socket", help="unix socket that receives the pty master")
+        p.add_argument("--policy", help="stockade policy laid over config.json: the "
+                       "stricter of the two wins")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the merged plan (config.json + --policy) and run nothing")
+        p.add_argument("--no-pivot", action="store_true", help="refused: always pivot_root")
+        p.add_argument("--no-new-keyring", action="store_true",
+                       help="accepted: stockade never creates a session keyring")
+        p.add_argument("--preserve-fds", type=int, default=0,
+                       help="refused unless 0: every fd above 2 is closed")
+        p.add_argument("id")
+
+    creating(add("create", "create a container, stopped before its program runs"))
+    p = add("run", "create, start and wait for a container, then delete it")
+    creating(p)
+    p.add_argument("--detach", "-d", action="store_true", help="return after start")
+    add("start", "run the program of a created container").add_argument("id")
+    add("state", "the container's state (runtime spec JSON)").add_argument("id")
+    p = add("kill", "send a signal to the container's process")
+    p.add_argument("--all", "-a", action="store_true", help="every process of its cgroup")
+    p.add_argument("id")
+    p.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
+    p = add("delete", "remove a stopped container (--force: kill it first)")
+    p.add_argument("--force", "-f", action="store_true")
+    p.add_argument("id")
+    p = add("list", "list containers")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", "-q", action="store_true", help="ids only")
+    p = add("spec", "write a hardened config.json generated from a stockade policy")
+    p.add_argument("--policy", default="default", help="policy file or preset (default)")
+    p.add_argument("--rootless", action="store_true", help="for an unprivileged runtime")
+    p.add_argument("--bundle", "-b", default=".", help="where to write config.json")
+    p.add_argument("-o", "--output", help="file to write (- for stdout)")
+    add("features", "what this runtime supports (runc features JSON)")
+    p = add("wrapper", "write a runc-compatible runtime script for engines "
+            "(podman --runtime PATH, dockerd --add-runtime stockade=PATH)")
+    p.add_argument("path", help="where to write the executable script")
+
+
+# parse_fast: runc's command line for the hot verbs, without argparse (~6 ms of a start
+# that competes with runc's). Anything else (help, a typo, spec, list) goes to argparse.
+_GLOBAL = {"--root": "root", "--log": "log", "--log-format": "log_format"}
+_GLOBAL_FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
+_VALUES = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+           "--console-socket": "console_socket", "--policy": "policy",
+           "--preserve-fds": "preserve_fds"}
+_FLAGS = {"create": {"--dry-run": "dry_run", "--no-pivot": "no_pivot",
+                     "--no-new-keyring": "no_new_keyring"},
+          "kill": {"--all": "all", "-a": "all"}, "delete": {"--force": "force", "-f": "force"},
+          "start": {}, "state": {}}
+_FLAGS["run"] = {**_FLAGS["create"], "--detach": "detach", "-d": "detach"}
+_POSITIONAL = {"create": 1, "run": 1, "start": 1, "state": 1, "delete": 1, "kill": 2}
+
+
+def parse_fast(argv: list[str]) -> object | None:
+    from types import SimpleNamespace
+
+    ns: dict[str, object] = {"root": DEFAULT_ROOT, "log": None, "log_format": "text",
+                             "debug": False, "systemd_cgroup": False}
+    i, n = 0, len(argv)
+
+    def value(arg: str) -> tuple[str, int] | None:
+        flag, eq, attached = arg.partition("=")
+        if eq:
+            return attached, 1
+        if i + 1 < n:
+            return argv[i + 1], 2
+        return None
+
+    while i < n and argv[i].startswith("-"):
+        flag = argv[i].partition("=")[0]
+        if flag in _GLOBAL_FLAGS and "=" not in argv[i]:
+            ns[_GLOBAL_FLAGS[flag]] = True
+            i += 1
+        elif flag in _GLOBAL:
+            got = value(argv[i])
+            if got is None:
+                return None
+            ns[_GLOBAL[flag]], step = got
+            i += step
+        else:
+            return None
+    if i >= n or argv[i] not in _FLAGS or ns["log_format"] not in ("text", "json"):
+        return None
+    cmd = argv[i]
+    i += 1
+    ns.update(oci_command=cmd, bundle=".", pid_file=None, console_socket=None, policy=None,
+              preserve_fds=0, signal="SIGTERM")
+    ns.update({dest: False for dest in _FLAGS[cmd].values()})
+    pos: list[str] = []
+    while i < n:
+        arg = argv[i]
+        flag = arg.partition("=")[0]
+        if not arg.startswith("-") or arg == "-":
+            pos.append(arg)
+            i += 1
+        elif flag in _FLAGS[cmd] and "=" not in arg:
+            ns[_FLAGS[cmd][flag]] = True
+            i += 1
+        elif flag in _VALUES and cmd in ("create", "run"):
+            got = value(arg)
+            if got is None:
+                return None
+            ns[_VALUES[flag]], step = got
+            i += step
+        else:
+            return None
+    if not 1 <= len(pos) <= _POSITIONAL[cmd]:
+        return None
+    ns["id"] = pos[0]
+    if len(pos) == 2:
+        ns["signal"] = pos[1]
+    try:
+        ns["preserve_fds"] = int(str(ns["preserve_fds"]))
+    except ValueError:
+        return None
+    return SimpleNamespace(**ns)
+
+
+def main(args: argparse.Namespace) -> int:
+    from stockade.errors import StockadeError
+
+    try:
+        return _dispatch(args)
+    except StockadeError as exc:
+        if args.log:
+            _log(args.log, args.log_format, str(exc))
+        raise
+
+
+def _log(path: str, fmt: str, msg: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    import json
+
+    line = (json.dumps({"level": "error", "msg": msg, "time": stamp}) if fmt == "json"
+            else f"time=\"{stamp}\" level=error msg=\"{msg}\"")
+    try:
+        with open(path, "a") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from stockade.errors import StockadeError
+    from stockade.oci import lifecycle
+
+    if args.systemd_cgroup:
+        raise StockadeError("--systemd-cgroup: stockade has no systemd cgroup driver "
+                            "(use the cgroupfs manager)")
+    cmd = args.oci_command
+    root = args.root
+    if cmd in ("create", "run"):
+        return _create(args, root, run=cmd == "run")
+    if cmd == "start":
+        lifecycle.start(root, args.id)
+    elif cmd == "state":
+        import json
+
+        print(json.dumps(lifecycle.state(root, args.id), indent=2))
+    elif cmd == "kill":
+        lifecycle.kill(root, args.id, lifecycle.parse_signal(args.signal), args.all)
+    elif cmd == "delete":
+        lifecycle.delete(root, args.id, args.force)
+    elif cmd == "list":
+        _list(lifecycle.list_all(root), args.format, args.quiet)
+    elif cmd == "spec":
+        from stockade.oci.spec import write_spec
+
+        write_spec(args.policy, args.rootless, args.bundle, args.output)
+    elif cmd == "wrapper":
+        write_wrapper(args.path, root if root != DEFAULT_ROOT else None)
+    elif cmd == "features":
+        import json
+
+        from stockade.oci.spec import features
+
+        print(json.dumps(features(), indent=2))
+    return 0
+
+
+def write_wrapper(path: str, root: str | None) -> None:
+    """An executable `runc`-shaped script: engines call `<runtime> [global flags] create
+    ...`; the script adds `oci` (and --root when one was given to this command)."""
+    import shlex
+
+    script = os.path.join(os.path.dirname(sys.executable), "stockade")
+    argv = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "stockade.cli"]
+    argv.append("oci")
+    if root:
+        argv += ["--root", root]
+    text = "#!/bin/sh\n# stockade as an OCI runtime (generated by `stockade oci wrapper`)\n"
+    text += "exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"\n'
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+
+
+def _create(args: argparse.Namespace, root: str, run: bool) -> int:
+    from stockade.errors import StockadeError
+    from stockade.oci import config, lifecycle, state
+    from stockade.oci.translate import translate
+
+    state.check_id(args.id)
+    if args.no_pivot:
+        raise StockadeError("--no-pivot: stockade always uses pivot_root")
+    if args.preserve_fds:
+        raise StockadeError("--preserve-fds: not supported (every fd above 2 is closed)")
+    cfg = config.load(args.bundle)
+    c = translate(cfg, args.bundle, args.id, last_cap=_cap_last_cap())
+    merge_text = ""
+    if args.policy:
+        from stockade.oci.overlay import overlay
+
+        c, merge_text = overlay(c, args.policy)
+    if args.dry_run:
+        from stockade.runner.plan import describe
+
+        if merge_text:
+            print(merge_text)
+        print(describe(c.plan))
+        for kind, hooks in c.hooks:
+            for h in hooks:
+                print(f"hook        {kind} {h.path}")
+        return 0
+    if run:
+        code = lifecycle.run(c, root, args.id, pid_file=args.pid_file,
+                             console_socket=args.console_socket, detach=args.detach)
+        _exit_now(code)
+        return code
+    lifecycle.create(c, root, args.id, pid_file=args.pid_file,
+                     console_socket=args.console_socket)
+    _exit_now(0)
+    return 0
+
+
+def _cap_last_cap() -> int:
+    # Not runner.prepare's: that module imports pickle for its plan cache (~1.5 ms).
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def _exit_now(code: int) -> None:
+    """The whole process (the console script): skip interpreter teardown, as `run` does.
+    Never when called in-process (tests, the API)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    whole = spec is not None and spec.name == "stockade.cli"
+    if not whole:
+        from stockade import cli
+
+        whole = getattr(main, "entry", None) is cli.entry
+    if whole:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _list(items: list[dict[str, object]], fmt: str, quiet: bool) -> None:
+    import json
+
+    if quiet:
+        for it in items:
+            print(it["id"])
+    elif fmt == "json":
+        print(json.dumps(items, indent=2))
+    else:
+        print(f"{'ID':20s} {'PID':>8s} {'STATUS':10s} {'BUNDLE':40s} {'CREATED':32s} OWNER")
+        for it in items:
+            print(f"{it['id']!s:20s} {it['pid']!s:>8s} {it['status']!s:10s} "
+                  f"{it['bundle']!s:40s} {it['created']!s:32s} {it['owner']}")
