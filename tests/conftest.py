@@ -132,6 +132,9 @@ def dockerd(busybox_rootfs: Path) -> Iterator[Dockerd]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # dockerd leaves its netns bind mounts (exec/netns/*) behind for --net=host containers
+        for netns in sorted((base / "exec" / "netns").glob("*")) if (base / "exec" / "netns").is_dir() else []:
+            subprocess.run(["umount", "-l", str(netns)], capture_output=True)
         subprocess.run(["umount", "-R", "-l", str(base / "exec")], capture_output=True)
         subprocess.run(["umount", "-R", "-l", str(base / "data")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
