@@ -17,7 +17,7 @@ from stockade.errors import StockadeError
 from stockade.policy.model import ArgCondition, ArgOp
 
 MAX = 0xFFFFFFFFFFFFFFFF
-TERM_LIMIT = 512
+TERM_LIMIT = 256  # libseccomp rules per syscall; past that, adding rules gets slow
 
 Term = tuple[ArgCondition, ...]  # a conjunction, at most one condition per index
 

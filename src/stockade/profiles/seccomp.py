@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from stockade.policy.vocab.syscalls import (
     syscall_table,
 )
 from stockade.profiles import bpf
-from stockade.profiles.argsets import complement, negate_conjunction, normalise
+from stockade.profiles.argsets import TERM_LIMIT, _too_complex, complement, negate_conjunction, normalise
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 
 # kernel return values for each action kind
@@ -142,6 +143,11 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
         planned = _restrict_sockets(planned, policy, default)
     if no_ranges:
         planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in no_ranges else [r])]
+    per_syscall: dict[str, int] = {}
+    for r in planned:
+        per_syscall[r.syscall] = per_syscall.get(r.syscall, 0) + 1
+    if per_syscall and max(per_syscall.values()) > TERM_LIMIT:
+        raise _too_complex(max(per_syscall.values()))
     return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned))))
 
 
@@ -162,7 +168,11 @@ def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
             choices.append([m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
                             for mask, prefix in _blocks(*bounds)])
     import itertools
+    import math
 
+    size = math.prod(len(c) for c in choices)
+    if size > TERM_LIMIT:
+        raise _too_complex(size)
     return [PlannedRule(rule.syscall, rule.action, tuple(combo)) for combo in itertools.product(*choices)]
 
 
@@ -357,8 +367,7 @@ def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     no_ranges: frozenset[str] = frozenset()
     for _ in range(4):
         plans = [plan_arch(policy, arch, host, exact, no_ranges) for arch in arches]
-        lossy: set[tuple[str, str]] = set()
-        main = _export(_libseccomp_filter(plans, sc.default, lossy))
+        main, lossy = _build_bounded(plans, sc.default)
         prologue: list[bpf.Insn] = []
         if sc.unknown != sc.default:
             prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
@@ -371,6 +380,59 @@ def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
         exact |= wrong
     raise StockadeError(f"internal error: the compiled filter disagrees with the policy for "
                         f"{', '.join(sorted(wrong))}; please report this policy")
+
+
+def _build_bounded(plans: list[ArchPlan], default: m.Action) -> tuple[bytes, set[tuple[str, str]]]:
+    """Build and export the libseccomp filter in a forked child with a time limit.
+
+    libseccomp 2.5.4 can loop for ever on some sets of overlapping masked comparisons
+    (seen with 9 rules on one syscall); a compile must end with an answer, not hang."""
+    import json as _json
+    import select
+    import signal
+
+    limit = float(os.environ.get("STOCKADE_LIBSECCOMP_TIMEOUT", "20"))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: build, export, report, exit without running any cleanup
+        status = 0
+        try:
+            os.close(r)
+            lossy: set[tuple[str, str]] = set()
+            program = _export(_libseccomp_filter(plans, default, lossy))
+            payload = _json.dumps({"lossy": sorted(lossy), "bpf": program.hex()}).encode()
+        except StockadeError as exc:
+            payload = _json.dumps({"error": str(exc)}).encode()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, never unwound
+            payload = _json.dumps({"error": f"internal error: {exc!r}"}).encode()
+            status = 1
+        with os.fdopen(w, "wb") as out:
+            out.write(payload)
+        os._exit(status)
+    os.close(w)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + limit
+    try:
+        with os.fdopen(r, "rb", buffering=0) as inp:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([inp], [], [], left)[0]:
+                    os.kill(pid, signal.SIGKILL)
+                    names = sorted({x.syscall for p in plans for x in p.rules if x.args})
+                    raise StockadeError(
+                        f"libseccomp did not finish building the filter within {limit:.0f} s (a libseccomp "
+                        f"2.5 defect with overlapping masked comparisons); simplify the argument rules "
+                        f"for: {', '.join(names)}")
+                chunk = inp.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.waitpid(pid, 0)
+    result = _json.loads(b"".join(chunks) or b"{}")
+    if "error" in result or "bpf" not in result:
+        raise StockadeError(result.get("error", "libseccomp filter build failed"))
+    return bytes.fromhex(result["bpf"]), {tuple(x) for x in result["lossy"]}  # type: ignore[misc]
 
 
 def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
@@ -598,6 +660,10 @@ def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
     ) + tuple(
         Enforcement(rule=f"syscalls.rules[{','.join(r.syscalls)}]", backend="seccomp", how="BPF argument check")
         for r in policy.syscalls.rules
+    ) + tuple(
+        Enforcement(rule=f"network.allow[{s.family}{':' + s.type if s.type else ''}]", backend="seccomp",
+                    how="socket() family/type check (EAFNOSUPPORT)")
+        for s in policy.network.allow
     )
     return Artifacts(
         target="seccomp",

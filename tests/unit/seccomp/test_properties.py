@@ -3,6 +3,7 @@ random bad YAML only ever raises PolicyError."""
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 
@@ -20,6 +21,7 @@ from stockade.profiles.base import HostFacts
 from stockade.profiles.seccomp import compile_filter, evaluate
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7)
+os.environ.setdefault("STOCKADE_LIBSECCOMP_TIMEOUT", "3")  # see seccomp._build_bounded
 NAMES = sorted(syscall_table().by_arch["x86_64"])[:60] + ["clone", "socket", "personality", "ioctl"]
 ACTIONS = ["allow", "errno", "errno:EACCES", "enosys", "kill", "trap", "log"]
 OPS = ["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"]
@@ -60,8 +62,8 @@ def test_random_policies_compile_and_agree(doc: dict[str, object], arg_sets: lis
     policy = _load(doc)
     try:
         compiled = compile_filter(policy, HOST)
-    except StockadeError as exc:  # the documented refusal, never a wrong filter
-        assert "simplify them" in str(exc)
+    except StockadeError as exc:  # the documented refusals, never a wrong filter
+        assert "simplify" in str(exc)
         assume(False)
         return
     table = syscall_table().by_arch["x86_64"]
