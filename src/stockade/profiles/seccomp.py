@@ -24,7 +24,13 @@ from stockade.policy.vocab.syscalls import (
     syscall_table,
 )
 from stockade.profiles import bpf
-from stockade.profiles.argsets import TERM_LIMIT, _too_complex, complement, negate_conjunction, normalise
+from stockade.profiles.argsets import (
+    TERM_LIMIT,
+    _too_complex,
+    complement,
+    negate_conjunction,
+    normalise,
+)
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 
 # kernel return values for each action kind
@@ -144,8 +150,8 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
     if no_ranges:
         planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in no_ranges else [r])]
     per_syscall: dict[str, int] = {}
-    for r in planned:
-        per_syscall[r.syscall] = per_syscall.get(r.syscall, 0) + 1
+    for pr in planned:
+        per_syscall[pr.syscall] = per_syscall.get(pr.syscall, 0) + 1
     if per_syscall and max(per_syscall.values()) > TERM_LIMIT:
         raise _too_complex(max(per_syscall.values()))
     return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned))))
@@ -432,7 +438,7 @@ def _build_bounded(plans: list[ArchPlan], default: m.Action) -> tuple[bytes, set
     result = _json.loads(b"".join(chunks) or b"{}")
     if "error" in result or "bpf" not in result:
         raise StockadeError(result.get("error", "libseccomp filter build failed"))
-    return bytes.fromhex(result["bpf"]), {tuple(x) for x in result["lossy"]}  # type: ignore[misc]
+    return bytes.fromhex(result["bpf"]), {(str(a), str(n)) for a, n in result["lossy"]}
 
 
 def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
