@@ -72,6 +72,17 @@ def from_runc(cid: str, root: str = RUNC_ROOT) -> Target:
 
 def from_stockade(cid: str, root: str = STOCKADE_ROOT) -> Target:
     path = os.path.join(root, cid, "state.json")
+    if not os.path.exists(path):
+        # containers of `stockade oci` keep their state in the runtime's own format
+        from stockade.oci import state as oci_state
+
+        oci_root = root if os.path.isdir(os.path.join(root, cid)) else oci_state.DEFAULT_ROOT
+        try:
+            data = oci_state.read(oci_root, cid)
+        except oci_state.StateError as exc:
+            raise StockadeError(f"stockade container {cid}: {exc}") from None
+        return Target("stockade", _pid_of(data, os.path.join(oci_root, cid)), name=cid, runtime="stockade",
+                      rootfs=str(data.get("rootfs") or ""), container_id=cid)
     state = _load_state(path)
     rootfs = state.get("rootfs") or (state.get("config") or {}).get("rootfs") or ""
     return Target("stockade", _pid_of(state, path), name=cid, runtime="stockade", rootfs=str(rootfs),
