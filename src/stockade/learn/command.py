@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="record under this policy and extend it (default: the recording "
                              "runs under the 'default' preset and the result stands alone)")
     parser.add_argument("--rootfs", metavar="DIR", help="directory to use as /")
+    parser.add_argument("--image", metavar="REF", help="a stored image (stockade image load) as /; its "
+                        "Entrypoint/Cmd/Env/WorkingDir/User apply unless given here")
+    parser.add_argument("--store", metavar="DIR", help="image store for --image")
     parser.add_argument("--bind", action="append", default=[], metavar="SRC:DST[:ro]",
                         help="bind SRC (host) on DST (inside) for the recording run")
     parser.add_argument("--env", "-e", action="append", default=[], metavar="KEY[=VALUE]",
@@ -48,6 +51,31 @@ def _name(args: argparse.Namespace) -> str:
     return stem if stem[0].isalpha() else "p-" + stem
 
 
+def _with_image(args: argparse.Namespace, argv: list[str]) -> int:
+    """Learn inside an image: its layers as the rootfs, its process settings unless the
+    command line gives them (the same rules as `stockade run --image`)."""
+    from pathlib import Path
+
+    from stockade.image.run import image_for_run
+    from stockade.policy.loader import load_policy
+
+    base = load_policy(args.policy) if args.policy else load_policy("default")
+    cli_env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in args.env]
+    with image_for_run(args.image, argv, uid=base.user.uid, gid=base.user.gid,
+                       read_only=base.filesystem.root == "read-only",
+                       no_new_privileges=base.no_new_privileges, cli_env=cli_env,
+                       store_root=Path(args.store) if args.store else None) as img:
+        for line in img.lines:
+            if line.startswith("refused:"):
+                print(f"stockade learn: {line}", file=sys.stderr)
+        inner = argparse.Namespace(**{**vars(args), "image": None, "rootfs": img.rootfs_path,
+                                      "as_user": (img.process.uid, img.process.gid),
+                                      "cmd": list(img.process.argv),
+                                      "env": list(img.process.env) or args.env,
+                                      "cwd": args.cwd if args.cwd != "/" else img.process.cwd})
+        return main(inner)
+
+
 def _env(items: list[str]) -> dict[str, str]:
     env = {"PATH": DEFAULT_PATH}
     for item in items:
@@ -69,6 +97,10 @@ def main(args: argparse.Namespace) -> int:
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
+    if args.image:
+        if args.rootfs:
+            raise StockadeError("learn: --image and --rootfs exclude each other", exit_code=2)
+        return _with_image(args, argv)
     if not argv:
         raise StockadeError("learn: no command given (stockade learn -o OUT.yaml -- CMD ...)")
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
@@ -80,6 +112,14 @@ def main(args: argparse.Namespace) -> int:
         with open(args.output, encoding="utf-8") as fh:
             old = yaml.safe_load(fh)
     base = load_policy(args.policy) if args.policy else load_policy("default")
+    if getattr(args, "as_user", None):  # --image: the identity the image resolved to
+        import dataclasses
+
+        from stockade.policy.render import policy_digest
+
+        uid, gid = args.as_user
+        base = dataclasses.replace(base, user=dataclasses.replace(base.user, uid=uid, gid=gid))
+        base = dataclasses.replace(base, digest=policy_digest(base))  # caches key on it
     skip = _skip(old)
     if args.policy:
         skip = sorted(set(skip) | _allowed_by_base(base))

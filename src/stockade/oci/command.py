@@ -71,6 +71,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--rootless", action="store_true", help="for an unprivileged runtime")
     p.add_argument("--bundle", "-b", default=".", help="where to write config.json")
     p.add_argument("-o", "--output", help="file to write (- for stdout)")
+    p.add_argument("--image", help="a stored image (stockade image load): its layers become "
+                   "BUNDLE/rootfs and its config the process; the policy wins")
+    p.add_argument("--store", help="image store (default: /var/lib/stockade as root)")
     add("features", "what this runtime supports (runc features JSON)")
     p = add("wrapper", "write a runc-compatible runtime script for engines "
             "(podman --runtime PATH, dockerd --add-runtime stockade=PATH)")
@@ -207,7 +210,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "spec":
         from stockade.oci.spec import write_spec
 
-        write_spec(args.policy, args.rootless, args.bundle, args.output)
+        write_spec(args.policy, args.rootless, args.bundle, args.output, args.image, args.store)
     elif cmd == "wrapper":
         write_wrapper(args.path, root if root != DEFAULT_ROOT else None)
     elif cmd == "features":

@@ -83,8 +83,42 @@ def generate(policy_ref: str, rootless: bool) -> dict[str, Any]:
     return cfg
 
 
-def write_spec(policy_ref: str, rootless: bool, bundle: str, output: str | None) -> None:
+def _from_image(cfg: dict[str, Any], policy_ref: str, image_ref: str, bundle: str,
+                store_root: str | None) -> None:
+    """A bundle from an image: its merged layers as `rootfs/`, the process from its
+    config (Entrypoint/Cmd/Env/WorkingDir/User), the policy winning where they differ."""
+    from pathlib import Path
+
+    from stockade.image.process import resolve_process
+    from stockade.image.rootfs import materialize_rootfs
+    from stockade.image.store import Store
+    from stockade.policy.loader import load_policy
+
+    policy = load_policy(policy_ref)
+    store = Store(Path(store_root) if store_root else None)
+    rootfs = Path(bundle) / "rootfs"
+    image = store.resolve(image_ref)
+    import functools
+
+    proc = resolve_process(image.config, [], policy.user, rootfs=functools.partial(store.read_file, image),
+                           image_privileges=store.privileged_files(image),
+                           no_new_privileges=policy.no_new_privileges)
+    materialize_rootfs(store, image_ref, rootfs)
+    cfg["root"] = {"path": "rootfs", "readonly": cfg.get("root", {}).get("readonly", True)}
+    process = cfg.setdefault("process", {})
+    process["args"] = list(proc.argv)
+    process["env"] = list(proc.env)
+    process["cwd"] = proc.cwd
+    process.setdefault("user", {}).update({"uid": proc.uid, "gid": proc.gid})
+    for refusal in proc.refusals:
+        print(f"stockade oci spec: refused: {refusal}", file=sys.stderr)
+
+
+def write_spec(policy_ref: str, rootless: bool, bundle: str, output: str | None,
+               image: str | None = None, store_root: str | None = None) -> None:
     cfg = generate(policy_ref, rootless)
+    if image:
+        _from_image(cfg, policy_ref, image, bundle, store_root)
     text = json.dumps(cfg, indent=2) + "\n"
     if output == "-":
         sys.stdout.write(text)
