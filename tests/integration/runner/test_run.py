@@ -241,7 +241,9 @@ def test_dry_run_and_json_report(tmp_path: Path) -> None:
 
 def test_classic_escapes_fail(default_policy: Policy, leak_check: None) -> None:
     runner_binary = os.path.realpath(sys.executable)
-    rc, out = capture(["/usr/bin/python3", str(HERE / "escape_payload.py"), runner_binary],
+    # the payload's source goes in as -c: the checkout may live under /tmp, which the
+    # sandbox replaces with its own tmpfs
+    rc, out = capture(["/usr/bin/python3", "-c", (HERE / "escape_payload.py").read_text(), runner_binary],
                       default_policy)
     assert rc == 0, out
     results = json.loads(out.strip().splitlines()[-1])
@@ -252,7 +254,7 @@ def test_classic_escapes_fail(default_policy: Policy, leak_check: None) -> None:
 
 def test_classic_escapes_fail_under_strict(leak_check: None) -> None:
     runner_binary = os.path.realpath(sys.executable)
-    rc, out = capture(["/usr/bin/python3", str(HERE / "escape_payload.py"), runner_binary],
+    rc, out = capture(["/usr/bin/python3", "-c", (HERE / "escape_payload.py").read_text(), runner_binary],
                       "strict")
     results = json.loads(out.strip().splitlines()[-1])
     escaped = {k: v for k, v in results.items() if not str(v).startswith("blocked")}
