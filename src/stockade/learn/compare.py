@@ -11,7 +11,6 @@ though both sides allow `socket` for some arguments.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from stockade.errors import StockadeError
 from stockade.policy import model as m
 from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
 from stockade.profiles import bpf
+from stockade.profiles.argsets import sample_args
 from stockade.profiles.base import HostFacts
 from stockade.profiles.seccomp import BIG_ENDIAN, ret_action
 
@@ -147,32 +147,7 @@ def _json_side(ref: str, data: Any, host: HostFacts) -> Side:
 
 def samples(consts: Iterable[tuple[int, int, int]]) -> list[tuple[int, ...]]:
     """Argument vectors that tell every condition on these constants apart."""
-    per_index: dict[int, set[int]] = {}
-    for index, value, mask in consts:
-        vals = per_index.setdefault(index, {0})
-        vals.update({value, (value + 1) & U64, (value - 1) & U64, U64})
-        for bit in range(64):
-            if mask >> bit & 1:
-                vals.add(value ^ (1 << bit))
-    if not per_index:
-        return [(0,) * 6]
-    indexes = sorted(per_index)
-    pools = [sorted(per_index[i]) for i in indexes]
-    out: list[tuple[int, ...]] = []
-    total = 1
-    for p in pools:
-        total *= len(p)
-    if total <= MAX_SAMPLES:
-        combos: Iterable[tuple[int, ...]] = itertools.product(*pools)
-    else:  # vary one argument at a time
-        combos = (tuple(v if j == k else 0 for j in range(len(pools)))
-                  for k, pool in enumerate(pools) for v in pool)
-    for combo in combos:
-        args = [0] * 6
-        for i, v in zip(indexes, combo, strict=True):
-            args[i] = v
-        out.append(tuple(args))
-    return out
+    return sample_args(consts, MAX_SAMPLES)
 
 
 def _decide(side: Side, arch: str, nr: int, args: tuple[int, ...]) -> m.Action:

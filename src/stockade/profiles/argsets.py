@@ -201,3 +201,41 @@ def _blocks(lo: int, hi: int) -> list[tuple[int, int]]:
         out.append((MAX & ~(size - 1), lo))
         lo += size
     return out
+
+
+def sample_args(consts: Iterable[tuple[int, int, int]], limit: int = 256) -> list[tuple[int, ...]]:
+    """Argument vectors that tell every condition on these (index, value, mask) constants
+    apart: each value, its neighbours, the extremes and every single-bit flip under the mask.
+    All combinations when there are at most `limit`; otherwise every value of one argument
+    at a time (others 0) plus `limit` deterministic random combinations."""
+    import random
+
+    per_index: dict[int, set[int]] = {}
+    for index, value, mask in consts:
+        vals = per_index.setdefault(index, {0})
+        vals.update({value, (value + 1) & MAX, (value - 1) & MAX, MAX})
+        for bit in range(64):
+            if mask >> bit & 1:
+                vals.add(value ^ (1 << bit))
+    if not per_index:
+        return [(0,) * 6]
+    indexes = sorted(per_index)
+    pools = [sorted(per_index[i]) for i in indexes]
+    total = 1
+    for pool in pools:
+        total *= len(pool)
+    combos: list[tuple[int, ...]]
+    if total <= limit:
+        combos = list(itertools.product(*pools))
+    else:
+        combos = [tuple(v if j == k else 0 for j in range(len(pools))) for k, pool in enumerate(pools)
+                  for v in pool]
+        rnd = random.Random(total)
+        combos += [tuple(rnd.choice(pool) for pool in pools) for _ in range(limit)]
+    out: dict[tuple[int, ...], None] = {}
+    for combo in combos:
+        args = [0] * 6
+        for i, v in zip(indexes, combo, strict=True):
+            args[i] = v
+        out[tuple(args)] = None
+    return list(out)

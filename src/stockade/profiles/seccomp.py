@@ -30,6 +30,7 @@ from stockade.profiles.argsets import (
     complement,
     negate_conjunction,
     normalise,
+    sample_args,
 )
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 
@@ -457,38 +458,15 @@ def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
             nr = table.number(plan.arch, name)
             if nr is None:
                 continue
-            conds = [c for r in applicable_rules(policy, name, plan.arch, host.kernel) for c in r.args]
+            consts = {(c.index, c.value, c.mask) for r in applicable_rules(policy, name, plan.arch, host.kernel)
+                      for c in r.args}
             width = 0xFFFFFFFF if plan.arch in ARCH_32BIT else MAX64  # a 32-bit task's args
-            for args in {tuple(a & width for a in point) for point in _probe_points(conds)}:
+            for args in {tuple(a & width for a in point) for point in sample_args(consts)}:
                 want = decide(policy, name, plan.arch, args, host.kernel).action
                 if evaluate(compiled.program, plan.arch, nr, args) != want:
                     wrong.add(name)
                     break
     return frozenset(wrong)
-
-
-def _probe_points(conds: list[m.ArgCondition], limit: int = 256) -> list[tuple[int, ...]]:
-    """Argument vectors on and around every condition's boundary."""
-    import itertools
-    import random
-
-    per_index: dict[int, set[int]] = {}
-    for c in conds:
-        vals = {c.value, (c.value - 1) & MAX64, (c.value + 1) & MAX64, 0, MAX64}
-        if c.op is m.ArgOp.MASKED_EQ:
-            vals |= {c.value | ~c.mask & MAX64, c.mask, c.mask ^ c.value}
-        per_index.setdefault(c.index, set()).update(vals)
-    indexes = sorted(per_index)
-    combos = list(itertools.product(*(sorted(per_index[i]) for i in indexes)))
-    if len(combos) > limit:
-        combos = random.Random(len(combos)).sample(combos, limit)
-    out = []
-    for combo in combos:
-        args = [0] * 6
-        for i, v in zip(indexes, combo, strict=True):
-            args[i] = v
-        out.append(tuple(args))
-    return out
 
 
 MAX64 = 0xFFFFFFFFFFFFFFFF
