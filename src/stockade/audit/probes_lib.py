@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import Callable
 
 from stockade.audit import _linux
 from stockade.audit.probe import Outcome, attempt
@@ -20,6 +21,25 @@ KEYCTL_GET_KEYRING_ID = 0
 KEYCTL_DESCRIBE = 6
 KEY_SPEC_SESSION_KEYRING = -3
 NULL_DEV = os.makedev(1, 3)
+
+
+def scan_dirs(dirs: tuple[str, ...], keep: Callable[[str, os.DirEntry[str], os.stat_result], bool]) -> list[str]:
+    """Paths of the entries of `dirs` (not followed through symlinks) that `keep` accepts;
+    unreadable directories and entries are passed over."""
+    found: list[str] = []
+    for d in dirs:
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if keep(d, e, st):
+                        found.append(e.path)
+        except OSError:
+            continue
+    return found
 
 
 def open_close(path: str, flags: int) -> Outcome:

@@ -194,19 +194,9 @@ def _latent_probes(view: View) -> Mapping[str, Probe]:
 
 
 def _find_setuid() -> probes_lib.Outcome:
-    found = []
-    for d in ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin"):
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if st.st_mode & 0o4000 and st.st_uid == 0 and e.is_file(follow_symlinks=False):
-                        found.append(e.path)
-        except OSError:
-            continue
+    found = probes_lib.scan_dirs(
+        ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin"),
+        lambda _d, e, st: bool(st.st_mode & 0o4000 and st.st_uid == 0 and e.is_file(follow_symlinks=False)))
     if not found:
         return probes_lib.Outcome(False, None, "no setuid-root files")
     return probes_lib.Outcome(True, None, ", ".join(sorted(found)[:10]))

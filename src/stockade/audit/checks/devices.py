@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from collections.abc import Mapping
@@ -20,19 +19,8 @@ BLOCK_NAMES = re.compile(r"^(sd[a-z]+\d*|vd[a-z]+\d*|xvd[a-z]+\d*|hd[a-z]+\d*|nv
 
 def scan_block_devices() -> Outcome:
     """Find host block device nodes under /dev and try each read-only."""
-    found: list[str] = []
-    for d in ("/dev", "/dev/mapper", "/dev/disk"):
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISBLK(st.st_mode) and (BLOCK_NAMES.match(e.name) or d != "/dev"):
-                        found.append(e.path)
-        except OSError:
-            continue
+    found = probes_lib.scan_dirs(("/dev", "/dev/mapper", "/dev/disk"),
+                                 lambda d, e, st: stat.S_ISBLK(st.st_mode) and bool(BLOCK_NAMES.match(e.name) or d != "/dev"))
     if not found:
         return Outcome(False, 2, "no block device nodes")
     opened: list[str] = []
