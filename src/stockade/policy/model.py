@@ -154,7 +154,6 @@ class SyscallPolicy:
     deny: Mapping[str, NamedEntry]
     rules: tuple[SyscallRule, ...]
     deny_action: Action = DENY_EPERM
-    skipped: tuple[str, ...] = ()  # "name on arch" notes: exists, but not on that arch
 
 
 @dataclass(frozen=True)

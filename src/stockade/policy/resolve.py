@@ -9,13 +9,10 @@ preset's argument rule (e.g. Docker's `personality`) could never be denied by a 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -571,11 +568,4 @@ def _resolve_arches(spec: Any, layer: Layer) -> tuple[str, ...]:
     return tuple(out)
 
 
-def policy_fingerprint(layers: list[Layer]) -> str:
-    h = hashlib.sha256()
-    for layer in layers:
-        h.update(json.dumps(layer.doc.data, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-__all__ = ["load_policy", "load_layers", "resolve", "parse_action", "PRESETS", "Path"]
+__all__ = ["load_policy", "load_layers", "resolve", "parse_action", "PRESETS"]

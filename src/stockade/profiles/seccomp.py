@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from stockade.errors import StockadeError
 from stockade.policy import model as m
-from stockade.policy.semantics import applicable_rules, fallback, most_restrictive
+from stockade.policy.semantics import applicable_rules, fallback, most_restrictive, restrictiveness
 from stockade.policy.vocab.syscalls import (
     ARCH_TOKENS,
     AUDIT_ARCH,
@@ -132,7 +132,7 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
                 planned.append(PlannedRule(name, base))
             continue
         stricter: list[m.SyscallRule] = []
-        for r in sorted(conditional, key=lambda r: _rank(r.action), reverse=True):
+        for r in sorted(conditional, key=lambda r: restrictiveness(r.action), reverse=True):
             region = [tuple(r.args)]
             for s in stricter:
                 if name in exact or s.action == default or s.args == r.args:
@@ -232,12 +232,6 @@ def _restrict_sockets(planned: list[PlannedRule], policy: m.Policy, default: m.A
 _ALWAYS = (m.ArgCondition(0, m.ArgOp.GE, 0),)
 
 
-def _rank(action: m.Action) -> tuple[int, int]:
-    from stockade.policy.semantics import restrictiveness
-
-    return restrictiveness(action)
-
-
 def _stricter(a: m.Action, b: m.Action) -> bool:
     return a != b and most_restrictive([a, b]) == a
 
@@ -291,7 +285,7 @@ def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action,
 
 def _ordered(rules: Iterable[PlannedRule]) -> list[PlannedRule]:
     # Per syscall: argument rules first, the strictest first (it wins a collision).
-    return sorted(rules, key=lambda r: (r.syscall, not r.args, tuple(-x for x in _rank(r.action))))
+    return sorted(rules, key=lambda r: (r.syscall, not r.args, tuple(-x for x in restrictiveness(r.action))))
 
 
 def _export(flt: object) -> bytes:
@@ -328,8 +322,7 @@ def unknown_ranges(arches: Iterable[str]) -> list[bpf.UnknownRange]:
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    program: bytes  # struct sock_filter[], native byte order
-    main_offset: int  # instructions of our ENOSYS prologue before libseccomp's program
+    program: bytes  # struct sock_filter[], native byte order: ENOSYS prologue + libseccomp's
     arches: tuple[str, ...]
     lossy: frozenset[tuple[str, str]] = frozenset()  # (arch, syscall): see MULTIPLEXED
 
@@ -378,7 +371,7 @@ def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
         prologue: list[bpf.Insn] = []
         if sc.unknown != sc.default:
             prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
-        compiled = CompiledFilter(bpf.encode(prologue) + main, len(prologue), arches, frozenset(lossy))
+        compiled = CompiledFilter(bpf.encode(prologue) + main, arches, frozenset(lossy))
         wrong = _disagreements(policy, host, compiled, plans)
         if not wrong:
             return compiled
@@ -606,7 +599,7 @@ def docker_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
 def oci_seccomp(policy: m.Policy, host: HostFacts) -> dict[str, object]:
     """The OCI runtime-spec `linux.seccomp` object (runc, crun)."""
     profile = _json_profile(policy, host)[0]
-    profile["flags"] = ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"] if False else []
+    profile["flags"] = []  # none: in particular no SPEC_ALLOW, speculation mitigations stay on
     return profile
 
 
