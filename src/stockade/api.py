@@ -57,9 +57,27 @@ def plan(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
         binds=tuple(b if isinstance(b, Bind) else Bind.parse(b) for b in binds),
         cwd=cwd, tty=tty, hostname=hostname, init=init,
     )
-    p = build_plan(part, spec)
+    # The plan depends on the part, the spec, who we are, and where the rootfs and the
+    # bind sources lead now (symlinks may move): all in the key, nothing else.
+    key = (id(part), spec, os.geteuid(), os.getegid(),
+           None if rootfs is None else os.path.realpath(rootfs),
+           tuple(os.path.realpath(b.src) for b in spec.binds))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is part:
+        p = hit[1]
+    else:
+        p = build_plan(part, spec)
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        _PLANS[key] = (part, p)
     check(p)
     return p
+
+
+# (part id, spec, ids, resolved paths) -> (part, plan): a service running the same
+# command again skips rebuilding ~30 frozen records. The part is kept so its id stays
+# its own; plans are immutable.
+_PLANS: dict[tuple[object, ...], tuple[PolicyPart, Plan]] = {}
 
 
 def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",

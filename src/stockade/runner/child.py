@@ -92,16 +92,8 @@ def init_main(plan: Plan, fds: ChildFds) -> None:
 def _init_steps(plan: Plan, fds: ChildFds) -> None:
     # Die with the runner: an orphaned sandbox would escape its supervision and cleanup.
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.read(fds.sync_r, 1) != b"g":
-        os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
-    if not plan.pause_before_root:
-        os.close(fds.sync_r)
-    # CVE-2019-5736 class: this process is the runner's interpreter. Non-dumpable, its
-    # /proc/<pid>/exe, fd/, mem and environ are closed to the payload, and ptrace is
-    # refused (its mm belongs to the host user namespace, never exec'd in the new one).
-    # Only after the parent wrote our id maps: non-dumpable makes /proc/<pid>/*_map
-    # root-owned, which an unprivileged parent could no longer open.
-    L.prctl(L.PR_SET_DUMPABLE, 0)
+    # Until the parent's "g" (our id maps are written), do what needs no maps, while the
+    # parent writes them: join the cgroup, fork the payload, clone the host-side trees.
     with _Step(fds, "cgroups"):
         # v1: the child moves itself by writing "0" to `tasks` through fds the parent
         # opened (the kernel checks the opener's credentials). Moving a single thread
@@ -127,7 +119,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         if child == 0:
             os.close(ready_w)
             try:
-                _payload(plan, fds, ready_r)
+                _payload(plan, fds, ready_r, wait_maps=True)
             except StepFailed as exc:
                 _fail(fds, exc.step, exc.message)
             except BaseException as exc:  # noqa: BLE001
@@ -138,6 +130,16 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         # Clone the host-side trees while still holding the invoker's host credentials
         # (before becoming root of the new user namespace, an unmapped id outside).
         trees = rootfs.open_sources(plan)
+    if os.read(fds.sync_r, 1) != b"g":
+        os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
+    if not plan.pause_before_root:
+        os.close(fds.sync_r)
+    # CVE-2019-5736 class: this process is the runner's interpreter. Non-dumpable, its
+    # /proc/<pid>/exe, fd/, mem and environ are closed to the payload, and ptrace is
+    # refused (its mm belongs to the host user namespace, never exec'd in the new one).
+    # Only after the parent wrote our id maps: non-dumpable makes /proc/<pid>/*_map
+    # root-owned, which an unprivileged parent could no longer open.
+    L.prctl(L.PR_SET_DUMPABLE, 0)
     ident = plan.identity
     with _Step(fds, "idmap"):
         if ident.userns and ident.setgroups == "allow":
@@ -167,7 +169,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     with _Step(fds, "rootfs"):
         rootfs.build(plan, trees)  # pivot_root moves the payload's root along with ours
     if not plan.init:
-        _payload(plan, fds, -1)
+        _payload(plan, fds, -1, wait_maps=False)
     with contextlib.suppress(OSError):  # the payload may already have failed and gone
         os.write(ready_w, b"r")
     os.close(ready_w)
@@ -226,12 +228,20 @@ def _reap(child: int, status_w: int) -> None:
     os._exit(code if result[:1] == b"e" else 128 + code)
 
 
-def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
+def _payload(plan: Plan, fds: ChildFds, ready_r: int, *, wait_maps: bool) -> None:
     """The payload's own steps, in the order of ARCHITECTURE.md, then execve.
 
     ready_r: a pipe the init writes once the new root is in place (-1: already is).
+    wait_maps: forked by the init before the parent wrote the id maps; wait for them
+    (the parent's second "g") before any identity change.
+    Everything that does not look at the new root runs before "ready", in parallel
+    with the init building it; only Landlock, the cwd, the command lookup and seccomp
+    need the new root.
     """
     p = plan.policy
+    if wait_maps:
+        # A copy of the runner's interpreter, like the init: not dumpable (CVE-2019-5736).
+        L.prctl(L.PR_SET_DUMPABLE, 0)
     with _Step(fds, "hygiene"):
         # Own session: no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
         os.setsid()
@@ -249,14 +259,31 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         if fds.status_w >= 0 and plan.init:
             os.close(fds.status_w)
+        # Python ignores SIGPIPE/SIGXFSZ and catches SIGINT; an ignored signal would stay
+        # ignored across execve. The mask (all blocked) is cleared after the cwd check.
+        for sig in ALL_SIGNALS:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
     with _Step(fds, "rlimits"):
         rlimits.apply(p.rlimits)
+    if wait_maps:
+        if os.read(fds.sync_r, 1) != b"g":
+            os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
+        os.close(fds.sync_r)
+    # LSM labels, then capabilities, then no_new_privs: before "ready" when they need
+    # nothing from the new root (the label is written through this task's procfs entry).
+    with _Step(fds, "lsm"):
+        lsm.apply(p.lsm)
+    if p.no_new_privs:
+        _caps(plan, fds)
+        with _Step(fds, "no_new_privs"):
+            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+            if L.prctl(L.PR_GET_NO_NEW_PRIVS) != 1:
+                raise StepFailed("no_new_privs", "the kernel did not keep no_new_privs")
     if ready_r >= 0:
         if os.read(ready_r, 1) != b"r":
             os._exit(EXIT_CODES["internal"])  # the init failed and reported why
         os.close(ready_r)
-    with _Step(fds, "lsm"):
-        lsm.apply(p.lsm)
     if not p.no_new_privs:
         # Without no_new_privs, Landlock and seccomp need CAP_SYS_ADMIN (in this user
         # namespace): apply them while we still have it, as runc does for seccomp. The
@@ -265,15 +292,8 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
             landlock.apply(p.landlock, plan.landlock_extra)
         with _Step(fds, "seccomp"):
             _filters(p, plan.seccomp_listener_sock)
-    with _Step(fds, "capabilities"):
-        caps.apply(p.caps, plan.identity)
-        if not plan.init and fds.gate_r < 0:  # the payload is the runner's child: die with it
-            _keep_deathsig(fds.status_w)
-    if p.no_new_privs:
-        with _Step(fds, "no_new_privs"):
-            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-            if L.prctl(L.PR_GET_NO_NEW_PRIVS) != 1:
-                raise StepFailed("no_new_privs", "the kernel did not keep no_new_privs")
+        _caps(plan, fds)
+    else:
         with _Step(fds, "landlock"):
             landlock.apply(p.landlock, plan.landlock_extra)
     env = dict(plan.env)
@@ -292,9 +312,6 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
         if plan.umask is not None:
             os.umask(plan.umask)
         os.getcwd()  # raises when the cwd is not reachable from the root
-        for sig in ALL_SIGNALS:
-            with contextlib.suppress(OSError, ValueError):
-                signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE/SIGXFSZ
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
     path = _find(plan.argv[0], env.get("PATH", DEFAULT_PATH), fds)
     if fds.gate_r >= 0:
@@ -310,6 +327,13 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int) -> None:
     except OSError as exc:
         step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
         _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
+
+
+def _caps(plan: Plan, fds: ChildFds) -> None:
+    with _Step(fds, "capabilities"):
+        caps.apply(plan.policy.caps, plan.identity)
+        if not plan.init and fds.gate_r < 0:  # the payload is the runner's child: die with it
+            _keep_deathsig(fds.status_w)
 
 
 def _filters(p: PolicyPart, listener_sock: int = -1) -> None:

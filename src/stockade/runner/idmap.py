@@ -69,8 +69,35 @@ def subid_range(user: str, path: str) -> IdMap | None:
     return None
 
 
+_ID_FILES = ("/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid")
+
+
+def _stamps() -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
+    for path in _ID_FILES:
+        try:
+            st = os.stat(path)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def auto_range_is_free() -> str | None:
-    """None when AUTO_RANGE is used by no account or subordinate range; else why not."""
+    """None when AUTO_RANGE is used by no account or subordinate range; else why not.
+
+    Checked before every run as root; the answer is kept while the four files keep
+    their mtime, size and inode (a service launching many sandboxes stats, not parses)."""
+    stamps = _stamps()
+    memo: tuple[object, str | None] | None = getattr(auto_range_is_free, "memo", None)
+    if memo is not None and memo[0] == stamps:
+        return memo[1]
+    why = _auto_range_check()
+    auto_range_is_free.memo = (stamps, why)  # type: ignore[attr-defined]
+    return why
+
+
+def _auto_range_check() -> str | None:
     lo, hi = AUTO_RANGE_BASE, AUTO_RANGE_BASE + AUTO_RANGE_COUNT
     for path, idx in (("/etc/passwd", 2), ("/etc/group", 2)):
         try:

@@ -21,7 +21,15 @@ from stockade.runner import _linux as L
 from stockade.runner import child as child_mod
 from stockade.runner import rootfs
 from stockade.runner._record import frozen
-from stockade.runner.cgroups import CgroupError, Usage, V1Cgroup, V2Cgroup, create, detect
+from stockade.runner.cgroups import (
+    CgroupError,
+    Hierarchy,
+    Usage,
+    V1Cgroup,
+    V2Cgroup,
+    create,
+    detect_cached,
+)
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan
@@ -68,13 +76,9 @@ def _run_id() -> str:
 
 def _threads() -> int:
     try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"Threads:"):
-                    return int(line.split()[1])
+        return len(os.listdir("/proc/self/task"))
     except OSError:
-        pass
-    return 1
+        return 1
 
 
 def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> RunResult:
@@ -133,8 +137,7 @@ def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunRe
             if fault == "cgroups":
                 raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
             try:
-                hierarchy = detect()
-                cg = create(hierarchy, run_id, io=limits.io_weight is not None)
+                cg = _create(lambda h: create(h, run_id, io=limits.io_weight is not None))
                 notes += cg.apply(limits)
             except (CgroupError, OSError) as exc:
                 if cg is not None:  # created, then a limit was refused: remove it now
@@ -157,14 +160,13 @@ def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunRe
         except (OSError, rootfs.RootfsError) as exc:
             raise runner_error("rootfs", str(exc)) from exc
         result = _spawn(plan, cg, forward_signals, fault)
-        usage = cg.usage() if cg is not None else Usage()
     finally:
         if cg is not None:
             try:
                 cg.remove()
             except CgroupError as exc:
                 print(f"stockade: warning: {exc}", file=sys.stderr)
-    status, sig, rusage = result
+    status, sig, rusage, usage = result
     cpu = usage.cpu_time_ns
     if cpu is None and rusage is not None:
         cpu = int((rusage.ru_utime + rusage.ru_stime) * 1e9)
@@ -220,8 +222,9 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
             if fault == "cgroups":
                 raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
             try:
-                cg = create(detect(), hold.name, io=limits.io_weight is not None,
-                            path=hold.cgroup_path, devices=limits.devices_allow is not None)
+                cg = _create(lambda h: create(h, hold.name, io=limits.io_weight is not None,
+                                              path=hold.cgroup_path,
+                                              devices=limits.devices_allow is not None))
                 if hold.on_cgroup is not None:
                     hold.on_cgroup(_dirs(cg))
                 notes += cg.apply(limits)
@@ -242,6 +245,15 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
     return Held(pid, () if cg is None else _dirs(cg), master, tuple(notes))
 
 
+def _create(make: Callable[[Hierarchy], V1Cgroup | V2Cgroup]) -> V1Cgroup | V2Cgroup:
+    """Create with the cached view of the hierarchy; once more with a fresh one if the
+    cached view was the problem (a controller remounted since)."""
+    try:
+        return make(detect_cached())
+    except CgroupError:
+        return make(detect_cached(refresh=True))
+
+
 def _dirs(cg: V1Cgroup | V2Cgroup) -> tuple[str, ...]:
     return cg.paths() if isinstance(cg, V1Cgroup) else (cg.path,)
 
@@ -260,7 +272,7 @@ class _Cloned:
 
 
 def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
-           fault: str) -> tuple[int, int | None, resource.struct_rusage | None]:
+           fault: str) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     c = _clone(plan, cg, fault, None)
     with _forwarding(c.pid, forward_signals, c.master):
         signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
@@ -345,7 +357,10 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
             write_maps(c.pid, plan.identity)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
-        os.write(c.sync_w, b"g")
+        try:
+            os.write(c.sync_w, b"g")
+        except OSError as exc:  # the child died before reading it: its error follows
+            raise runner_error("internal", f"the container's process is gone: {exc}") from exc
         # Else EOF: the child failed before its pause, and its error follows below.
         if plan.pause_before_root and os.read(c.created_r, 1) == b"h":
             if hold.before_root is not None:
@@ -355,23 +370,24 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
         sync_closed = True
         got = _read_all(c.created_r)
         if got != b"c":
-            err = _read_all(c.err_r)
-            first = err.decode(errors="replace").split("\n", 1)[0]
-            step, _, message = first.partition("\t")
-            raise runner_error(step or "internal",
-                               message or "the container process died during setup")
+            raise _child_error(_read_all(c.err_r))
         if c.tty_sock >= 0:
             master = _recv_master(c.tty_sock)
         if master >= 0 and hold.console_socket:
             _send_fd(hold.console_socket, master)
             os.close(master)
             master = -1
-    except BaseException:
+    except BaseException as exc:
         _kill_and_reap(c.pid)
         for fd in (-1 if sync_closed else c.sync_w, master):
             if fd >= 0:
                 with suppress(OSError):
                     os.close(fd)
+        # The child works ahead of the maps: if it failed first, its own step is the cause.
+        if isinstance(exc, StockadeError) and getattr(exc, "step", "") in ("idmap", "internal"):
+            child_error = _read_all(c.err_r)
+            if child_error:
+                raise _child_error(child_error) from exc
         raise
     finally:
         if c.tty_sock >= 0:
@@ -410,7 +426,7 @@ def _send_fd(path: str, fd: int) -> None:
 
 def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,
                sync_w: int, err_r: int, status_r: int, master: int, tasks: tuple[int, ...],
-               fault: str) -> tuple[int, int | None, resource.struct_rusage | None]:
+               fault: str) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     slave = fds.tty_slave
     err_w, sync_r, status_w = fds.err_w, fds.sync_r, fds.status_w
     for fd in (err_w, sync_r, status_w, slave, *tasks):
@@ -428,12 +444,22 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
                 cg.attach(pid)
             except CgroupError as exc:
                 raise runner_error("cgroups", f"attach: {exc}") from exc
-        os.write(sync_w, b"g")
-    except BaseException:
+        # One "g" for the init and, with an init, one for the payload it forked early:
+        # both wait for their id maps before changing identity.
+        try:
+            os.write(sync_w, b"gg" if plan.init else b"g")
+        except OSError as exc:  # the child died before reading it: its error follows
+            raise runner_error("internal", f"the sandbox's init is gone: {exc}") from exc
+    except BaseException as exc:
         _kill_and_reap(pid)
-        for fd in (sync_w, err_r, status_r, master):
+        os.close(sync_w)  # first: a payload still waiting for its "g" sees EOF and exits
+        # The child works ahead of the maps: if it failed first, its own step is the cause.
+        child_error = _read_all(err_r) if isinstance(exc, StockadeError) else b""
+        for fd in (err_r, status_r, master):
             if fd >= 0:
                 os.close(fd)
+        if child_error:
+            raise _child_error(child_error) from exc
         raise
     os.close(sync_w)
     err = _read_all(err_r)
@@ -443,24 +469,41 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
         os.close(status_r)
         if master >= 0:
             os.close(master)
-        first = err.decode(errors="replace").split("\n", 1)[0]  # the first failure wins
-        step, _, message = first.partition("\t")
-        raise runner_error(step, message)
+        raise _child_error(err)
     if master >= 0:
         _proxy_tty(master)
         os.close(master)
+    # The init reports the payload's end before it exits: read the cgroup's usage while
+    # the init tears its namespaces down (the cgroup itself can go only after that).
+    st = _read_status(status_r)
+    usage = cg.usage() if cg is not None else Usage()
     _, wstatus, rusage = _wait4(pid)
-    st = _read_all(status_r)
+    st += _read_all(status_r)
     os.close(status_r)
     if st[:1] == b"s":
         sig = int(st[1:])
-        return 128 + sig, sig, rusage
+        return 128 + sig, sig, rusage, usage
     if st[:1] == b"e":
-        return int(st[1:]), None, rusage
+        return int(st[1:]), None, rusage, usage
     if os.WIFSIGNALED(wstatus):
         sig = os.WTERMSIG(wstatus)
-        return 128 + sig, sig, rusage
-    return os.WEXITSTATUS(wstatus), None, rusage
+        return 128 + sig, sig, rusage, usage
+    return os.WEXITSTATUS(wstatus), None, rusage, usage
+
+
+def _child_error(err: bytes) -> RunnerError:
+    first = err.decode(errors="replace").split("\n", 1)[0]  # the first failure wins
+    step, _, message = first.partition("\t")
+    return runner_error(step or "internal", message or "the sandbox's init died during setup")
+
+
+def _read_status(fd: int) -> bytes:
+    """The init's one status message ("e<code>" or "s<signal>"), or b"" at EOF."""
+    while True:
+        try:
+            return os.read(fd, 64)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
 
 
 def _wait4(pid: int) -> tuple[int, int, resource.struct_rusage]:

@@ -1,8 +1,10 @@
 """AppArmor / SELinux exec labels, written through a verified procfs fd.
 
-The write goes to /proc/thread-self/attr/...; the proc mount is checked to really be
-procfs (fstatfs) and the path is resolved beneath it without symlinks, so a rootfs that
-fakes /proc (a bind-mounted tmpfs, CVE-2019-16884 class) cannot swallow the label.
+The write goes to /proc/thread-self/attr/... The payload writes it before the new root
+is in place, through the host's procfs (where thread-self still names the caller); with
+an OCI bundle it is the container's. Either way the proc mount is checked to really be
+procfs (fstatfs) and the path is resolved beneath it without leaving it, so a rootfs
+that fakes /proc (a bind-mounted tmpfs, CVE-2019-16884 class) cannot swallow the label.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def _open_attr(candidates: tuple[str, ...]) -> int:
 
 
 def apply(plan: LsmPlan) -> None:
-    tid = os.getpid()  # the payload is single-threaded: tid == pid
+    # thread-self, not getpid(): in a new pid namespace, before the new /proc is mounted,
+    # our pid names another process in the host's procfs.
     if plan.apparmor_profile:
-        fd = _open_attr((f"{tid}/attr/apparmor/exec", f"{tid}/attr/exec"))
+        fd = _open_attr(("thread-self/attr/apparmor/exec", "thread-self/attr/exec"))
         try:
             os.write(fd, f"exec {plan.apparmor_profile}".encode())
         except OSError as exc:
@@ -49,7 +52,7 @@ def apply(plan: LsmPlan) -> None:
         finally:
             os.close(fd)
     if plan.selinux_label:
-        fd = _open_attr((f"{tid}/attr/exec",))
+        fd = _open_attr(("thread-self/attr/exec",))
         try:
             os.write(fd, plan.selinux_label.encode())
         except OSError as exc:

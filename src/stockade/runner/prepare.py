@@ -206,16 +206,30 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _cache_key(ref: str, abi: int) -> tuple[str, str]:
+def _where(ref: str) -> str:
+    """A preset's name as is; a policy file by its absolute path."""
+    return ref if "/" not in ref and not ref.endswith((".yaml", ".yml")) else os.path.abspath(ref)
+
+
+def _host_key() -> str:
+    """The host facts a cached part depends on: fixed for this boot, so computed once
+    per process (a function attribute: no module-level mutable state to reset)."""
+    cached: str | None = getattr(_host_key, "value", None)
+    if cached is None:
+        from stockade import __version__
+
+        cached = (f"{_CACHE_FORMAT}\0{__version__}\0{L.landlock_abi()}\0{kernel_version()}"
+                  f"\0{cap_last_cap()}\0{_layout()}")
+        _host_key.value = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _cache_key(ref: str) -> tuple[str, str]:
     """(file name, full key). The full key is stored in the entry and compared on load,
     so the short name (crc32, no hashlib import on the run path) may collide harmlessly."""
     import zlib
 
-    from stockade import __version__
-
-    where = ref if "/" not in ref and not ref.endswith((".yaml", ".yml")) else os.path.abspath(ref)
-    raw = (f"{_CACHE_FORMAT}\0{__version__}\0{where}\0{abi}\0{kernel_version()}\0{cap_last_cap()}"
-           f"\0{_layout()}")
+    raw = f"{_where(ref)}\0{_host_key()}"
     return f"{zlib.crc32(raw.encode()):08x}-{len(raw)}", raw
 
 
@@ -227,11 +241,25 @@ def _layout() -> str:
     return ";".join(f"{r.__name__}:{','.join(getattr(r, '_fields', ()))}" for r in records)
 
 
+_Stamps = tuple[tuple[str, tuple[int, int, int]], ...]
+
+
+def _fresh(stamps: _Stamps) -> bool:
+    return bool(stamps) and all(_stamp(p) == tuple(s) for p, s in stamps)
+
+
 def load_part(ref: str) -> PolicyPart:
-    """The PolicyPart for a policy file or preset name, from the cache when still valid."""
-    abi = L.landlock_abi()
+    """The PolicyPart for a policy file or preset name, from the cache when still valid.
+
+    Two levels: this process's memo (a service calling stockade.run() in a loop pays
+    only a stat() per source file), then the on-disk cache shared by CLI runs."""
+    memo: dict[str, tuple[_Stamps, PolicyPart]] = _MEMO
+    where = _where(ref)
+    hit = memo.get(where)
+    if hit is not None and _fresh(hit[0]):
+        return hit[1]
     directory = cache_dir("plans")
-    name, key = _cache_key(ref, abi)
+    name, key = _cache_key(ref)
     path = None if directory is None else os.path.join(directory, name + ".pickle")
     if path is not None:
         data = read_trusted(path)
@@ -240,8 +268,8 @@ def load_part(ref: str) -> PolicyPart:
                 stored_key, stamps, part = pickle.loads(data)
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
                 stored_key, stamps, part = None, None, None
-            if (stored_key == key and isinstance(part, PolicyPart) and stamps
-                    and all(_stamp(p) == tuple(s) for p, s in stamps)):
+            if stored_key == key and isinstance(part, PolicyPart) and _fresh(stamps):
+                memo[where] = (tuple((p, tuple(s)) for p, s in stamps), part)
                 return part
     from stockade.errors import StockadeError
     from stockade.policy.loader import load_policy
@@ -263,4 +291,10 @@ def load_part(ref: str) -> PolicyPart:
             stamps.append((sp, st))
         if stamps:
             write_atomic(path, pickle.dumps((key, stamps, part), protocol=pickle.HIGHEST_PROTOCOL))
+            memo[where] = (tuple(stamps), part)
     return part
+
+
+# policy reference -> (source stamps, part): a cache of immutable values, revalidated on
+# every use like the on-disk one.
+_MEMO: dict[str, tuple[_Stamps, PolicyPart]] = {}

@@ -150,7 +150,7 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
         root_op = plan.mounts[0]
         if not plan.host_root and root_op.readonly:
             L.mount_setattr(root, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, L.MOUNT_ATTR_RDONLY)
-        empty: list[int] = []  # one empty read-only tmpfs, cloned for each masked dir
+        empty: list[int] = []  # the first masking tmpfs (attached), cloned for the others
         for op in plan.mounts[1:]:
             _apply(root, op, trees, empty)
         for fd in empty:
@@ -237,13 +237,17 @@ def _mask(root: int, op: MountOp, empty: list[int]) -> None:
         return  # nothing there, nothing to hide
     try:
         if _is_dir(target):
-            # One empty read-only tmpfs, cloned for every masked directory (a clone is
-            # cheaper than a new superblock each time).
+            # One empty read-only tmpfs for every masked directory: the first is mounted
+            # fresh, the others are clones of it (cheaper than a superblock each). The
+            # template is always attached before its fd is closed: closing a detached
+            # mount unmounts it, which waits for an expedited RCU grace period.
             if not empty:
-                empty.append(L.fsmount_new("tmpfs", {"mode": "0555", "size": "4096"},
-                                           _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY))
-            tree = L.open_tree(empty[0], "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
-                               | L.AT_EMPTY_PATH)
+                tree = L.fsmount_new("tmpfs", {"mode": "0555", "size": "4096"},
+                                     _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY)
+                empty.append(os.dup(tree))
+            else:
+                tree = L.open_tree(empty[0], "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                                   | L.AT_EMPTY_PATH)
         else:
             null = resolve(root, "/dev/null")
             if null is None:

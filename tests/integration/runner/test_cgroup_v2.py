@@ -31,7 +31,7 @@ def v2(monkeypatch: pytest.MonkeyPatch) -> Hierarchy:
     forced = Hierarchy("v2", (), h.v2_mount, h.v2_own)
     from stockade.runner import launcher
 
-    monkeypatch.setattr(launcher, "detect", lambda: forced)
+    monkeypatch.setattr(launcher, "detect_cached", lambda refresh=False: forced)
     return forced
 
 

@@ -82,7 +82,7 @@ def test_cgroup_not_writable(outdir: Path, monkeypatch: pytest.MonkeyPatch,
 
     fake = Hierarchy("v1", tuple((c, "/proc/sys", "/") for c in ("memory", "pids", "cpu",
                                                                 "cpuacct")))
-    monkeypatch.setattr(launcher, "detect", lambda: fake)
+    monkeypatch.setattr(launcher, "detect_cached", lambda refresh=False: fake)
     err = attempt(outdir)
     assert err.step == "cgroups" and "/proc/sys" in err.message
 
@@ -146,7 +146,7 @@ def test_no_cgroup_needed_without_resources(default_policy: Policy, outdir: Path
 
     fake = Hierarchy("v1", tuple((c, "/proc/sys", "/") for c in ("memory", "pids", "cpu",
                                                                 "cpuacct")))
-    monkeypatch.setattr(launcher, "detect", lambda: fake)
+    monkeypatch.setattr(launcher, "detect_cached", lambda refresh=False: fake)
     res = stockade.run(["/bin/sh", "-c", "touch /mnt/ran"], policy=no_resources(default_policy),
                        env=ENV, binds=[f"{outdir}:/mnt"])
     assert res.exit_code == 0 and (outdir / "ran").exists()

@@ -16,7 +16,8 @@ from stockade.runner.cgroups.base import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
 from stockade.runner.cgroups.v2 import V2Cgroup
 
-__all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "create", "V1Cgroup", "V2Cgroup"]
+__all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "detect_cached", "create", "V1Cgroup",
+           "V2Cgroup"]
 
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices")
 
@@ -68,6 +69,40 @@ def detect(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cg
     return Hierarchy(mode, mounts, v2, own_v2)
 
 
+def detect_cached(refresh: bool = False) -> Hierarchy:
+    """detect() for the runner: the cgroup mounts are parsed once per process (they do
+    not move under a running service), our own cgroup is re-read every time. A create()
+    that fails on a cached answer is retried with refresh=True by the caller."""
+    try:
+        fd = os.open("/proc/self/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            own = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+    except OSError:
+        own = b""
+    memo: tuple[bytes, Hierarchy] | None = getattr(detect_cached, "memo", None)
+    if not refresh and memo is not None and memo[0] == own and own:
+        return memo[1]
+    h = detect()
+    detect_cached.memo = (own, h)  # type: ignore[attr-defined]
+    return h
+
+
+_REAP_EVERY_S = 30.0  # stale run directories are only removed once 60 s old anyway
+
+
+def reap_stale_now_and_then(parents: list[str]) -> None:
+    """reap_stale, at most every _REAP_EVERY_S per process (each run would otherwise
+    list every parent directory)."""
+    now = time.monotonic()
+    last: float | None = getattr(reap_stale_now_and_then, "last", None)
+    if last is not None and now - last < _REAP_EVERY_S:
+        return
+    reap_stale_now_and_then.last = now  # type: ignore[attr-defined]
+    reap_stale(parents)
+
+
 def reap_stale(parents: list[str]) -> None:
     """rmdir run cgroups left by runners that died (SIGKILL skips their finally blocks).
 
@@ -111,7 +146,7 @@ def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
             if path.startswith("/"):
                 dirs = {c: m for c, m, _ in h.v1_mounts}
             return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices)
-        reap_stale(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
+        reap_stale_now_and_then(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
         return V1Cgroup.create(dirs, run_id, io, devices=devices)
     if devices:
         raise CgroupError("device cgroup rules on cgroup v2 need an eBPF program, "
@@ -121,7 +156,7 @@ def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
         if path is not None:
             return V2Cgroup.create(h.v2_mount if path.startswith("/") else own, run_id,
                                    leaf=path.lstrip("/"))
-        reap_stale([os.path.join(own, "stockade")])
+        reap_stale_now_and_then([os.path.join(own, "stockade")])
         return V2Cgroup.create(own, run_id)
     raise CgroupError("no cgroup hierarchy is mounted on this host")
 

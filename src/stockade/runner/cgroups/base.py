@@ -38,11 +38,20 @@ def write(path: str, value: str) -> None:
 
 
 def read(path: str) -> str | None:
+    # os.open/os.read: a text-mode open() costs more than the read (several per run).
     try:
-        with open(path) as fh:
-            return fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_int(path: str) -> int | None:
