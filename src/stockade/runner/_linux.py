@@ -7,9 +7,15 @@ the older ones are listed per architecture we support.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import struct
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -107,6 +113,30 @@ LSM_ID_LANDLOCK = 110
 PROC_SUPER_MAGIC = 0x9FA0
 CGROUP2_SUPER_MAGIC = 0x63677270
 TMPFS_MAGIC = 0x01021994
+
+
+# The C signal module. signal.py's wrappers turn every signal number they return into
+# an enum member (a Python-level call each: ~60 for a full mask), which in a freshly
+# forked child costs time and a page fault per object touched.
+_csignal: Any = __import__("_signal")
+SIG_BLOCK = 0
+SIG_SETMASK = 2
+
+
+def sigmask(how: int, signals: Iterable[int]) -> set[int]:
+    """pthread_sigmask on plain ints; returns the previous mask as ints."""
+    old: set[int] = _csignal.pthread_sigmask(how, signals)
+    return old
+
+
+def default_signal_handlers(signals: Iterable[int]) -> None:
+    """Every handler back to SIG_DFL (an ignored signal would stay ignored across execve).
+    getsignal reads Python's own table, which holds what the process inherited at start
+    and what Python set since (None: set by C code; reset as well)."""
+    for sig in signals:
+        if _csignal.getsignal(sig) != 0:  # 0 = SIG_DFL
+            with contextlib.suppress(OSError, ValueError):
+                _csignal.signal(sig, 0)
 
 
 def _check(rc: int) -> int:
@@ -261,6 +291,27 @@ def capget() -> tuple[int, int, int]:
 
 
 # --- seccomp, landlock, LSM -----------------------------------------------------------
+
+
+_syscall_4 = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long,
+                              ctypes.c_void_p, use_errno=True)(("syscall", _libc))
+
+
+class SeccompProgram:
+    """A filter made ready to load with one call (the payload's last step before execve:
+    nothing is built there, in a freshly forked child where every new object costs)."""
+
+    def __init__(self, bpf: bytes, flags: int = 0) -> None:
+        if not bpf or len(bpf) % 8:
+            raise OSError(22, "seccomp program is empty or not a multiple of 8 bytes")
+        self._prog = ctypes.create_string_buffer(bpf, len(bpf))
+        self._fprog = ctypes.create_string_buffer(
+            struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(self._prog)), 16)
+        self._flags = flags
+
+    def load(self) -> int:
+        return _check(_syscall_4(NR["seccomp"], SECCOMP_SET_MODE_FILTER, self._flags,
+                                 ctypes.addressof(self._fprog)))
 
 
 def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:

@@ -30,8 +30,8 @@ def apply(caps: CapsPlan, ident: IdentityPlan) -> None:
         L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, cap)
 
 
-def drop_all(last_cap: int) -> None:
-    """For the init: after the payload is forked it needs no privilege at all."""
-    for cap in range(last_cap + 1):
-        L.prctl(L.PR_CAPBSET_DROP, cap)
+def drop_all() -> None:
+    """For the init: after the payload is forked it needs no privilege at all. Empty
+    permitted/effective/inheritable (ambient follows); the bounding set only limits what
+    an execve gains, and the init never execs."""
     L.capset(0, 0, 0)

@@ -21,7 +21,7 @@ from stockade.runner import _linux as L
 from stockade.runner import caps, landlock, lsm, namespaces, rlimits, rootfs, seccomp
 from stockade.runner._record import frozen
 from stockade.runner.codes import EXIT_CODES
-from stockade.runner.plan import Plan, PolicyPart
+from stockade.runner.plan import Plan, spawns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -93,7 +93,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     # Die with the runner: an orphaned sandbox would escape its supervision and cleanup.
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     # Until the parent's "g" (our id maps are written), do what needs no maps, while the
-    # parent writes them: join the cgroup, fork the payload, clone the host-side trees.
+    # parent writes them: join the cgroup and clone the host-side trees.
     with _Step(fds, "cgroups"):
         # v1: the child moves itself by writing "0" to `tasks` through fds the parent
         # opened (the kernel checks the opener's credentials). Moving a single thread
@@ -104,28 +104,9 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
             os.close(fd)
     with _Step(fds, "namespaces"):
         if plan.cgroup_ns:
-            # After the attach, so the namespace root is the sandbox's own cgroup; before
-            # the payload is forked, so that it is born inside.
+            # After the attach, so the namespace root is the sandbox's own cgroup; the
+            # payload, forked later, is born inside both.
             namespaces.enter_cgroup_ns()
-    child = -1
-    ready_w = -1
-    if plan.init:
-        # Fork the payload now: it does its own first steps while this init builds the
-        # root (two cores work at once), then waits for "ready" before touching paths.
-        signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
-        ready_r, ready_w = os.pipe()
-        with _Step(fds, "namespaces"):
-            child = L.clone_fork(0)
-        if child == 0:
-            os.close(ready_w)
-            try:
-                _payload(plan, fds, ready_r, wait_maps=True)
-            except StepFailed as exc:
-                _fail(fds, exc.step, exc.message)
-            except BaseException as exc:  # noqa: BLE001
-                _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
-            os._exit(EXIT_CODES["internal"])
-        os.close(ready_r)
     with _Step(fds, "rootfs"):
         # Clone the host-side trees while still holding the invoker's host credentials
         # (before becoming root of the new user namespace, an unmapped id outside).
@@ -167,21 +148,42 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
                 os._exit(EXIT_CODES["internal"])  # a hook failed: the parent cleans up
             os.close(fds.sync_r)
     with _Step(fds, "rootfs"):
-        rootfs.build(plan, trees)  # pivot_root moves the payload's root along with ours
+        rootfs.build(plan, trees)
     if not plan.init:
-        _payload(plan, fds, -1, wait_maps=False)
-    with contextlib.suppress(OSError):  # the payload may already have failed and gone
-        os.write(ready_w, b"r")
-    os.close(ready_w)
+        _payload_alone(plan, fds)  # never returns
+    # The init takes the payload's identity steps on itself (capabilities, no_new_privs,
+    # Landlock, cwd: all inherited by a fork), then forks the payload, which only has its
+    # per-process steps left (session, rlimits, signals, seccomp): a fork of a Python
+    # process pays a page fault for every page it writes, so the less the payload runs,
+    # the faster it starts. The init never execs, so these steps bound nothing it does
+    # (it only reaps and forwards signals), and seccomp stays the payload's alone.
+    ready = _identity_steps(plan, fds)
+    L.sigmask(L.SIG_BLOCK, ALL_SIGNALS)
+    if spawns(plan):
+        child = _spawn_payload(plan, fds, ready)
+    else:
+        with _Step(fds, "namespaces"):
+            child = L.clone_fork(0)
+    if child == 0:
+        try:
+            _payload_exec(plan, fds, ready)
+        except StepFailed as exc:
+            _fail(fds, exc.step, exc.message)
+        except BaseException as exc:  # noqa: BLE001 - the child must never unwind
+            _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_CODES["internal"])
     os.close(fds.err_w)
     if fds.tty_slave >= 0:
         os.close(fds.tty_slave)
-    # The init needs no privilege to reap and forward: drop everything it has.
-    try:
-        caps.drop_all(plan.policy.caps.last_cap)
-        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-    except OSError:
-        pass
+    if not plan.policy.no_new_privs:
+        # The init kept root's capabilities for the payload (seccomp, then capabilities,
+        # without no_new_privs); it needs none to reap and forward. With no_new_privs it
+        # already holds no more than the payload.
+        try:
+            caps.drop_all()
+            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        except OSError:
+            pass
     _reap(child, fds.status_w)
 
 
@@ -208,7 +210,7 @@ def _reap(child: int, status_w: int) -> None:
     while result is None:
         info = signal.sigwaitinfo(waitset)
         if info.si_signo != signal.SIGCHLD:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(OSError):  # gone, or a uid the init may not signal
                 os.kill(child, info.si_signo)
             continue
         while True:
@@ -228,75 +230,33 @@ def _reap(child: int, status_w: int) -> None:
     os._exit(code if result[:1] == b"e" else 128 + code)
 
 
-def _payload(plan: Plan, fds: ChildFds, ready_r: int, *, wait_maps: bool) -> None:
-    """The payload's own steps, in the order of ARCHITECTURE.md, then execve.
+@frozen
+class _Ready:
+    """What the payload's last steps need, made in advance."""
 
-    ready_r: a pipe the init writes once the new root is in place (-1: already is).
-    wait_maps: forked by the init before the parent wrote the id maps; wait for them
-    (the parent's second "g") before any identity change.
-    Everything that does not look at the new root runs before "ready", in parallel
-    with the init building it; only Landlock, the cwd, the command lookup and seccomp
-    need the new root.
-    """
+    path: str  # the command, found before seccomp (a miss is reported, 127)
+    filters: tuple[L.SeccompProgram, ...]  # loaded in this order, just before execve
+
+
+def _identity_steps(plan: Plan, fds: ChildFds) -> _Ready:
+    """Capabilities, no_new_privs, Landlock, the cwd and the command lookup, in the order
+    of ARCHITECTURE.md. With an init they run in the init and the payload inherits them;
+    without, in the payload itself."""
     p = plan.policy
-    if wait_maps:
-        # A copy of the runner's interpreter, like the init: not dumpable (CVE-2019-5736).
-        L.prctl(L.PR_SET_DUMPABLE, 0)
-    with _Step(fds, "hygiene"):
-        # Own session: no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
-        os.setsid()
-        tty_slave = fds.tty_slave
-        if fds.tty_sock >= 0:
-            tty_slave = _pty_inside(fds.tty_sock)
-            if plan.console_size is not None:  # struct winsize: rows, cols, 2 unused
-                rows, cols = plan.console_size
-                fcntl.ioctl(tty_slave, termios.TIOCSWINSZ,
-                            rows.to_bytes(2, "little") + cols.to_bytes(2, "little") + bytes(4))
-        if tty_slave >= 0:
-            for target in (0, 1, 2):
-                os.dup2(tty_slave, target)
-            os.close(tty_slave)
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        if fds.status_w >= 0 and plan.init:
-            os.close(fds.status_w)
-        # Python ignores SIGPIPE/SIGXFSZ and catches SIGINT; an ignored signal would stay
-        # ignored across execve. The mask (all blocked) is cleared after the cwd check.
-        for sig in ALL_SIGNALS:
-            with contextlib.suppress(OSError, ValueError):
-                signal.signal(sig, signal.SIG_DFL)
     with _Step(fds, "rlimits"):
-        rlimits.apply(p.rlimits)
-    if wait_maps:
-        if os.read(fds.sync_r, 1) != b"g":
-            os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
-        os.close(fds.sync_r)
-    # LSM labels, then capabilities, then no_new_privs: before "ready" when they need
-    # nothing from the new root (the label is written through this task's procfs entry).
-    with _Step(fds, "lsm"):
-        lsm.apply(p.lsm)
+        # Raising a hard limit needs CAP_SYS_RESOURCE, which the capabilities step may
+        # drop: raise now; the payload sets the exact values (lowering needs nothing).
+        rlimits.raise_hard(p.rlimits)
     if p.no_new_privs:
         _caps(plan, fds)
         with _Step(fds, "no_new_privs"):
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
             if L.prctl(L.PR_GET_NO_NEW_PRIVS) != 1:
                 raise StepFailed("no_new_privs", "the kernel did not keep no_new_privs")
-    if ready_r >= 0:
-        if os.read(ready_r, 1) != b"r":
-            os._exit(EXIT_CODES["internal"])  # the init failed and reported why
-        os.close(ready_r)
-    if not p.no_new_privs:
-        # Without no_new_privs, Landlock and seccomp need CAP_SYS_ADMIN (in this user
-        # namespace): apply them while we still have it, as runc does for seccomp. The
-        # filter must then allow the remaining setup calls (capset, prctl, setresuid...).
-        with _Step(fds, "landlock"):
-            landlock.apply(p.landlock, plan.landlock_extra)
-        with _Step(fds, "seccomp"):
-            _filters(p, plan.seccomp_listener_sock)
-        _caps(plan, fds)
-    else:
-        with _Step(fds, "landlock"):
-            landlock.apply(p.landlock, plan.landlock_extra)
-    env = dict(plan.env)
+    # Without no_new_privs, Landlock needs CAP_SYS_ADMIN (in this user namespace): apply
+    # it while we still have it; the payload then drops its capabilities after seccomp.
+    with _Step(fds, "landlock"):
+        landlock.apply(p.landlock, plan.landlock_extra)
     with _Step(fds, "hygiene"):
         # Every fd above 2 closes at execve (the error pipe must live until then).
         L.close_range_cloexec(3)
@@ -312,37 +272,107 @@ def _payload(plan: Plan, fds: ChildFds, ready_r: int, *, wait_maps: bool) -> Non
         if plan.umask is not None:
             os.umask(plan.umask)
         os.getcwd()  # raises when the cwd is not reachable from the root
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    path = _find(plan.argv[0], env.get("PATH", DEFAULT_PATH), fds)
+    path = _find(plan.argv[0], dict(plan.env).get("PATH", DEFAULT_PATH), fds)
+    with _Step(fds, "seccomp"):
+        filters = tuple(f for f in (seccomp.prepare(p.seccomp_bpf, p.seccomp_flags),
+                                    seccomp.prepare(p.seccomp_extra, p.seccomp_flags))
+                        if f is not None)
+    return _Ready(path, filters)
+
+
+def _spawn_payload(plan: Plan, fds: ChildFds, ready: _Ready) -> int:
+    """The init takes the payload's last inherited steps too (rlimits, then seccomp) and
+    posix_spawn()s it: vfork + execve, no Python in the child (runner.spawn_check says
+    when this is allowed). Returns the payload's pid."""
+    with _Step(fds, "lsm"):
+        lsm.apply(plan.policy.lsm)  # no exec label in this mode: checks the plan says so
+    with _Step(fds, "rlimits"):
+        rlimits.apply(plan.policy.rlimits)
+    with _Step(fds, "seccomp"):
+        for f in ready.filters:  # last: only posix_spawn and the init's reaping follow
+            f.load()
+    try:
+        # The child: own session (TIOCSTI), default handlers, nothing blocked, execve.
+        return os.posix_spawn(ready.path, list(plan.argv), dict(plan.env), setsid=True,
+                              setsigmask=(), setsigdef=ALL_SIGNALS)
+    except OSError as exc:
+        step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
+        raise StepFailed(step, f"{plan.argv[0]}: {exc.strerror}") from exc
+
+
+def _payload_alone(plan: Plan, fds: ChildFds) -> None:
+    """No init (OCI, or no pid namespace): this process is the payload; every step here."""
+    _session(plan, fds)
+    _payload_exec(plan, fds, _identity_steps(plan, fds), session=False)
+
+
+def _session(plan: Plan, fds: ChildFds) -> None:
+    with _Step(fds, "hygiene"):
+        # Own session: no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
+        os.setsid()
+        tty_slave = fds.tty_slave
+        if fds.tty_sock >= 0:
+            tty_slave = _pty_inside(fds.tty_sock)
+            if plan.console_size is not None:  # struct winsize: rows, cols, 2 unused
+                rows, cols = plan.console_size
+                fcntl.ioctl(tty_slave, termios.TIOCSWINSZ,
+                            rows.to_bytes(2, "little") + cols.to_bytes(2, "little") + bytes(4))
+        if tty_slave >= 0:
+            for target in (0, 1, 2):
+                os.dup2(tty_slave, target)
+            os.close(tty_slave)
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True) -> None:
+    """The payload's own last steps: session, LSM label, rlimits, signals, OCI gate,
+    seccomp (last, just before execve), execve."""
+    p = plan.policy
+    if session:
+        _session(plan, fds)
+        if plan.init:
+            os.close(fds.status_w)
+    with _Step(fds, "lsm"):
+        # The exec label is this task's own attribute, written through its procfs entry;
+        # it takes effect at the execve below, after every other step.
+        lsm.apply(p.lsm)
+    with _Step(fds, "rlimits"):
+        rlimits.apply(p.rlimits)
+    with _Step(fds, "hygiene"):
+        # Python ignores SIGPIPE/SIGXFSZ and catches SIGINT: back to the defaults (an
+        # ignored signal stays ignored across execve), then unblock everything.
+        L.default_signal_handlers(ALL_SIGNALS)
+        L.sigmask(L.SIG_SETMASK, ())
     if fds.gate_r >= 0:
         state = _gate(fds)
         if plan.start_hooks:
             _start_hooks(plan, state)
-    if p.no_new_privs:
-        # Last, just before execve: the filter need not allow any of the setup above.
-        with _Step(fds, "seccomp"):
-            _filters(p, plan.seccomp_listener_sock)
+    # Last, just before execve: the filter need not allow any of the setup above. Without
+    # no_new_privs, loading it needs CAP_SYS_ADMIN, so it comes before the capabilities
+    # (the filter must then allow capset, prctl and setresuid, as with runc).
+    with _Step(fds, "seccomp"):
+        if plan.seccomp_listener_sock >= 0:  # `stockade learn`: the recorder's filter
+            seccomp.load_recording(p.seccomp_bpf, plan.seccomp_listener_sock)
+        else:
+            for f in ready.filters:  # both run; the kernel takes the stricter verdict
+                f.load()
+    if not p.no_new_privs:
+        # Under an init, the payload dies with the init (its pid namespace), not alone.
+        _caps(plan, fds, deathsig=not plan.init)
     try:
-        os.execve(path, list(plan.argv), env)
+        os.execve(ready.path, list(plan.argv), dict(plan.env))
     except OSError as exc:
         step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
         _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
 
 
-def _caps(plan: Plan, fds: ChildFds) -> None:
+def _caps(plan: Plan, fds: ChildFds, deathsig: bool = True) -> None:
+    """deathsig: this process is the runner's child (the init, or a payload without
+    one) and must die with it; an OCI payload behind its gate outlives its creator."""
     with _Step(fds, "capabilities"):
         caps.apply(plan.policy.caps, plan.identity)
-        if not plan.init and fds.gate_r < 0:  # the payload is the runner's child: die with it
+        if deathsig and fds.gate_r < 0:  # a uid change cleared it: set it again
             _keep_deathsig(fds.status_w)
-
-
-def _filters(p: PolicyPart, listener_sock: int = -1) -> None:
-    if listener_sock >= 0:  # `stockade learn`: the recorder's filter, its fd to the learner
-        seccomp.load_recording(p.seccomp_bpf, listener_sock)
-        return
-    seccomp.load(p.seccomp_bpf, p.seccomp_flags)
-    if p.seccomp_extra:  # both filters run; the kernel takes the stricter verdict
-        seccomp.load(p.seccomp_extra, p.seccomp_flags)
 
 
 _TIOCGPTN = 0x80045430

@@ -444,10 +444,8 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
                 cg.attach(pid)
             except CgroupError as exc:
                 raise runner_error("cgroups", f"attach: {exc}") from exc
-        # One "g" for the init and, with an init, one for the payload it forked early:
-        # both wait for their id maps before changing identity.
         try:
-            os.write(sync_w, b"gg" if plan.init else b"g")
+            os.write(sync_w, b"g")
         except OSError as exc:  # the child died before reading it: its error follows
             raise runner_error("internal", f"the sandbox's init is gone: {exc}") from exc
     except BaseException as exc:

@@ -158,6 +158,8 @@ class PolicyPart:
     notes: tuple[str, ...] = ()
     seccomp_flags: int = 0  # SECCOMP_FILTER_FLAG_* (OCI linux.seccomp.flags)
     seccomp_extra: bytes = b""  # a second filter (an OCI bundle's, under a policy overlay)
+    # The init may posix_spawn() the payload (runner.spawn_check): decided when compiled.
+    spawn: bool = False
 
 
 @frozen
@@ -225,6 +227,14 @@ class Plan:
     # before the root is built (pivot_root), until the parent has run them.
     pause_before_root: bool = False
     console_size: tuple[int, int] | None = None  # OCI consoleSize (rows, cols) of the pty
+
+
+def spawns(plan: Plan) -> bool:
+    """The init posix_spawn()s the payload (see runner.spawn_check); a terminal, the
+    learner's listener or a second filter need the payload's own steps."""
+    p = plan.policy
+    return (p.spawn and plan.init and not plan.tty and plan.seccomp_listener_sock < 0
+            and not p.seccomp_extra)
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
@@ -362,6 +372,9 @@ def describe(plan: Plan) -> str:
         f"tty         {'yes' if plan.tty else 'no'}",
         f"namespaces  {' '.join(sorted(p.namespaces if p.network != 'host' else set(p.namespaces) - {'net'}))}",
         f"init        {'tiny init as PID 1, payload is PID 2' if plan.init else 'payload is the first process'}",
+        "start       " + ("the init applies every inherited step to itself, then posix_spawn()s "
+                          "the payload" if spawns(plan) else
+                          "the payload is a fork of the init, last steps its own"),
         f"network     {p.network}",
         f"hostname    {plan.hostname or '-'}",
         f"identity    uid {ident.uid} gid {ident.gid}"

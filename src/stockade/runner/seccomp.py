@@ -51,6 +51,11 @@ def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> 
     return bpf
 
 
+def prepare(bpf: bytes, flags: int = 0) -> L.SeccompProgram | None:
+    """The filter ready to load (None: an OCI bundle without linux.seccomp)."""
+    return L.SeccompProgram(bpf, flags) if bpf else None
+
+
 def load(bpf: bytes, flags: int = 0) -> None:
     """Install the filter on this thread (the payload is single-threaded: no TSYNC).
 
