@@ -43,8 +43,11 @@ class V1Cgroup:
                     made[ctrl] = path
                     continue
                 try:
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    os.mkdir(path)
+                    try:
+                        os.mkdir(path)
+                    except FileNotFoundError:  # the first run: no stockade parent yet
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        os.mkdir(path)
                 except OSError as exc:
                     raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
                 made[ctrl] = path
