@@ -8,7 +8,6 @@ create until start: its presence is what "created" means.
 
 from __future__ import annotations
 
-import contextlib
 import marshal
 import os
 
@@ -138,7 +137,11 @@ def remove(root: str, cid: str) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
             os.unlink(os.path.join(d, name))
-    with contextlib.suppress(FileNotFoundError):
+        except FileNotFoundError:
+            pass
+    try:  # noqa: SIM105
         os.rmdir(d)
+    except FileNotFoundError:
+        pass

@@ -6,11 +6,11 @@ stays inside whatever the invoker is itself confined to (and v2 delegation works
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
-from stockade.runner import _linux as L
+# Light on purpose (no contextlib, no ctypes): `stockade oci delete` imports the package
+# for cgroups.base, and pays for every import here on each call.
 from stockade.runner._record import frozen
 from stockade.runner.cgroups.base import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
@@ -127,11 +127,13 @@ def reap_stale(parents: list[str]) -> None:
             except PermissionError:
                 continue
             path = os.path.join(parent, name)
-            with contextlib.suppress(OSError):
+            try:
                 # Old enough that it cannot be a runner in another pid namespace between
                 # its mkdir and its attach.
                 if time.time() - os.stat(path).st_ctime > 60:
                     os.rmdir(path)
+            except OSError:
+                continue
 
 
 def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
@@ -162,6 +164,8 @@ def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
 
 
 def is_cgroup2(path: str) -> bool:
+    from stockade.runner import _linux as L
+
     try:
         return L.statfs_type(path) == L.CGROUP2_SUPER_MAGIC
     except OSError:

@@ -15,7 +15,10 @@ from stockade.runner.cgroups.base import (
     read_int,
     write,
 )
-from stockade.runner.plan import Limits
+
+TYPE_CHECKING = False  # the plan module pulls in ctypes: not on `oci delete`'s path
+if TYPE_CHECKING:
+    from stockade.runner.plan import Limits
 
 NEEDED = ("memory", "pids", "cpu", "cpuacct")
 
