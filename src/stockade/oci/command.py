@@ -197,14 +197,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _create(args, root, run=cmd == "run")
     if cmd == "start":
         lifecycle.start(root, args.id)
+        _exit_now(0)
     elif cmd == "state":
         import json
 
         print(json.dumps(lifecycle.state(root, args.id), indent=2))
+        _exit_now(0)
     elif cmd == "kill":
         lifecycle.kill(root, args.id, lifecycle.parse_signal(args.signal), args.all)
+        _exit_now(0)
     elif cmd == "delete":
         lifecycle.delete(root, args.id, args.force)
+        _exit_now(0)
     elif cmd == "list":
         _list(lifecycle.list_all(root), args.format, args.quiet)
     elif cmd == "spec":

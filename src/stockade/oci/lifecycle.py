@@ -164,10 +164,12 @@ def _owner() -> str:
 def start(root: str, cid: str) -> None:
     with st.locked(root, cid):
         data = _start(root, cid)
+    poststart = data["hooks"].get("poststart", [])
+    if not poststart:
+        return
     spec = st.spec_state(root, cid, data, "running")
     try:
-        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h)
-                                         for h in data["hooks"].get("poststart", [])), spec)
+        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h) for h in poststart), spec)
     except hooks_mod.HookError as exc:  # the spec: log a warning, the container runs on
         print(f"stockade: warning: {exc}", file=sys.stderr)
 
@@ -259,12 +261,13 @@ def _delete(root: str, cid: str, force: bool) -> None:
                 pass
             _wait_gone(pid, data.get("starttime"))
     remove_cgroups(list(data.get("cgroup_dirs", [])))
-    spec = st.spec_state(root, cid, data, "stopped")
+    poststop = data.get("hooks", {}).get("poststop", [])
+    spec = st.spec_state(root, cid, data, "stopped") if poststop else {}
     st.remove(root, cid)
+    if not poststop:
+        return
     try:
-        hooks_mod.run("poststop", tuple(hooks_mod.from_json(h)
-                                        for h in data.get("hooks", {}).get("poststop", [])),
-                      spec)
+        hooks_mod.run("poststop", tuple(hooks_mod.from_json(h) for h in poststop), spec)
     except hooks_mod.HookError as exc:  # the spec: a warning, delete still succeeds
         print(f"stockade: warning: {exc}", file=sys.stderr)
 

@@ -7,10 +7,11 @@ the older ones are listed per architecture we support.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import struct
+
+from stockade._light import suppress
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
@@ -121,6 +122,29 @@ TMPFS_MAGIC = 0x01021994
 _csignal: Any = __import__("_signal")
 SIG_BLOCK = 0
 SIG_SETMASK = 2
+# The signal numbers, as plain ints (the same on every architecture we support).
+SIGHUP: int = _csignal.SIGHUP
+SIGINT: int = _csignal.SIGINT
+SIGQUIT: int = _csignal.SIGQUIT
+SIGKILL: int = _csignal.SIGKILL
+SIGUSR1: int = _csignal.SIGUSR1
+SIGUSR2: int = _csignal.SIGUSR2
+SIGTERM: int = _csignal.SIGTERM
+SIGCHLD: int = _csignal.SIGCHLD
+SIGCONT: int = _csignal.SIGCONT
+SIGSTOP: int = _csignal.SIGSTOP
+SIGWINCH: int = _csignal.SIGWINCH
+NSIG: int = _csignal.NSIG
+
+
+def set_signal_handler(sig: int, handler: object) -> object:
+    """signal.signal without the enum round trip; returns the previous handler."""
+    return _csignal.signal(sig, handler)
+
+
+def sigwaitinfo(signals: Iterable[int]) -> Any:
+    """signal.sigwaitinfo: the struct_siginfo of the first of `signals` to arrive."""
+    return _csignal.sigwaitinfo(signals)
 
 
 def sigmask(how: int, signals: Iterable[int]) -> set[int]:
@@ -135,7 +159,7 @@ def default_signal_handlers(signals: Iterable[int]) -> None:
     and what Python set since (None: set by C code; reset as well)."""
     for sig in signals:
         if _csignal.getsignal(sig) != 0:  # 0 = SIG_DFL
-            with contextlib.suppress(OSError, ValueError):
+            with suppress(OSError, ValueError):
                 _csignal.signal(sig, 0)
 
 

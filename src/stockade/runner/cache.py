@@ -7,9 +7,10 @@ the cache only saves time.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
+
+from stockade._light import suppress
 
 
 def cache_dir(sub: str) -> str | None:
@@ -67,5 +68,5 @@ def write_atomic(path: str, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(tmp)

@@ -8,15 +8,14 @@ line means the payload was executed. The child never returns to the caller's cod
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import select
-import signal
 import stat
 import termios
 
+from stockade._light import suppress
 from stockade.runner import _linux as L
 from stockade.runner import caps, landlock, lsm, namespaces, rlimits, rootfs, seccomp
 from stockade.runner._record import frozen
@@ -24,9 +23,9 @@ from stockade.runner.codes import EXIT_CODES
 from stockade.runner.plan import Plan, spawns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
-ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
+FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1,
+             L.SIGUSR2, L.SIGWINCH, L.SIGCONT)
+ALL_SIGNALS = set(range(1, L.NSIG)) - {L.SIGKILL, L.SIGSTOP, 32, 33}
 
 
 @frozen
@@ -55,7 +54,7 @@ class StepFailed(Exception):
 
 def _fail(fds: ChildFds, step: str, message: str) -> None:
     line = f"{step}\t{message}".replace("\n", " ")[:3000] + "\n"
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.write(fds.err_w, line.encode(errors="replace"))
     os._exit(EXIT_CODES.get(step, EXIT_CODES["internal"]))
 
@@ -91,7 +90,7 @@ def init_main(plan: Plan, fds: ChildFds) -> None:
 
 def _init_steps(plan: Plan, fds: ChildFds) -> None:
     # Die with the runner: an orphaned sandbox would escape its supervision and cleanup.
-    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
     # Until the parent's "g" (our id maps are written), do what needs no maps, while the
     # parent writes them: join the cgroup and clone the host-side trees.
     with _Step(fds, "cgroups"):
@@ -190,7 +189,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
 def _keep_deathsig(status_w: int) -> None:
     """A change of uid/gid clears PR_SET_PDEATHSIG: set it again, then make sure the
     runner did not die in between (its end of our status pipe would be closed)."""
-    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
     poller = select.poll()
     poller.register(status_w, select.POLLOUT)
     for _, events in poller.poll(0):
@@ -205,12 +204,12 @@ def _maps_root(plan: Plan) -> bool:
 
 def _reap(child: int, status_w: int) -> None:
     """Tiny init: forward signals to the payload, reap every zombie, exit with the payload."""
-    waitset = set(FORWARDED) | {signal.SIGCHLD}
+    waitset = set(FORWARDED) | {L.SIGCHLD}
     result: bytes | None = None
     while result is None:
-        info = signal.sigwaitinfo(waitset)
-        if info.si_signo != signal.SIGCHLD:
-            with contextlib.suppress(OSError):  # gone, or a uid the init may not signal
+        info = L.sigwaitinfo(waitset)
+        if info.si_signo != L.SIGCHLD:
+            with suppress(OSError):  # gone, or a uid the init may not signal
                 os.kill(child, info.si_signo)
             continue
         while True:
@@ -448,13 +447,13 @@ def _start_hooks(plan: Plan, state: bytes) -> None:
             finally:
                 os._exit(127)
         os.close(r)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.write(w, state)
         os.close(w)
         status = _wait_hook(pid, timeout)
         if status != 0:
             why = "timed out" if status is None else f"exit status {status}"
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.write(2, f"stockade: hooks.startContainer[{i}] {path}: {why}\n".encode())
             os._exit(EXIT_CODES["internal"])
 
@@ -466,8 +465,8 @@ def _wait_hook(pid: int, timeout: int | None) -> int | None:
         if done:
             return os.waitstatus_to_exitcode(status)
         if ticks == 0:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.kill(pid, L.SIGKILL)
             os.waitpid(pid, 0)
             return None
         ticks -= 1

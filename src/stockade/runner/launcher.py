@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 
+from stockade._light import suppress
 from stockade.errors import RunnerError, StockadeError
 from stockade.runner import _linux as L
 from stockade.runner import child as child_mod
@@ -33,6 +31,10 @@ from stockade.runner.cgroups import (
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @frozen
@@ -235,7 +237,7 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
         except (OSError, rootfs.RootfsError) as exc:
             raise runner_error("rootfs", str(exc)) from exc
         c = _clone(plan, cg, fault, hold)
-        signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+        L.sigmask(L.SIG_SETMASK, c.old_mask)
         pid, master = _supervise_held(plan, c, cg, hold, fault)
     except BaseException:
         if cg is not None:
@@ -267,7 +269,7 @@ class _Cloned:
     status_r: int
     master: int
     created_r: int
-    old_mask: set[int | signal.Signals]  # restored by the caller once its handlers are in place
+    old_mask: set[int]  # restored by the caller once its handlers are in place
     tty_sock: int = -1  # OCI terminal: the container sends its pty master here
 
 
@@ -275,7 +277,7 @@ def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
            fault: str) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     c = _clone(plan, cg, fault, None)
     with _forwarding(c.pid, forward_signals, c.master):
-        signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+        L.sigmask(L.SIG_SETMASK, c.old_mask)
         return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r, c.master,
                           c.fds.cgroup_tasks, fault)
 
@@ -313,7 +315,7 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
                              -1 if hold is None else hold.gate_fd, tty_child)
     # The child starts with the forwarded signals blocked: they stay pending until its
     # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, child_mod.FORWARDED)
+    old_mask = L.sigmask(L.SIG_BLOCK, child_mod.FORWARDED)
     cg_fd = -1
     try:
         if isinstance(cg, V2Cgroup):
@@ -322,7 +324,7 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
         else:
             pid = L.clone_fork(plan.clone_flags)
     except OSError as exc:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        L.sigmask(L.SIG_SETMASK, old_mask)
         if cg_fd >= 0:
             os.close(cg_fd)
         for fd in (*own, *tasks):
@@ -514,7 +516,7 @@ def _wait4(pid: int) -> tuple[int, int, resource.struct_rusage]:
 
 def _kill_and_reap(pid: int) -> None:
     with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, L.SIGKILL)
     with suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -531,27 +533,29 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-@contextmanager
-def _forwarding(pid: int, enabled: bool, master: int = -1) -> Iterator[None]:
-    """SIGINT/SIGTERM/SIGHUP/... to the runner go to the sandbox's init (which forwards)."""
-    if not enabled:
-        yield
-        return
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-            signal.SIGUSR2, signal.SIGWINCH)
+class _forwarding:  # noqa: N801 - used as `with _forwarding(...)`
+    """SIGINT/SIGTERM/SIGHUP/... to the runner go to the sandbox's init (which forwards).
+    A class, not @contextmanager: contextlib is not imported on the run path."""
 
-    def forward(signum: int, _frame: object) -> None:
-        if signum == signal.SIGWINCH and master >= 0:
-            _copy_winsize(master)  # the payload's pty follows the real terminal's size
+    SIGNALS = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2, L.SIGWINCH)
+
+    def __init__(self, pid: int, enabled: bool, master: int = -1) -> None:
+        self.pid, self.enabled, self.master = pid, enabled, master
+        self.old: dict[int, object] = {}
+
+    def forward(self, signum: int, _frame: object) -> None:
+        if signum == L.SIGWINCH and self.master >= 0:
+            _copy_winsize(self.master)  # the payload's pty follows the real terminal's size
         with suppress(ProcessLookupError):
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
 
-    old = {s: signal.signal(s, forward) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    def __enter__(self) -> None:
+        if self.enabled:
+            self.old = {s: L.set_signal_handler(s, self.forward) for s in self.SIGNALS}
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.old.items():
+            L.set_signal_handler(s, h)
 
 
 def _copy_winsize(master: int) -> None:
