@@ -8,13 +8,14 @@ use (see stockade.runner.prepare).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from stockade.runner.launcher import RunResult
 from stockade.runner.plan import Bind, Plan, PolicyPart, RunSpec
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from stockade.policy.model import Policy
 
 __all__ = ["run", "plan", "RunResult"]

@@ -8,7 +8,6 @@ where they are translated (stockade.oci.translate).
 
 from __future__ import annotations
 
-import json
 import os
 
 from stockade.errors import StockadeError
@@ -78,9 +77,11 @@ class ConfigError(StockadeError):
 
 def load(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
+    from stockade.oci.jsonfast import loads
+
     try:
         with open(path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
+            cfg = loads(fh.read())
     except FileNotFoundError as exc:
         raise ConfigError(f"bundle {bundle}: no config.json") from exc
     except (OSError, ValueError) as exc:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import auto_range_is_free
 from stockade.runner.plan import AUTO_RANGE_BASE, Plan
+
+TYPE_CHECKING = False  # collections.abc at run time pulls in collections (~1 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _rootfs(plan: Plan) -> None:
