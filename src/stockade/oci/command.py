@@ -95,9 +95,14 @@ _FLAGS["run"] = {**_FLAGS["create"], "--detach": "detach", "-d": "detach"}
 _POSITIONAL = {"create": 1, "run": 1, "start": 1, "state": 1, "delete": 1, "kill": 2}
 
 
-def parse_fast(argv: list[str]) -> object | None:
-    from types import SimpleNamespace
+class _Args:
+    """argparse.Namespace's shape for parse_fast (no argparse, no types import)."""
 
+    def __init__(self, values: dict[str, object]) -> None:
+        self.__dict__.update(values)
+
+
+def parse_fast(argv: list[str]) -> object | None:
     ns: dict[str, object] = {"root": DEFAULT_ROOT, "log": None, "log_format": "text",
                              "debug": False, "systemd_cgroup": False}
     i, n = 0, len(argv)
@@ -157,7 +162,7 @@ def parse_fast(argv: list[str]) -> object | None:
         ns["preserve_fds"] = int(str(ns["preserve_fds"]))
     except ValueError:
         return None
-    return SimpleNamespace(**ns)
+    return _Args(ns)
 
 
 def main(args: argparse.Namespace) -> int:

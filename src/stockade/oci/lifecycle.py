@@ -13,7 +13,6 @@ import sys
 import time
 
 from stockade.errors import RunnerError, StockadeError
-from stockade.oci import hooks as hooks_mod
 from stockade.oci import state as st
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
@@ -54,7 +53,7 @@ def _join(join: tuple[tuple[str, str], ...]) -> None:
 
 
 def remove_cgroups(dirs: list[str]) -> None:
-    from stockade.runner.cgroups.base import CgroupError, kill_and_rmdir
+    from stockade.runner.cgroupfs import CgroupError, kill_and_rmdir
 
     for d in dirs:
         try:
@@ -66,6 +65,7 @@ def remove_cgroups(dirs: list[str]) -> None:
 def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
            console_socket: str | None = None, for_run: bool = False) -> tuple[int, int]:
     """Create the container; returns (pid, pty master or -1). Raises StockadeError."""
+    from stockade.oci import hooks as hooks_mod
     from stockade.runner.launcher import Hold, launch_held
     from stockade.runner.preflight import CHECKS
 
@@ -167,6 +167,8 @@ def start(root: str, cid: str) -> None:
     poststart = data["hooks"].get("poststart", [])
     if not poststart:
         return
+    from stockade.oci import hooks as hooks_mod  # only with hooks: one import less
+
     spec = st.spec_state(root, cid, data, "running")
     try:
         hooks_mod.run("poststart", tuple(hooks_mod.from_json(h) for h in poststart), spec)
@@ -266,6 +268,8 @@ def _delete(root: str, cid: str, force: bool) -> None:
     st.remove(root, cid)
     if not poststop:
         return
+    from stockade.oci import hooks as hooks_mod  # only with hooks: one import less
+
     try:
         hooks_mod.run("poststop", tuple(hooks_mod.from_json(h) for h in poststop), spec)
     except hooks_mod.HookError as exc:  # the spec: a warning, delete still succeeds

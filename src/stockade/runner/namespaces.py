@@ -9,7 +9,7 @@ import struct
 
 from stockade.runner import _linux as L
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = L._libc  # one handle to libc for the whole runner
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1

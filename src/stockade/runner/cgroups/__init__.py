@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 import time
 
-# Light on purpose (no contextlib, no ctypes): `stockade oci delete` imports the package
-# for cgroups.base, and pays for every import here on each call.
+# No contextlib, no ctypes here: they would load on every `stockade run`.
 from stockade.runner._record import frozen
-from stockade.runner.cgroups.base import CgroupError, Usage
+from stockade.runner.cgroupfs import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
 from stockade.runner.cgroups.v2 import V2Cgroup
 

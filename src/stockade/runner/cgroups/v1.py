@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from stockade.runner._record import frozen
-from stockade.runner.cgroups.base import (
+from stockade.runner.cgroupfs import (
     CgroupError,
     Usage,
     blkio_weight,

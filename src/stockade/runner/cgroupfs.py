@@ -1,4 +1,7 @@
-"""Shared pieces of the v1 and v2 cgroup drivers."""
+"""cgroupfs files, shared by the v1 and v2 drivers and by `stockade oci delete`.
+
+A module of its own, outside the cgroups package: `oci delete` needs only this and pays
+for every module it imports (~0.1 ms each, in a process that lives ~10 ms)."""
 
 from __future__ import annotations
 
