@@ -204,19 +204,19 @@ def state(root: str, cid: str) -> dict[str, Any]:
 
 
 def parse_signal(text: str) -> int:
-    import signal
-
+    # The C module's constants: `signal` would build its enums (~1.5 ms) on every kill.
+    csignal = __import__("_signal")
     if text.isdigit():
         num = int(text)
-        if not 0 < num < signal.NSIG:
+        if not 0 < num < csignal.NSIG:
             raise StockadeError(f"signal {text}: out of range")
         return num
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError as exc:
-        raise StockadeError(f"unknown signal {text!r}") from exc
+    found = getattr(csignal, name, None)
+    if not isinstance(found, int) or name.startswith("SIG_") or not 0 < found < csignal.NSIG:
+        raise StockadeError(f"unknown signal {text!r}")
+    return found
 
 
 def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
@@ -313,18 +313,16 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         if master >= 0:
             os.close(master)
         return 0
-    import signal
+    from stockade._light import suppress
+    from stockade.runner import _linux as L  # loaded by create already; no signal/enum
 
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-            signal.SIGUSR2)
-
-    import contextlib  # `run` only (not on start/kill/delete)
+    sigs = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2)
 
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    old = {s: signal.signal(s, forward) for s in sigs}
+    old = {s: L.set_signal_handler(s, forward) for s in sigs}
     try:
         if master >= 0:
             from stockade.runner.launcher import _copy_winsize, _proxy_tty
@@ -340,7 +338,7 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
                 continue
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            L.set_signal_handler(s, h)
     delete(root, cid, force=True)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
