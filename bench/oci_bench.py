@@ -2,7 +2,7 @@
 """OCI runtime latency: `create`+`start`+`delete` and `run` of /bin/true, stockade vs runc.
 
 Run as root:  .venv/bin/python bench/oci_bench.py [--rounds 30]
-Both runtimes get the same bundle (Debian's `runc spec` with busybox `true` as the
+Every runtime gets the same bundle (Debian's `runc spec` with busybox `true` as the
 process, on a busybox rootfs) and their own --root. Each measurement is the wall time of
 the CLI invocations, as an engine sees it (interpreter start included for stockade).
 Rounds are interleaved (one of each contender per round) so background load affects
@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STOCKADE = [str(Path(sys.executable).with_name("stockade")), "oci"]
+FRONTEND = Path(sys.executable).with_name("stockade-oci")
 
 
 def _bundle(base: Path) -> Path:
@@ -68,26 +69,28 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="oci-bench-"))
     try:
         bundle = _bundle(base)
-        runtimes = {"stockade": STOCKADE, "runc": ["runc"]}
+        runtimes = {"stockade oci (Python)": STOCKADE}
+        if FRONTEND.exists():  # built by scripts/dev setup (python -m stockade.oci.frontend)
+            runtimes["stockade-oci (front end)"] = [str(FRONTEND)]
+        runtimes["runc"] = ["runc"]
         times: dict[tuple[str, str], list[float]] = {}
         for i in range(args.rounds + 2):
             for name, argv in runtimes.items():
-                root = base / f"root-{name}"
+                root = base / f"root-{len(name)}"
                 for what, fn in (("create+start+delete", lifecycle), ("run", run)):
                     dt = fn(argv, root, bundle, f"b{i}")
                     if i >= 2:  # the first two rounds warm caches (pages, seccomp, pyc)
                         times.setdefault((what, name), []).append(dt)
         print(f"rounds: {args.rounds} (ms; the minimum shows the floor on a loaded host)\n")
-        print("| measurement | stockade median | runc median | ratio | stockade min | "
-              "runc min | ratio |")
-        print("|---|---|---|---|---|---|---|")
+        print("| measurement | runtime | median | min | median vs runc |")
+        print("|---|---|---:|---:|---:|")
         for what in ("create+start+delete", "run"):
-            s = statistics.median(times[(what, "stockade")]) * 1e3
             r = statistics.median(times[(what, "runc")]) * 1e3
-            smin = min(times[(what, "stockade")]) * 1e3
-            rmin = min(times[(what, "runc")]) * 1e3
-            print(f"| {what} of /bin/true | {s:.1f} | {r:.1f} | {s / r:.2f} | {smin:.1f} | "
-                  f"{rmin:.1f} | {smin / rmin:.2f} |")
+            for name in runtimes:
+                med = statistics.median(times[(what, name)]) * 1e3
+                low = min(times[(what, name)]) * 1e3
+                print(f"| {what} of /bin/true | {name} | {med:.1f} | {low:.1f} | "
+                      f"{med / r:.2f}x |")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

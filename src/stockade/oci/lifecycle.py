@@ -126,6 +126,7 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         stt = st.proc_starttime(pid)
         data.update(pid=pid, starttime=stt[0] if stt else 0, creating=False)
         st.write(root, cid, data)
+        st.write_fast(root, cid, data)
         if c.oom_score_adj is not None:
             with open(f"/proc/{pid}/oom_score_adj", "w") as fh:
                 fh.write(str(c.oom_score_adj))

@@ -23,6 +23,7 @@ OCI_VERSION = "1.0.2"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state"
+FAST = "fast"  # what the compiled front end (oci/frontend.c) reads: see write_fast
 
 
 class StateError(StockadeError):
@@ -69,6 +70,24 @@ def write(root: str, cid: str, data: dict[str, Any]) -> None:
     with open(tmp, "wb") as fh:
         marshal.dump(data, fh)
     os.replace(tmp, os.path.join(d, STATE))
+
+
+def write_fast(root: str, cid: str, data: dict[str, Any]) -> None:
+    """The created container, for the compiled front end's start/kill/delete: `key=value`
+    lines (pid, starttime, hooks 0/1, one cgroup= per directory). Written once, when
+    create has finished; anything it cannot express (a hook, an odd path) is "hooks=1"
+    or no file at all, and the front end then hands the verb to this runtime."""
+    dirs = [str(x) for x in data.get("cgroup_dirs", [])]
+    if any("\n" in x or not x.startswith("/") for x in dirs):
+        return
+    hooks = data.get("start_hooks") or any(data.get("hooks", {}).values())
+    lines = [f"pid={int(data['pid'])}", f"starttime={int(data.get('starttime') or 0)}",
+             f"hooks={1 if hooks else 0}", *(f"cgroup={x}" for x in dirs)]
+    d = container_dir(root, cid)
+    tmp = os.path.join(d, FAST + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, os.path.join(d, FAST))
 
 
 def status(root: str, cid: str, data: dict[str, Any]) -> str:

@@ -31,6 +31,17 @@ def runc_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return cfg
 
 
+@pytest.fixture(scope="session")
+def frontend_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The compiled front end (stockade/oci/frontend.c), falling back to this runtime."""
+    from stockade.oci.frontend import build
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the OCI front end cannot be built here")
+    out = tmp_path_factory.mktemp("frontend") / "stockade-oci"
+    return build(str(out), cli=STOCKADE[0])
+
+
 @pytest.fixture
 def oci_root(tmp_path: Path) -> Iterator[Path]:
     """A private --root for each runtime; whatever a test leaves is force-deleted."""

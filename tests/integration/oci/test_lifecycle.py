@@ -11,10 +11,20 @@ from typing import Any
 
 import pytest
 
+from tests.integration.oci import conftest
 from tests.integration.oci.conftest import Bundles, leftovers, oci
 
 LOOP = ["sh", "-c", "trap 'exit 3' TERM USR1; touch /dev/shm/ready; "
         "while :; do sleep 0.05; done"]
+
+
+@pytest.fixture(params=["python", "frontend"], autouse=True)
+def front_end(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every lifecycle test twice: through `stockade oci` and through the compiled front
+    end (which does start/kill/delete itself and hands the rest to `stockade oci`)."""
+    if request.param == "frontend":
+        monkeypatch.setattr(conftest, "STOCKADE", [request.getfixturevalue("frontend_bin")])
+    return str(request.param)
 
 
 def _wait_ready(root: Path, cid: str, timeout: float = 10.0) -> None:
