@@ -151,11 +151,13 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     if not plan.init:
         _payload_alone(plan, fds)  # never returns
     # The init takes the payload's identity steps on itself (capabilities, no_new_privs,
-    # Landlock, cwd: all inherited by a fork), then forks the payload, which only has its
-    # per-process steps left (session, rlimits, signals, seccomp): a fork of a Python
-    # process pays a page fault for every page it writes, so the less the payload runs,
-    # the faster it starts. The init never execs, so these steps bound nothing it does
-    # (it only reaps and forwards signals), and seccomp stays the payload's alone.
+    # Landlock, cwd: all inherited), then starts the payload with only its per-process
+    # steps left. When the compiled policy allows it (runner.spawn_check), the init also
+    # applies the rlimits and, last, the seccomp filter, and posix_spawn()s the command:
+    # no fork of this interpreter at all (a fork pays a page fault for every page either
+    # side writes). Otherwise it forks, and the payload sets its session, rlimits,
+    # signals and seccomp itself. The init never execs: afterwards it only reaps and
+    # forwards signals, so none of these steps bounds anything it needs.
     ready = _identity_steps(plan, fds)
     L.sigmask(L.SIG_BLOCK, ALL_SIGNALS)
     if spawns(plan):
