@@ -7,12 +7,16 @@ idmap.py (maps written by the parent) -> release -> supervise (signals, tty) -> 
 (cgroup peak memory, cpu, pids peak, OOM) -> remove the cgroup, whatever happened.
 
 Child (child.py), PID 1 of the new pid namespace: attach itself to the cgroup, enter the
-cgroup namespace, fork the payload (which waits), clone the host trees, become root of
-the user namespace, hostname, loopback, rootfs.py (fd-based mounts into a new root,
-runc's masked/read-only paths, pivot_root, old root detached), then reap and forward
-signals as a tiny init. The payload: setsid, rlimits.py, lsm.py, caps.py (bounding
-first, KEEPCAPS, ids, capset, ambient), no_new_privs, landlock.py, fds closed on exec,
-cwd resolved inside the root, seccomp.py last, execve.
+cgroup namespace, clone the host trees (all while the parent writes the id maps), become
+root of the user namespace, hostname, loopback, rootfs.py (fd-based mounts into a new
+root, runc's masked/read-only paths, pivot_root, old root detached); then the steps a
+child inherits, on itself: caps.py (bounding first, KEEPCAPS, ids, capset, ambient),
+no_new_privs, landlock.py, fds closed on exec, cwd resolved inside the root. Then it
+starts the payload and stays as a tiny init that reaps and forwards signals:
+- posix_spawn (spawn_check.py decides, from the compiled filter): the init applies the
+  rlimits and seccomp.py last, then vfork+execve; no Python runs in the payload;
+- else a fork of the init: setsid, lsm.py, rlimits.py, signals, seccomp.py last, execve.
+Without an init (OCI, or no pid namespace) the first process does all of it and execs.
 
 CVE-2019-5736 (runc overwritten through /proc/self/exe): the runner's binary is the
 Python interpreter, and the only runner process visible inside is the init. It is
