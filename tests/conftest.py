@@ -13,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+# The test process is big (pytest, pydantic...), so `stockade.run` would hand its runs
+# to a launch helper (runner.helper), where monkeypatches in this process cannot reach.
+# Tests run in-process unless they ask for the helper (tests/.../test_helper.py).
+os.environ.setdefault("STOCKADE_LAUNCHER", "in-process")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EXAMPLES = sorted((SHARED / "design" / "examples").glob("*.yaml"))

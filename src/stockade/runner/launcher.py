@@ -85,15 +85,55 @@ def _threads() -> int:
 
 def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> RunResult:
     """Run the plan; returns the payload's result or raises RunnerError (payload never ran)."""
+    if route(plan, forward_signals) == "helper":
+        from stockade.runner import helper
+
+        return helper.launch(plan, fault)
+    return launch_here(plan, fault, forward_signals)
+
+
+HELPER_RSS_MIB = 48  # above this, a fork of the caller costs more than a helper's round trip
+
+
+def route(plan: Plan, forward_signals: bool = False) -> str:
+    """Where the sandbox is started: "in-process" (a fork of this process) or "helper"
+    (runner.helper: a lean process, for big or multi-threaded callers).
+    $STOCKADE_LAUNCHER = auto (default) | helper | in-process."""
+    mode = os.environ.get("STOCKADE_LAUNCHER", "auto")
+    if mode not in ("auto", "helper", "in-process"):
+        raise runner_error("preflight", f"STOCKADE_LAUNCHER={mode!r}: expected auto, helper "
+                           "or in-process")
+    # The learner's listener socket and the CLI's signal forwarding are this process's.
+    if mode == "in-process" or plan.seccomp_listener_sock >= 0 or forward_signals:
+        return "in-process"
+    if mode == "helper" or _threads() > 1 or _rss_mib() > HELPER_RSS_MIB:
+        return "helper"
+    return "in-process"
+
+
+def _rss_mib() -> float:
+    try:
+        fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            resident = int(os.read(fd, 256).split()[1])
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return resident * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def launch_here(plan: Plan, fault: str = "", forward_signals: bool = False) -> RunResult:
+    """Start the sandbox from this process (a fork of it), whatever its size."""
     run_id = _run_id()
     if _threads() > 1:
         # A raw clone() in a multi-threaded process could inherit locks held by other
-        # threads (malloc, import). Do the whole launch from a forked single-threaded helper.
-        return _launch_via_helper(plan, fault, run_id)
+        # threads (malloc, import). Do the whole launch from a forked single-threaded child.
+        return _launch_via_fork(plan, fault, run_id)
     return _launch(plan, forward_signals, fault, run_id)
 
 
-def _launch_via_helper(plan: Plan, fault: str, run_id: str) -> RunResult:
+def _launch_via_fork(plan: Plan, fault: str, run_id: str) -> RunResult:
     import pickle
 
     r, w = os.pipe()
@@ -117,7 +157,7 @@ def _launch_via_helper(plan: Plan, fault: str, run_id: str) -> RunResult:
     os.close(r)
     os.waitpid(pid, 0)
     if not chunks:
-        raise runner_error("internal", "the launch helper died without a result")
+        raise runner_error("internal", "the forked launcher died without a result")
     res = pickle.loads(b"".join(chunks))
     if res[0] == "ok":
         result: RunResult = res[1]

@@ -11,6 +11,7 @@ import marshal
 import os
 
 from stockade.runner import _linux as L
+from stockade.runner._record import from_plain, to_plain
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
 from stockade.runner.plan import (
@@ -27,7 +28,6 @@ from stockade.runner.plan import (
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
     from stockade.policy.model import Policy
@@ -241,29 +241,8 @@ def _cache_key(ref: str) -> tuple[str, str]:
     return f"{zlib.crc32(raw.encode()):08x}-{len(raw)}", raw
 
 
-_RECORDS: dict[str, Callable[..., object]] = {
+_RECORDS: dict[str, type] = {
     r.__name__: r for r in (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap)}
-_TAG = "\0record"  # never a policy string (paths and names hold no NUL)
-
-
-def _plain(value: object) -> object:
-    """Records as (tag, class name, fields...) tuples: marshal-able. Not pickle: it
-    imports re, enum and functools (~2 ms of every `stockade run`), and executes code."""
-    fields = getattr(type(value), "_fields", None)
-    if fields is not None and type(value).__name__ in _RECORDS:
-        return (_TAG, type(value).__name__, *(_plain(getattr(value, f)) for f in fields))
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
-def _record(value: object) -> object:
-    if isinstance(value, tuple):
-        if len(value) >= 2 and value[0] == _TAG:
-            cls = _RECORDS[value[1]]  # KeyError: a layout we do not know (not ours)
-            return cls(*(_record(v) for v in value[2:]))
-        return tuple(_record(v) for v in value)
-    return value
 
 
 def _layout() -> str:
@@ -299,7 +278,7 @@ def load_part(ref: str) -> PolicyPart:
         if data is not None:
             try:
                 stored_key, stamps, plain = marshal.loads(data)
-                part = _record(plain) if stored_key == key else None
+                part = from_plain(plain, _RECORDS) if stored_key == key else None
             except (EOFError, ValueError, TypeError, KeyError, IndexError):
                 stored_key, stamps, part = None, None, None
             if stored_key == key and isinstance(part, PolicyPart) and _fresh(stamps):
@@ -324,7 +303,7 @@ def load_part(ref: str) -> PolicyPart:
                 return part  # a source we cannot revalidate: do not cache
             stamps.append((sp, st))
         if stamps:
-            entry: Any = (key, tuple(stamps), _plain(part))  # plain data: see _plain
+            entry: Any = (key, tuple(stamps), to_plain(part, _RECORDS))  # see to_plain
             write_atomic(path, marshal.dumps(entry))
             memo[where] = (tuple(stamps), part)
     return part

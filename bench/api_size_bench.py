@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""stockade.run() latency by the caller's size: in-process (a fork of the caller) vs a
+launch helper (runner.helper), `/bin/true` under the `default` policy on a busybox rootfs.
+
+Run as root:  .venv/bin/python bench/api_size_bench.py [--rounds 20] [--sizes 0,128,480]
+Each size runs in a fresh worker process that first makes that many MiB resident (a
+service's heap), then measures in-process runs, then helper runs (STOCKADE_LAUNCHER).
+Prints a Markdown table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def worker(size_mib: int, rounds: int, settle: float, rootfs: str) -> None:
+    sys.path.insert(0, str(REPO / "src"))
+    import stockade
+
+    ballast = bytearray(size_mib << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # resident, like a service's heap
+    env = {"PATH": "/bin"}
+    times: dict[str, list[float]] = {"in-process": [], "helper": []}
+    # In-process first: once a helper exists, its spawner thread makes this process
+    # multi-threaded, and the in-process path would then fork a launcher for every run.
+    for mode, samples in times.items():
+        os.environ["STOCKADE_LAUNCHER"] = mode
+        stockade.run(["/bin/true"], policy="default", rootfs=rootfs, env=env)  # warm
+        for _ in range(rounds):
+            time.sleep(settle)
+            t = time.perf_counter()
+            stockade.run(["/bin/true"], policy="default", rootfs=rootfs, env=env)
+            samples.append((time.perf_counter() - t) * 1e3)
+    with open("/proc/self/status") as fh:
+        rss = next(int(line.split()[1]) // 1024 for line in fh if line.startswith("VmRSS:"))
+    print(json.dumps({"rss": rss, **{k: statistics.median(v) for k, v in times.items()}}))
+    del ballast
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--sizes", default="0,128,480", help="MiB to make resident, comma-separated")
+    ap.add_argument("--settle", type=float, default=0.1, help="untimed pause before each run")
+    ap.add_argument("--worker", nargs=2, metavar=("MIB", "ROOTFS"), help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    if opts.worker:
+        worker(int(opts.worker[0]), opts.rounds, opts.settle, opts.worker[1])
+        return 0
+    if os.geteuid() != 0:
+        print("run as root (namespaces, cgroups)", file=sys.stderr)
+        return 2
+    base = Path(tempfile.mkdtemp(prefix="stockade-apisize-"))
+    os.chmod(base, 0o755)
+    try:
+        rootfs = base / "rootfs"
+        code = ("import os, sys; from pathlib import Path; from tests.conftest import "
+                "make_busybox_rootfs as m; d = Path(sys.argv[1]); d.mkdir(); m(d); "
+                "os.chmod(d, 0o755)")
+        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+               "STOCKADE_CACHE_DIR": str(base / "cache")}
+        subprocess.run([sys.executable, "-c", code, str(rootfs)], cwd=REPO, check=True, env=env)
+        # Warm the plan cache once, so no worker compiles the policy (and grows).
+        subprocess.run([sys.executable, "-c", "import stockade, sys; stockade.run(['/bin/true'],"
+                        f" policy='default', rootfs={str(rootfs)!r}, env={{'PATH': '/bin'}})"],
+                       check=True, env=env)
+        print(f"## stockade.run() by caller size, {opts.rounds} rounds per mode, settle "
+              f"{opts.settle:g} s (medians, ms)\n")
+        print("| caller RSS | in-process (fork of the caller) | launch helper | helper / fork |")
+        print("|---:|---:|---:|---:|")
+        for size in (int(x) for x in opts.sizes.split(",")):
+            out = subprocess.run([sys.executable, __file__, "--rounds", str(opts.rounds),
+                                  "--settle", str(opts.settle), "--worker", str(size),
+                                  str(rootfs)], check=True, env=env, capture_output=True,
+                                 text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"| {r['rss']} MiB | {r['in-process']:.2f} | {r['helper']:.2f} | "
+                  f"{r['helper'] / r['in-process']:.2f}x |")
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
