@@ -188,11 +188,22 @@ class _Spawner:
         self.answered = _thread.allocate_lock()
         self.answered.acquire()
         self.answer: _Helper | BaseException | None = None
+        self.stopping = False
         _thread.start_new_thread(self._serve, ())
+
+    def stop(self) -> None:
+        """End the thread (helpers it started then die with it: stop them first)."""
+        with self.lock:
+            self.stopping = True
+            self.asked.release()
+            self.answered.acquire()
 
     def _serve(self) -> None:
         while True:
             self.asked.acquire()
+            if self.stopping:
+                self.answered.release()
+                return
             try:
                 self.answer = _Helper()
             except BaseException as exc:  # noqa: BLE001 - handed to the asking thread
@@ -204,10 +215,16 @@ class _Spawner:
             self.asked.release()
             self.answered.acquire()
             got, self.answer = self.answer, None
+        if isinstance(got, Exception):
+            raise Unavailable(f"cannot start a launch helper: {got}") from got
         if isinstance(got, BaseException):
             raise got
         assert got is not None
         return got
+
+
+class Unavailable(Exception):
+    """No helper could be started (no interpreter to run, no processes left...)."""
 
 
 class _Pool:
@@ -242,15 +259,20 @@ class _Pool:
     def shutdown(self) -> None:
         with self.lock:
             idle, self.idle = self.idle, []
+            spawner, self.spawner = self.spawner, None
         for h in idle:
             h.close()
+        if spawner is not None and self.owner == os.getpid():
+            spawner.stop()  # this process is single-threaded again (if it was before)
 
 
 _POOL = _Pool()
 
 
 def shutdown() -> None:
-    """End this process's idle helpers (they also die with the thread that started them)."""
+    """End this process's helpers and the thread that starts them (they also end with the
+    process). Call it when no run is in progress: a helper busy with a run would die
+    with that thread, and its sandbox with it (fail closed, as for a killed caller)."""
     _POOL.shutdown()
 
 

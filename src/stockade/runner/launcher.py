@@ -88,7 +88,11 @@ def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> Run
     if route(plan, forward_signals) == "helper":
         from stockade.runner import helper
 
-        return helper.launch(plan, fault)
+        try:
+            return helper.launch(plan, fault)
+        except helper.Unavailable as exc:  # nothing was sent: start it from here instead
+            if os.environ.get("STOCKADE_LAUNCHER") == "helper":
+                raise runner_error("internal", str(exc)) from exc
     return launch_here(plan, fault, forward_signals)
 
 

@@ -30,7 +30,11 @@ def helper_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("STOCKADE_LAUNCHER", "helper")
     yield
     helper.shutdown()  # and reaped: later tests count this process's zombies
-    assert not helper._POOL.idle
+    assert not helper._POOL.idle and helper._POOL.spawner is None
+    deadline = time.monotonic() + 5
+    while launcher._threads() > 1:  # the spawner thread ended: in-process runs stay direct
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def _helper_leftovers(pids: set[int]) -> list[str]:
@@ -182,3 +186,20 @@ def test_auto_sends_a_big_caller_to_a_helper() -> None:
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["in-process", "helper", "0 True"]
+
+
+def test_no_helper_means_in_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: a helper that cannot start (no interpreter) falls back to a fork of this
+    process; STOCKADE_LAUNCHER=helper: a clear error, and nothing ran."""
+    require_root()
+    helper.shutdown()
+    monkeypatch.setattr(helper.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(launcher, "_rss_mib", lambda: 1024.0)  # "big": auto picks helper
+    monkeypatch.setenv("STOCKADE_LAUNCHER", "auto")
+    res = run(["/bin/true"], policy="default", env=ENV)
+    assert res.exit_code == 0 and res.run_id.split("-")[0] == str(os.getpid())
+    monkeypatch.setenv("STOCKADE_LAUNCHER", "helper")
+    with pytest.raises(RunnerError) as exc:
+        run(["/bin/true"], policy="default", env=ENV)
+    assert exc.value.step == "internal" and "launch helper" in exc.value.message
+    helper.shutdown()
