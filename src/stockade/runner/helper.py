@@ -53,6 +53,7 @@ def main(sock_fd: int, parent: int) -> None:
     L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
     if os.getppid() != parent:  # the caller died before the line above
         os._exit(0)
+    os.set_inheritable(sock_fd, False)  # inherited only to get here
     sock = socket.socket(fileno=sock_fd)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     while True:
