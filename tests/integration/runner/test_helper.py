@@ -143,7 +143,8 @@ def _sleepers() -> list[str]:
     found = []
     for d in Path("/proc").iterdir():
         try:
-            if d.name.isdigit() and b"31.4159" in (d / "cmdline").read_bytes():
+            # the payload itself (the caller's own command line names it too)
+            if d.name.isdigit() and (d / "cmdline").read_bytes() == b"/bin/sleep\x0031.4159\x00":
                 found.append(d.name)
         except OSError:
             continue
