@@ -22,7 +22,7 @@ import os
 import sys
 
 from stockade._light import suppress
-from stockade.errors import RunnerError, StockadeError
+from stockade.errors import RunnerError
 from stockade.runner import launcher
 from stockade.runner import plan as plan_mod
 from stockade.runner._record import from_plain, to_plain
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
-# Every record a Plan or a RunResult is made of.
+# Every record a Plan is made of (the RunResult comes back as launcher.encode_outcome's).
 RECORDS: dict[str, type] = {c.__name__: c for c in (
     plan_mod.Plan, plan_mod.PolicyPart, plan_mod.Limits, plan_mod.CapsPlan,
     plan_mod.LandlockPlan, plan_mod.LsmPlan, plan_mod.IdMap, plan_mod.IdentityPlan,
-    plan_mod.MountOp, launcher.RunResult)}
+    plan_mod.MountOp)}
 _MAX_MESSAGE = 1 << 22  # a plan is a few KiB (its seccomp program ~3.4 KiB)
 
 
@@ -63,32 +63,26 @@ def main(sock_fd: int, parent: int) -> None:
             os._exit(0)
         if not msg:
             os._exit(0)  # the caller closed its end
-        reply: Any = _serve_one(msg, fds)  # plain data (to_plain)
+        reply = launcher.encode_outcome(_serve_one, msg, fds)
         for target in (0, 1, 2):  # hold none of the caller's stdio between runs
             os.dup2(null, target)
         try:
-            sock.send(marshal.dumps(reply))
+            sock.send(reply)
         except OSError:
             os._exit(0)
 
 
-def _serve_one(msg: bytes, fds: list[int]) -> object:
-    try:
-        if len(fds) != 3:
-            raise runner_error("internal", "the launch helper got no stdio")
-        for target, fd in zip((0, 1, 2), fds, strict=True):
-            os.dup2(fd, target)
-            os.close(fd)
-        plain, fault = marshal.loads(msg)
-        plan = from_plain(plain, RECORDS)
-        if not isinstance(plan, plan_mod.Plan):
-            raise runner_error("internal", "the launch helper got no plan")
-        result = launcher.launch_here(plan, fault)
-        return ("ok", to_plain(result, RECORDS))
-    except RunnerError as exc:
-        return ("err", exc.step, exc.message, exc.exit_code)
-    except BaseException as exc:  # noqa: BLE001 - report it; the helper serves on
-        return ("err", "internal", f"launch helper: {type(exc).__name__}: {exc}", 122)
+def _serve_one(msg: bytes, fds: list[int]) -> launcher.RunResult:
+    if len(fds) != 3:
+        raise runner_error("internal", "the launch helper got no stdio")
+    for target, fd in zip((0, 1, 2), fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    plain, fault = marshal.loads(msg)
+    plan = from_plain(plain, RECORDS)
+    if not isinstance(plan, plan_mod.Plan):
+        raise runner_error("internal", "the launch helper got no plan")
+    return launcher.launch_here(plan, fault)
 
 
 # --- the caller's side ---------------------------------------------------------------
@@ -137,15 +131,7 @@ class _Helper:
         if not reply:
             self.close()
             raise runner_error("internal", "the launch helper died during the run")
-        got = marshal.loads(reply)
-        if got[0] == "ok":
-            result = from_plain(got[1], RECORDS)
-            assert isinstance(result, launcher.RunResult)
-            return result
-        err = RunnerError.__new__(RunnerError)
-        StockadeError.__init__(err, got[2], exit_code=got[3])
-        err.step = got[1]
-        raise err
+        return launcher.decode_outcome(reply)
 
     def alive(self) -> bool:
         try:

@@ -8,6 +8,7 @@ cgroup is removed in a finally block, whatever happened.
 
 from __future__ import annotations
 
+import marshal
 import os
 import resource
 import sys
@@ -18,7 +19,7 @@ from stockade.errors import RunnerError, StockadeError
 from stockade.runner import _linux as L
 from stockade.runner import child as child_mod
 from stockade.runner import rootfs
-from stockade.runner._record import frozen
+from stockade.runner._record import from_plain, frozen, to_plain
 from stockade.runner.cgroups import (
     CgroupError,
     Hierarchy,
@@ -28,13 +29,14 @@ from stockade.runner.cgroups import (
     create,
     detect_cached,
 )
-from stockade.runner.codes import runner_error
+from stockade.runner.codes import EXIT_CODES, runner_error
 from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 
 @frozen
@@ -85,7 +87,8 @@ def _threads() -> int:
 
 def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> RunResult:
     """Run the plan; returns the payload's result or raises RunnerError (payload never ran)."""
-    if route(plan, forward_signals) == "helper":
+    threads = _threads()
+    if route(plan, forward_signals, threads) == "helper":
         from stockade.runner import helper
 
         try:
@@ -93,13 +96,14 @@ def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> Run
         except helper.Unavailable as exc:  # nothing was sent: start it from here instead
             if os.environ.get("STOCKADE_LAUNCHER") == "helper":
                 raise runner_error("internal", str(exc)) from exc
-    return launch_here(plan, fault, forward_signals)
+            threads = _threads()  # the helpers' spawner thread may exist now
+    return launch_here(plan, fault, forward_signals, threads)
 
 
 HELPER_RSS_MIB = 48  # above this, a fork of the caller costs more than a helper's round trip
 
 
-def route(plan: Plan, forward_signals: bool = False) -> str:
+def route(plan: Plan, forward_signals: bool = False, threads: int | None = None) -> str:
     """Where the sandbox is started: "in-process" (a fork of this process) or "helper"
     (runner.helper: a lean process, for big or multi-threaded callers).
     $STOCKADE_LAUNCHER = auto (default) | helper | in-process."""
@@ -110,7 +114,7 @@ def route(plan: Plan, forward_signals: bool = False) -> str:
     # The learner's listener socket and the CLI's signal forwarding are this process's.
     if mode == "in-process" or plan.seccomp_listener_sock >= 0 or forward_signals:
         return "in-process"
-    if mode == "helper" or _threads() > 1 or _rss_mib() > HELPER_RSS_MIB:
+    if mode == "helper" or (threads or _threads()) > 1 or _rss_mib() > HELPER_RSS_MIB:
         return "helper"
     return "in-process"
 
@@ -127,10 +131,11 @@ def _rss_mib() -> float:
     return resident * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def launch_here(plan: Plan, fault: str = "", forward_signals: bool = False) -> RunResult:
+def launch_here(plan: Plan, fault: str = "", forward_signals: bool = False,
+                threads: int | None = None) -> RunResult:
     """Start the sandbox from this process (a fork of it), whatever its size."""
     run_id = _run_id()
-    if _threads() > 1:
+    if (threads or _threads()) > 1:
         # A raw clone() in a multi-threaded process could inherit locks held by other
         # threads (malloc, import). Do the whole launch from a forked single-threaded child.
         return _launch_via_fork(plan, fault, run_id)
@@ -138,37 +143,48 @@ def launch_here(plan: Plan, fault: str = "", forward_signals: bool = False) -> R
 
 
 def _launch_via_fork(plan: Plan, fault: str, run_id: str) -> RunResult:
-    import pickle
-
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            payload: object = ("ok", _launch(plan, False, fault, run_id))
-        except RunnerError as exc:
-            payload = ("err", exc.step, exc.message, exc.exit_code)
-        except BaseException as exc:  # noqa: BLE001 - report, never unwind in a fork
-            payload = ("err", "internal", f"{type(exc).__name__}: {exc}", 122)
-        try:
-            os.write(w, pickle.dumps(payload))
+            os.write(w, encode_outcome(_launch, plan, False, fault, run_id))
         finally:
             os._exit(0)
     os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
+    data = _read_all(r)
     os.close(r)
     os.waitpid(pid, 0)
-    if not chunks:
+    if not data:
         raise runner_error("internal", "the forked launcher died without a result")
-    res = pickle.loads(b"".join(chunks))
-    if res[0] == "ok":
-        result: RunResult = res[1]
+    return decode_outcome(data)
+
+
+_RESULT_RECORDS: dict[str, type] = {"RunResult": RunResult}
+
+
+def encode_outcome(run: Callable[..., RunResult], *args: object) -> bytes:
+    """run(*args)'s outcome for another process (a forked launcher, a launch helper), as marshal
+    data: ("ok", result) or ("err", step, message, exit code). Never raises."""
+    try:
+        out: Any = ("ok", to_plain(run(*args), _RESULT_RECORDS))
+    except RunnerError as exc:
+        out = ("err", exc.step, exc.message, exc.exit_code)
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller, never unwound
+        out = ("err", "internal", f"{type(exc).__name__}: {exc}", EXIT_CODES["internal"])
+    return marshal.dumps(out)
+
+
+def decode_outcome(data: bytes) -> RunResult:
+    """The RunResult from encode_outcome's bytes, or its RunnerError raised here."""
+    got = marshal.loads(data)
+    if got[0] == "ok":
+        result = from_plain(got[1], _RESULT_RECORDS)
+        assert isinstance(result, RunResult)
         return result
-    err = RunnerError.__new__(RunnerError)
-    StockadeError.__init__(err, res[2], exit_code=res[3])
-    err.step = res[1]
+    err = RunnerError.__new__(RunnerError)  # the message is already the formatted one
+    StockadeError.__init__(err, got[2], exit_code=got[3])
+    err.step = got[1]
     raise err
 
 
@@ -429,11 +445,9 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
             if fd >= 0:
                 with suppress(OSError):
                     os.close(fd)
-        # The child works ahead of the maps: if it failed first, its own step is the cause.
-        if isinstance(exc, StockadeError) and getattr(exc, "step", "") in ("idmap", "internal"):
-            child_error = _read_all(c.err_r)
-            if child_error:
-                raise _child_error(child_error) from exc
+        cause = _cause(exc, c.err_r)
+        if cause is not exc:
+            raise cause from exc
         raise
     finally:
         if c.tty_sock >= 0:
@@ -496,14 +510,13 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
             raise runner_error("internal", f"the sandbox's init is gone: {exc}") from exc
     except BaseException as exc:
         _kill_and_reap(pid)
-        os.close(sync_w)  # first: a payload still waiting for its "g" sees EOF and exits
-        # The child works ahead of the maps: if it failed first, its own step is the cause.
-        child_error = _read_all(err_r) if isinstance(exc, StockadeError) else b""
+        os.close(sync_w)
+        cause = _cause(exc, err_r)
         for fd in (err_r, status_r, master):
             if fd >= 0:
                 os.close(fd)
-        if child_error:
-            raise _child_error(child_error) from exc
+        if cause is not exc:
+            raise cause from exc
         raise
     os.close(sync_w)
     err = _read_all(err_r)
@@ -533,6 +546,18 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
         sig = os.WTERMSIG(wstatus)
         return 128 + sig, sig, rusage, usage
     return os.WEXITSTATUS(wstatus), None, rusage, usage
+
+
+def _cause(exc: BaseException, err_r: int) -> BaseException:
+    """The child works ahead of the parent (it joins its cgroup and clones the host trees
+    while the parent writes its id maps): when the parent's step failed because the
+    child had failed first, the child's own error line is the cause. The child is dead
+    (killed and reaped) when this is called, so the read ends."""
+    if isinstance(exc, StockadeError):
+        err = _read_all(err_r)
+        if err:
+            return _child_error(err)
+    return exc
 
 
 def _child_error(err: bytes) -> RunnerError:
