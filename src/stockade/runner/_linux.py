@@ -341,11 +341,7 @@ class SeccompProgram:
 def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
     """Load a raw `struct sock_filter[]` program (8 bytes per instruction); returns the
     syscall's result (the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0)."""
-    if not bpf or len(bpf) % 8:
-        raise OSError(22, "seccomp program is empty or not a multiple of 8 bytes")
-    prog = ctypes.create_string_buffer(bpf, len(bpf))
-    fprog = struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(prog))
-    return syscall("seccomp", SECCOMP_SET_MODE_FILTER, flags, ctypes.create_string_buffer(fprog, 16))
+    return SeccompProgram(bpf, flags).load()
 
 
 def landlock_abi() -> int:

@@ -31,7 +31,7 @@ ALL_SIGNALS = set(range(1, L.NSIG)) - {L.SIGKILL, L.SIGSTOP, 32, 33}
 @frozen
 class ChildFds:
     err_w: int  # error line to the parent (close-on-exec)
-    sync_r: int  # the parent's "maps written, cgroup attached" byte
+    sync_r: int  # the parent's "id maps written" byte
     status_w: int  # the init reports the payload's end here
     tty_slave: int = -1
     cgroup_tasks: tuple[int, ...] = ()  # v1 "tasks" files, opened by the parent
@@ -285,13 +285,8 @@ def _spawn_payload(plan: Plan, fds: ChildFds, ready: _Ready) -> int:
     """The init takes the payload's last inherited steps too (rlimits, then seccomp) and
     posix_spawn()s it: vfork + execve, no Python in the child (runner.spawn_check says
     when this is allowed). Returns the payload's pid."""
-    with _Step(fds, "lsm"):
-        lsm.apply(plan.policy.lsm)  # no exec label in this mode: checks the plan says so
-    with _Step(fds, "rlimits"):
-        rlimits.apply(plan.policy.rlimits)
-    with _Step(fds, "seccomp"):
-        for f in ready.filters:  # last: only posix_spawn and the init's reaping follow
-            f.load()
+    _label_and_rlimits(plan, fds)  # no exec label in this mode (spawn_check)
+    _seccomp_last(plan, fds, ready)  # only posix_spawn and the init's reaping follow
     try:
         # The child: own session (TIOCSTI), default handlers, nothing blocked, execve.
         return os.posix_spawn(ready.path, list(plan.argv), dict(plan.env), setsid=True,
@@ -333,12 +328,7 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
         _session(plan, fds)
         if plan.init:
             os.close(fds.status_w)
-    with _Step(fds, "lsm"):
-        # The exec label is this task's own attribute, written through its procfs entry;
-        # it takes effect at the execve below, after every other step.
-        lsm.apply(p.lsm)
-    with _Step(fds, "rlimits"):
-        rlimits.apply(p.rlimits)
+    _label_and_rlimits(plan, fds)
     with _Step(fds, "hygiene"):
         # Python ignores SIGPIPE/SIGXFSZ and catches SIGINT: back to the defaults (an
         # ignored signal stays ignored across execve), then unblock everything.
@@ -348,15 +338,9 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
         state = _gate(fds)
         if plan.start_hooks:
             _start_hooks(plan, state)
-    # Last, just before execve: the filter need not allow any of the setup above. Without
-    # no_new_privs, loading it needs CAP_SYS_ADMIN, so it comes before the capabilities
-    # (the filter must then allow capset, prctl and setresuid, as with runc).
-    with _Step(fds, "seccomp"):
-        if plan.seccomp_listener_sock >= 0:  # `stockade learn`: the recorder's filter
-            seccomp.load_recording(p.seccomp_bpf, plan.seccomp_listener_sock)
-        else:
-            for f in ready.filters:  # both run; the kernel takes the stricter verdict
-                f.load()
+    # Without no_new_privs, loading the filter needs CAP_SYS_ADMIN, so it comes before the
+    # capabilities (the filter must then allow capset, prctl and setresuid, as with runc).
+    _seccomp_last(plan, fds, ready)
     if not p.no_new_privs:
         # Under an init, the payload dies with the init (its pid namespace), not alone.
         _caps(plan, fds, deathsig=not plan.init)
@@ -365,6 +349,25 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
     except OSError as exc:
         step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
         _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
+
+
+def _label_and_rlimits(plan: Plan, fds: ChildFds) -> None:
+    """The steps the task that execs takes for itself: its LSM exec label (a task's own
+    attribute, written through its procfs entry; it takes effect at execve), rlimits."""
+    with _Step(fds, "lsm"):
+        lsm.apply(plan.policy.lsm)
+    with _Step(fds, "rlimits"):
+        rlimits.apply(plan.policy.rlimits)
+
+
+def _seccomp_last(plan: Plan, fds: ChildFds, ready: _Ready) -> None:
+    """Last, just before execve: the filter need not allow any of the setup above."""
+    with _Step(fds, "seccomp"):
+        if plan.seccomp_listener_sock >= 0:  # `stockade learn`: the recorder's filter
+            seccomp.load_recording(plan.policy.seccomp_bpf, plan.seccomp_listener_sock)
+        else:
+            for f in ready.filters:  # both run; the kernel takes the stricter verdict
+                f.load()
 
 
 def _caps(plan: Plan, fds: ChildFds, deathsig: bool = True) -> None:

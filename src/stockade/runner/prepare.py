@@ -121,7 +121,7 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
 
     blockers = spawn_blockers(policy.no_new_privileges, lsm.apparmor_profile is not None
                               or lsm.selinux_label is not None, [n for n, _, _ in rlimits],
-                              bpf, b"", host.arch)
+                              bpf, host.arch)
     return PolicyPart(
         name=policy.name, digest=policy.digest,
         namespaces=tuple(sorted(policy.namespaces)), network=policy.network.mode,

@@ -52,17 +52,11 @@ def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> 
 
 
 def prepare(bpf: bytes, flags: int = 0) -> L.SeccompProgram | None:
-    """The filter ready to load (None: an OCI bundle without linux.seccomp)."""
+    """The filter ready to load on the payload's thread (single-threaded: no TSYNC).
+
+    None for an empty program: only an OCI bundle without linux.seccomp has one (runc
+    loads no filter then); preflight refuses it for every policy-driven run."""
     return L.SeccompProgram(bpf, flags) if bpf else None
-
-
-def load(bpf: bytes, flags: int = 0) -> None:
-    """Install the filter on this thread (the payload is single-threaded: no TSYNC).
-
-    An empty program loads nothing: only an OCI bundle without linux.seccomp has one
-    (runc loads no filter then); preflight refuses it for every policy-driven run."""
-    if bpf:
-        L.seccomp_set_filter(bpf, flags)
 
 
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3

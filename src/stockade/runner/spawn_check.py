@@ -61,8 +61,9 @@ _MAY_FAIL = ("madvise", "mprotect", "prlimit64", "getrlimit")
 
 
 def spawn_blockers(no_new_privs: bool, has_lsm_label: bool, rlimit_names: list[str],
-                   bpf: bytes, extra_bpf: bytes, arch: str) -> list[str]:
-    """Why the payload cannot be posix_spawn()ed by the init; empty: it can."""
+                   bpf: bytes, arch: str) -> list[str]:
+    """Why the payload cannot be posix_spawn()ed by the init; empty: it can. (A second
+    filter, from an OCI overlay, is ruled out per run: runner.plan.spawns.)"""
     why: list[str] = []
     if not no_new_privs:
         why.append("no_new_privileges is false")
@@ -71,8 +72,6 @@ def spawn_blockers(no_new_privs: bool, has_lsm_label: bool, rlimit_names: list[s
     bound = sorted(_INIT_RLIMITS.intersection(rlimit_names))
     if bound:
         why.append("rlimits " + ", ".join(bound))
-    if extra_bpf:
-        why.append("two seccomp filters")
     if not bpf:
         why.append("no seccomp filter")
     if why:

@@ -80,10 +80,10 @@ def test_blockers_name_what_the_init_could_not_survive() -> None:
 
     host = host_facts()
     bpf = compile_bpf(load_policy("default"), host)
-    assert spawn_blockers(True, False, [], bpf, b"", host.arch) == []
-    assert "no_new_privileges is false" in spawn_blockers(False, False, [], bpf, b"", host.arch)
-    assert "an LSM exec label is set" in spawn_blockers(True, True, [], bpf, b"", host.arch)
-    assert spawn_blockers(True, False, ["as", "nofile"], bpf, b"", host.arch) == ["rlimits as"]
+    assert spawn_blockers(True, False, [], bpf, host.arch) == []
+    assert "no_new_privileges is false" in spawn_blockers(False, False, [], bpf, host.arch)
+    assert "an LSM exec label is set" in spawn_blockers(True, True, [], bpf, host.arch)
+    assert spawn_blockers(True, False, ["as", "nofile"], bpf, host.arch) == ["rlimits as"]
     bad = bytes([0x05, 0, 0, 0, 100, 0, 0, 0])  # jumps out of the program
-    assert spawn_blockers(True, False, [], bad, b"", host.arch)[0].startswith(
+    assert spawn_blockers(True, False, [], bad, host.arch)[0].startswith(
         "the filter cannot be evaluated")
