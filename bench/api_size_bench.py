@@ -64,13 +64,11 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="stockade-apisize-"))
     os.chmod(base, 0o755)
     try:
-        rootfs = base / "rootfs"
-        code = ("import os, sys; from pathlib import Path; from tests.conftest import "
-                "make_busybox_rootfs as m; d = Path(sys.argv[1]); d.mkdir(); m(d); "
-                "os.chmod(d, 0o755)")
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+        from run_bench import make_rootfs  # this directory: the same busybox rootfs
+
+        rootfs = make_rootfs(base / "rootfs")
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
                "STOCKADE_CACHE_DIR": str(base / "cache")}
-        subprocess.run([sys.executable, "-c", code, str(rootfs)], cwd=REPO, check=True, env=env)
         # Warm the plan cache once, so no worker compiles the policy (and grows).
         subprocess.run([sys.executable, "-c", "import stockade, sys; stockade.run(['/bin/true'],"
                         f" policy='default', rootfs={str(rootfs)!r}, env={{'PATH': '/bin'}})"],

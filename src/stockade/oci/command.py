@@ -261,6 +261,7 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
     from stockade.errors import StockadeError
     from stockade.oci import config, lifecycle, state
     from stockade.oci.translate import translate
+    from stockade.policy.vocab.capabilities import read_cap_last_cap
 
     state.check_id(args.id)
     if args.no_pivot:
@@ -268,7 +269,7 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
     if args.preserve_fds:
         raise StockadeError("--preserve-fds: not supported (every fd above 2 is closed)")
     cfg = config.load(args.bundle)
-    c = translate(cfg, args.bundle, args.id, last_cap=_cap_last_cap())
+    c = translate(cfg, args.bundle, args.id, last_cap=read_cap_last_cap())
     merge_text = ""
     if args.policy:
         from stockade.oci.overlay import overlay
@@ -293,15 +294,6 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
                      console_socket=args.console_socket)
     _exit_now(0)
     return 0
-
-
-def _cap_last_cap() -> int:
-    # Not runner.prepare's: that module imports pickle for its plan cache (~1.5 ms).
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return 40
 
 
 def _exit_now(code: int) -> None:

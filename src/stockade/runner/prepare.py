@@ -10,6 +10,7 @@ from __future__ import annotations
 import marshal
 import os
 
+from stockade.policy.vocab.capabilities import read_cap_last_cap
 from stockade.runner import _linux as L
 from stockade.runner._record import from_plain, to_plain
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
@@ -44,19 +45,11 @@ def kernel_version() -> tuple[int, int]:
         return (0, 0)
 
 
-def cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return 40
-
-
 def host_facts() -> HostFacts:
     from stockade.profiles.base import HostFacts
 
     arch = {"x86_64": "x86_64", "aarch64": "aarch64"}[L.MACHINE]
-    return HostFacts(arch=arch, kernel=kernel_version(), cap_last_cap=cap_last_cap(),
+    return HostFacts(arch=arch, kernel=kernel_version(), cap_last_cap=read_cap_last_cap(),
                      landlock_abi=L.landlock_abi())
 
 
@@ -227,7 +220,7 @@ def _host_key() -> str:
         from stockade import __version__
 
         cached = (f"{_CACHE_FORMAT}\0{__version__}\0{L.landlock_abi()}\0{kernel_version()}"
-                  f"\0{cap_last_cap()}\0{_layout()}")
+                  f"\0{read_cap_last_cap()}\0{_layout()}")
         _host_key.value = cached  # type: ignore[attr-defined]
     return cached
 
