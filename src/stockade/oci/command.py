@@ -269,7 +269,8 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
     if args.preserve_fds:
         raise StockadeError("--preserve-fds: not supported (every fd above 2 is closed)")
     cfg = config.load(args.bundle)
-    c = translate(cfg, args.bundle, args.id, last_cap=read_cap_last_cap())
+    last_cap = read_cap_last_cap()
+    c = translate(cfg, args.bundle, args.id, last_cap=last_cap)
     merge_text = ""
     if args.policy:
         from stockade.oci.overlay import overlay
@@ -288,12 +289,20 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
     if run:
         code = lifecycle.run(c, root, args.id, pid_file=args.pid_file,
                              console_socket=args.console_socket, detach=args.detach)
-        _exit_now(code)
-        return code
-    lifecycle.create(c, root, args.id, pid_file=args.pid_file,
-                     console_socket=args.console_socket)
-    _exit_now(0)
-    return 0
+    else:
+        lifecycle.create(c, root, args.id, pid_file=args.pid_file,
+                         console_socket=args.console_socket)
+        code = 0
+    if os.environ.get("STOCKADE_FAST_STAMP") and not args.policy and not args.console_socket:
+        # Called by the compiled front end, which had no plan for this bundle: store one
+        # for its next create/run (oci/fastplan.py; a container it cannot run is skipped).
+        from stockade.oci import fastplan
+
+        outcome = fastplan.store(root, c, args.id, cfg, last_cap)
+        if args.debug:
+            print(f"stockade: fast plan: {outcome}", file=sys.stderr)
+    _exit_now(code)
+    return code
 
 
 def _exit_now(code: int) -> None:

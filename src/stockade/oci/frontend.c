@@ -28,6 +28,9 @@
 #ifndef STOCKADE_CLI
 #error "build with -DSTOCKADE_CLI='\"/path/to/stockade\"'"
 #endif
+#ifndef STOCKADE_STAMP
+#error "build with -DSTOCKADE_STAMP='\"...\"' (stockade.oci.frontend.stamp())"
+#endif
 
 #define DEFAULT_ROOT "/run/stockade-oci"
 #define MAX_CGROUPS 16
@@ -279,6 +282,35 @@ static void __attribute__((noreturn)) do_delete(int dirfd, const char *dir, int 
     _exit(0);
 }
 
+#include "fastexec.c"
+
+/* create|run [--bundle B] [--pid-file F] ID: a stored plan, else Python (fastexec.c). */
+static void __attribute__((noreturn)) do_create(const char *root, int i, int run) {
+    const char *bundle = ".", *pid_file = NULL, *id = NULL;
+    const char *mode = getenv("STOCKADE_FAST");
+    const char *fault = getenv("STOCKADE_TEST_FAULT"); /* injected faults: Python's steps */
+    if ((mode != NULL && strcmp(mode, "off") == 0) || (fault != NULL && fault[0]))
+        fallback();
+    for (; i < g_argc; i++) {
+        const char *a = g_argv[i];
+        if ((strcmp(a, "--bundle") == 0 || strcmp(a, "-b") == 0) && i + 1 < g_argc)
+            bundle = g_argv[++i];
+        else if (strncmp(a, "--bundle=", 9) == 0)
+            bundle = a + 9;
+        else if (strcmp(a, "--pid-file") == 0 && i + 1 < g_argc)
+            pid_file = g_argv[++i];
+        else if (strncmp(a, "--pid-file=", 11) == 0)
+            pid_file = a + 11;
+        else if (a[0] == '-' || id != NULL)
+            fallback(); /* --console-socket, --detach, --policy, ...: Python, no plan */
+        else
+            id = a;
+    }
+    if (id == NULL || !valid_id(id))
+        fallback();
+    fast_create(root, id, bundle, pid_file, run);
+}
+
 int main(int argc, char **argv) {
     g_argc = argc;
     g_argv = argv;
@@ -304,6 +336,8 @@ int main(int argc, char **argv) {
     if (i >= argc)
         fallback();
     const char *verb = argv[i++];
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "run") == 0)
+        do_create(root, i, strcmp(verb, "run") == 0);
     int force = 0;
     const char *pos[2] = {NULL, NULL};
     int npos = 0;

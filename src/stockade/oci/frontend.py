@@ -35,8 +35,11 @@ def build(out: str, cli: str | None = None) -> str:
         raise ValueError(f"{target}: unusable in a C string literal")
     tmp = f"{out}.{os.getpid()}.tmp"
     try:
+        from stockade.oci.fastplan import stamp
+
         subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", f'-DSTOCKADE_CLI="{target}"',
-                        "-o", tmp, str(SOURCE)], check=True, capture_output=True, text=True)
+                        f'-DSTOCKADE_STAMP="{stamp()}"', "-o", tmp, str(SOURCE)],
+                       check=True, capture_output=True, text=True)
         os.chmod(tmp, 0o755)
         os.replace(tmp, out)
     except subprocess.CalledProcessError as exc:

@@ -62,35 +62,15 @@ class V1Cgroup:
     def apply(self, lim: Limits) -> list[str]:
         """Write the limits; returns notes about what this host cannot apply."""
         notes: list[str] = []
-        mem = self.dirs["memory"]
-        if lim.memory is not None:
-            write(os.path.join(mem, "memory.limit_in_bytes"), str(lim.memory))
-        if lim.swap is not None:
-            if lim.memory is None:
-                raise CgroupError("resources.swap needs resources.memory (memsw = memory + swap)")
-            memsw = os.path.join(mem, "memory.memsw.limit_in_bytes")
-            if not os.path.exists(memsw):
+        for ctrl, name, value in v1_writes(lim):
+            base = self.dirs.get(ctrl)
+            if base is None:
+                raise CgroupError(f"{ctrl} rules asked but no {ctrl} cgroup was created")
+            if name == "memory.memsw.limit_in_bytes" and not os.path.exists(
+                    os.path.join(base, name)):
                 raise CgroupError("resources.swap asked but swap accounting is off "
                                   "(no memory.memsw.limit_in_bytes; boot with swapaccount=1)")
-            write(memsw, str(lim.memory + lim.swap))
-        if lim.pids is not None:
-            write(os.path.join(self.dirs["pids"], "pids.max"), str(lim.pids))
-        cpu = self.dirs["cpu"]
-        if lim.cpu_quota_us is not None:
-            write(os.path.join(cpu, "cpu.cfs_period_us"), str(lim.cpu_period_us))
-            write(os.path.join(cpu, "cpu.cfs_quota_us"), str(lim.cpu_quota_us))
-        if lim.cpu_weight is not None:
-            write(os.path.join(cpu, "cpu.shares"), str(cpu_shares(lim.cpu_weight)))
-        if lim.cpu_shares is not None:
-            write(os.path.join(cpu, "cpu.shares"), str(lim.cpu_shares))
-        if lim.devices_allow is not None:
-            dev = self.dirs.get("devices")
-            if dev is None:
-                raise CgroupError("device rules asked but no devices cgroup was created")
-            # Deny everything first, then the allow rules in order (runc's v1 order).
-            write(os.path.join(dev, "devices.deny"), "a")
-            for rule in lim.devices_allow:
-                write(os.path.join(dev, "devices.allow"), rule)
+            write(os.path.join(base, name), value)
         if lim.io_weight is not None:
             blk = self.dirs.get("blkio")
             for name in ("blkio.weight", "blkio.bfq.weight"):
@@ -127,3 +107,29 @@ class V1Cgroup:
 
     def paths(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.dirs.values())))
+
+
+def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
+    """(controller, file, value) for every limit but the io weight, in the order they
+    are written (the compiled front end replays this list: oci/fastplan.py)."""
+    out: list[tuple[str, str, str]] = []
+    if lim.memory is not None:
+        out.append(("memory", "memory.limit_in_bytes", str(lim.memory)))
+    if lim.swap is not None:
+        if lim.memory is None:
+            raise CgroupError("resources.swap needs resources.memory (memsw = memory + swap)")
+        out.append(("memory", "memory.memsw.limit_in_bytes", str(lim.memory + lim.swap)))
+    if lim.pids is not None:
+        out.append(("pids", "pids.max", str(lim.pids)))
+    if lim.cpu_quota_us is not None:
+        out.append(("cpu", "cpu.cfs_period_us", str(lim.cpu_period_us)))
+        out.append(("cpu", "cpu.cfs_quota_us", str(lim.cpu_quota_us)))
+    if lim.cpu_weight is not None:
+        out.append(("cpu", "cpu.shares", str(cpu_shares(lim.cpu_weight))))
+    if lim.cpu_shares is not None:
+        out.append(("cpu", "cpu.shares", str(lim.cpu_shares)))
+    if lim.devices_allow is not None:
+        # Deny everything first, then the allow rules in order (runc's v1 order).
+        out.append(("devices", "devices.deny", "a"))
+        out.extend(("devices", "devices.allow", rule) for rule in lim.devices_allow)
+    return out

@@ -1,0 +1,289 @@
+"""Stored plans for the compiled front end's create/run (oci/fastexec.c).
+
+When the front end hands `create`/`run` to this runtime because it has no plan for the
+bundle, it says so with STOCKADE_FAST_STAMP (its build stamp). After a successful
+create, this module stores the translated plan in `<root>/.fast/<key>` if the front end
+can carry it out exactly as the Python runner does; the next create/run of the same
+bundle with the same config.json then needs no interpreter. The key is the bundle's
+real path and the config.json bytes; the entry also holds those bytes (compared whole,
+so no hash collision can pick a wrong plan), the host facts the translation used and
+the files it read (rootfs /etc/passwd, symlinked paths), all re-checked by the front end.
+
+Anything the front end does not do itself (hooks, a terminal, user namespaces, joined
+namespaces, LSM labels, Landlock, cgroup v2, io weight, swap, a policy overlay) is not
+stored: those containers always go through Python.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from stockade.oci.translate import Container
+    from stockade.runner.cgroups import Hierarchy
+
+MAGIC = b"STKFAST1"
+MAX_ITEMS = 64  # fastexec.c FAST_MAX (env: 4x)
+KEEP = 128  # stored plans kept per state root (engines make a new config.json per container)
+KINDS = {"proc": 1, "sysfs": 2, "tmpfs": 3, "dev": 4, "fs": 5, "bind": 6, "writable": 7,
+         "readonly": 8, "mask": 9}
+_SOURCES = ("fastexec.c", "frontend.c", "fastplan.py")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def stamp() -> str:
+    """The build stamp: what the front end was compiled from and what encodes its plans
+    (an identity check against a stale build, not a security boundary: the plans are
+    trusted for their owner and mode). zlib, not hashlib: this runs on the cold path of
+    every create, and hashlib loads OpenSSL (~3 ms)."""
+    crc, size = 0, 0
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in _SOURCES:
+        with open(os.path.join(here, name), "rb") as fh:
+            data = fh.read()
+        crc, size = zlib.crc32(data, crc), size + len(data)
+    return f"{crc:08x}-{size:x}"
+
+
+def key(bundle_real: str, config: bytes) -> str:
+    """fastexec.c's key: FNV-1a 64 of the bundle's real path, a NUL and config.json."""
+    h = 0xCBF29CE484222325
+    for b in bundle_real.encode() + b"\0" + config:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def u64(self, *values: int) -> None:
+        for v in values:
+            self.parts.append(struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
+
+    def raw(self, data: bytes) -> None:
+        self.parts.append(struct.pack("<I", len(data)) + data + b"\0")
+
+    def s(self, *texts: str) -> None:
+        for text in texts:
+            data = text.encode()
+            if b"\0" in data:
+                raise _NotStored("a NUL byte in a string")
+            self.raw(data)
+
+    def count(self, n: int, limit: int = MAX_ITEMS) -> None:
+        if n > limit:
+            raise _NotStored(f"more than {limit} items in a list")
+        self.u64(n)
+
+
+class _NotStored(Exception):
+    pass
+
+
+def why_not(c: Container, h: Hierarchy) -> str | None:
+    """None when the front end can carry this container out; else the reason."""
+    plan = c.plan
+    p = plan.policy
+    lim = p.limits
+    checks = (
+        (os.geteuid() != 0, "not root"),
+        (plan.init, "an init process"),
+        (plan.tty, "a terminal"),
+        (plan.identity.helper != "direct", "id maps written by newuidmap"),
+        (bool(c.join), "namespaces joined by path"),
+        (bool(c.hooks) or bool(plan.start_hooks) or plan.pause_before_root, "hooks"),
+        (p.lsm.apparmor_profile is not None or p.lsm.selinux_label is not None, "an LSM label"),
+        (p.landlock.enabled, "Landlock"),
+        (plan.seccomp_listener_sock >= 0, "a seccomp listener"),
+        (plan.host_root, "the host's root"),
+        (h.mode not in ("v1", "hybrid"), f"cgroup mode {h.mode}"),
+        (lim.swap is not None or lim.io_weight is not None, "swap or io weight limits"),
+        (plan.mounts[0].kind != "root", "no root mount first"),
+    )
+    for bad, why in checks:
+        if bad:
+            return why
+    return None
+
+
+def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
+           deps: list[tuple[int, str, str]], build: str) -> bytes:
+    """The entry (fastexec.c load_plan/read_plan read it in this order)."""
+    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
+
+    plan = c.plan
+    p = plan.policy
+    o = _Out()
+    o.parts.append(MAGIC)
+    o.s(build)
+    o.s(c.bundle)
+    o.raw(config)
+    o.u64(last_cap)
+    o.u64(os.geteuid())
+    o.count(len(deps))
+    for kind, path, want in deps:
+        o.u64(kind)
+        o.s(path)
+        if kind == 1:
+            o.s(want)
+            continue
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            o.u64(0, 0, 0, 0, 0)
+            continue
+        o.u64(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    o.u64(plan.clone_flags)
+    o.u64(int(plan.cgroup_ns))
+    o.u64(int(p.network == "loopback"))
+    o.s(plan.hostname or "")
+    o.count(len(plan.sysctl))
+    for k, v in plan.sysctl:
+        o.s(k, v)
+    # launcher.launch_held + cgroups.create: as root a cgroup always exists
+    ctrls = list(NEEDED) + (["devices"] if p.limits.devices_allow is not None else [])
+    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
+    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
+    o.count(len(ctrls))
+    for name in ctrls:
+        if name not in mounts:
+            raise _NotStored(f"the {name} controller is not mounted")
+        o.s(name, mounts[name])
+        o.u64(int(absolute))
+    o.s((c.cgroups_path or "").lstrip("/"))
+    writes = v1_writes(p.limits)
+    o.count(len(writes))
+    for ctrl, name, value in writes:
+        o.s(ctrl, name, value)
+    o.u64(int(c.oom_score_adj is not None))
+    o.u64(c.oom_score_adj or 0)
+    root = plan.mounts[0]
+    o.s(plan.rootfs)
+    o.u64(int(plan.propagation == "rprivate"))
+    o.u64(int(root.readonly))
+    rest = plan.mounts[1:]
+    o.count(len(rest))
+    for m in rest:
+        if m.kind not in KINDS:
+            raise _NotStored(f"mount kind {m.kind}")
+        o.u64(KINDS[m.kind])
+        o.s(m.dst, m.src)
+        o.u64(int(m.readonly), int(m.optional))
+        o.s(m.fstype)
+        o.u64(m.attrs)
+        o.count(len(m.data))
+        for opt, opt_value in m.data:
+            o.s(opt)
+            o.u64(int(opt_value is not None))
+            o.s(opt_value or "")
+    ident = plan.identity
+    o.u64(int(ident.userns))
+    o.s("".join(f"{m.inside} {m.outside} {m.count}\n" for m in ident.uid_map))
+    o.s("".join(f"{m.inside} {m.outside} {m.count}\n" for m in ident.gid_map))
+    o.u64(int(any(m.inside == 0 for m in ident.uid_map)
+              and any(m.inside == 0 for m in ident.gid_map)))  # child._maps_root
+    o.u64(ident.uid, ident.gid, int(ident.setgroups == "allow"))
+    o.count(len(ident.groups))
+    for g in ident.groups:
+        o.u64(g)
+    caps = p.caps
+    o.u64(caps.bounding, caps.permitted, caps.effective, caps.inheritable, caps.last_cap)
+    o.count(len(caps.ambient))
+    for cap in caps.ambient:
+        o.u64(cap)
+    from stockade.runner.plan import RLIMIT_NAMES
+
+    o.count(len(p.rlimits))
+    for name, soft, hard in p.rlimits:
+        o.u64(RLIMIT_NAMES[name], soft, hard)
+    o.u64(int(p.no_new_privs))
+    o.u64(p.seccomp_flags)
+    o.raw(p.seccomp_bpf)
+    o.raw(p.seccomp_extra)
+    o.s(plan.cwd)
+    o.u64(int(plan.umask is not None))
+    o.u64(plan.umask or 0)
+    o.count(len(plan.argv))
+    for a in plan.argv:
+        o.s(a)
+    env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
+    o.count(len(env), MAX_ITEMS * 4)
+    for k, v in env.items():
+        o.s(f"{k}={v}")
+    o.s(dict(plan.env).get("PATH", DEFAULT_PATH))
+    o.s(c.rootfs)
+    o.count(len(c.annotations))
+    for k, v in c.annotations:
+        o.s(k, v)
+    o.count(len(plan.notes))  # printed by create, as launch_held's notes
+    for note in plan.notes:
+        o.s(note)
+    return b"".join(o.parts)
+
+
+def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[int, str, str]]:
+    """What the translation read besides config.json: (0, path, "") files compared by
+    identity and times (absent allowed), (1, path, real) paths whose symlinks it resolved."""
+    out: list[tuple[int, str, str]] = [(0, os.path.join(c.rootfs, "etc/passwd"), "")]
+    raw = cfg["root"]["path"]
+    out.append((1, raw if os.path.isabs(raw) else os.path.join(c.bundle, raw), c.rootfs))
+    for m in cfg.get("mounts", []):
+        src = m.get("source")
+        opts = m.get("options", []) or []
+        if isinstance(src, str) and src and (m.get("type") == "bind" or "bind" in opts
+                                             or "rbind" in opts):
+            path = src if os.path.isabs(src) else os.path.join(c.bundle, src)
+            out.append((1, path, os.path.realpath(path)))
+    return out
+
+
+def store(root: str, c: Container, cid: str, cfg: dict[str, Any], last_cap: int) -> str:
+    """Store the plan when the front end asked for it (STOCKADE_FAST_STAMP) and can run
+    it; returns what was done (for --debug and the tests). Never raises: a plan that
+    cannot be stored only means the next call goes through Python again."""
+    build = os.environ.get("STOCKADE_FAST_STAMP", "")
+    if not build:
+        return "not asked"
+    try:
+        if build != stamp():
+            return "the front end was built from other sources"
+        from stockade.runner.cgroups import detect_cached
+
+        h = detect_cached()
+        why = why_not(c, h)
+        if why is not None:
+            return f"not stored: {why}"
+        with open(os.path.join(c.bundle, "config.json"), "rb") as fh:
+            config = fh.read()
+        data = encode(c, h, cid, config, last_cap, deps_of(cfg, c), build)
+        directory = os.path.join(root, ".fast")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        path = os.path.join(directory, key(c.bundle, config))
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _prune(directory)
+        return f"stored {path}"
+    except (_NotStored, OSError, KeyError, TypeError, ValueError) as exc:
+        return f"not stored: {exc}"
+
+
+def _prune(directory: str) -> None:
+    """Keep the KEEP newest plans: the rest are configs that were seen once."""
+    with os.scandir(directory) as it:
+        found = [(e.stat().st_mtime_ns, e.path) for e in it if e.is_file()]
+    for _, path in sorted(found, reverse=True)[KEEP:]:
+        try:  # noqa: SIM105 - no contextlib here
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
