@@ -29,10 +29,12 @@ _ARCH_NR: dict[str, dict[str, int]] = {
     "x86_64": {
         "clone": 56, "unshare": 272, "setns": 308, "pivot_root": 155, "mount": 165,
         "umount2": 166, "capget": 125, "capset": 126, "prctl": 157, "seccomp": 317,
+        "bpf": 321,
     },
     "aarch64": {
         "clone": 220, "unshare": 97, "setns": 268, "pivot_root": 41, "mount": 40,
         "umount2": 39, "capget": 90, "capset": 91, "prctl": 167, "seccomp": 277,
+        "bpf": 280,
     },
 }
 _UNIFIED_NR = {

@@ -95,6 +95,13 @@ class V2Cgroup:
             self._need("cpu", "cpu")
             weight = 1 + ((lim.cpu_shares - 2) * 9999) // 262142
             write(os.path.join(p, "cpu.weight"), str(weight))
+        if lim.devices_allow is not None:
+            from stockade.runner.cgroups.devices_bpf import DeviceRuleError, attach, program
+
+            try:
+                attach(p, program(lim.devices_allow))
+            except (OSError, DeviceRuleError) as exc:
+                raise CgroupError(f"device rules (eBPF program on {p}): {exc}") from exc
         if lim.io_weight is not None:
             if self._has("io") and os.path.exists(os.path.join(p, "io.weight")):
                 write(os.path.join(p, "io.weight"), f"default {lim.io_weight}")
