@@ -59,6 +59,8 @@
 #define X_CLOSE_RANGE_CLOEXEC 4
 #define SAFE (X_ATTR_NOSUID | X_ATTR_NODEV)
 #define CGROUP_SUPER_MAGIC 0x27e0eb
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#define X_CLONE_INTO_CGROUP 0x200000000ULL
 #define EXIT_INTERNAL 122
 
 struct x_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
@@ -87,11 +89,16 @@ struct plan {
     const char *hostname; /* "" for none */
     int nsysctl;
     struct kv sysctl[FAST_MAX];
+    uint64_t cg_mode; /* 1: v1, a directory per controller; 2: v2, one directory */
     int nctl;
     struct cgctl ctl[FAST_MAX];
     const char *cg_leaf; /* "" for stockade/<id> */
     int ncgw;
     struct cgwrite cgw[FAST_MAX];
+    int nenable;
+    const char *enable[FAST_MAX]; /* v2: controllers to enable in the parents */
+    const unsigned char *devprog; /* v2: the device rules' eBPF program, or empty */
+    size_t devprog_len;
     uint64_t has_oom;
     int64_t oom;
     const char *rootfs;
@@ -241,6 +248,7 @@ static int read_plan(struct rd *r, struct plan *p) {
         p->sysctl[i].key = r_str(r);
         p->sysctl[i].value = r_str(r);
     }
+    p->cg_mode = r_u64(r);
     p->nctl = r_count(r, FAST_MAX);
     for (int i = 0; i < p->nctl; i++) {
         p->ctl[i].name = r_str(r);
@@ -254,6 +262,10 @@ static int read_plan(struct rd *r, struct plan *p) {
         p->cgw[i].file = r_str(r);
         p->cgw[i].value = r_str(r);
     }
+    p->nenable = r_count(r, FAST_MAX);
+    for (int i = 0; i < p->nenable; i++)
+        p->enable[i] = r_str(r);
+    p->devprog = (const unsigned char *)r_bytes(r, &p->devprog_len);
     p->has_oom = r_u64(r);
     p->oom = (int64_t)r_u64(r);
     p->rootfs = r_str(r);
@@ -327,7 +339,9 @@ static int read_plan(struct rd *r, struct plan *p) {
     p->nnotes = r_count(r, FAST_MAX);
     for (int i = 0; i < p->nnotes; i++)
         p->notes[i] = r_str(r);
-    if (r->p != r->end || p->nargv == 0 || p->bpf_len[0] % 8 || p->bpf_len[1] % 8)
+    if (r->p != r->end || p->nargv == 0 || p->bpf_len[0] % 8 || p->bpf_len[1] % 8 ||
+        p->devprog_len % 8 || (p->cg_mode != 1 && p->cg_mode != 2) ||
+        (p->cg_mode == 2 && p->nctl != 1))
         r->bad = 1;
     return !r->bad;
 }
@@ -414,9 +428,11 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
     size_t stored_len = 0;
     const unsigned char *stored = (const unsigned char *)r_bytes(&r, &stored_len);
     uint64_t last_cap = r_u64(&r), euid = r_u64(&r);
+    const char *test_v2 = r_str(&r), *env_v2 = getenv("STOCKADE_TEST_CGROUP_V2");
     if (r.bad || strcmp(b, bundle) != 0 || stored_len != clen || memcmp(stored, config, clen) != 0)
         miss("stored plan is for another bundle or config.json");
-    if ((long)last_cap != read_long_file("/proc/sys/kernel/cap_last_cap") || euid != geteuid())
+    if ((long)last_cap != read_long_file("/proc/sys/kernel/cap_last_cap") || euid != geteuid() ||
+        strcmp(test_v2, env_v2 ? env_v2 : "") != 0)
         miss("host facts changed since the plan was stored");
     if (!deps_unchanged(&r))
         miss("a file the plan was made from changed");
@@ -1114,7 +1130,7 @@ static void now_rfc3339(char *out, size_t n) {
     snprintf(out, n, "%s.%09ldZ", base, ts.tv_nsec);
 }
 
-/* Own cgroup path of this process in a v1 controller (/proc/self/cgroup). */
+/* Own cgroup path of this process in a v1 controller, or v2 for "" (/proc/self/cgroup). */
 static int own_cgroup(const char *ctrl, char *out, size_t n) {
     char buf[8192];
     int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
@@ -1132,6 +1148,11 @@ static int own_cgroup(const char *ctrl, char *out, size_t n) {
         if (c2 == NULL)
             continue;
         *c2 = '\0';
+        if (ctrl[0] == '\0') { /* v2: "0::/path" */
+            if (c1 == line + 1 && line[0] == '0' && c1[1] == '\0')
+                return snprintf(out, n, "%s", c2 + 1) < (int)n ? 0 : -1;
+            continue;
+        }
         char *save2 = NULL;
         for (char *c = strtok_r(c1 + 1, ",", &save2); c; c = strtok_r(NULL, ",", &save2))
             if (strcmp(c, ctrl) == 0)
@@ -1192,6 +1213,172 @@ static void __attribute__((noreturn, format(printf, 2, 3))) undo_miss(struct mad
     miss("%s", msg);
 }
 
+static int has_word(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *s = list; (s = strstr(s, word)) != NULL; s += n)
+        if ((s == list || s[-1] == ' ' || s[-1] == '\n') && (s[n] == '\0' || s[n] == ' ' || s[n] == '\n'))
+            return 1;
+    return 0;
+}
+
+static void read_small(const char *dir, const char *name, char *out, size_t n) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t got = read(fd, out, n - 1);
+    close(fd);
+    out[got > 0 ? got : 0] = '\0';
+}
+
+/* v2.V2Cgroup's _enable: the wanted controllers this parent has but does not pass on. */
+static void enable_controllers(struct made *m, const struct plan *p, const char *dir) {
+    char avail[4096], enabled[4096], want[1024] = "";
+    read_small(dir, "cgroup.controllers", avail, sizeof avail);
+    read_small(dir, "cgroup.subtree_control", enabled, sizeof enabled);
+    for (int i = 0; i < p->nenable; i++)
+        if (has_word(avail, p->enable[i]) && !has_word(enabled, p->enable[i]) &&
+            strlen(want) + strlen(p->enable[i]) + 3 < sizeof want) {
+            strcat(want, want[0] ? " +" : "+");
+            strcat(want, p->enable[i]);
+        }
+    if (!want[0])
+        return;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t w = fd >= 0 ? write(fd, want, strlen(want)) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (w < 0)
+        undo_miss(m, "%s: %s", path, strerror(errno));
+}
+
+struct x_bpf_load {
+    uint32_t prog_type, insn_cnt;
+    uint64_t insns, license;
+    uint32_t log_level, log_size;
+    uint64_t log_buf;
+    uint32_t kern_version, prog_flags;
+    char name[16];
+    uint32_t ifindex, expected_attach_type;
+};
+struct x_bpf_attach { uint32_t target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd; };
+
+/* devices_bpf.attach: load the device program, attach it to the cgroup (ALLOW_MULTI). */
+static int attach_device_program(int cgfd, const unsigned char *prog, size_t len) {
+    static const char license[] = "Apache-2.0";
+    struct x_bpf_load load;
+    memset(&load, 0, sizeof load);
+    load.prog_type = 15; /* BPF_PROG_TYPE_CGROUP_DEVICE */
+    load.insn_cnt = (uint32_t)(len / 8);
+    load.insns = (uint64_t)(uintptr_t)prog;
+    load.license = (uint64_t)(uintptr_t)license;
+    snprintf(load.name, sizeof load.name, "stockade_dev");
+    int pfd = (int)syscall(SYS_bpf, 5 /* BPF_PROG_LOAD */, &load, sizeof load);
+    if (pfd < 0)
+        return -1;
+    struct x_bpf_attach at = {(uint32_t)cgfd, (uint32_t)pfd, 6 /* BPF_CGROUP_DEVICE */,
+                              2 /* BPF_F_ALLOW_MULTI */, 0};
+    int rc = (int)syscall(SYS_bpf, 8 /* BPF_PROG_ATTACH */, &at, sizeof at);
+    int e = errno;
+    close(pfd);
+    errno = e;
+    return rc;
+}
+
+static void write_limit(struct made *m, const char *dir, const struct cgwrite *w) {
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, w->file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? write(fd, w->value, strlen(w->value)) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0)
+        undo_miss(m, "%s: %s", path, strerror(errno)); /* Python says which controller */
+}
+
+/* cgroups.create + apply, each directory recorded in the state at once. Returns the v2
+   directory (O_PATH, for clone3) or -1 for v1, where the child joins through `tasks`. */
+static int make_cgroups(struct made *m, const struct plan *p, const char *id,
+                        char ctldir[][PATH_MAX]) {
+    for (int i = 0; i < p->nctl; i++) {
+        struct statfs sfs;
+        long magic = p->cg_mode == 2 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
+        if (statfs(p->ctl[i].mount, &sfs) != 0 || sfs.f_type != magic)
+            undo_miss(m, "%s is not the cgroup mount it was", p->ctl[i].mount);
+        char own[PATH_MAX] = "/";
+        if (!p->ctl[i].absolute && own_cgroup(p->ctl[i].name, own, sizeof own) != 0)
+            undo_miss(m, "own %s cgroup unknown", p->ctl[i].name);
+        const char *o = own;
+        while (*o == '/')
+            o++;
+        char base[PATH_MAX];
+        if (snprintf(base, sizeof base, "%s%s%s", p->ctl[i].mount, *o ? "/" : "", o) >= (int)sizeof base)
+            undo_miss(m, "cgroup path too long");
+        int n;
+        if (p->cg_leaf[0])
+            n = snprintf(ctldir[i], PATH_MAX, "%s/%s", base, p->cg_leaf);
+        else
+            n = snprintf(ctldir[i], PATH_MAX, "%s/stockade/%s", base, id);
+        if (n >= PATH_MAX)
+            undo_miss(m, "cgroup path too long");
+        int seen = 0;
+        for (int j = 0; j < m->st.ndirs; j++)
+            seen |= strcmp(m->st.dirs[j], ctldir[i]) == 0;
+        if (seen)
+            continue; /* co-mounted controllers (cpu,cpuacct) */
+        if (p->cg_mode == 2) { /* V2Cgroup.create: an existing directory is used */
+            if (mkdir_p_parent(ctldir[i]) != 0)
+                undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
+            if (!p->cg_leaf[0]) {
+                char parent[PATH_MAX + 16];
+                snprintf(parent, sizeof parent, "%s/stockade", base);
+                enable_controllers(m, p, base);
+                enable_controllers(m, p, parent);
+            }
+            if (mkdir(ctldir[i], 0755) != 0 && errno != EEXIST)
+                undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
+        } else if (mkdir(ctldir[i], 0755) != 0) {
+            if (errno != ENOENT || mkdir_p_parent(ctldir[i]) != 0 || mkdir(ctldir[i], 0755) != 0)
+                undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
+        }
+        snprintf(m->st.dirs[m->st.ndirs++], PATH_MAX, "%s", ctldir[i]);
+    }
+    /* sorted, as V1Cgroup.paths() */
+    for (int i = 1; i < m->st.ndirs; i++)
+        for (int j = i; j > 0 && strcmp(m->st.dirs[j - 1], m->st.dirs[j]) > 0; j--) {
+            char tmp[PATH_MAX];
+            memcpy(tmp, m->st.dirs[j], PATH_MAX);
+            memcpy(m->st.dirs[j], m->st.dirs[j - 1], PATH_MAX);
+            memcpy(m->st.dirs[j - 1], tmp, PATH_MAX);
+        }
+    if (m->st.ndirs && write_state(m->dirfd, p, &m->st) != 0)
+        undo_miss(m, "state: %s", strerror(errno));
+    if (p->cg_mode == 1) {
+        for (int i = 0; i < p->ncgw; i++) {
+            int ci = -1;
+            for (int j = 0; j < p->nctl; j++)
+                if (strcmp(p->ctl[j].name, p->cgw[i].ctrl) == 0)
+                    ci = j;
+            if (ci < 0)
+                undo_miss(m, "no %s cgroup", p->cgw[i].ctrl);
+            write_limit(m, ctldir[ci], &p->cgw[i]);
+        }
+        return -1;
+    }
+    for (int i = 0; i < p->ncgw; i++)
+        write_limit(m, ctldir[0], &p->cgw[i]);
+    int cgfd = open(ctldir[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgfd < 0)
+        undo_miss(m, "%s: %s", ctldir[0], strerror(errno));
+    if (p->devprog_len && attach_device_program(cgfd, p->devprog, p->devprog_len) != 0)
+        undo_miss(m, "device rules (eBPF program on %s): %s", ctldir[0], strerror(errno));
+    return cgfd;
+}
+
 static int g_forward_pid;
 static void forward_signal(int sig) {
     if (g_forward_pid > 0)
@@ -1233,65 +1420,8 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     int gate = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (gate < 0)
         undo_miss(&m, "exec.fifo: %s", strerror(errno));
-    /* cgroups (cgroups.create + V1Cgroup.apply), recorded in the state at once */
     char ctldir[FAST_MAX][PATH_MAX];
-    for (int i = 0; i < p.nctl; i++) {
-        struct statfs sfs;
-        if (statfs(p.ctl[i].mount, &sfs) != 0 || sfs.f_type != CGROUP_SUPER_MAGIC)
-            undo_miss(&m, "%s is not a cgroup v1 mount any more", p.ctl[i].mount);
-        char own[PATH_MAX] = "/";
-        if (!p.ctl[i].absolute && own_cgroup(p.ctl[i].name, own, sizeof own) != 0)
-            undo_miss(&m, "own %s cgroup unknown", p.ctl[i].name);
-        char leaf[PATH_MAX];
-        if (p.cg_leaf[0])
-            snprintf(leaf, sizeof leaf, "%s", p.cg_leaf);
-        else
-            snprintf(leaf, sizeof leaf, "stockade/%s", id);
-        const char *o = own;
-        while (*o == '/')
-            o++;
-        int n = snprintf(ctldir[i], PATH_MAX, "%s%s%s/%s", p.ctl[i].mount, *o ? "/" : "", o, leaf);
-        if (n >= PATH_MAX)
-            undo_miss(&m, "cgroup path too long");
-        int seen = 0;
-        for (int j = 0; j < m.st.ndirs; j++)
-            seen |= strcmp(m.st.dirs[j], ctldir[i]) == 0;
-        if (seen)
-            continue; /* co-mounted controllers (cpu,cpuacct) */
-        if (mkdir(ctldir[i], 0755) != 0) {
-            if (errno != ENOENT || mkdir_p_parent(ctldir[i]) != 0 || mkdir(ctldir[i], 0755) != 0)
-                undo_miss(&m, "cannot create %s: %s", ctldir[i], strerror(errno));
-        }
-        snprintf(m.st.dirs[m.st.ndirs++], PATH_MAX, "%s", ctldir[i]);
-    }
-    if (m.st.ndirs) {
-        /* sorted, as V1Cgroup.paths() */
-        for (int i = 1; i < m.st.ndirs; i++)
-            for (int j = i; j > 0 && strcmp(m.st.dirs[j - 1], m.st.dirs[j]) > 0; j--) {
-                char tmp[PATH_MAX];
-                memcpy(tmp, m.st.dirs[j], PATH_MAX);
-                memcpy(m.st.dirs[j], m.st.dirs[j - 1], PATH_MAX);
-                memcpy(m.st.dirs[j - 1], tmp, PATH_MAX);
-            }
-        if (write_state(m.dirfd, &p, &m.st) != 0)
-            undo_miss(&m, "state: %s", strerror(errno));
-    }
-    for (int i = 0; i < p.ncgw; i++) {
-        int ci = -1;
-        for (int j = 0; j < p.nctl; j++)
-            if (strcmp(p.ctl[j].name, p.cgw[i].ctrl) == 0)
-                ci = j;
-        char path[PATH_MAX + 256];
-        if (ci < 0)
-            undo_miss(&m, "no %s cgroup", p.cgw[i].ctrl);
-        snprintf(path, sizeof path, "%s/%s", ctldir[ci], p.cgw[i].file);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        ssize_t w = fd >= 0 ? write(fd, p.cgw[i].value, strlen(p.cgw[i].value)) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (w < 0)
-            undo_miss(&m, "%s: %s", path, strerror(errno));
-    }
+    int cgfd = make_cgroups(&m, &p, id, ctldir);
     /* rootfs.prepare_mountpoints: in the runtime, resolved inside the rootfs */
     int rfd = open(p.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rfd < 0)
@@ -1331,7 +1461,7 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     if (pipe2(errp, O_CLOEXEC) || pipe2(syncp, O_CLOEXEC) || pipe2(statusp, O_CLOEXEC) ||
         pipe2(createdp, O_CLOEXEC))
         undo_miss(&m, "pipe: %s", strerror(errno));
-    for (int i = 0; i < m.st.ndirs; i++) {
+    for (int i = 0; i < m.st.ndirs && cgfd < 0; i++) {
         char path[PATH_MAX + 8];
         snprintf(path, sizeof path, "%s/tasks", m.st.dirs[i]);
         f.tasks[f.ntasks] = open(path, O_WRONLY | O_CLOEXEC);
@@ -1349,8 +1479,17 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     for (size_t i = 0; i < sizeof fwd_sigs / sizeof fwd_sigs[0]; i++)
         sigaddset(&fwd, fwd_sigs[i]);
     sigprocmask(SIG_BLOCK, &fwd, &old);
-    long pid = syscall(SYS_clone, (unsigned long)p.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    long pid;
+    if (cgfd >= 0) { /* v2: born inside its cgroup (launcher: clone3_into_cgroup) */
+        uint64_t args[11] = {p.clone_flags | X_CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0,
+                             (uint64_t)cgfd};
+        pid = syscall(SYS_clone3, args, sizeof args);
+    } else {
+        pid = syscall(SYS_clone, (unsigned long)p.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    }
     if (pid == 0) {
+        if (cgfd >= 0)
+            close(cgfd);
         close(errp[0]);
         close(syncp[1]);
         close(statusp[0]);
@@ -1361,6 +1500,8 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     if (pid < 0)
         undo_miss(&m, "clone: %s", strerror(errno));
     m.pid = pid;
+    if (cgfd >= 0)
+        close(cgfd);
     close(errp[1]);
     close(syncp[0]);
     close(statusp[1]);

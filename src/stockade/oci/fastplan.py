@@ -102,8 +102,10 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
         (p.landlock.enabled, "Landlock"),
         (plan.seccomp_listener_sock >= 0, "a seccomp listener"),
         (plan.host_root, "the host's root"),
-        (h.mode not in ("v1", "hybrid"), f"cgroup mode {h.mode}"),
-        (lim.swap is not None or lim.io_weight is not None, "swap or io weight limits"),
+        (h.mode not in ("v1", "hybrid", "v2") or (h.mode == "v2" and h.v2_mount is None),
+         f"cgroup mode {h.mode}"),
+        (lim.io_weight is not None, "an io weight"),
+        (lim.swap is not None and h.mode != "v2", "swap on cgroup v1"),
         (plan.mounts[0].kind != "root", "no root mount first"),
     )
     for bad, why in checks:
@@ -115,8 +117,6 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
 def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
            deps: list[tuple[int, str, str]], build: str) -> bytes:
     """The entry (fastexec.c load_plan/read_plan read it in this order)."""
-    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
-
     plan = c.plan
     p = plan.policy
     o = _Out()
@@ -126,6 +126,7 @@ def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
     o.raw(config)
     o.u64(last_cap)
     o.u64(os.geteuid())
+    o.s(os.environ.get("STOCKADE_TEST_CGROUP_V2", ""))  # a test-only switch of detect()
     o.count(len(deps))
     for kind, path, want in deps:
         o.u64(kind)
@@ -146,21 +147,7 @@ def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
     o.count(len(plan.sysctl))
     for k, v in plan.sysctl:
         o.s(k, v)
-    # launcher.launch_held + cgroups.create: as root a cgroup always exists
-    ctrls = list(NEEDED) + (["devices"] if p.limits.devices_allow is not None else [])
-    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
-    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
-    o.count(len(ctrls))
-    for name in ctrls:
-        if name not in mounts:
-            raise _NotStored(f"the {name} controller is not mounted")
-        o.s(name, mounts[name])
-        o.u64(int(absolute))
-    o.s((c.cgroups_path or "").lstrip("/"))
-    writes = v1_writes(p.limits)
-    o.count(len(writes))
-    for ctrl, name, value in writes:
-        o.s(ctrl, name, value)
+    _cgroup(o, c, h)
     o.u64(int(c.oom_score_adj is not None))
     o.u64(c.oom_score_adj or 0)
     root = plan.mounts[0]
@@ -225,6 +212,52 @@ def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
     for note in plan.notes:
         o.s(note)
     return b"".join(o.parts)
+
+
+def _cgroup(o: _Out, c: Container, h: Hierarchy) -> None:
+    """launcher.launch_held + cgroups.create + apply: as root a cgroup always exists.
+    v1: a directory per controller; v2: one, born into with clone3, the device rules an
+    eBPF program. Controller directories are given by their mount; fastexec.c adds the
+    runtime's own cgroup for a relative (or the default stockade/<id>) path."""
+    lim = c.plan.policy.limits
+    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
+    leaf = (c.cgroups_path or "").lstrip("/")
+    if h.mode == "v2" and h.v2_mount is not None:
+        from stockade.runner.cgroups.devices_bpf import program
+        from stockade.runner.cgroups.v2 import WANTED, v2_writes
+
+        o.u64(2)
+        o.count(1)
+        o.s("", h.v2_mount)
+        o.u64(int(absolute))
+        o.s(leaf)
+        v2 = v2_writes(lim)
+        o.count(len(v2))
+        for _ctrl, _key, name, value in v2:
+            o.s("", name, value)
+        enable = WANTED if not leaf else ()  # V2Cgroup.create: only below stockade/
+        o.count(len(enable))
+        o.s(*enable)
+        o.raw(program(lim.devices_allow) if lim.devices_allow is not None else b"")
+        return
+    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
+
+    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
+    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
+    o.u64(1)
+    o.count(len(ctrls))
+    for name in ctrls:
+        if name not in mounts:
+            raise _NotStored(f"the {name} controller is not mounted")
+        o.s(name, mounts[name])
+        o.u64(int(absolute))
+    o.s(leaf)
+    v1 = v1_writes(lim)
+    o.count(len(v1))
+    for ctrl, name, value in v1:
+        o.s(ctrl, name, value)
+    o.count(0)
+    o.raw(b"")
 
 
 def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[int, str, str]]:

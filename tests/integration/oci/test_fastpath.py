@@ -323,3 +323,47 @@ def test_what_is_not_stored(frontend_bin: str, bundles: Bundles, oci_root: Path,
     assert r.returncode == 0, r.stderr
     assert "fast plan" not in r.stderr  # --policy: Python only, nothing stored
     assert entries(oci_root) == []
+
+
+def test_cgroup_v2_from_a_stored_plan(frontend_bin: str, bundles: Bundles,
+                                      oci_root: Path) -> None:
+    """On cgroup v2 (this hybrid host's unified mount, forced): the container is born in
+    its cgroup with clone3, the device rules are an eBPF program, and it sees what the
+    Python path shows it."""
+    from stockade.runner.cgroups import detect, is_cgroup2
+    from tests.integration.oci.test_cgroup_v2 import _dirs, device_programs
+
+    mount = detect().v2_mount
+    if mount is None or not is_cgroup2(mount):
+        pytest.skip("no cgroup2 mount on this host")
+    v2 = {"STOCKADE_TEST_CGROUP_V2": "1"}
+    bundle = str(bundles.make(probe_config(bundles)))
+    ref = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "p", env={
+        **v2, "STOCKADE_FAST": "off"})
+    assert ref.returncode == 0, ref.stderr
+    _stored_env(frontend_bin, oci_root, bundle, v2)
+    # the plan was made for v2: without the switch it is not used
+    r = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "q", env=REQUIRE)
+    assert r.returncode == 125 and "host facts" in r.stderr
+    got = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "q", env={**v2, **REQUIRE})
+    assert got.returncode == 0, got.stderr
+    a, b = normalise(ref.stdout), normalise(got.stdout)
+    for key in a:
+        assert b[key] == a[key], key
+    r = fe(frontend_bin, oci_root, "create", "--bundle", bundle, "c2", env={**v2, **REQUIRE},
+           files=True)
+    assert r.returncode == 0, r.stderr
+    (cg,) = _dirs(oci_root, "c2")
+    assert device_programs(cg) == 1
+    pid = state(oci_root, "c2")["pid"]
+    assert f"0::{cg[len(mount):]}\n" in Path(f"/proc/{pid}/cgroup").read_text()
+    assert fe(frontend_bin, oci_root, "delete", "--force", "c2").returncode == 0
+    assert not os.path.exists(cg) and not leftovers("c2")
+
+
+def _stored_env(frontend_bin: str, root: Path, bundle: str, env: dict[str, str]) -> None:
+    cid = f"s-{uuid.uuid4().hex[:6]}"
+    r = fe(frontend_bin, root, "--debug", "create", "--bundle", bundle, cid, env=env,
+           files=True)
+    assert "fast plan: stored" in r.stderr, r.stderr
+    assert fe(frontend_bin, root, "delete", "--force", cid).returncode == 0

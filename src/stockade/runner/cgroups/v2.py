@@ -76,25 +76,9 @@ class V2Cgroup:
     def apply(self, lim: Limits) -> list[str]:
         notes: list[str] = []
         p = self.path
-        if lim.memory is not None:
-            self._need("memory", "memory")
-            write(os.path.join(p, "memory.max"), str(lim.memory))
-        if lim.swap is not None:
-            self._need("memory", "swap")
-            write(os.path.join(p, "memory.swap.max"), str(lim.swap))
-        if lim.pids is not None:
-            self._need("pids", "pids")
-            write(os.path.join(p, "pids.max"), str(lim.pids))
-        if lim.cpu_quota_us is not None:
-            self._need("cpu", "cpu")
-            write(os.path.join(p, "cpu.max"), f"{lim.cpu_quota_us} {lim.cpu_period_us}")
-        if lim.cpu_weight is not None:
-            self._need("cpu", "cpu_weight")
-            write(os.path.join(p, "cpu.weight"), str(lim.cpu_weight))
-        if lim.cpu_shares is not None:  # runc's shares -> weight conversion
-            self._need("cpu", "cpu")
-            weight = 1 + ((lim.cpu_shares - 2) * 9999) // 262142
-            write(os.path.join(p, "cpu.weight"), str(weight))
+        for ctrl, key, name, value in v2_writes(lim):
+            self._need(ctrl, key)
+            write(os.path.join(p, name), value)
         if lim.devices_allow is not None:
             from stockade.runner.cgroups.devices_bpf import DeviceRuleError, attach, program
 
@@ -127,3 +111,24 @@ class V2Cgroup:
 
     def paths(self) -> tuple[str, ...]:
         return (self.path,)
+
+
+def v2_writes(lim: Limits) -> list[tuple[str, str, str, str]]:
+    """(controller, resources key, file, value) for every limit but devices and the io
+    weight, in the order they are written (the compiled front end replays this list:
+    oci/fastplan.py)."""
+    out: list[tuple[str, str, str, str]] = []
+    if lim.memory is not None:
+        out.append(("memory", "memory", "memory.max", str(lim.memory)))
+    if lim.swap is not None:
+        out.append(("memory", "swap", "memory.swap.max", str(lim.swap)))
+    if lim.pids is not None:
+        out.append(("pids", "pids", "pids.max", str(lim.pids)))
+    if lim.cpu_quota_us is not None:
+        out.append(("cpu", "cpu", "cpu.max", f"{lim.cpu_quota_us} {lim.cpu_period_us}"))
+    if lim.cpu_weight is not None:
+        out.append(("cpu", "cpu_weight", "cpu.weight", str(lim.cpu_weight)))
+    if lim.cpu_shares is not None:  # runc's shares -> weight conversion
+        weight = 1 + ((lim.cpu_shares - 2) * 9999) // 262142
+        out.append(("cpu", "cpu", "cpu.weight", str(weight)))
+    return out
