@@ -294,11 +294,11 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
                          console_socket=args.console_socket)
         code = 0
     if os.environ.get("STOCKADE_FAST_STAMP") and not args.policy and not args.console_socket:
-        # Called by the compiled front end, which had no plan for this bundle: store one
-        # for its next create/run (oci/fastplan.py; a container it cannot run is skipped).
+        # The compiled front end has seen this bundle before and has no plan for it:
+        # store one for its next create/run (oci/fastplan.py).
         from stockade.oci import fastplan
 
-        outcome = fastplan.store(root, c, args.id, cfg, last_cap)
+        outcome = fastplan.offer(root, c, cfg, last_cap)
         if args.debug:
             print(f"stockade: fast plan: {outcome}", file=sys.stderr)
     _exit_now(code)

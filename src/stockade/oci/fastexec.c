@@ -133,6 +133,37 @@ struct plan {
 static const char *DEV_NODES[] = {"null", "zero", "full", "random", "urandom", "tty"};
 #define NDEV ((int)(sizeof DEV_NODES / sizeof DEV_NODES[0]))
 
+static int mkdir_p_parent(const char *path);
+static char g_key[17]; /* this bundle's key, once known: Python stores the plan under it */
+static char g_seen[PATH_MAX]; /* <root>/.fast/seen: keys of bundles seen once */
+#define SEEN_MAX (64 * 1024)
+
+/* Whether the key is in `seen`; if not, append it (the file restarts at SEEN_MAX). An
+   engine writes a new config.json per container: those cost a line here, never a plan. */
+static int seen_before(void) {
+    char line[18];
+    snprintf(line, sizeof line, "%s\n", g_key);
+    int fd = open(g_seen, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return 0;
+    static char data[SEEN_MAX + 4096 + 2];
+    data[0] = '\n';
+    ssize_t n = read(fd, data + 1, SEEN_MAX + 4096);
+    n = n < 0 ? 0 : n;
+    data[n + 1] = '\0';
+    char needle[20];
+    snprintf(needle, sizeof needle, "\n%s", line);
+    int found = strstr(data, needle) != NULL;
+    if (!found) {
+        if (n >= SEEN_MAX && ftruncate(fd, 0) != 0)
+            found = 0;
+        ssize_t w = write(fd, line, strlen(line));
+        (void)w;
+    }
+    close(fd);
+    return found;
+}
+
 static int fast_mode_require(void) {
     const char *m = getenv("STOCKADE_FAST");
     return m != NULL && strcmp(m, "require") == 0;
@@ -149,7 +180,10 @@ static void __attribute__((noreturn, format(printf, 1, 2))) miss(const char *fmt
         va_end(ap);
         _exit(125);
     }
-    setenv("STOCKADE_FAST_STAMP", STOCKADE_STAMP, 1); /* Python may store the plan */
+    if (g_key[0] && g_seen[0] && seen_before()) { /* the second time: Python stores it */
+        setenv("STOCKADE_FAST_STAMP", STOCKADE_STAMP, 1);
+        setenv("STOCKADE_FAST_KEY", g_key, 1);
+    }
     fallback();
 }
 
@@ -410,9 +444,21 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
         miss("no readable config.json in %s", bundle);
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, bundle, strlen(bundle) + 1);
     h = fnv1a(h, config, clen);
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/.fast/%016llx", root, (unsigned long long)h) >= (int)sizeof path)
+    snprintf(g_key, sizeof g_key, "%016llx", (unsigned long long)h);
+    char path[PATH_MAX], fastdir[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/.fast/%016llx", root, (unsigned long long)h) >= (int)sizeof path ||
+        snprintf(fastdir, sizeof fastdir, "%s/.fast", root) >= (int)sizeof fastdir)
         miss("state root path too long");
+    /* the seen list lives next to the plans, in a directory only the runtime's user
+       may write (as Python makes it); created here the first time */
+    if (mkdir(root, 0700) == 0 || errno == EEXIST ||
+        (errno == ENOENT && mkdir_p_parent(root) == 0 && mkdir(root, 0700) == 0)) {
+        struct stat st;
+        if ((mkdir(fastdir, 0700) == 0 || errno == EEXIST) && lstat(fastdir, &st) == 0 &&
+            S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
+            if (snprintf(g_seen, sizeof g_seen, "%s/seen", fastdir) >= (int)sizeof g_seen)
+                g_seen[0] = '\0';
+    }
     size_t len = 0;
     unsigned char *data = read_file(path, AT_FDCWD, &len, 1);
     if (data == NULL)

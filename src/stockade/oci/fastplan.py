@@ -1,24 +1,23 @@
 """Stored plans for the compiled front end's create/run (oci/fastexec.c).
 
-When the front end hands `create`/`run` to this runtime because it has no plan for the
-bundle, it says so with STOCKADE_FAST_STAMP (its build stamp). After a successful
-create, this module stores the translated plan in `<root>/.fast/<key>` if the front end
-can carry it out exactly as the Python runner does; the next create/run of the same
-bundle with the same config.json then needs no interpreter. The key is the bundle's
-real path and the config.json bytes; the entry also holds those bytes (compared whole,
-so no hash collision can pick a wrong plan), the host facts the translation used and
-the files it read (rootfs /etc/passwd, symlinked paths), all re-checked by the front end.
+The front end notes every bundle it has no plan for in `<root>/.fast/seen` (an engine
+writes a new config.json per container: those cost one line there, never a plan). The
+second time, it hands `create`/`run` to this runtime with STOCKADE_FAST_STAMP (its build
+stamp) and STOCKADE_FAST_KEY (its FNV-1a of the bundle's real path and config.json), and
+after a successful create `offer` stores the translated plan in `<root>/.fast/<key>` if
+the front end can carry it out exactly as the Python runner does. Later creates/runs of that bundle need no interpreter.
+The entry holds the config.json bytes (compared whole, so no hash collision can pick a
+wrong plan), the host facts the translation used and what else it read (rootfs
+/etc/passwd, the real paths of symlinked paths), all re-checked by the front end.
 
-Anything the front end does not do itself (hooks, a terminal, user namespaces, joined
-namespaces, LSM labels, Landlock, cgroup v2, io weight, swap, a policy overlay) is not
-stored: those containers always go through Python.
+Not stored (always Python): hooks, a terminal, namespaces joined by path, LSM labels,
+Landlock, newuidmap id maps, an io weight, swap on cgroup v1, a policy overlay.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-import zlib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"STKFAST1"
 MAX_ITEMS = 64  # fastexec.c FAST_MAX (env: 4x)
-KEEP = 128  # stored plans kept per state root (engines make a new config.json per container)
+KEEP = 128  # stored plans kept per state root
 KINDS = {"proc": 1, "sysfs": 2, "tmpfs": 3, "dev": 4, "fs": 5, "bind": 6, "writable": 7,
          "readonly": 8, "mask": 9}
 _SOURCES = ("fastexec.c", "frontend.c", "fastplan.py")
@@ -41,6 +40,8 @@ def stamp() -> str:
     (an identity check against a stale build, not a security boundary: the plans are
     trusted for their owner and mode). zlib, not hashlib: this runs on the cold path of
     every create, and hashlib loads OpenSSL (~3 ms)."""
+    import zlib  # only when a plan is stored
+
     crc, size = 0, 0
     here = os.path.dirname(os.path.abspath(__file__))
     for name in _SOURCES:
@@ -48,14 +49,6 @@ def stamp() -> str:
             data = fh.read()
         crc, size = zlib.crc32(data, crc), size + len(data)
     return f"{crc:08x}-{size:x}"
-
-
-def key(bundle_real: str, config: bytes) -> str:
-    """fastexec.c's key: FNV-1a 64 of the bundle's real path, a NUL and config.json."""
-    h = 0xCBF29CE484222325
-    for b in bundle_real.encode() + b"\0" + config:
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
 class _Out:
@@ -114,7 +107,7 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
     return None
 
 
-def encode(c: Container, h: Hierarchy, cid: str, config: bytes, last_cap: int,
+def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
            deps: list[tuple[int, str, str]], build: str) -> bytes:
     """The entry (fastexec.c load_plan/read_plan read it in this order)."""
     plan = c.plan
@@ -276,16 +269,27 @@ def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[int, str, str]]:
     return out
 
 
-def store(root: str, c: Container, cid: str, cfg: dict[str, Any], last_cap: int) -> str:
-    """Store the plan when the front end asked for it (STOCKADE_FAST_STAMP) and can run
-    it; returns what was done (for --debug and the tests). Never raises: a plan that
-    cannot be stored only means the next call goes through Python again."""
+def offer(root: str, c: Container, cfg: dict[str, Any], last_cap: int) -> str:
+    """The front end asks for the plan (STOCKADE_FAST_STAMP, STOCKADE_FAST_KEY: it has
+    seen this bundle and config.json before). Never raises: a plan not stored only means
+    the next call goes through Python again."""
+    key_hex = os.environ.get("STOCKADE_FAST_KEY", "")
+    if len(key_hex) != 16 or not all(ch in "0123456789abcdef" for ch in key_hex):
+        return "not stored: no key from the front end"
+    from stockade.runner.cgroups import detect_cached  # loaded by create already
+
+    why = why_not(c, detect_cached())
+    if why is not None:
+        return f"not stored: {why}"
+    return store(root, c, cfg, last_cap, key_hex)
+
+
+def store(root: str, c: Container, cfg: dict[str, Any], last_cap: int, key_hex: str) -> str:
+    """Store the plan, if the front end can run it; returns what was done."""
     build = os.environ.get("STOCKADE_FAST_STAMP", "")
-    if not build:
-        return "not asked"
     try:
         if build != stamp():
-            return "the front end was built from other sources"
+            return "not stored: the front end was built from other sources"
         from stockade.runner.cgroups import detect_cached
 
         h = detect_cached()
@@ -294,10 +298,12 @@ def store(root: str, c: Container, cid: str, cfg: dict[str, Any], last_cap: int)
             return f"not stored: {why}"
         with open(os.path.join(c.bundle, "config.json"), "rb") as fh:
             config = fh.read()
-        data = encode(c, h, cid, config, last_cap, deps_of(cfg, c), build)
+        # Stored under the front end's key: were config.json to change in between, the
+        # entry (holding the bytes read here) would just never match.
+        data = encode(c, h, config, last_cap, deps_of(cfg, c), build)
         directory = os.path.join(root, ".fast")
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        path = os.path.join(directory, key(c.bundle, config))
+        path = os.path.join(directory, key_hex)
         tmp = f"{path}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -314,7 +320,8 @@ def store(root: str, c: Container, cid: str, cfg: dict[str, Any], last_cap: int)
 def _prune(directory: str) -> None:
     """Keep the KEEP newest plans: the rest are configs that were seen once."""
     with os.scandir(directory) as it:
-        found = [(e.stat().st_mtime_ns, e.path) for e in it if e.is_file()]
+        found = [(e.stat().st_mtime_ns, e.path) for e in it
+                 if e.is_file() and e.name != "seen"]
     for _, path in sorted(found, reverse=True)[KEEP:]:
         try:  # noqa: SIM105 - no contextlib here
             os.unlink(path)

@@ -1,0 +1,31 @@
+"""oci/fastplan.py's bookkeeping: the bound on stored plans, the key it is given (the
+plans themselves are run by the front end in tests/integration/oci/test_fastpath.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.oci import fastplan
+
+
+def test_prune_keeps_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastplan, "KEEP", 3)
+    (tmp_path / "seen").write_text("x\n")
+    for i in range(6):
+        p = tmp_path / f"{i:016x}"
+        p.write_bytes(b"plan")
+        os.utime(p, ns=(i * 10**9, i * 10**9))
+    fastplan._prune(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0000000000000003", "0000000000000004", "0000000000000005", "seen"]
+
+
+def test_offer_needs_the_front_ends_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKADE_FAST_KEY", "../../etc/passwd")
+    container: Any = None  # never looked at: the key is refused first
+    assert fastplan.offer("/nonexistent", container, {}, 0) == \
+        "not stored: no key from the front end"
