@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,22 +68,26 @@ def run(base: list[str], root: Path, bundle: Path, cid: str) -> float:
     return time.perf_counter() - t
 
 
-def run_new_config(base: list[str], root: Path, bundle: Path, cid: str) -> float:
-    """run of a config.json never seen before (as an engine makes one per container): no
-    stored plan for the front end, which then hands the call to Python."""
-    fresh = bundle.parent / f"{bundle.name}-{cid}-{len(base[0])}"
-    fresh.mkdir()
-    cfg = json.loads((bundle / "config.json").read_text())
-    cfg["process"]["env"].append(f"BENCH_ROUND={cid}")
-    (fresh / "config.json").write_text(json.dumps(cfg))
-    try:
-        return run(base, root, fresh, cid)
-    finally:
-        shutil.rmtree(fresh)
+def _new_config(how: Callable[[list[str], Path, Path, str], float]) -> Callable[
+        [list[str], Path, Path, str], float]:
+    """`how` on a config.json never seen before (as an engine writes one per container):
+    no stored plan for the front end, which then hands create/run to Python."""
+    def measure(base: list[str], root: Path, bundle: Path, cid: str) -> float:
+        fresh = bundle.parent / f"{bundle.name}-{cid}-{len(base[0])}-{how.__name__}"
+        fresh.mkdir()
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["env"].append(f"BENCH_ROUND={cid}")
+        (fresh / "config.json").write_text(json.dumps(cfg))
+        try:
+            return how(base, root, fresh, cid)
+        finally:
+            shutil.rmtree(fresh)
+    return measure
 
 
 MEASUREMENTS = (("create+start+delete of /bin/true", lifecycle), ("run of /bin/true", run),
-                ("run of /bin/true, a new config.json each time", run_new_config))
+                ("create+start+delete, a new config.json each time", _new_config(lifecycle)),
+                ("run of /bin/true, a new config.json each time", _new_config(run)))
 
 
 def main() -> int:
