@@ -270,6 +270,9 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
         raise StockadeError("--preserve-fds: not supported (every fd above 2 is closed)")
     cfg = config.load(args.bundle)
     last_cap = read_cap_last_cap()
+    if (os.environ.get("STOCKADE_FAST_STAMP") and not args.policy and not args.dry_run
+            and not args.console_socket and not getattr(args, "detach", False)):
+        _plan_for_front_end(args, root, cfg, last_cap)  # returns if it cannot hand back
     c = translate(cfg, args.bundle, args.id, last_cap=last_cap)
     merge_text = ""
     if args.policy:
@@ -293,16 +296,24 @@ def _create(args: argparse.Namespace, root: str, run: bool) -> int:
         lifecycle.create(c, root, args.id, pid_file=args.pid_file,
                          console_socket=args.console_socket)
         code = 0
-    if os.environ.get("STOCKADE_FAST_STAMP") and not args.policy and not args.console_socket:
-        # The compiled front end has seen this bundle before and has no plan for it:
-        # store one for its next create/run (oci/fastplan.py).
-        from stockade.oci import fastplan
-
-        outcome = fastplan.offer(root, c, cfg, last_cap)
-        if args.debug:
-            print(f"stockade: fast plan: {outcome}", file=sys.stderr)
     _exit_now(code)
     return code
+
+
+def _plan_for_front_end(args: argparse.Namespace, root: str, cfg: dict[str, object],
+                        last_cap: int) -> None:
+    """The compiled front end has no plan for this bundle: translate config.json, store
+    the plan and exec the front end again to carry it out (oci/fastplan.py). Returns,
+    having changed nothing but the stored plans, when the front end cannot run it."""
+    from stockade.oci import fastplan
+    from stockade.oci.translate import translate
+
+    c = translate(cfg, args.bundle, args.id, last_cap=last_cap, home=False)
+    outcome = fastplan.offer(root, c, cfg, last_cap)
+    if args.debug:
+        print(f"stockade: fast plan: {outcome}", file=sys.stderr)
+    if outcome.startswith("stored"):
+        fastplan.hand_back()
 
 
 def _exit_now(code: int) -> None:

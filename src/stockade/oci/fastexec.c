@@ -122,7 +122,8 @@ struct plan {
     uint64_t has_umask, umask;
     int nargv, nenv;
     char *argv[FAST_MAX + 1];
-    char *env[FAST_MAX * 4 + 1];
+    char *env[FAST_MAX * 4 + 2]; /* + HOME, + NULL */
+    uint64_t home_lookup, home_uid;
     const char *path_var, *st_rootfs;
     int nann;
     struct kv ann[FAST_MAX];
@@ -133,37 +134,7 @@ struct plan {
 static const char *DEV_NODES[] = {"null", "zero", "full", "random", "urandom", "tty"};
 #define NDEV ((int)(sizeof DEV_NODES / sizeof DEV_NODES[0]))
 
-static int mkdir_p_parent(const char *path);
 static char g_key[17]; /* this bundle's key, once known: Python stores the plan under it */
-static char g_seen[PATH_MAX]; /* <root>/.fast/seen: keys of bundles seen once */
-#define SEEN_MAX (64 * 1024)
-
-/* Whether the key is in `seen`; if not, append it (the file restarts at SEEN_MAX). An
-   engine writes a new config.json per container: those cost a line here, never a plan. */
-static int seen_before(void) {
-    char line[18];
-    snprintf(line, sizeof line, "%s\n", g_key);
-    int fd = open(g_seen, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return 0;
-    static char data[SEEN_MAX + 4096 + 2];
-    data[0] = '\n';
-    ssize_t n = read(fd, data + 1, SEEN_MAX + 4096);
-    n = n < 0 ? 0 : n;
-    data[n + 1] = '\0';
-    char needle[20];
-    snprintf(needle, sizeof needle, "\n%s", line);
-    int found = strstr(data, needle) != NULL;
-    if (!found) {
-        if (n >= SEEN_MAX && ftruncate(fd, 0) != 0)
-            found = 0;
-        ssize_t w = write(fd, line, strlen(line));
-        (void)w;
-    }
-    close(fd);
-    return found;
-}
-
 static int fast_mode_require(void) {
     const char *m = getenv("STOCKADE_FAST");
     return m != NULL && strcmp(m, "require") == 0;
@@ -180,9 +151,19 @@ static void __attribute__((noreturn, format(printf, 1, 2))) miss(const char *fmt
         va_end(ap);
         _exit(125);
     }
-    if (g_key[0] && g_seen[0] && seen_before()) { /* the second time: Python stores it */
-        setenv("STOCKADE_FAST_STAMP", STOCKADE_STAMP, 1);
-        setenv("STOCKADE_FAST_KEY", g_key, 1);
+    if (getenv("STOCKADE_FAST_PLANNED") != NULL) {
+        /* Python made the plan just now and this still missed: it does it all itself */
+        unsetenv("STOCKADE_FAST_PLANNED");
+    } else if (g_key[0]) {
+        /* Python translates config.json, stores the plan and execs us again (once) */
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+            self[n] = '\0';
+            setenv("STOCKADE_FAST_STAMP", STOCKADE_STAMP, 1);
+            setenv("STOCKADE_FAST_KEY", g_key, 1);
+            setenv("STOCKADE_FAST_FRONTEND", self, 1);
+        }
     }
     fallback();
 }
@@ -237,36 +218,16 @@ static int r_count(struct rd *r, int max) {
     return r->bad ? 0 : (int)n;
 }
 
-/* The dependency list: files the translation read, as they were. */
+/* The dependency list: paths whose symlinks the translation resolved, as they were. */
 static int deps_unchanged(struct rd *r) {
     int n = r_count(r, FAST_MAX);
     for (int i = 0; i < n; i++) {
         uint64_t kind = r_u64(r);
         const char *path = r_str(r);
-        if (kind == 0) { /* stat identity, or absent */
-            uint64_t dev = r_u64(r), ino = r_u64(r), size = r_u64(r), mtime = r_u64(r),
-                     ctime = r_u64(r);
-            struct stat st;
-            if (r->bad)
-                return 0;
-            if (stat(path, &st) != 0) {
-                if (!(errno == ENOENT && ino == 0))
-                    return 0;
-                continue;
-            }
-            uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
-            uint64_t ct = (uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec;
-            if (ino == 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino ||
-                (uint64_t)st.st_size != size || mt != mtime || ct != ctime)
-                return 0;
-        } else if (kind == 1) { /* realpath(path) is still this */
-            const char *want = r_str(r);
-            char got[PATH_MAX];
-            if (r->bad || realpath(path, got) == NULL || strcmp(got, want) != 0)
-                return 0;
-        } else {
+        const char *want = r_str(r);
+        char got[PATH_MAX];
+        if (r->bad || kind != 1 || realpath(path, got) == NULL || strcmp(got, want) != 0)
             return 0;
-        }
     }
     return !r->bad;
 }
@@ -363,6 +324,8 @@ static int read_plan(struct rd *r, struct plan *p) {
     p->nenv = r_count(r, FAST_MAX * 4);
     for (int i = 0; i < p->nenv; i++)
         p->env[i] = (char *)r_str(r);
+    p->home_lookup = r_u64(r);
+    p->home_uid = r_u64(r);
     p->path_var = r_str(r);
     p->st_rootfs = r_str(r);
     p->nann = r_count(r, FAST_MAX);
@@ -445,20 +408,9 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, bundle, strlen(bundle) + 1);
     h = fnv1a(h, config, clen);
     snprintf(g_key, sizeof g_key, "%016llx", (unsigned long long)h);
-    char path[PATH_MAX], fastdir[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/.fast/%016llx", root, (unsigned long long)h) >= (int)sizeof path ||
-        snprintf(fastdir, sizeof fastdir, "%s/.fast", root) >= (int)sizeof fastdir)
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/.fast/%016llx", root, (unsigned long long)h) >= (int)sizeof path)
         miss("state root path too long");
-    /* the seen list lives next to the plans, in a directory only the runtime's user
-       may write (as Python makes it); created here the first time */
-    if (mkdir(root, 0700) == 0 || errno == EEXIST ||
-        (errno == ENOENT && mkdir_p_parent(root) == 0 && mkdir(root, 0700) == 0)) {
-        struct stat st;
-        if ((mkdir(fastdir, 0700) == 0 || errno == EEXIST) && lstat(fastdir, &st) == 0 &&
-            S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
-            if (snprintf(g_seen, sizeof g_seen, "%s/seen", fastdir) >= (int)sizeof g_seen)
-                g_seen[0] = '\0';
-    }
     size_t len = 0;
     unsigned char *data = read_file(path, AT_FDCWD, &len, 1);
     if (data == NULL)
@@ -1166,6 +1118,55 @@ static void __attribute__((noreturn)) child_main(const struct plan *p, struct ch
 
 /* --- the runtime's side (lifecycle.create / launcher.launch_held) ----------------- */
 
+/* translate._home: the user's home in the rootfs's /etc/passwd, read inside the root
+   (its symlinks resolved against it), else "/". Appended to the environment last. */
+static void add_home(struct plan *p) {
+    static char home[PATH_MAX + 8];
+    const char *value = "/";
+    static char buf[1 << 20]; /* a passwd file larger than 1 MiB: HOME=/ */
+    ssize_t n = 0;
+    int root = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root >= 0) {
+        struct x_open_how how = {O_RDONLY | O_CLOEXEC, 0, X_RESOLVE_IN_ROOT | X_RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof how);
+        close(root);
+        while (fd >= 0 && n < (ssize_t)sizeof buf - 1) {
+            ssize_t got = read(fd, buf + n, sizeof buf - 1 - (size_t)n);
+            if (got <= 0)
+                break;
+            n += got;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (n >= (ssize_t)sizeof buf - 1)
+            n = 0;
+    }
+    char uid[24];
+    snprintf(uid, sizeof uid, "%llu", (unsigned long long)p->home_uid);
+    buf[n] = '\0';
+    char *save = NULL;
+    for (char *line = n > 0 ? strtok_r(buf, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[7] = {0};
+        int nf = 0;
+        for (char *c = line; nf < 7; nf++) {
+            f[nf] = c;
+            c = strchr(c, ':');
+            if (c == NULL) {
+                nf++;
+                break;
+            }
+            *c++ = '\0';
+        }
+        if (nf >= 6 && strcmp(f[2], uid) == 0) {
+            value = f[5][0] ? f[5] : "/";
+            break;
+        }
+    }
+    snprintf(home, sizeof home, "HOME=%s", value);
+    p->env[p->nenv++] = home;
+    p->env[p->nenv] = NULL;
+}
+
 static void now_rfc3339(char *out, size_t n) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -1436,6 +1437,8 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
                                                   const char *pid_file, int run) {
     struct plan p;
     load_plan(root, bundle_arg, &p);
+    if (p.home_lookup)
+        add_home(&p);
     if (geteuid() != 0)
         miss("not root");
     struct made m;

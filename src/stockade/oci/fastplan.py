@@ -1,14 +1,17 @@
-"""Stored plans for the compiled front end's create/run (oci/fastexec.c).
+"""Plans for the compiled front end's create/run (oci/fastexec.c).
 
-The front end notes every bundle it has no plan for in `<root>/.fast/seen` (an engine
-writes a new config.json per container: those cost one line there, never a plan). The
-second time, it hands `create`/`run` to this runtime with STOCKADE_FAST_STAMP (its build
-stamp) and STOCKADE_FAST_KEY (its FNV-1a of the bundle's real path and config.json), and
-after a successful create `offer` stores the translated plan in `<root>/.fast/<key>` if
-the front end can carry it out exactly as the Python runner does. Later creates/runs of that bundle need no interpreter.
+The front end runs a container from a stored plan without an interpreter. When it has
+none for a bundle, it hands `create`/`run` to this runtime with STOCKADE_FAST_STAMP (its
+build stamp), STOCKADE_FAST_KEY (its FNV-1a of the bundle's real path and config.json)
+and STOCKADE_FAST_FRONTEND (itself). `stockade oci` then translates config.json, stores
+the plan in `<root>/.fast/<key>` (0600; the KEEP newest are kept) if the front end can
+carry it out exactly as the Python runner does, and execs the front end again, which
+runs it (once: with STOCKADE_FAST_PLANNED set, a miss goes to Python for good). So the
+interpreter's runner is never loaded for such a container, the first time included.
+
 The entry holds the config.json bytes (compared whole, so no hash collision can pick a
-wrong plan), the host facts the translation used and what else it read (rootfs
-/etc/passwd, the real paths of symlinked paths), all re-checked by the front end.
+wrong plan), the build stamp, the host facts the translation used and the real paths of
+the symlinked paths it resolved, all re-checked by the front end.
 
 Not stored (always Python): hooks, a terminal, namespaces joined by path, LSM labels,
 Landlock, newuidmap id maps, an io weight, swap on cgroup v1, a policy overlay.
@@ -196,6 +199,9 @@ def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
     o.count(len(env), MAX_ITEMS * 4)
     for k, v in env.items():
         o.s(f"{k}={v}")
+    # No HOME in config.json: the front end reads it from the rootfs's /etc/passwd when
+    # it runs the plan (translate's _home, the same rules), appended last as translate does.
+    o.u64(int("HOME" not in env), plan.identity.uid)
     o.s(dict(plan.env).get("PATH", DEFAULT_PATH))
     o.s(c.rootfs)
     o.count(len(c.annotations))
@@ -254,9 +260,11 @@ def _cgroup(o: _Out, c: Container, h: Hierarchy) -> None:
 
 
 def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[int, str, str]]:
-    """What the translation read besides config.json: (0, path, "") files compared by
-    identity and times (absent allowed), (1, path, real) paths whose symlinks it resolved."""
-    out: list[tuple[int, str, str]] = [(0, os.path.join(c.rootfs, "etc/passwd"), "")]
+    """What the translation read besides config.json: (1, path, real) paths whose symlinks
+    it resolved. (0, path, "") entries, files compared by identity and times (absent
+    allowed), are understood by the front end; none is needed now that it reads HOME
+    from the rootfs's /etc/passwd itself.)"""
+    out: list[tuple[int, str, str]] = []
     raw = cfg["root"]["path"]
     out.append((1, raw if os.path.isabs(raw) else os.path.join(c.bundle, raw), c.rootfs))
     for m in cfg.get("mounts", []):
@@ -282,6 +290,27 @@ def offer(root: str, c: Container, cfg: dict[str, Any], last_cap: int) -> str:
     if why is not None:
         return f"not stored: {why}"
     return store(root, c, cfg, last_cap, key_hex)
+
+
+def hand_back() -> None:
+    """exec the front end (STOCKADE_FAST_FRONTEND) with this command's arguments, now that
+    its plan is stored; it falls back to Python without asking again. Returns only if
+    that cannot be done."""
+    import sys
+
+    front_end = os.environ.get("STOCKADE_FAST_FRONTEND", "")
+    argv = sys.argv
+    if not os.path.isabs(front_end) or len(argv) < 2 or argv[1] != "oci":
+        return
+    for name in ("STOCKADE_FAST_STAMP", "STOCKADE_FAST_KEY", "STOCKADE_FAST_FRONTEND"):
+        os.environ.pop(name, None)
+    os.environ["STOCKADE_FAST_PLANNED"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(front_end, [front_end, *argv[2:]])
+    except OSError:
+        os.environ.pop("STOCKADE_FAST_PLANNED", None)
 
 
 def store(root: str, c: Container, cfg: dict[str, Any], last_cap: int, key_hex: str) -> str:

@@ -301,6 +301,8 @@ static void __attribute__((noreturn)) do_create(const char *root, int i, int run
             pid_file = g_argv[++i];
         else if (strncmp(a, "--pid-file=", 11) == 0)
             pid_file = a + 11;
+        else if (strcmp(a, "--no-new-keyring") == 0)
+            continue; /* accepted: stockade never creates a session keyring */
         else if (a[0] == '-' || id != NULL)
             fallback(); /* --console-socket, --detach, --policy, ...: Python, no plan */
         else

@@ -13,7 +13,7 @@ import os
 
 from stockade.oci.config import ConfigError
 from stockade.oci.hooks import Hook
-from stockade.runner import _linux as L
+from stockade.runner import linux_consts as L
 from stockade.runner._record import frozen
 from stockade.runner.plan import (
     RLIMIT_NAMES,
@@ -111,7 +111,10 @@ def rootfs_path(cfg: dict[str, Any], bundle: str) -> str:
 
 
 def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
-              euid: int | None = None, native: str = "x86_64") -> Container:
+              euid: int | None = None, native: str = "x86_64", home: bool = True) -> Container:
+    """config.json -> the runner's plan and what the OCI layer does around it.
+    home=False: no HOME from the rootfs's /etc/passwd when config.json sets none (a plan
+    for the compiled front end, which looks it up itself when it runs the plan)."""
     euid = os.geteuid() if euid is None else euid
     bundle = os.path.realpath(bundle)
     proc = cfg["process"]
@@ -151,7 +154,7 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
         if not sep or not key:
             raise _err("process.env", f"{item!r} is not KEY=VALUE")
         env.append((key, value))
-    if not any(k == "HOME" for k, _ in env):
+    if home and not any(k == "HOME" for k, _ in env):
         # runc's behaviour: HOME from the rootfs's /etc/passwd for the user, else "/".
         env.append(("HOME", _home(rootfs, identity.uid)))
     cwd = proc.get("cwd", "/")
@@ -229,11 +232,13 @@ def _umask(value: Any) -> int | None:
 def _home(rootfs: str, uid: int) -> str:
     """The user's home in the rootfs's /etc/passwd, read inside the root (symlinks in
     the rootfs are resolved against it, never against the host)."""
+    from stockade.runner import _linux
+
     try:
         root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = L.openat2(root, "etc/passwd", os.O_RDONLY | os.O_CLOEXEC,
-                           L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
+            fd = _linux.openat2(root, "etc/passwd", os.O_RDONLY | os.O_CLOEXEC,
+                                _linux.RESOLVE_IN_ROOT | _linux.RESOLVE_NO_MAGICLINKS)
         finally:
             os.close(root)
         with os.fdopen(fd, encoding="utf-8", errors="replace") as fh:

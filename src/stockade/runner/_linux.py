@@ -12,6 +12,7 @@ import os
 import struct
 
 from stockade._light import suppress
+from stockade.runner import linux_consts as _consts
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
@@ -48,18 +49,20 @@ if MACHINE not in _ARCH_NR:  # pragma: no cover - fail closed on an unknown arch
     raise ImportError(f"stockade runner: unsupported architecture {MACHINE}")
 NR = {**_ARCH_NR[MACHINE], **_UNIFIED_NR}
 
-# clone / unshare flags
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-NS_FLAGS = {
-    "user": CLONE_NEWUSER, "pid": CLONE_NEWPID, "mount": CLONE_NEWNS, "net": CLONE_NEWNET,
-    "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS, "cgroup": CLONE_NEWCGROUP,
-}
+# clone / unshare flags, mount attributes: defined in linux_consts (no ctypes there: the
+# plan is made without this module), the same objects here.
+CLONE_NEWCGROUP = _consts.CLONE_NEWCGROUP
+CLONE_NEWIPC = _consts.CLONE_NEWIPC
+CLONE_NEWNET = _consts.CLONE_NEWNET
+CLONE_NEWNS = _consts.CLONE_NEWNS
+CLONE_NEWPID = _consts.CLONE_NEWPID
+CLONE_NEWUSER = _consts.CLONE_NEWUSER
+CLONE_NEWUTS = _consts.CLONE_NEWUTS
+MOUNT_ATTR_NODEV = _consts.MOUNT_ATTR_NODEV
+MOUNT_ATTR_NOEXEC = _consts.MOUNT_ATTR_NOEXEC
+MOUNT_ATTR_NOSUID = _consts.MOUNT_ATTR_NOSUID
+MOUNT_ATTR_RDONLY = _consts.MOUNT_ATTR_RDONLY
+NS_FLAGS = _consts.NS_FLAGS
 # mount(2)
 MS_RDONLY = 0x1
 MS_REC = 0x4000
@@ -67,10 +70,6 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MNT_DETACH = 0x2
 # new mount API
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
 OPEN_TREE_CLONE = 0x1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 AT_EMPTY_PATH = 0x1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from stockade.runner import _linux as L
+from stockade.runner import linux_consts as L
 from stockade.runner._record import frozen
 from stockade.runner.codes import runner_error
 

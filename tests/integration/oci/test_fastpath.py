@@ -1,8 +1,8 @@
 """The front end's create/run from a stored plan (oci/fastexec.c, oci/fastplan.py).
 
-The first two creates/runs of a bundle go through Python, which notes the bundle the
-first time and stores the plan the second; later ones of the same bundle and config.json
-run it without an interpreter. STOCKADE_FAST=require
+When the front end has no plan for a bundle, Python translates config.json, stores the
+plan and execs the front end again, which runs it; later creates/runs of the same bundle
+and config.json need no interpreter at all. STOCKADE_FAST=require
 makes the front end exit 125 instead of falling back, so each test knows which path ran.
 The probe's view from inside must be the same either way (and the Python path agrees
 with runc: test_differential).
@@ -77,18 +77,18 @@ def test_stored_plan_sees_what_python_sees(name: str, frontend_bin: str, bundles
     bundle = str(bundles.make(cfg))
     ref = oci(oci_root, "run", "--bundle", bundle, f"py-{uuid.uuid4().hex[:6]}")
     assert ref.returncode == 0, ref.stderr
-    for i in range(2):  # noted by the front end, then stored by Python
-        first = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, f"first{i}")
-        assert first.returncode == 0, first.stderr
-        assert ("fast plan" not in first.stderr) if i == 0 else \
-            ("fast plan: stored" in first.stderr)
+    first = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, "first")
+    assert first.returncode == 0, first.stderr
+    assert "fast plan: stored" in first.stderr  # planned by Python, run by the front end
     cid = f"fast-{uuid.uuid4().hex[:6]}"
     got = fe(frontend_bin, oci_root, "run", "--bundle", bundle, cid, env=REQUIRE)
     assert got.returncode == 0, got.stderr
     assert len(entries(oci_root)) == 1
-    a, b = normalise(ref.stdout), normalise(got.stdout)
-    for key in a:
-        assert b[key] == a[key], f"{name}: {key} differs\npython: {a[key]}\nfast: {b[key]}"
+    a = normalise(ref.stdout)
+    for how, out in (("planned", first.stdout), ("stored", got.stdout)):
+        b = normalise(out)
+        for key in a:
+            assert b[key] == a[key], f"{name} {how}: {key} differs\npython: {a[key]}\nfast: {b[key]}"
     assert not (oci_root / "stockade" / cid).exists() and not leftovers(cid)
 
 
@@ -100,30 +100,25 @@ def test_stored_plan_sets_the_same_cgroup_limits(name: str, frontend_bin: str,
     cfg["linux"]["resources"].update(RESOURCES[name])
     bundle = str(bundles.make(cfg))
     seen = {}
-    for how, env in (("python", {"STOCKADE_FAST": "off"}), ("seen", {}), ("store", {}),
-                     ("fast", REQUIRE)):
+    for how, env in (("python", {"STOCKADE_FAST": "off"}), ("planned", {}), ("fast", REQUIRE)):
         cid = f"cg-{how}-{uuid.uuid4().hex[:6]}"
         r = fe(frontend_bin, oci_root, "create", "--bundle", bundle, cid, env=env, files=True)
         assert r.returncode == 0, r.stderr
         seen[how] = _cgroup_files(state(oci_root, cid)["pid"])
         assert fe(frontend_bin, oci_root, "delete", "--force", cid).returncode == 0
         assert not leftovers(cid)
-    assert seen["fast"] == seen["python"]
+    assert seen["fast"] == seen["python"] == seen["planned"]
     assert seen["fast"]["devices.list"] != "?" and seen["fast"]["pids.max"] != "?"
 
 
 def _stored(frontend_bin: str, root: Path, bundle: str, env: dict[str, str] | None = None) -> None:
-    """Create through Python until the plan is stored (the second sight; the first if
-    the bundle was seen before), deleting each container."""
-    for _ in range(2):
-        cid = f"s-{uuid.uuid4().hex[:6]}"
-        r = fe(frontend_bin, root, "--debug", "create", "--bundle", bundle, cid, env=env,
-               files=True)
-        assert fe(frontend_bin, root, "delete", "--force", cid).returncode == 0
-        if "fast plan: stored" in r.stderr:
-            return
-        assert "fast plan" not in r.stderr, r.stderr  # the first time: only noted
-    raise AssertionError("the plan was not stored the second time")
+    """Create once (Python plans, the front end runs it), check the plan was stored,
+    delete."""
+    cid = f"s-{uuid.uuid4().hex[:6]}"
+    r = fe(frontend_bin, root, "--debug", "create", "--bundle", bundle, cid, env=env,
+           files=True)
+    assert r.returncode == 0 and "fast plan: stored" in r.stderr, r.stderr
+    assert fe(frontend_bin, root, "delete", "--force", cid).returncode == 0
 
 
 def _bundle(bundles: Bundles, args: list[str], **extra: Any) -> str:
@@ -230,13 +225,6 @@ def test_a_changed_input_is_a_miss(frontend_bin: str, own_rootfs: Path, tmp_path
 
     _stored(frontend_bin, oci_root, bundle)
     assert fast().returncode == 0
-    # /etc/passwd of the rootfs (HOME comes from it)
-    passwd = first / "etc" / "passwd"
-    passwd.write_text(passwd.read_text() if passwd.exists() else "root:x:0:0::/root:/bin/sh\n")
-    r = fast()
-    assert r.returncode == 125 and "changed" in r.stderr
-    _stored(frontend_bin, oci_root, bundle)
-    assert fast().returncode == 0
     # root.path is a symlink that now points elsewhere: inside the bundle, then outside
     shutil.copytree(own_rootfs, bdir / "r2", symlinks=True)
     (bdir / "rootfs").unlink()
@@ -328,11 +316,10 @@ def test_what_is_not_stored(frontend_bin: str, bundles: Bundles, oci_root: Path,
             **bundles.config()["process"], "args": ["true"], "terminal": True}),
     }
     for why, bundle in cases.items():
-        for seen in (False, True):  # the second time the front end asks for the plan
-            r = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, "n")
-            assert r.returncode == 0, r.stderr
-            assert (f"not stored: {why}" in r.stderr) is seen, r.stderr
-            assert not (oci_root / "stockade" / "n").exists()
+        r = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, "n")
+        assert r.returncode == 0, r.stderr
+        assert f"not stored: {why}" in r.stderr, r.stderr
+        assert not (oci_root / "stockade" / "n").exists()
     r = fe(frontend_bin, oci_root, "--debug", "run", "--policy", "default", "--bundle",
            _bundle(bundles, ["true"]), "n")
     assert r.returncode == 0, r.stderr
@@ -376,14 +363,46 @@ def test_cgroup_v2_from_a_stored_plan(frontend_bin: str, bundles: Bundles,
     assert not os.path.exists(cg) and not leftovers("c2")
 
 
-def test_the_seen_list_is_bounded(frontend_bin: str, bundles: Bundles, oci_root: Path) -> None:
-    """Bundles seen once (an engine's per-container configs) are a line each in
-    `.fast/seen`, which starts over at 64 KiB."""
-    seen = oci_root / "stockade" / ".fast" / "seen"
-    fe(frontend_bin, oci_root, "run", "--bundle", _bundle(bundles, ["true"]), "b0")
-    assert seen.stat().st_mode & 0o777 == 0o600 and len(seen.read_text().split()) == 1
-    seen.write_text("".join(f"{i:016x}\n" for i in range(65536 // 17 + 1)))
-    r = fe(frontend_bin, oci_root, "run", "--bundle", _bundle(bundles, ["true"]), "b1")
-    assert r.returncode == 0, r.stderr
-    (line,) = seen.read_text().splitlines()
-    assert len(line) == 16 and int(line, 16) > 65536
+def test_home_comes_from_the_rootfs_when_it_runs(frontend_bin: str, own_rootfs: Path,
+                                                 tmp_path: Path, runc_spec: dict[str, Any],
+                                                 oci_root: Path) -> None:
+    """No HOME in config.json: the front end reads the rootfs's /etc/passwd (inside the
+    root) when it runs the plan, as translate does; a symlink cannot lead it out."""
+    passwd = own_rootfs / "etc" / "passwd"
+    passwd.parent.mkdir(exist_ok=True)
+    bundle = _own_bundle(tmp_path / "b", str(own_rootfs), ["sh", "-c", "echo $HOME"],
+                         runc_spec)
+    expected = {"root:x:0:0:root:/root:/bin/sh\n": "/root\n",
+                "root:x:0:0:root:/home/r2:/bin/sh\n": "/home/r2\n",
+                "root:x:0:0:root::/bin/sh\n": "/\n",
+                "daemon:x:1:1::/d:/bin/sh\n": "/\n"}
+    _stored(frontend_bin, oci_root, bundle)  # once: the plan holds no HOME
+    for content, home in expected.items():
+        passwd.unlink(missing_ok=True)
+        passwd.write_text(content)
+        ref = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "h",
+                 env={"STOCKADE_FAST": "off"})
+        assert ref.stdout == home, (content, ref.stderr)
+        got = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "h", env=REQUIRE)
+        assert got.returncode == 0 and got.stdout == home, (content, got.stderr)
+    host_file = tmp_path / "host-passwd"
+    host_file.write_text("root:x:0:0:root:/host-home:/bin/sh\n")
+    passwd.unlink()
+    passwd.symlink_to(host_file)  # absolute: resolved inside the rootfs, so missing there
+    got = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "h", env=REQUIRE)
+    assert got.returncode == 0 and got.stdout == "/\n"
+
+
+def test_a_new_config_runs_without_the_python_runner(frontend_bin: str, bundles: Bundles,
+                                                     oci_root: Path) -> None:
+    """The first run of a config.json: Python plans, then execs the front end, which
+    runs the container as its own child (seen from inside without a pid namespace)."""
+    cfg = bundles.config()
+    cfg["process"]["args"] = ["sh", "-c", "cat /proc/$PPID/comm"]
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+    bundle = str(bundles.make(cfg))
+    r = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, "new")
+    assert r.returncode == 0 and "fast plan: stored" in r.stderr, r.stderr
+    assert r.stdout == "stockade-oci\n"
+    r = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "new", env={"STOCKADE_FAST": "off"})
+    assert r.returncode == 0 and r.stdout != "stockade-oci\n"  # Python's own runner
