@@ -31,6 +31,10 @@ def test_podman_runs_through_stockade(tmp_path: Path, shared_rootfs: Path) -> No
 
     # podman refuses a runroot longer than 50 characters (pytest's tmp paths are).
     runroot = Path(tempfile.mkdtemp(prefix="sk-pod-", dir="/tmp"))
+    # podman uses the runtime's default --root: the plans stored there for its
+    # containers (oci/fastplan.py) are removed afterwards.
+    plans = Path("/run/stockade-oci/.fast")
+    before = set(plans.iterdir()) if plans.exists() else set()
     podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", str(runroot), "--cgroup-manager", "cgroupfs", "--events-backend",
               "file", "--storage-driver", "vfs"]
     imp = subprocess.run([*podman, "import", str(tar), "localhost/stockade-bb:latest"],
@@ -58,6 +62,8 @@ def test_podman_runs_through_stockade(tmp_path: Path, shared_rootfs: Path) -> No
                        capture_output=True, timeout=60)
         shutil.rmtree(tmp_path / "storage", ignore_errors=True)
         shutil.rmtree(runroot, ignore_errors=True)
+        for entry in (set(plans.iterdir()) if plans.exists() else set()) - before:
+            entry.unlink(missing_ok=True)
         # podman's cgroupfs manager leaves its conmon cgroup behind: remove it if empty.
         for ctl in Path("/sys/fs/cgroup").iterdir():
             for d in (ctl / "libpod_parent" / "conmon", ctl / "libpod_parent"):
