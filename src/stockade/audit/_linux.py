@@ -13,16 +13,18 @@ import os
 import platform
 import time
 
+from stockade.runner import linux_consts as _consts
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = _consts.CLONE_NEWNS
+CLONE_NEWCGROUP = _consts.CLONE_NEWCGROUP
+CLONE_NEWUTS = _consts.CLONE_NEWUTS
+CLONE_NEWIPC = _consts.CLONE_NEWIPC
+CLONE_NEWUSER = _consts.CLONE_NEWUSER
+CLONE_NEWPID = _consts.CLONE_NEWPID
+CLONE_NEWNET = _consts.CLONE_NEWNET
 
 MS_RDONLY = 1
 MS_NOSUID = 2

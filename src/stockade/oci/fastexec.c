@@ -382,15 +382,7 @@ static unsigned char *read_file(const char *path, int dirfd, size_t *len, int tr
 
 static long read_long_file(const char *path) {
     char buf[64];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    return strtol(buf, NULL, 10);
+    return read_text(path, buf, sizeof buf) < 0 ? -1 : strtol(buf, NULL, 10);
 }
 
 /* The stored plan for this bundle and config.json, or a miss. */
@@ -1180,14 +1172,8 @@ static void now_rfc3339(char *out, size_t n) {
 /* Own cgroup path of this process in a v1 controller, or v2 for "" (/proc/self/cgroup). */
 static int own_cgroup(const char *ctrl, char *out, size_t n) {
     char buf[8192];
-    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_text("/proc/self/cgroup", buf, sizeof buf) < 0)
         return -1;
-    ssize_t len = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (len <= 0)
-        return -1;
-    buf[len] = '\0';
     char *save = NULL;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *c1 = strchr(line, ':');
@@ -1271,13 +1257,8 @@ static int has_word(const char *list, const char *word) {
 static void read_small(const char *dir, const char *name, char *out, size_t n) {
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t got = read(fd, out, n - 1);
-    close(fd);
-    out[got > 0 ? got : 0] = '\0';
+    if (read_text(path, out, n) < 0)
+        out[0] = '\0';
 }
 
 /* v2.V2Cgroup's _enable: the wanted controllers this parent has but does not pass on. */

@@ -333,13 +333,10 @@ def store(root: str, c: Container, cfg: dict[str, Any], last_cap: int, key_hex: 
         directory = os.path.join(root, ".fast")
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, key_hex)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        from stockade.runner.cache import write_atomic
+
+        if not write_atomic(path, data):
+            return f"not stored: cannot write {path}"
         _prune(directory)
         return f"stored {path}"
     except (_NotStored, OSError, KeyError, TypeError, ValueError) as exc:

@@ -119,18 +119,24 @@ static int read_fast(int dirfd, struct fast *f) {
     return (f->pid > 0 && have_start && f->hooks >= 0) ? 0 : -1;
 }
 
+/* One read of a small (kernel) file into buf, NUL-terminated: its length, or -1 if it
+   cannot be opened or read or is empty. */
+static ssize_t read_text(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? n : -1;
+}
+
 /* Field 22 (start time) and field 3 (state) of /proc/pid/stat; 0: read, -1: no such pid. */
 static int proc_stat(long pid, unsigned long long *start, char *state) {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_text(path, buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *p = strrchr(buf, ')');
     if (p == NULL || p[1] != ' ')
         return -1;
@@ -229,11 +235,7 @@ static int kill_and_rmdir(const char *dir) {
             return -1;
         char path[4200], buf[65536];
         snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t n = read(fd, buf, sizeof buf - 1);
-            close(fd);
-            buf[n > 0 ? n : 0] = '\0';
+        if (read_text(path, buf, sizeof buf) > 0) {
             char *save = NULL;
             for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
                 kill((pid_t)atol(t), SIGKILL);

@@ -58,7 +58,8 @@ def read_trusted(path: str) -> bytes | None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes) -> bool:
+    """Write `data` to `path` (0600) all at once or not at all; False if it could not."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -70,3 +71,5 @@ def write_atomic(path: str, data: bytes) -> None:
     except OSError:
         with suppress(OSError):
             os.unlink(tmp)
+        return False
+    return True
