@@ -1598,13 +1598,8 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
         fprintf(stderr, "stockade: note: %s\n", p.notes[i]);
     if (!run)
         _exit(0);
-    /* run: start, forward signals, wait, delete (lifecycle.run) */
-    int fd = openat(m.dirfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    static const char go[9] = {'s', 0, 0, 0, 0, 0, 0, 0, 0};
-    if (fd < 0 || write(fd, go, sizeof go) != (ssize_t)sizeof go)
-        undo_miss(&m, "start: %s", strerror(errno));
-    close(fd);
-    unlinkat(m.dirfd, "exec.fifo", 0);
+    /* run: forward signals, start, wait, delete (lifecycle.run). The handlers come
+       first: once started, the container may already be answered by a signal to us. */
     g_forward_pid = (int)pid;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1612,6 +1607,12 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     sa.sa_flags = SA_RESTART;
     for (size_t i = 0; i < sizeof fwd_sigs / sizeof fwd_sigs[0]; i++)
         sigaction(fwd_sigs[i], &sa, NULL);
+    int fd = openat(m.dirfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    static const char go[9] = {'s', 0, 0, 0, 0, 0, 0, 0, 0};
+    if (fd < 0 || write(fd, go, sizeof go) != (ssize_t)sizeof go)
+        undo_miss(&m, "start: %s", strerror(errno));
+    close(fd);
+    unlinkat(m.dirfd, "exec.fifo", 0);
     int status = 0;
     while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
         ;

@@ -300,17 +300,21 @@ def list_all(root: str) -> list[dict[str, Any]]:
     return out
 
 
-def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
-        console_socket: str | None = None, detach: bool = False) -> int:
-    """create + start (+ wait and delete unless detached): the payload's status."""
-    pid, master = create(c, root, cid, pid_file=pid_file, console_socket=console_socket,
-                         for_run=not detach)
+def _start_or_delete(root: str, cid: str) -> None:
     try:
         start(root, cid)
     except BaseException:
         delete(root, cid, force=True)
         raise
+
+
+def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
+        console_socket: str | None = None, detach: bool = False) -> int:
+    """create + start (+ wait and delete unless detached): the payload's status."""
+    pid, master = create(c, root, cid, pid_file=pid_file, console_socket=console_socket,
+                         for_run=not detach)
     if detach:
+        _start_or_delete(root, cid)
         if master >= 0:
             os.close(master)
         return 0
@@ -323,8 +327,10 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
+    # Forwarding first: once started, the container may answer with a signal to us.
     old = {s: L.set_signal_handler(s, forward) for s in sigs}
     try:
+        _start_or_delete(root, cid)
         if master >= 0:
             from stockade.runner.launcher import _copy_winsize, _proxy_tty
 
