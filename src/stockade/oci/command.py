@@ -55,6 +55,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     creating(p)
     p.add_argument("--detach", "-d", action="store_true", help="return after start")
     add("start", "run the program of a created container").add_argument("id")
+    p = add("exec", "run another process in a created or running container, confined as "
+            "its own (its seccomp filter; capabilities, rlimits, user from its process)")
+    p.add_argument("--process", "-p", help="a process.json (config.json's process section) "
+                   "instead of COMMAND and the flags below")
+    p.add_argument("--detach", "-d", action="store_true", help="return once it runs")
+    p.add_argument("--pid-file", help="write the process's pid here")
+    p.add_argument("--cwd", help="working directory inside the container")
+    p.add_argument("--env", "-e", action="append", help="KEY=VALUE (repeatable)")
+    p.add_argument("--user", "-u", help="UID[:GID]")
+    p.add_argument("--additional-gids", "-g", action="append", help="GID (repeatable)")
+    p.add_argument("--cap", "-c", action="append",
+                   help="add a capability (bounding, effective, permitted; repeatable)")
+    p.add_argument("--no-new-privs", action="store_true", help="set no_new_privs")
+    p.add_argument("--tty", "-t", action="store_true", help="allocate a pty inside")
+    p.add_argument("--console-socket", help="unix socket that receives the pty master")
+    p.add_argument("--apparmor", help="AppArmor profile (fails closed if not applied)")
+    p.add_argument("--process-label", help="SELinux label (fails closed if not applied)")
+    p.add_argument("--preserve-fds", type=int, default=0,
+                   help="refused unless 0: every fd above 2 is closed")
+    p.add_argument("id")
+    p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
+                   help="COMMAND [ARG...]")
     add("state", "the container's state (runtime spec JSON)").add_argument("id")
     p = add("kill", "send a signal to the container's process")
     p.add_argument("--all", "-a", action="store_true", help="every process of its cgroup")
@@ -203,6 +225,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "start":
         lifecycle.start(root, args.id)
         _exit_now(0)
+    elif cmd == "exec":
+        from stockade.oci.execute import main_exec
+
+        code = main_exec(root, args.id, args)
+        _exit_now(code)
+        return code
     elif cmd == "state":
         import json
 

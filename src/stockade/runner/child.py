@@ -88,6 +88,19 @@ def init_main(plan: Plan, fds: ChildFds) -> None:
     os._exit(EXIT_CODES["internal"])
 
 
+def exec_main(plan: Plan, fds: ChildFds) -> None:
+    """`stockade oci exec`'s process, already in the container's cgroups and namespaces
+    (root included): the steps the container's own process took after its root was
+    built, at the gate in between (oci/execute.py)."""
+    try:
+        _payload_alone(plan, fds)
+    except StepFailed as exc:
+        _fail(fds, exc.step, exc.message)
+    except BaseException as exc:  # noqa: BLE001 - the child must never unwind into the caller
+        _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
+    os._exit(EXIT_CODES["internal"])
+
+
 def _init_steps(plan: Plan, fds: ChildFds) -> None:
     # Die with the runner: an orphaned sandbox would escape its supervision and cleanup.
     L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
