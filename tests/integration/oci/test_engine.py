@@ -57,6 +57,29 @@ def test_podman_runs_through_stockade(tmp_path: Path, shared_rootfs: Path) -> No
         assert "hello from stockade" in run.stdout
         verbs = [c.split()[0] for c in calls]
         assert "create" in verbs and "start" in verbs, calls
+        # podman exec (conmon: exec --process FILE --detach --pid-file), with and
+        # without a terminal (--tty --console-socket)
+        name = f"sk-{tmp_path.name[-12:]}"
+        up = subprocess.run(
+            [*podman, "--runtime", str(spy), "run", "-d", "--name", name, "--network", "none",
+             "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+             "localhost/stockade-bb:latest", "sh", "-c", "while :; do sleep 0.1; done"],
+            capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        try:
+            ex = subprocess.run([*podman, "--runtime", str(spy), "exec", name, "sh", "-c",
+                                 "echo in-exec; exit 4"],
+                                capture_output=True, text=True, timeout=60)
+            assert ex.returncode == 4 and ex.stdout == "in-exec\n", ex.stderr
+            ex = subprocess.run([*podman, "--runtime", str(spy), "exec", "-t", name, "tty"],
+                                capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+            assert ex.returncode == 0 and ex.stdout.startswith("/dev/pts/"), ex.stderr
+        finally:
+            subprocess.run([*podman, "--runtime", str(spy), "rm", "-f", name],
+                           capture_output=True, timeout=60)
+        calls = log.read_text().splitlines()
+        assert any(c.startswith("exec ") and "--process" in c and "--tty" in c for c in calls)
     finally:
         subprocess.run([*podman, "rmi", "-f", "localhost/stockade-bb:latest"],
                        capture_output=True, timeout=60)
