@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <net/if.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -419,10 +420,13 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
     const unsigned char *stored = (const unsigned char *)r_bytes(&r, &stored_len);
     uint64_t last_cap = r_u64(&r), euid = r_u64(&r);
     const char *test_v2 = r_str(&r), *env_v2 = getenv("STOCKADE_TEST_CGROUP_V2");
+    const char *release = r_str(&r);
+    struct utsname uts;
     if (r.bad || strcmp(b, bundle) != 0 || stored_len != clen || memcmp(stored, config, clen) != 0)
         miss("stored plan is for another bundle or config.json");
     if ((long)last_cap != read_long_file("/proc/sys/kernel/cap_last_cap") || euid != geteuid() ||
-        strcmp(test_v2, env_v2 ? env_v2 : "") != 0)
+        strcmp(test_v2, env_v2 ? env_v2 : "") != 0 || uname(&uts) != 0 ||
+        strcmp(release, uts.release) != 0)
         miss("host facts changed since the plan was stored");
     if (!deps_unchanged(&r))
         miss("a file the plan was made from changed");

@@ -318,6 +318,10 @@ static void __attribute__((noreturn)) do_create(const char *root, int i, int run
 int main(int argc, char **argv) {
     g_argc = argc;
     g_argv = argv;
+    if (argc == 2 && strcmp(argv[1], "--stamp") == 0) { /* python -m stockade.oci.frontend */
+        printf("%s\n", STOCKADE_STAMP);
+        return 0;
+    }
     const char *root = DEFAULT_ROOT;
     int i = 1;
     /* global flags, as stockade.oci.command.parse_fast accepts them */

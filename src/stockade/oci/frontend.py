@@ -1,9 +1,12 @@
 """Build the compiled front end of `stockade oci` (frontend.c) for this installation.
 
-`python -m stockade.oci.frontend OUT` compiles it with the system's C compiler, pointing
-its fallback at the `stockade` console script next to this interpreter. Optional: without
+`python -m stockade.oci.frontend [--if-stale] OUT` compiles it with the system's C
+compiler, pointing its fallback at the `stockade` console script next to this
+interpreter and stamping it with the package's build stamp (oci/fastplan.stamp: plans
+are only stored for, and read by, a front end built from the installed sources);
+--if-stale skips the build when OUT already has that stamp. Optional: without
 a compiler there is no front end and `stockade oci` (Python) does every verb itself.
-The front end only shortcuts start/kill/delete on their common path; see frontend.c.
+What the front end does itself: frontend.c and fastexec.c.
 """
 
 from __future__ import annotations
@@ -50,12 +53,28 @@ def build(out: str, cli: str | None = None) -> str:
     return out
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m stockade.oci.frontend OUT", file=sys.stderr)
-        return 2
+def built_stamp(path: str) -> str | None:
+    """The build stamp a front end was compiled with (`OUT --stamp`), None if unknown."""
     try:
-        print(build(argv[0]))
+        out = subprocess.run([path, "--stamp"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def main(argv: list[str]) -> int:
+    if_stale = argv[:1] == ["--if-stale"]
+    args = argv[1:] if if_stale else argv
+    if len(args) != 1:
+        print("usage: python -m stockade.oci.frontend [--if-stale] OUT", file=sys.stderr)
+        return 2
+    if if_stale:
+        from stockade.oci.fastplan import stamp
+
+        if built_stamp(args[0]) == stamp():
+            return 0  # built from these very sources
+    try:
+        print(build(args[0]))
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"stockade: front end not built: {exc}", file=sys.stderr)
         return 1

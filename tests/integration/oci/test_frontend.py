@@ -125,3 +125,26 @@ def test_build_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ValueError, match="C string literal"):
         build(str(tmp_path / "x"), cli='/a"b')
     assert frontend.main([]) == 2
+
+
+def test_rebuilt_only_when_stale(tmp_path: Path, frontend_bin: str) -> None:
+    """`python -m stockade.oci.frontend --if-stale OUT`: a front end stamped from the
+    installed sources is kept; one built from others is rebuilt (scripts/dev setup)."""
+    import shutil
+    import subprocess as sp
+
+    from stockade.oci import frontend
+    from stockade.oci.fastplan import stamp
+
+    out = tmp_path / "fe"
+    shutil.copy(frontend_bin, out)
+    assert frontend.built_stamp(str(out)) == stamp()
+    before = out.stat().st_mtime_ns
+    assert frontend.main(["--if-stale", str(out)]) == 0
+    assert out.stat().st_mtime_ns == before  # up to date: not rebuilt
+    sp.run(["cc", "-O2", '-DSTOCKADE_CLI="/bin/false"', '-DSTOCKADE_STAMP="old"', "-o",
+            str(out), str(frontend.SOURCE)], check=True)
+    assert frontend.built_stamp(str(out)) == "old"
+    assert frontend.main(["--if-stale", str(out)]) == 0
+    assert frontend.built_stamp(str(out)) == stamp()
+    assert frontend.built_stamp(str(tmp_path / "missing")) is None

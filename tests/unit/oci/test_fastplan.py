@@ -29,3 +29,22 @@ def test_offer_needs_the_front_ends_key(monkeypatch: pytest.MonkeyPatch) -> None
     container: Any = None  # never looked at: the key is refused first
     assert fastplan.offer("/nonexistent", container, {}, 0) == \
         "not stored: no key from the front end"
+
+
+def test_stamp_follows_every_file_of_the_package(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "data.json").write_text("{}")
+    (pkg / "sub" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"ignored")
+    first = fastplan.stamp(str(pkg))
+    assert fastplan.stamp(str(pkg)) == first
+    (pkg / "sub" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"still ignored")
+    assert fastplan.stamp(str(pkg)) == first
+    (pkg / "sub" / "data.json").write_text('{"a": 1}')  # content (size) changed
+    second = fastplan.stamp(str(pkg))
+    assert second != first
+    os.utime(pkg / "a.py", ns=(1, 1))  # only the mtime changed
+    assert fastplan.stamp(str(pkg)) != second
+    (pkg / "new.c").write_text("")
+    assert fastplan.stamp(str(pkg)).endswith("-3")
