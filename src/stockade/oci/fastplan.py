@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../sto
 
 def stamp(top: str = PACKAGE) -> str:
     """The build stamp: the name, size and mtime of every file of the installed package
-    (its Python and C sources, vocabularies, data). A plan is the translation of
+    (its Python and C sources, vocabularies, data) and of libseccomp. A plan is the translation of
     config.json by this code, so a plan stored by other code (an upgrade, an edit) is
     never used, and a front end built from other sources is never given one. An identity
     check, not a security boundary (plans are trusted for their owner and mode): zlib,
@@ -61,6 +62,15 @@ def stamp(top: str = PACKAGE) -> str:
                 st = e.stat(follow_symlinks=False)
                 entries.append(f"{e.path[len(top):]}\0{st.st_size}\0{st.st_mtime_ns}")
     entries.sort()
+    # The seccomp programs in a plan were compiled by this libseccomp.
+    arch = getattr(sys.implementation, "_multiarch", "")
+    for lib in (f"/usr/lib/{arch}/libseccomp.so.2", f"/lib/{arch}/libseccomp.so.2"):
+        try:
+            st = os.stat(lib)
+        except OSError:
+            continue
+        entries.append(f"{os.path.realpath(lib)}\0{st.st_size}\0{st.st_mtime_ns}")
+        break
     return f"{zlib.crc32(chr(10).join(entries).encode()):08x}-{len(entries)}"
 
 
