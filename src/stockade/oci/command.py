@@ -78,6 +78,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="COMMAND [ARG...]")
     add("state", "the container's state (runtime spec JSON)").add_argument("id")
+    p = add("ps", "the processes in the container (its cgroup), as runc ps")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table",
+                   help="json: the pids; table: `ps` lines of those pids")
+    p.add_argument("id")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTION",
+                   help="options for ps (table; default -ef)")
     p = add("kill", "send a signal to the container's process")
     p.add_argument("--all", "-a", action="store_true", help="every process of its cgroup")
     p.add_argument("id")
@@ -225,6 +231,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "start":
         lifecycle.start(root, args.id)
         _exit_now(0)
+    elif cmd == "ps":
+        _ps(root, args.id, args.format, list(args.ps_args))
     elif cmd == "exec":
         from stockade.oci.execute import main_exec
 
@@ -358,6 +366,40 @@ def _exit_now(code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _ps(root: str, cid: str, fmt: str, ps_args: list[str]) -> None:
+    """runc ps: json -> the pids of the container's cgroup; table -> the lines of
+    `ps ARGS` (default -ef) whose PID column is one of them, under ps's header."""
+    import json
+    import subprocess
+
+    from stockade.oci import lifecycle
+    from stockade.oci.state import StateError
+
+    pids = lifecycle.pids(root, cid)
+    if fmt == "json":
+        print(json.dumps(pids))
+        return
+    if ps_args[:1] == ["--"]:
+        ps_args = ps_args[1:]
+    try:
+        out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise StateError(f"ps: {exc}") from exc
+    if not out:
+        return
+    header = out[0].split()
+    if "PID" not in header:
+        raise StateError(f"ps {' '.join(ps_args)}: its output has no PID column")
+    col = header.index("PID")
+    print(out[0])
+    wanted = {str(p) for p in pids}
+    for line in out[1:]:
+        fields = line.split(None, col + 1)
+        if len(fields) > col and fields[col] in wanted:
+            print(line)
 
 
 def _list(items: list[dict[str, object]], fmt: str, quiet: bool) -> None:

@@ -200,6 +200,23 @@ def _start(root: str, cid: str) -> dict[str, Any]:
     return data
 
 
+def pids(root: str, cid: str) -> list[int]:
+    """The processes of a created or running container: those of its cgroups (every
+    process it started, exec'd ones included), as runc ps lists them."""
+    data = st.read(root, cid)
+    status = st.status(root, cid, data)
+    if status not in ("created", "running"):
+        raise st.StateError(f"container {cid} is not running (status: {status})")
+    found: set[int] = set()
+    for d in data.get("cgroup_dirs") or []:
+        try:
+            with open(os.path.join(str(d), "cgroup.procs")) as fh:
+                found.update(int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return sorted(found or {int(data["pid"])})
+
+
 def state(root: str, cid: str) -> dict[str, Any]:
     return st.spec_state(root, cid, st.read(root, cid))
 
@@ -353,4 +370,4 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
 
 
 __all__ = ["create", "start", "state", "kill", "delete", "run", "list_all", "parse_signal",
-           "RunnerError"]
+           "pids", "RunnerError"]

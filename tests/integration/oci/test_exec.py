@@ -241,3 +241,31 @@ def _stockade() -> list[str]:
     from tests.integration.oci.conftest import STOCKADE
 
     return STOCKADE
+
+
+def test_ps_agrees_with_runc(created: Callable[..., str], oci_root: Path) -> None:
+    """runc ps --format json: the pids of the container's cgroup, an exec'd one included;
+    the table is ps's lines of those pids."""
+    cid = created()
+    for rt in RUNTIMES:  # the same checks hold for both
+        r = oci(oci_root, "exec", "--detach", cid, *LOOP, runtime=rt)
+        assert r.returncode == 0, (rt, r.stderr)
+        deadline = time.monotonic() + 5
+        while True:
+            got = oci(oci_root, "ps", "--format", "json", cid, runtime=rt)
+            assert got.returncode == 0, (rt, got.stderr)
+            pids = json.loads(got.stdout)
+            if len(pids) >= 3 or time.monotonic() > deadline:  # init, exec'd loop, a sleep
+                break
+            time.sleep(0.05)
+        init = json.loads(oci(oci_root, "state", cid, runtime=rt).stdout)["pid"]
+        assert init in pids and len(pids) >= 2
+        table = oci(oci_root, "ps", cid, runtime=rt).stdout.splitlines()
+        assert table[0].split()[:2] == ["UID", "PID"]
+        listed = {int(line.split()[1]) for line in table[1:]}
+        stable = {p for p in pids if Path(f"/proc/{p}/comm").exists()
+                  and Path(f"/proc/{p}/comm").read_text().strip() == "sh"}
+        assert init in listed and stable <= listed and len(stable) == 2  # init, exec'd
+        assert os.getpid() not in listed and 1 not in listed  # only the container's
+    r = oci(oci_root, "ps", "missing-one")
+    assert r.returncode == 2 and "does not exist" in r.stderr
