@@ -207,18 +207,10 @@ def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: li
 def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,
              detach: bool) -> int:
     """Open the gate; wait for execve (or its error) and, unless detached, the exit."""
-    from stockade._light import suppress
-    from stockade.runner import _linux as L
+    from stockade.oci.lifecycle import forward_and_wait
     from stockade.runner import launcher
 
-    sigs = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2)
-
-    def forward(signum: int, _frame: object) -> None:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    old = {} if detach else {s: L.set_signal_handler(s, forward) for s in sigs}
-    try:
+    def open_gate() -> None:
         os.write(gate_w, b"s" + bytes(8))  # "s" + no state: as `start` does
         os.close(gate_w)
         err = launcher._read_all(err_r)  # EOF at execve (the pipe is close-on-exec)
@@ -228,22 +220,11 @@ def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,
         if err:
             launcher._kill_and_reap(pid)
             raise launcher._child_error(err)
-        if detach:
-            return 0
-        if master >= 0:
-            launcher._copy_winsize(master)
-            launcher._proxy_tty(master)
-            os.close(master)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover
-                continue
-    finally:
-        for s, h in old.items():
-            L.set_signal_handler(s, h)
-    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    if detach:
+        open_gate()
+        return 0
+    return forward_and_wait(pid, master, open_gate)
 
 
 def _joiner(plan: Plan, fds: Any, target: int, namespaces: dict[str, str],

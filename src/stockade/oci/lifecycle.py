@@ -17,6 +17,7 @@ from stockade.oci import state as st
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from stockade.oci.translate import Container
@@ -335,6 +336,16 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         if master >= 0:
             os.close(master)
         return 0
+    code = forward_and_wait(pid, master, lambda: _start_or_delete(root, cid))
+    delete(root, cid, force=True)
+    return code
+
+
+def forward_and_wait(pid: int, master: int, release: Callable[[], None]) -> int:
+    """With the usual signals forwarded to `pid` (SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+    SIGUSR1/2), call `release` (it starts the process), proxy its pty if there is one
+    (`master`, closed here), wait: its exit status, 128 + the signal that ended it.
+    Forwarding comes first: once started, the process may answer with a signal to us."""
     from stockade._light import suppress
     from stockade.runner import _linux as L  # loaded by create already; no signal/enum
 
@@ -344,10 +355,9 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    # Forwarding first: once started, the container may answer with a signal to us.
     old = {s: L.set_signal_handler(s, forward) for s in sigs}
     try:
-        _start_or_delete(root, cid)
+        release()
         if master >= 0:
             from stockade.runner.launcher import _copy_winsize, _proxy_tty
 
@@ -363,7 +373,6 @@ def run(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     finally:
         for s, h in old.items():
             L.set_signal_handler(s, h)
-    delete(root, cid, force=True)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
