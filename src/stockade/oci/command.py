@@ -78,6 +78,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="COMMAND [ARG...]")
     add("state", "the container's state (runtime spec JSON)").add_argument("id")
+    p = add("update", "change a running container's resources (0: unchanged, -1: no limit)")
+    p.add_argument("--resources", "-r", help="LinuxResources JSON file, - for stdin (the "
+                   "flags are then ignored)")
+    for flag, what in (("--memory", "memory limit (bytes)"),
+                       ("--memory-swap", "memory + swap limit (bytes)"),
+                       ("--cpu-quota", "CFS quota (microseconds)"),
+                       ("--cpu-period", "CFS period (microseconds)"),
+                       ("--cpu-share", "CPU shares"), ("--pids-limit", "maximum pids"),
+                       ("--memory-reservation", "refused"), ("--cpu-rt-period", "refused"),
+                       ("--cpu-rt-runtime", "refused"), ("--blkio-weight", "refused")):
+        p.add_argument(flag, type=int, help=what)
+    p.add_argument("--cpuset-cpus", help="refused")
+    p.add_argument("--cpuset-mems", help="refused")
+    p.add_argument("id")
     p = add("ps", "the processes in the container (its cgroup), as runc ps")
     p.add_argument("--format", "-f", choices=("table", "json"), default="table",
                    help="json: the pids; table: `ps` lines of those pids")
@@ -231,6 +245,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "start":
         lifecycle.start(root, args.id)
         _exit_now(0)
+    elif cmd == "update":
+        from stockade.oci.update import main_update
+
+        main_update(root, args.id, args)
     elif cmd == "ps":
         _ps(root, args.id, args.format, list(args.ps_args))
     elif cmd == "exec":
