@@ -78,6 +78,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="COMMAND [ARG...]")
     add("state", "the container's state (runtime spec JSON)").add_argument("id")
+    add("pause", "freeze every process of a running container").add_argument("id")
+    add("resume", "thaw a paused container").add_argument("id")
     p = add("update", "change a running container's resources (0: unchanged, -1: no limit)")
     p.add_argument("--resources", "-r", help="LinuxResources JSON file, - for stdin (the "
                    "flags are then ignored)")
@@ -245,6 +247,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "start":
         lifecycle.start(root, args.id)
         _exit_now(0)
+    elif cmd in ("pause", "resume"):
+        lifecycle.pause(root, args.id, on=cmd == "pause")
     elif cmd == "update":
         from stockade.oci.update import main_update
 

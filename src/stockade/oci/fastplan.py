@@ -262,8 +262,9 @@ def _cgroup(o: _Out, c: Container, h: Hierarchy) -> None:
         return
     from stockade.runner.cgroups.v1 import NEEDED, v1_writes
 
-    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
     mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
+    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
+    ctrls += ["freezer"] if "freezer" in mounts else []  # as launch_held (pause/resume)
     o.u64(1)
     o.count(len(ctrls))
     for name in ctrls:

@@ -214,6 +214,23 @@ static int parse_signal(const char *s) {
     return -1; /* anything rarer: Python's table */
 }
 
+/* A frozen cgroup's tasks cannot act on SIGKILL: thaw it (v1 freezer.state, v2
+   cgroup.freeze; as cgroupfs.kill_and_rmdir). Nothing to do without a freezer. */
+static void thaw(const char *dir) {
+    static const char *files[2][2] = {{"freezer.state", "THAWED"}, {"cgroup.freeze", "0"}};
+    for (int i = 0; i < 2; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i][0]);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = write(fd, files[i][1], strlen(files[i][1]));
+        (void)n;
+        close(fd);
+        return;
+    }
+}
+
 static void __attribute__((noreturn)) do_kill(int dirfd, const char *sigtext) {
     struct fast f;
     int sig = parse_signal(sigtext);
@@ -221,11 +238,15 @@ static void __attribute__((noreturn)) do_kill(int dirfd, const char *sigtext) {
         fallback();
     if (kill((pid_t)f.pid, sig) != 0 && errno != ESRCH)
         fallback();
+    if (sig == SIGKILL) /* as runc: a paused container is thawed, so that it can die */
+        for (int i = 0; i < f.ncgroups; i++)
+            thaw(f.cgroups[i]);
     _exit(0);
 }
 
 /* SIGKILL what is left in the cgroup, then rmdir it (as cgroupfs.kill_and_rmdir). */
 static int kill_and_rmdir(const char *dir) {
+    thaw(dir);
     double deadline = now() + 2.0;
     long delay = 500000;
     for (;;) {
@@ -253,6 +274,8 @@ static void __attribute__((noreturn)) do_delete(int dirfd, const char *dir, int 
         if (!force)
             fallback(); /* Python: "stop it first or use --force" */
         kill((pid_t)f.pid, SIGKILL);
+        for (int i = 0; i < f.ncgroups; i++)
+            thaw(f.cgroups[i]); /* a paused container: its process must be able to die */
         double deadline = now() + 5.0;
         while (status_of(dirfd, &f) != STOPPED) {
             if (now() > deadline)

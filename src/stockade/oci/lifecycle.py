@@ -201,12 +201,31 @@ def _start(root: str, cid: str) -> dict[str, Any]:
     return data
 
 
+def pause(root: str, cid: str, on: bool = True) -> None:
+    """Freeze (runc pause) or thaw (runc resume) every process of the container."""
+    from stockade.runner.cgroupfs import CgroupError, set_frozen
+
+    with st.locked(root, cid):
+        data = st.read(root, cid)
+        status = st.status(root, cid, data)
+        want = "running" if on else "paused"
+        if status != want:
+            raise st.StateError(f"container {cid} is not {want} (status: {status})")
+        try:
+            found = set_frozen([str(d) for d in data.get("cgroup_dirs", [])], on)
+        except CgroupError as exc:
+            raise st.StateError(f"container {cid}: {exc}") from exc
+        if not found:
+            raise st.StateError(f"container {cid} has no freezer cgroup (not mounted on this "
+                                "host when it was created)")
+
+
 def pids(root: str, cid: str) -> list[int]:
     """The processes of a created or running container: those of its cgroups (every
     process it started, exec'd ones included), as runc ps lists them."""
     data = st.read(root, cid)
     status = st.status(root, cid, data)
-    if status not in ("created", "running"):
+    if status not in ("created", "running", "paused"):
         raise st.StateError(f"container {cid} is not running (status: {status})")
     found: set[int] = set()
     for d in data.get("cgroup_dirs") or []:
@@ -241,7 +260,7 @@ def parse_signal(text: str) -> int:
 def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     data = st.read(root, cid)
     status = st.status(root, cid, data)
-    if status not in ("created", "running"):
+    if status not in ("created", "running", "paused"):
         raise st.StateError(f"container {cid} is not running (status: {status})")
     pids = [int(data["pid"])]
     if all_:
@@ -256,6 +275,10 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             continue
+    if sig == SIGKILL and status == "paused":  # as runc: a frozen process cannot die
+        from stockade.runner.cgroupfs import set_frozen
+
+        set_frozen([str(d) for d in data.get("cgroup_dirs", [])], False)
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
@@ -280,6 +303,10 @@ def _delete(root: str, cid: str, force: bool) -> None:
                 os.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
+            if status == "paused":  # a frozen process cannot die: thaw it
+                from stockade.runner.cgroupfs import set_frozen
+
+                set_frozen([str(d) for d in data.get("cgroup_dirs", [])], False)
             _wait_gone(pid, data.get("starttime"))
     remove_cgroups(list(data.get("cgroup_dirs", [])))
     poststop = data.get("hooks", {}).get("poststop", [])
@@ -379,4 +406,4 @@ def forward_and_wait(pid: int, master: int, release: Callable[[], None]) -> int:
 
 
 __all__ = ["create", "start", "state", "kill", "delete", "run", "list_all", "parse_signal",
-           "pids", "RunnerError"]
+           "pids", "pause", "RunnerError"]

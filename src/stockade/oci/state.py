@@ -102,6 +102,12 @@ def status(root: str, cid: str, data: dict[str, Any]) -> str:
         return "stopped"
     if os.path.exists(os.path.join(container_dir(root, cid), FIFO)):
         return "created"
+    dirs = data.get("cgroup_dirs") or []
+    if dirs:
+        from stockade.runner.cgroupfs import is_frozen
+
+        if any(is_frozen(str(d)) for d in dirs):
+            return "paused"
     return "running"
 
 
@@ -110,7 +116,7 @@ def spec_state(root: str, cid: str, data: dict[str, Any], status_: str | None = 
     st = status_ or status(root, cid, data)
     out: dict[str, Any] = {
         "ociVersion": OCI_VERSION, "id": cid, "status": st,
-        "pid": int(data.get("pid") or 0) if st in ("created", "running") else 0,
+        "pid": int(data.get("pid") or 0) if st in ("created", "running", "paused") else 0,
         "bundle": data.get("bundle", ""), "rootfs": data.get("rootfs", ""),
         "created": data.get("created", ""), "owner": data.get("owner", ""),
     }

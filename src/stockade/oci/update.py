@@ -96,7 +96,7 @@ def update(root: str, cid: str, res: dict[str, Any]) -> None:
     values = _values(res)
     data = st.read(root, cid)
     status = st.status(root, cid, data)
-    if status not in ("created", "running"):
+    if status not in ("created", "running", "paused"):
         raise st.StateError(f"container {cid} is not running (status: {status})")
     dirs = [str(d) for d in data.get("cgroup_dirs") or []]
     if not dirs:

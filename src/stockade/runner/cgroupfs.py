@@ -78,8 +78,54 @@ def keyed(path: str, key: str) -> int | None:
     return None
 
 
+def freezer_file(path: str) -> tuple[str, str, str] | None:
+    """(file, frozen value, thawed value) of the cgroup's freezer: v1 freezer.state, v2
+    cgroup.freeze; None when this directory has none."""
+    for name, on, off in (("freezer.state", "FROZEN", "THAWED"), ("cgroup.freeze", "1", "0")):
+        if os.path.exists(os.path.join(path, name)):
+            return os.path.join(path, name), on, off
+    return None
+
+
+def is_frozen(path: str) -> bool:
+    f = freezer_file(path)
+    if f is None:
+        return False
+    if f[0].endswith("cgroup.freeze"):  # v2: the kernel's answer is in cgroup.events
+        return keyed(os.path.join(path, "cgroup.events"), "frozen") == 1
+    return (read(f[0]) or "").strip() == "FROZEN"
+
+
+def set_frozen(paths: list[str], on: bool, timeout: float = 5.0) -> bool:
+    """Freeze or thaw every cgroup in `paths` that has a freezer and wait until the kernel
+    reports it done; False if none has one. Raises CgroupError on failure or timeout."""
+    found = False
+    for path in paths:
+        f = freezer_file(path)
+        if f is None:
+            continue
+        found = True
+        deadline = time.monotonic() + timeout
+        while True:
+            write(f[0], f[1] if on else f[2])
+            if is_frozen(path) == on:
+                break
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{path}: still {'not ' if on else ''}frozen after "
+                                  f"{timeout:.0f} s")
+            time.sleep(0.001)
+    return found
+
+
 def kill_and_rmdir(path: str, *, kill_file: str | None = None, timeout: float = 2.0) -> None:
-    """SIGKILL whatever is left in the cgroup, then rmdir it (EBUSY while tasks exit)."""
+    """SIGKILL whatever is left in the cgroup, then rmdir it (EBUSY while tasks exit).
+    A frozen cgroup is thawed first: its tasks could not act on the SIGKILL."""
+    f = freezer_file(path)
+    if f is not None:
+        try:  # noqa: SIM105 - no contextlib here
+            write(f[0], f[2])
+        except CgroupError:
+            pass
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while True:

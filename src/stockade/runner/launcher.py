@@ -286,7 +286,8 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
             try:
                 cg = _create(lambda h: create(h, hold.name, io=limits.io_weight is not None,
                                               path=hold.cgroup_path,
-                                              devices=limits.devices_allow is not None))
+                                              devices=limits.devices_allow is not None,
+                                              freezer=True))  # OCI pause/resume
                 if hold.on_cgroup is not None:
                     hold.on_cgroup(_dirs(cg))
                 notes += cg.apply(limits)

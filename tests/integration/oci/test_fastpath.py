@@ -149,6 +149,10 @@ def test_lifecycle_from_a_stored_plan(frontend_bin: str, bundles: Bundles, oci_r
     for cid in ids:
         assert fe(frontend_bin, oci_root, "start", cid).returncode == 0
         assert state(oci_root, cid)["status"] == "running"
+    # the plan's cgroups include the freezer, as Python's: pause and resume work
+    assert oci(oci_root, "pause", "l2").returncode == 0
+    assert state(oci_root, "l2")["status"] == "paused"
+    assert oci(oci_root, "resume", "l2").returncode == 0
     assert fe(frontend_bin, oci_root, "kill", "l1", "KILL").returncode == 0
     deadline = time.monotonic() + 5
     while state(oci_root, "l1")["status"] != "stopped":

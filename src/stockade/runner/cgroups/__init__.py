@@ -18,7 +18,7 @@ from stockade.runner.cgroups.v2 import V2Cgroup
 __all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "detect_cached", "create", "V1Cgroup",
            "V2Cgroup"]
 
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer")
 
 
 @frozen
@@ -140,7 +140,7 @@ def reap_stale(parents: list[str]) -> None:
 
 
 def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
-           devices: bool = False) -> V1Cgroup | V2Cgroup:
+           devices: bool = False, freezer: bool = False) -> V1Cgroup | V2Cgroup:
     """Create the run's cgroup(s); the caller must call remove() in a finally block.
     io: also create the blkio cgroup (v1), only when an io weight is asked for.
     path: an OCI cgroupsPath (absolute: below the hierarchy's root; relative: below the
@@ -150,9 +150,10 @@ def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
         if path is not None:
             if path.startswith("/"):
                 dirs = {c: m for c, m, _ in h.v1_mounts}
-            return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices)
+            return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices,
+                                   freezer=freezer)
         reap_stale_now_and_then(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
-        return V1Cgroup.create(dirs, run_id, io, devices=devices)
+        return V1Cgroup.create(dirs, run_id, io, devices=devices, freezer=freezer)
     if h.mode == "v2" and h.v2_mount is not None:
         own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
         if path is not None:

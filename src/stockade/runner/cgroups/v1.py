@@ -30,10 +30,13 @@ class V1Cgroup:
 
     @staticmethod
     def create(parents: dict[str, str], run_id: str, io: bool = False,
-               leaf: str | None = None, devices: bool = False) -> V1Cgroup:
-        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath)."""
+               leaf: str | None = None, devices: bool = False,
+               freezer: bool = False) -> V1Cgroup:
+        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath).
+        freezer: also the freezer cgroup when it is mounted (OCI pause/resume)."""
         made: dict[str, str] = {}
-        extra = (("blkio",) if io else ()) + (("devices",) if devices else ())
+        extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
+                 + (("freezer",) if freezer else ()))
         try:
             for ctrl in (*NEEDED, *extra):
                 base = parents.get(ctrl)
