@@ -145,3 +145,22 @@ def _bare(path: str) -> str:
     for part in path.split("."):
         out.append(part.split("[", 1)[0])
     return ".".join(out)
+
+
+def load_object(path: str, flag: str, what: str) -> dict[str, Any]:
+    """A JSON object named on the command line (`-`: standard input), e.g. exec's
+    --process or update's --resources. ConfigError naming the flag otherwise."""
+    import json
+    import sys
+
+    try:
+        if path == "-":
+            data = json.load(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{flag} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{flag} {path}: expected a JSON object ({what})")
+    return data

@@ -49,17 +49,11 @@ def process_for(cfg: dict[str, Any], *, process_file: str | None, command: list[
     """The exec'd process's section: --process FILE as given, else the container's own
     process with COMMAND and each flag laid over it (runc exec's rules)."""
     if process_file is not None:
-        try:
-            with open(process_file, encoding="utf-8") as fh:
-                proc = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise ExecError(f"--process {process_file}: {exc}") from exc
-        if not isinstance(proc, dict):
-            raise ExecError(f"--process {process_file}: expected a JSON object "
-                            "(config.json's `process` section)")
+        from stockade.oci.config import load_object
+
         if command:
             raise ExecError("exec: give either --process FILE or a COMMAND, not both")
-        return proc
+        return load_object(process_file, "--process", "config.json's `process` section")
     if not command:
         raise ExecError("exec: no command given (exec ID COMMAND [ARG...] or --process FILE)")
     proc = json.loads(json.dumps(cfg.get("process", {})))  # a deep copy
@@ -92,14 +86,14 @@ def process_for(cfg: dict[str, Any], *, process_file: str | None, command: list[
     return proc
 
 
-def exec_in(root: str, cid: str, proc: dict[str, Any], cfg: dict[str, Any], *,
-            detach: bool = False, pid_file: str | None = None,
+def exec_in(root: str, cid: str, data: dict[str, Any], proc: dict[str, Any],
+            cfg: dict[str, Any], *, detach: bool = False, pid_file: str | None = None,
             console_socket: str | None = None) -> int:
-    """Run `proc` in the container; its exit status (0 once started with detach)."""
+    """Run `proc` in the container (`data`: its state, `cfg`: its config.json); the
+    process's exit status (0 once started with detach)."""
     from stockade.oci.translate import translate
     from stockade.policy.vocab.capabilities import read_cap_last_cap
 
-    data = st.read(root, cid)
     status = st.status(root, cid, data)
     if status not in ("created", "running"):
         raise st.StateError(f"container {cid} is not running (status: {status}): "
@@ -287,7 +281,7 @@ def main_exec(root: str, cid: str, args: Any) -> int:
                        groups=args.additional_gids or [], caps=args.cap or [],
                        no_new_privs=args.no_new_privs, tty=args.tty,
                        apparmor=args.apparmor, label=args.process_label)
-    code = exec_in(root, cid, proc, cfg, detach=args.detach, pid_file=args.pid_file,
+    code = exec_in(root, cid, data, proc, cfg, detach=args.detach, pid_file=args.pid_file,
                    console_socket=args.console_socket)
     sys.stdout.flush()
     return code

@@ -308,10 +308,11 @@ def offer(root: str, c: Container, cfg: dict[str, Any], last_cap: int) -> str:
         return "not stored: no key from the front end"
     from stockade.runner.cgroups import detect_cached  # loaded by create already
 
-    why = why_not(c, detect_cached())
+    h = detect_cached()
+    why = why_not(c, h)
     if why is not None:
         return f"not stored: {why}"
-    return store(root, c, cfg, last_cap, key_hex)
+    return store(root, c, h, cfg, last_cap, key_hex)
 
 
 def hand_back() -> None:
@@ -335,18 +336,13 @@ def hand_back() -> None:
         os.environ.pop("STOCKADE_FAST_PLANNED", None)
 
 
-def store(root: str, c: Container, cfg: dict[str, Any], last_cap: int, key_hex: str) -> str:
-    """Store the plan, if the front end can run it; returns what was done."""
+def store(root: str, c: Container, h: Hierarchy, cfg: dict[str, Any], last_cap: int,
+          key_hex: str) -> str:
+    """Store the plan (offer checked that the front end can run it); what was done."""
     build = os.environ.get("STOCKADE_FAST_STAMP", "")
     try:
         if build != stamp():
             return "not stored: the front end was built from other sources"
-        from stockade.runner.cgroups import detect_cached
-
-        h = detect_cached()
-        why = why_not(c, h)
-        if why is not None:
-            return f"not stored: {why}"
         with open(os.path.join(c.bundle, "config.json"), "rb") as fh:
             config = fh.read()
         # Stored under the front end's key: were config.json to change in between, the

@@ -212,7 +212,7 @@ def pause(root: str, cid: str, on: bool = True) -> None:
         if status != want:
             raise st.StateError(f"container {cid} is not {want} (status: {status})")
         try:
-            found = set_frozen([str(d) for d in data.get("cgroup_dirs", [])], on)
+            found = set_frozen(_cgroup_dirs(data), on)
         except CgroupError as exc:
             raise st.StateError(f"container {cid}: {exc}") from exc
         if not found:
@@ -227,14 +227,23 @@ def pids(root: str, cid: str) -> list[int]:
     status = st.status(root, cid, data)
     if status not in ("created", "running", "paused"):
         raise st.StateError(f"container {cid} is not running (status: {status})")
-    found: set[int] = set()
-    for d in data.get("cgroup_dirs") or []:
+    return sorted(set(_cgroup_pids(data)) or {int(data["pid"])})
+
+
+def _cgroup_dirs(data: dict[str, Any]) -> list[str]:
+    return [str(d) for d in data.get("cgroup_dirs") or []]
+
+
+def _cgroup_pids(data: dict[str, Any]) -> list[int]:
+    """Every process in the container's cgroups (the same ones in each v1 hierarchy)."""
+    found: list[int] = []
+    for d in _cgroup_dirs(data):
         try:
-            with open(os.path.join(str(d), "cgroup.procs")) as fh:
-                found.update(int(x) for x in fh.read().split())
+            with open(os.path.join(d, "cgroup.procs")) as fh:
+                found += [int(x) for x in fh.read().split()]
         except (OSError, ValueError):
             continue
-    return sorted(found or {int(data["pid"])})
+    return found
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
@@ -262,14 +271,7 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     status = st.status(root, cid, data)
     if status not in ("created", "running", "paused"):
         raise st.StateError(f"container {cid} is not running (status: {status})")
-    pids = [int(data["pid"])]
-    if all_:
-        for d in data.get("cgroup_dirs", []):
-            try:
-                with open(os.path.join(d, "cgroup.procs")) as fh:
-                    pids += [int(p) for p in fh.read().split()]
-            except OSError:
-                continue
+    pids = [int(data["pid"]), *(_cgroup_pids(data) if all_ else [])]
     for pid in dict.fromkeys(pids):
         try:
             os.kill(pid, sig)
@@ -278,7 +280,7 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     if sig == SIGKILL and status == "paused":  # as runc: a frozen process cannot die
         from stockade.runner.cgroupfs import set_frozen
 
-        set_frozen([str(d) for d in data.get("cgroup_dirs", [])], False)
+        set_frozen(_cgroup_dirs(data), False)
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
@@ -306,9 +308,9 @@ def _delete(root: str, cid: str, force: bool) -> None:
             if status == "paused":  # a frozen process cannot die: thaw it
                 from stockade.runner.cgroupfs import set_frozen
 
-                set_frozen([str(d) for d in data.get("cgroup_dirs", [])], False)
+                set_frozen(_cgroup_dirs(data), False)
             _wait_gone(pid, data.get("starttime"))
-    remove_cgroups(list(data.get("cgroup_dirs", [])))
+    remove_cgroups(_cgroup_dirs(data))
     poststop = data.get("hooks", {}).get("poststop", [])
     spec = st.spec_state(root, cid, data, "stopped") if poststop else {}
     st.remove(root, cid)

@@ -11,12 +11,11 @@ clear error naming it, never silently skipped.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 from stockade.errors import StockadeError
 from stockade.oci import state as st
+from stockade.runner.cgroupfs import CgroupError, cpu_weight, read, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,18 +34,9 @@ def resources_from(resources: str | None, flags: dict[str, int | None]) -> dict[
     """--resources FILE|- (JSON; the flags are then ignored, as with runc), else the
     flags: memory, memory_swap, cpu_quota, cpu_period, cpu_share, pids_limit."""
     if resources is not None:
-        try:
-            if resources == "-":
-                res = json.load(sys.stdin)
-            else:
-                with open(resources, encoding="utf-8") as fh:
-                    res = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise UpdateError(f"--resources {resources}: {exc}") from exc
-        if not isinstance(res, dict):
-            raise UpdateError(f"--resources {resources}: expected a JSON object "
-                              "(LinuxResources: memory, cpu, pids)")
-        return res
+        from stockade.oci.config import load_object
+
+        return load_object(resources, "--resources", "LinuxResources: memory, cpu, pids")
     out: dict[str, Any] = {}
     for flag, (section, key) in (("memory", ("memory", "limit")),
                                  ("memory_swap", ("memory", "swap")),
@@ -108,22 +98,17 @@ def update(root: str, cid: str, res: dict[str, Any]) -> None:
             _v2(dirs[0], values)
         else:
             _v1(dirs, values)
-    except OSError as exc:
-        raise UpdateError(f"{exc.filename}: {exc.strerror}") from exc
-
-
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+    except CgroupError as exc:
+        raise UpdateError(str(exc)) from exc
 
 
 def _read_int(path: str) -> int:
-    with open(path) as fh:
-        text = fh.read().strip()
-    return UNLIMITED if text == "max" else int(text)
+    text = (read(path) or "").strip()
+    if text == "max":
+        return UNLIMITED
+    if not text.lstrip("-").isdigit():
+        raise UpdateError(f"{path}: unreadable ({text!r})")
+    return int(text)
 
 
 def _dir_with(dirs: list[str], name: str) -> str:
@@ -150,16 +135,16 @@ def _v1(dirs: list[str], values: dict[str, int]) -> None:
         for path, value in ([(memsw, swap), (mem, memory)] if first
                             else [(mem, memory), (memsw, swap)]):
             if value is not None:
-                _write(path, str(value))
+                write(path, str(value))
     if "pids.limit" in values:
         v = values["pids.limit"]
-        _write(_dir_with(dirs, "pids.max"), "max" if v == UNLIMITED else str(v))
+        write(_dir_with(dirs, "pids.max"), "max" if v == UNLIMITED else str(v))
     if "cpu.period" in values:
-        _write(_dir_with(dirs, "cpu.cfs_period_us"), str(values["cpu.period"]))
+        write(_dir_with(dirs, "cpu.cfs_period_us"), str(values["cpu.period"]))
     if "cpu.quota" in values:
-        _write(_dir_with(dirs, "cpu.cfs_quota_us"), str(values["cpu.quota"]))
+        write(_dir_with(dirs, "cpu.cfs_quota_us"), str(values["cpu.quota"]))
     if "cpu.shares" in values:
-        _write(_dir_with(dirs, "cpu.shares"), str(values["cpu.shares"]))
+        write(_dir_with(dirs, "cpu.shares"), str(values["cpu.shares"]))
 
 
 def _v2(d: str, values: dict[str, int]) -> None:
@@ -171,7 +156,7 @@ def _v2(d: str, values: dict[str, int]) -> None:
 
     memory, total = values.get("memory.limit"), values.get("memory.swap")
     if memory is not None:
-        _write(need("memory.max"), "max" if memory == UNLIMITED else str(memory))
+        write(need("memory.max"), "max" if memory == UNLIMITED else str(memory))
     if total is not None:  # memory + swap -> the swap part (runc's conversion)
         current = memory if memory is not None else _read_int(need("memory.max"))
         if total == UNLIMITED:
@@ -181,20 +166,19 @@ def _v2(d: str, values: dict[str, int]) -> None:
                               "limit and must be >= it")
         else:
             swap = str(total - current)
-        _write(need("memory.swap.max"), swap)
+        write(need("memory.swap.max"), swap)
     if "pids.limit" in values:
         v = values["pids.limit"]
-        _write(need("pids.max"), "max" if v == UNLIMITED else str(v))
+        write(need("pids.max"), "max" if v == UNLIMITED else str(v))
     if "cpu.quota" in values or "cpu.period" in values:
         path = need("cpu.max")
-        with open(path) as fh:
-            cur_quota, cur_period = fh.read().split()
+        cur_quota, cur_period = (read(path) or "max 100000").split()
         quota = values.get("cpu.quota")
         quota_text = cur_quota if quota is None else ("max" if quota == UNLIMITED else str(quota))
-        _write(path, f"{quota_text} {values.get('cpu.period', cur_period)}")
+        write(path, f"{quota_text} {values.get('cpu.period', cur_period)}")
     if "cpu.shares" in values:  # runc's shares -> weight conversion
         shares = values["cpu.shares"]
-        _write(need("cpu.weight"), str(1 + ((shares - 2) * 9999) // 262142))
+        write(need("cpu.weight"), str(cpu_weight(shares)))
 
 
 def main_update(root: str, cid: str, args: Any) -> None:

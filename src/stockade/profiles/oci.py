@@ -57,8 +57,10 @@ def id_mappings(policy: Policy) -> tuple[list[dict[str, int]], list[dict[str, in
 
 
 def cpu_shares(weight: int) -> int:
-    """cgroup v2 cpu.weight → v1 cpu.shares, the inverse of runc's shares→weight formula."""
-    return max(2, min(262144, 2 + ((weight - 1) * 262142) // 9999))
+    """cgroup v2 cpu.weight → v1 cpu.shares (the runner's conversion), kept in 2..262144."""
+    from stockade.runner.cgroupfs import cpu_shares as shares_of
+
+    return max(2, min(262144, shares_of(weight)))
 
 
 def resources(policy: Policy) -> dict[str, Any]:

@@ -158,6 +158,11 @@ def cpu_shares(weight: int) -> int:
     return 2 + ((weight - 1) * 262142) // 9999
 
 
+def cpu_weight(shares: int) -> int:
+    """v1 cpu.shares -> cgroup v2 cpu.weight, runc's conversion (OCI cpu.shares on v2)."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
 def blkio_weight(weight: int) -> int:
     """io weight 1..10000 -> blkio weight 10..1000."""
     return 10 + ((weight - 1) * 990) // 9999

@@ -22,6 +22,10 @@ from stockade.runner._record import frozen
 from stockade.runner.codes import EXIT_CODES
 from stockade.runner.plan import Plan, spawns
 
+TYPE_CHECKING = False  # annotations only: no collections.abc import in the child
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1,
              L.SIGUSR2, L.SIGWINCH, L.SIGCONT)
@@ -77,28 +81,28 @@ class _Step:
             raise StepFailed(self.name, str(ev)) from ev
 
 
-def init_main(plan: Plan, fds: ChildFds) -> None:
-    """The clone child: PID 1 of the new pid namespace (or the payload itself)."""
+def _only(steps: Callable[[], None], fds: ChildFds) -> None:
+    """Run a child's steps and never return: a failure is reported on the error pipe
+    with its step's exit code; the steps themselves end in execve or _exit."""
     try:
-        _init_steps(plan, fds)
+        steps()
     except StepFailed as exc:
         _fail(fds, exc.step, exc.message)
     except BaseException as exc:  # noqa: BLE001 - the child must never unwind into the caller
         _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
     os._exit(EXIT_CODES["internal"])
+
+
+def init_main(plan: Plan, fds: ChildFds) -> None:
+    """The clone child: PID 1 of the new pid namespace (or the payload itself)."""
+    _only(lambda: _init_steps(plan, fds), fds)
 
 
 def exec_main(plan: Plan, fds: ChildFds) -> None:
     """`stockade oci exec`'s process, already in the container's cgroups and namespaces
     (root included): the steps the container's own process took after its root was
     built, at the gate in between (oci/execute.py)."""
-    try:
-        _payload_alone(plan, fds)
-    except StepFailed as exc:
-        _fail(fds, exc.step, exc.message)
-    except BaseException as exc:  # noqa: BLE001 - the child must never unwind into the caller
-        _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
-    os._exit(EXIT_CODES["internal"])
+    _only(lambda: _payload_alone(plan, fds), fds)
 
 
 def _init_steps(plan: Plan, fds: ChildFds) -> None:
@@ -179,13 +183,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         with _Step(fds, "namespaces"):
             child = L.clone_fork(0)
     if child == 0:
-        try:
-            _payload_exec(plan, fds, ready)
-        except StepFailed as exc:
-            _fail(fds, exc.step, exc.message)
-        except BaseException as exc:  # noqa: BLE001 - the child must never unwind
-            _fail(fds, "internal", f"{type(exc).__name__}: {exc}")
-        os._exit(EXIT_CODES["internal"])
+        _only(lambda: _payload_exec(plan, fds, ready), fds)
     os.close(fds.err_w)
     if fds.tty_slave >= 0:
         os.close(fds.tty_slave)

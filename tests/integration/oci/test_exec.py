@@ -183,7 +183,7 @@ def test_the_interpreter_is_closed_to_the_container(created: Callable[..., str],
     proc = execute.process_for(cfg, process_file=None, command=["true"], env=[], cwd=None,
                                user=None, groups=[], caps=[], no_new_privs=False, tty=False,
                                apparmor=None, label=None)
-    assert execute.exec_in(str(root), cid, proc, cfg) == 0
+    assert execute.exec_in(str(root), cid, data, proc, cfg) == 0
     assert seen["probe"].split() == ["visible", "init-exe-open"], seen["probe"]
 
 

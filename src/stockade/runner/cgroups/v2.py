@@ -8,6 +8,7 @@ from stockade.runner._record import frozen
 from stockade.runner.cgroupfs import (
     CgroupError,
     Usage,
+    cpu_weight,
     keyed,
     kill_and_rmdir,
     read,
@@ -129,6 +130,5 @@ def v2_writes(lim: Limits) -> list[tuple[str, str, str, str]]:
     if lim.cpu_weight is not None:
         out.append(("cpu", "cpu_weight", "cpu.weight", str(lim.cpu_weight)))
     if lim.cpu_shares is not None:  # runc's shares -> weight conversion
-        weight = 1 + ((lim.cpu_shares - 2) * 9999) // 262142
-        out.append(("cpu", "cpu", "cpu.weight", str(weight)))
+        out.append(("cpu", "cpu", "cpu.weight", str(cpu_weight(lim.cpu_shares))))
     return out
