@@ -1003,10 +1003,8 @@ static void __attribute__((noreturn)) child_main(const struct plan *p, struct ch
         for (char *c = path + 10; *c; c++)
             if (*c == '.')
                 *c = '/';
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, p->sysctl[i].value, strlen(p->sysctl[i].value)) < 0)
+        if (write_text(path, p->sysctl[i].value) != 0)
             child_fail("namespaces", "sysctl %s: %s", p->sysctl[i].key, strerror(errno));
-        close(fd);
     }
     if (p->loopback) {
         int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -1280,11 +1278,7 @@ static void enable_controllers(struct made *m, const struct plan *p, const char 
         return;
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    ssize_t w = fd >= 0 ? write(fd, want, strlen(want)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (w < 0)
+    if (write_text(path, want) != 0)
         undo_miss(m, "%s: %s", path, strerror(errno));
 }
 
@@ -1324,11 +1318,7 @@ static int attach_device_program(int cgfd, const unsigned char *prog, size_t len
 static void write_limit(struct made *m, const char *dir, const struct cgwrite *w) {
     char path[PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/%s", dir, w->file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? write(fd, w->value, strlen(w->value)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n < 0)
+    if (write_text(path, w->value) != 0)
         undo_miss(m, "%s: %s", path, strerror(errno)); /* Python says which controller */
 }
 
@@ -1551,11 +1541,7 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
             if (i == 1 && p.setgroups)
                 continue; /* "deny" only when the plan says so (unprivileged maps) */
             snprintf(path, sizeof path, "/proc/%ld/%s", pid, files[i]);
-            int fd = open(path, O_WRONLY | O_CLOEXEC);
-            ssize_t w = fd >= 0 ? write(fd, maps[i], strlen(maps[i])) : -1;
-            if (fd >= 0)
-                close(fd);
-            if (w != (ssize_t)strlen(maps[i]))
+            if (write_text(path, maps[i]) != 0)
                 undo_miss(&m, "%s: %s", path, strerror(errno));
         }
     }
@@ -1584,11 +1570,9 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
     if (p.has_oom) {
         char path[64], val[32];
         snprintf(path, sizeof path, "/proc/%ld/oom_score_adj", pid);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        int len = snprintf(val, sizeof val, "%lld", (long long)p.oom);
-        if (fd < 0 || write(fd, val, (size_t)len) != len)
+        snprintf(val, sizeof val, "%lld", (long long)p.oom);
+        if (write_text(path, val) != 0)
             undo_miss(&m, "oom_score_adj: %s", strerror(errno));
-        close(fd);
     }
     if (pid_file != NULL) {
         char tmp[PATH_MAX + 8], val[32];

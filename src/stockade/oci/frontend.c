@@ -131,6 +131,18 @@ static ssize_t read_text(const char *path, char *buf, size_t size) {
     return n > 0 ? n : -1;
 }
 
+/* One write of `text` to an existing (kernel) file: 0, or -1 with errno. */
+static int write_text(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
 /* Field 22 (start time) and field 3 (state) of /proc/pid/stat; 0: read, -1: no such pid. */
 static int proc_stat(long pid, unsigned long long *start, char *state) {
     char path[64], buf[4096];
@@ -221,13 +233,8 @@ static void thaw(const char *dir) {
     for (int i = 0; i < 2; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, files[i][0]);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t n = write(fd, files[i][1], strlen(files[i][1]));
-        (void)n;
-        close(fd);
-        return;
+        if (write_text(path, files[i][1]) == 0 || errno != ENOENT)
+            return;
     }
 }
 
