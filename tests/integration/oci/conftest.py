@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,35 @@ def shared_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
 @pytest.fixture
 def bundles(tmp_path: Path, shared_rootfs: Path, runc_spec: dict[str, Any]) -> Bundles:
     return Bundles(tmp_path / "bundles", shared_rootfs, runc_spec)
+
+
+RUNTIMES = ("runc", "stockade")
+
+
+@pytest.fixture
+def twins(bundles: Bundles, oci_root: Path) -> Iterator[Callable[..., str]]:
+    """make(cfg, *, start=True, runtimes=RUNTIMES, prefix) -> id: the same bundle created
+    (and started) under each runtime with one id; all force-deleted afterwards, and
+    nothing may be left of them."""
+    made: list[str] = []
+
+    def make(cfg: dict[str, Any], *, start: bool = True,
+             runtimes: tuple[str, ...] = RUNTIMES, prefix: str = "tw") -> str:
+        bundle = str(bundles.make(cfg))
+        cid = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        made.append(cid)
+        for rt in runtimes:
+            r = oci(oci_root, "create", "--bundle", bundle, cid, runtime=rt)
+            assert r.returncode == 0, (rt, r.stderr)
+            if start:
+                assert oci(oci_root, "start", cid, runtime=rt).returncode == 0, rt
+        return cid
+
+    yield make
+    for cid in made:
+        for rt in RUNTIMES:
+            oci(oci_root, "delete", "--force", cid, runtime=rt)
+        assert not leftovers(cid)
 
 
 def oci(root: Path, *args: str, runtime: str = "stockade", check: bool = False,

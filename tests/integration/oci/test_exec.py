@@ -10,14 +10,13 @@ import os
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.oci.conftest import Bundles, leftovers, oci
+from tests.integration.oci.conftest import RUNTIMES, Bundles, oci
 from tests.integration.oci.test_differential import _seccomp, _userns, mounts, sections
 
 LOOP = ["sh", "-c", "while :; do sleep 0.05; done"]
@@ -36,7 +35,6 @@ echo '== env'; env | grep -E '^(PROBE_|FOO=|HOME=|PATH=)' | sort
 echo '== blocked'; mkdir /dev/shm/probe 2>&1 | sed 's/^.*: //'; echo "rc=$?"; rmdir /dev/shm/probe 2>/dev/null
 echo '== mounts'; cat /proc/self/mountinfo
 """
-RUNTIMES = ("runc", "stockade")
 
 
 def normalise(out: str) -> dict[str, Any]:
@@ -48,10 +46,8 @@ def normalise(out: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def created(bundles: Bundles, oci_root: Path) -> Iterator[Callable[..., str]]:
+def created(bundles: Bundles, twins: Callable[..., str]) -> Callable[..., str]:
     """make(config mutator) -> id: the same container created and started in both."""
-    made: list[str] = []
-
     def make(mutate: Callable[[dict[str, Any]], None] | None = None) -> str:
         cfg = bundles.config()
         cfg["process"]["args"] = LOOP
@@ -59,20 +55,9 @@ def created(bundles: Bundles, oci_root: Path) -> Iterator[Callable[..., str]]:
         cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "cgroup"]
         if mutate is not None:
             mutate(cfg)
-        bundle = str(bundles.make(cfg))
-        cid = f"ex-{uuid.uuid4().hex[:8]}"
-        for rt in RUNTIMES:
-            r = oci(oci_root, "create", "--bundle", bundle, cid, runtime=rt)
-            assert r.returncode == 0, (rt, r.stderr)
-            made.append(cid)
-            assert oci(oci_root, "start", cid, runtime=rt).returncode == 0
-        return cid
+        return twins(cfg, prefix="ex")
 
-    yield make
-    for cid in made:
-        for rt in RUNTIMES:
-            oci(oci_root, "delete", "--force", cid, runtime=rt)
-        assert not leftovers(cid)
+    return make
 
 
 def both(root: Path, cid: str, *args: str) -> dict[str, subprocess.CompletedProcess[str]]:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.oci.conftest import Bundles, leftovers, oci
+from tests.integration.oci.conftest import RUNTIMES, Bundles, leftovers, oci
 
-RUNTIMES = ("runc", "stockade")
 BUSY = ["sh", "-c", "while :; do :; done"]
 
 
@@ -31,25 +29,14 @@ def status(root: Path, cid: str, rt: str) -> str:
 
 
 @pytest.fixture
-def running(bundles: Bundles, oci_root: Path) -> Iterator[Callable[..., str]]:
-    made: list[str] = []
-
+def running(bundles: Bundles, twins: Callable[..., str]) -> Callable[..., str]:
+    """make(runtimes) -> id: the same busy container created and started in each."""
     def make(runtimes: tuple[str, ...] = RUNTIMES) -> str:
         cfg = bundles.config()
         cfg["process"]["args"] = BUSY
-        bundle = str(bundles.make(cfg))
-        cid = f"pz-{uuid.uuid4().hex[:8]}"
-        for rt in runtimes:
-            assert oci(oci_root, "create", "--bundle", bundle, cid, runtime=rt).returncode == 0
-            assert oci(oci_root, "start", cid, runtime=rt).returncode == 0
-        made.append(cid)
-        return cid
+        return twins(cfg, runtimes=runtimes, prefix="pz")
 
-    yield make
-    for cid in made:
-        for rt in RUNTIMES:
-            oci(oci_root, "delete", "--force", cid, runtime=rt)
-        assert not leftovers(cid)
+    return make
 
 
 def test_pause_and_resume_agree_with_runc(running: Callable[..., str], oci_root: Path) -> None:

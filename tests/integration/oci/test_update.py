@@ -4,40 +4,26 @@ the same update applied to each, the limits read back from the host side."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.oci.conftest import Bundles, leftovers, oci
+from tests.integration.oci.conftest import RUNTIMES, Bundles, oci
 from tests.integration.oci.test_differential import _cgroup_files
-
-RUNTIMES = ("runc", "stockade")
 
 
 @pytest.fixture
-def pair(bundles: Bundles, oci_root: Path) -> Iterator[Callable[[dict[str, Any]], str]]:
-    made: list[str] = []
-
+def pair(bundles: Bundles, twins: Callable[..., str]) -> Callable[[dict[str, Any]], str]:
+    """make(resources) -> id: the same container created (not started) in both."""
     def make(resources: dict[str, Any]) -> str:
         cfg = bundles.config()
         cfg["process"]["args"] = ["sh", "-c", "while :; do sleep 0.1; done"]
         cfg["linux"]["resources"].update(resources)
-        bundle = str(bundles.make(cfg))
-        cid = f"up-{uuid.uuid4().hex[:8]}"
-        for rt in RUNTIMES:
-            r = oci(oci_root, "create", "--bundle", bundle, cid, runtime=rt)
-            assert r.returncode == 0, (rt, r.stderr)
-        made.append(cid)
-        return cid
+        return twins(cfg, start=False, prefix="up")
 
-    yield make
-    for cid in made:
-        for rt in RUNTIMES:
-            oci(oci_root, "delete", "--force", cid, runtime=rt)
-        assert not leftovers(cid)
+    return make
 
 
 def limits(root: Path, cid: str, rt: str) -> dict[str, str]:
