@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -61,11 +60,11 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (namespaces, cgroups)", file=sys.stderr)
         return 2
+    from run_bench import make_rootfs, remove_base  # this directory: the same helpers
+
     base = Path(tempfile.mkdtemp(prefix="stockade-apisize-"))
     os.chmod(base, 0o755)
     try:
-        from run_bench import make_rootfs  # this directory: the same busybox rootfs
-
         rootfs = make_rootfs(base / "rootfs")
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
                "STOCKADE_CACHE_DIR": str(base / "cache")}
@@ -86,8 +85,7 @@ def main() -> int:
             print(f"| {r['rss']} MiB | {r['in-process']:.2f} | {r['helper']:.2f} | "
                   f"{r['helper'] / r['in-process']:.2f}x |")
     finally:
-        subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_base(base)
     return 0
 
 

@@ -42,6 +42,12 @@ def make_rootfs(dest: Path) -> Path:
     return dest
 
 
+def remove_base(base: Path) -> None:
+    """Undo a bench's scratch directory: lazily unmount anything left below, remove it."""
+    subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -176,8 +182,7 @@ def main() -> int:
         print(f"| overhead | {s - b:+.1f} | {(s - b) * 1e6 / n:+.0f} ns "
               f"(includes the ~{med['stockade API (in-process)']:.0f} ms start) |")
     finally:
-        subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_base(base)
     return 0
 
 
