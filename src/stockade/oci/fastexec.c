@@ -82,10 +82,7 @@ struct cgctl { const char *name, *mount; uint64_t absolute; };
 struct cgwrite { const char *ctrl, *file, *value; };
 
 struct plan {
-    const char *stamp, *bundle;
-    const unsigned char *config;
-    size_t config_len;
-    uint64_t last_cap, euid;
+    const char *bundle; /* its real path, as the state records it */
     uint64_t clone_flags, cgroup_ns, loopback;
     const char *hostname; /* "" for none */
     int nsysctl;
@@ -223,11 +220,10 @@ static int r_count(struct rd *r, int max) {
 static int deps_unchanged(struct rd *r) {
     int n = r_count(r, FAST_MAX);
     for (int i = 0; i < n; i++) {
-        uint64_t kind = r_u64(r);
         const char *path = r_str(r);
         const char *want = r_str(r);
         char got[PATH_MAX];
-        if (r->bad || kind != 1 || realpath(path, got) == NULL || strcmp(got, want) != 0)
+        if (r->bad || realpath(path, got) == NULL || strcmp(got, want) != 0)
             return 0;
     }
     return !r->bad;
@@ -412,8 +408,8 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
     if (len < 8 || memcmp(data, FAST_MAGIC, 8) != 0)
         miss("stored plan: bad magic");
     r.p += 8;
-    p->stamp = r_str(&r);
-    if (r.bad || strcmp(p->stamp, STOCKADE_STAMP) != 0)
+    const char *stamp = r_str(&r);
+    if (r.bad || strcmp(stamp, STOCKADE_STAMP) != 0)
         miss("stored plan from another build");
     const char *b = r_str(&r);
     size_t stored_len = 0;
@@ -434,8 +430,6 @@ static void load_plan(const char *root, const char *bundle_arg, struct plan *p) 
     if (!read_plan(&r, p))
         miss("stored plan is malformed");
     p->bundle = b;
-    p->config = stored;
-    p->config_len = stored_len;
 }
 
 /* --- the state files (read by stockade.oci.state: marshal) ------------------------ */
@@ -1407,7 +1401,9 @@ static void forward_signal(int sig) {
         kill(g_forward_pid, sig);
 }
 
-/* Returns 0 when created (and, for run, the payload's status in *code). */
+/* create (exit 0 once the container waits at its gate) or run (create, start, wait,
+   delete: exit with the payload's status); any miss or failure before the payload runs
+   hands the call to Python. Never returns. */
 static void __attribute__((noreturn)) fast_create(const char *root, const char *id, const char *bundle_arg,
                                                   const char *pid_file, int run) {
     struct plan p;

@@ -131,7 +131,7 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
 
 
 def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
-           deps: list[tuple[int, str, str]], build: str) -> bytes:
+           deps: list[tuple[str, str]], build: str) -> bytes:
     """The entry (fastexec.c load_plan/read_plan read it in this order)."""
     plan = c.plan
     p = plan.policy
@@ -145,18 +145,8 @@ def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
     o.s(os.environ.get("STOCKADE_TEST_CGROUP_V2", ""))  # a test-only switch of detect()
     o.s(os.uname().release)  # the seccomp program was compiled for this kernel
     o.count(len(deps))
-    for kind, path, want in deps:
-        o.u64(kind)
-        o.s(path)
-        if kind == 1:
-            o.s(want)
-            continue
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            o.u64(0, 0, 0, 0, 0)
-            continue
-        o.u64(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    for path, real in deps:
+        o.s(path, real)
     o.u64(plan.clone_flags)
     o.u64(int(plan.cgroup_ns))
     o.u64(int(p.network == "loopback"))
@@ -281,21 +271,20 @@ def _cgroup(o: _Out, c: Container, h: Hierarchy) -> None:
     o.raw(b"")
 
 
-def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[int, str, str]]:
-    """What the translation read besides config.json: (1, path, real) paths whose symlinks
-    it resolved. (0, path, "") entries, files compared by identity and times (absent
-    allowed), are understood by the front end; none is needed now that it reads HOME
-    from the rootfs's /etc/passwd itself.)"""
-    out: list[tuple[int, str, str]] = []
+def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[str, str]]:
+    """What the translation read besides config.json: (path, real path) of the paths
+    whose symlinks it resolved (root.path, bind sources); the front end checks each
+    still resolves the same. (It reads HOME from the rootfs's /etc/passwd itself.)"""
+    out: list[tuple[str, str]] = []
     raw = cfg["root"]["path"]
-    out.append((1, raw if os.path.isabs(raw) else os.path.join(c.bundle, raw), c.rootfs))
+    out.append((raw if os.path.isabs(raw) else os.path.join(c.bundle, raw), c.rootfs))
     for m in cfg.get("mounts", []):
         src = m.get("source")
         opts = m.get("options", []) or []
         if isinstance(src, str) and src and (m.get("type") == "bind" or "bind" in opts
                                              or "rbind" in opts):
             path = src if os.path.isabs(src) else os.path.join(c.bundle, src)
-            out.append((1, path, os.path.realpath(path)))
+            out.append((path, os.path.realpath(path)))
     return out
 
 

@@ -3,13 +3,15 @@
  * Engines call the runtime once per verb; a Python interpreter costs ~6 ms to start
  * here, a whole `runc start` ~4 ms. This program does `start`, `kill` and `delete` on
  * the common path itself (reading the `fast` file that `stockade oci create` writes
- * next to its state) and hands EVERYTHING else to the Python CLI by execv: other verbs,
- * hooks, odd flags, any error or unexpected state. It never prints an error of its
- * own: the Python runtime re-checks from scratch and reports as usual, so the two can
- * only differ in speed. Only ever a no-op or the same effect before falling back.
+ * next to its state), `create` and `run` from a stored plan (fastexec.c), and hands
+ * EVERYTHING else to the Python CLI by execv: other verbs, hooks, odd flags, any error
+ * or unexpected state. It never prints an error of its own: the Python runtime
+ * re-checks from scratch and reports as usual, so the two can only differ in speed.
+ * Only ever a no-op, the same effect, or an undone attempt before falling back.
  *
- * Build: cc -O2 -DSTOCKADE_CLI='"/path/to/stockade"' -o stockade-oci frontend.c
- * (python -m stockade.oci.frontend OUT does this; scripts/dev setup runs it).
+ * Build: cc -O2 -DSTOCKADE_CLI='"/path/to/stockade"' -DSTOCKADE_STAMP='"..."'
+ * -o stockade-oci frontend.c (python -m stockade.oci.frontend OUT does this, with
+ * stockade.oci.fastplan.stamp(); scripts/dev setup runs it).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
