@@ -159,7 +159,7 @@ def main() -> int:
         from stockade import entry_script
 
         fast = entry_script.is_installed(stockade_bin)
-        print(f"\nstockade CLI = `{stockade_bin}`: "
+        print(f"\nstockade CLI = `{os.path.relpath(stockade_bin, REPO)}`: "
               + ("the fast entry script (`python -m stockade.entry_script`)" if fast else
                  "pip's console script (run `python -m stockade.entry_script` for the fast one)"))
 

@@ -30,7 +30,7 @@ from stockade.profiles import seccomp as sc  # noqa: E402
 from stockade.profiles.base import HostFacts  # noqa: E402
 from stockade.profiles.docker_reference import compile_docker_profile  # noqa: E402
 
-MOBY = HERE.parent.parent / "shared" / "data" / "moby-default-seccomp.json"
+MOBY = HERE.parent / "tests" / "data" / "moby-default-seccomp.json"
 ARCHES = ["x86_64", "aarch64", "riscv64", "ppc64le"]
 
 

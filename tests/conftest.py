@@ -19,9 +19,9 @@ import pytest
 os.environ.setdefault("STOCKADE_LAUNCHER", "in-process")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-EXAMPLES = sorted((SHARED / "design" / "examples").glob("*.yaml"))
-MOBY_PROFILE = SHARED / "data" / "moby-default-seccomp.json"
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+# Docker's default seccomp profile (moby, Apache-2.0): tests/data/NOTICE.md says where from
+MOBY_PROFILE = REPO / "tests" / "data" / "moby-default-seccomp.json"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 

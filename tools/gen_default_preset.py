@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the `default` preset from Docker's default seccomp profile.
 
-    .venv/bin/python tools/gen_default_preset.py [../shared/data/moby-default-seccomp.json]
+    .venv/bin/python tools/gen_default_preset.py [tests/data/moby-default-seccomp.json]
 
 The seccomp part is `stockade import docker-seccomp` of moby's profile, with `unknown: enosys`
 and `arches: [native]` (only the host's own arch: 32-bit compat syscalls are opt-in); the
@@ -18,7 +18,7 @@ from stockade.policy.render import dump_yaml
 from stockade.policy.vocab.capabilities import DOCKER_DEFAULT_CAPS
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = REPO.parent / "shared/data/moby-default-seccomp.json"
+DEFAULT_SOURCE = REPO / "tests/data/moby-default-seccomp.json"
 OUT = REPO / "src/stockade/policy/presets/default.yaml"
 
 

@@ -1,7 +1,7 @@
 """Policies for the profile tests: the shared examples, loaded with the real loader when
 it is available, otherwise built directly as equivalent model objects.
 
-The hand-built versions mirror shared/design/examples/*.yaml key for key; their syscall
+The hand-built versions mirror examples/*.yaml key for key; their syscall
 sets are small stand-ins (the profile backends other than seccomp never read them).
 """
 
@@ -15,7 +15,7 @@ from types import MappingProxyType
 from stockade.errors import Location
 from stockade.policy import model as m
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "design" / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
 # Every shared example: new ones are picked up as they are added (POLICY.md: examples
 # must always load and compile). `built()` mirrors the three that existed first.
 EXAMPLE_NAMES = tuple(sorted(p.stem for p in EXAMPLES_DIR.glob("*.yaml"))) or (
