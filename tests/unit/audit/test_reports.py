@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,14 @@ def test_html_is_self_contained_with_a_chart() -> None:
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     assert "<script" not in page and "src=" not in page and "<link" not in page
     assert "&lt;line&gt;" in page  # evidence is escaped
+
+
+def test_html_columns_have_fixed_widths_and_evidence_wraps() -> None:
+    """A 400-character evidence line must wrap inside its column, not widen the table."""
+    page = FORMATS["html"]([result()], host_facts())
+    assert "table-layout:fixed" in page and "overflow-wrap:anywhere" in page
+    widths = [int(w) for w in re.findall(r'<col style="width:(\d+)%">', page)]
+    assert len(widths) == 6 and sum(widths) == 100
 
 
 def test_terminal_table() -> None:

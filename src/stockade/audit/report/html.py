@@ -11,10 +11,17 @@ from stockade.audit.report.document import open_by_severity
 
 COLORS = {"critical": "#8b0000", "high": "#d9480f", "medium": "#e8a400", "low": "#4a7ab7",
           "info": "#888888"}
+# A fixed layout with set column widths, and evidence allowed to break anywhere: one long
+# evidence line (a mount path, a cap mask) must not push Proof and Remediation off-screen.
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;
-width:100%;margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;
-font-size:13px}th{background:#f3f3f3}.sev{color:#fff;padding:1px 6px;border-radius:3px}
-code{font-size:12px}"""
+width:100%;margin-bottom:2em;table-layout:fixed}td,th{border:1px solid #ccc;padding:4px 6px;
+vertical-align:top;font-size:13px;overflow-wrap:anywhere;word-break:break-word}
+th{background:#f3f3f3}.sev{color:#fff;padding:1px 6px;border-radius:3px}
+code{font-size:12px;white-space:pre-wrap}"""
+COLUMNS = (("ID", 16), ("Severity", 7), ("Status", 8), ("Evidence", 29), ("Proof", 20),
+           ("Remediation", 20))
+HEADER = ("<colgroup>" + "".join(f'<col style="width:{pct}%">' for _, pct in COLUMNS)
+          + "</colgroup><tr>" + "".join(f"<th>{name}</th>" for name, _ in COLUMNS) + "</tr>")
 
 
 def chart(counts: dict[str, int]) -> str:
@@ -39,8 +46,7 @@ def render(results: Sequence[AuditResult], host: HostFacts) -> str:
              f"LSMs {escape(', '.join(host.lsms) or 'none')}.</p>",
              "<h2>Open findings by severity</h2>", chart(open_by_severity(results))]
     for r in results:
-        parts.append(f"<h2>{escape(r.target.describe())}</h2><table><tr><th>ID</th><th>Severity</th>"
-                     "<th>Status</th><th>Evidence</th><th>Proof</th><th>Remediation</th></tr>")
+        parts.append(f"<h2>{escape(r.target.describe())}</h2><table>{HEADER}")
         for f in r.findings:
             if f.status is Status.ABSENT:
                 continue
