@@ -52,6 +52,7 @@ class Check:
     evaluate: Evaluate
     probes: ProbePlan | None = None
     host_only: bool = False  # needs facts only the host has (runtime binaries)
+    active: bool = False  # its probe sends network traffic: it runs only with --active
 
     @property
     def doc(self) -> str:
@@ -60,11 +61,12 @@ class Check:
 
 def check(id: str, title: str, severity: Severity, *, remediation: str,
           references: Iterable[str] = (), probes: ProbePlan | None = None,
-          host_only: bool = False) -> Callable[[Evaluate], Check]:
+          host_only: bool = False, active: bool = False) -> Callable[[Evaluate], Check]:
     def wrap(fn: Evaluate) -> Check:
         if not _ID.match(id):
             raise ValueError(f"bad check id {id!r}")
-        return Check(id, title, severity, remediation, tuple(references), fn, probes, host_only)
+        return Check(id, title, severity, remediation, tuple(references), fn, probes, host_only,
+                     active)
     return wrap
 
 

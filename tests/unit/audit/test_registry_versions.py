@@ -1,25 +1,63 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from tools import gen_audit_catalogue as gen
 
 from stockade.audit import registry, versions
 from stockade.audit.checks import ALL
 from stockade.audit.model import Severity, Status, Verdict
 from stockade.audit.registry import Check
+from stockade.audit.view import build_view
 
-AUDIT_MD = Path(__file__).resolve().parents[3].parent / "shared" / "design" / "AUDIT.md"
+from .fakeproc import FakeProc, host_facts
 
 
-def test_every_catalogue_row_is_a_check() -> None:
-    if not AUDIT_MD.exists():
-        pytest.skip("shared/design/AUDIT.md not present")
-    ids = set(re.findall(r"^\| ([A-Z0-9_-]+) \|", AUDIT_MD.read_text(), re.M)) - {"ID"}
-    assert ids == set(ALL)
+def test_every_check_has_a_doc_and_a_remediation() -> None:
     for c in ALL.values():
-        assert c.remediation and c.doc, c.id
+        assert c.remediation.strip() and c.doc.strip() and c.title.strip(), c.id
+
+
+def test_committed_catalogue_is_current() -> None:
+    """docs/AUDIT.md is generated from the registry; a changed check must be regenerated."""
+    assert gen.OUT.exists(), f"docs/AUDIT.md is missing: run `{gen.COMMAND}`"
+    assert gen.OUT.read_text() == gen.render(), f"docs/AUDIT.md is stale: run `{gen.COMMAND}`"
+
+
+def test_catalogue_rows_are_exactly_the_checks() -> None:
+    text = gen.OUT.read_text()
+    rows = re.findall(r"^\| \[([A-Z0-9_-]+)\]\(#([a-z0-9_-]+)\) \| (\w+) \|", text, re.M)
+    assert [r[0] for r in rows] == list(ALL)
+    for cid, anchor, severity in rows:
+        assert anchor == cid.lower() and f"\n### {cid}\n" in text  # the link finds its section
+        assert severity == ALL[cid].severity.label
+        assert f"- Remediation: {' '.join(ALL[cid].remediation.split())}\n" in text
+
+
+def test_a_changed_check_makes_the_catalogue_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    committed = gen.render()
+    c = next(iter(ALL.values()))
+    changed = dataclasses.replace(c, remediation="capabilities.drop: [EVERYTHING]")
+    monkeypatch.setattr(gen, "ALL", {**ALL, c.id: changed})
+    fresh = gen.render()
+    assert fresh != committed and "capabilities.drop: [EVERYTHING]" in fresh
+    assert gen.main(["gen", "--check"]) == 1
+
+
+def test_active_checks_probe_only_with_active(tmp_path: Path) -> None:
+    """A check the catalogue marks `--active` plans its network probe only with --active."""
+    fake = FakeProc(tmp_path)
+    fake.write()
+    views = {flag: build_view(fake.pid, host_facts(), proc_root=str(tmp_path / "proc"),
+                              fs_prefix=str(tmp_path / "fs"), active=flag) for flag in (False, True)}
+    active = [c for c in ALL.values() if c.active]
+    assert active
+    for c in active:
+        assert c.probes is not None, c.id
+        assert c.probes(views[False]) == {} and c.probes(views[True]), c.id
 
 
 def test_duplicate_ids_fail_at_import() -> None:

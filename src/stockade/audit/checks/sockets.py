@@ -125,7 +125,8 @@ def _active_verdict(view: View, proofs: Proofs, fix: tuple[tuple[str, object], .
 
 @check("API-DOCKER-TCP", "Docker API on TCP reachable", Severity.CRITICAL,
        remediation="network.mode: none; bind dockerd to a unix socket only",
-       references=("CIS Docker 2.6", "CWE-306"), probes=_active((2375, 2376), "/_ping"))
+       references=("CIS Docker 2.6", "CWE-306"), probes=_active((2375, 2376), "/_ping"),
+       active=True)
 def api_docker_tcp(view: View, proofs: Proofs) -> Verdict:
     """An unauthenticated Docker API on 2375/2376 (loopback or the default gateway)."""
     return _active_verdict(view, proofs, (("network.mode", "none"),))
@@ -133,7 +134,7 @@ def api_docker_tcp(view: View, proofs: Proofs) -> Verdict:
 
 @check("CLOUD-IMDS", "cloud metadata endpoint reachable", Severity.HIGH,
        remediation="network.mode: none (or block 169.254.169.254 in the network policy)",
-       references=("CWE-918",), probes=_active((80,), "/", ("169.254.169.254",)))
+       references=("CWE-918",), probes=_active((80,), "/", ("169.254.169.254",)), active=True)
 def cloud_imds(view: View, proofs: Proofs) -> Verdict:
     """Instance credentials from the metadata service (one TCP connect, 1 s timeout)."""
     return _active_verdict(view, proofs, (("network.mode", "none"),))
@@ -141,7 +142,7 @@ def cloud_imds(view: View, proofs: Proofs) -> Verdict:
 
 @check("K8S-KUBELET-API", "kubelet API reachable", Severity.CRITICAL,
        remediation="network.mode: none (or a NetworkPolicy denying node ports)",
-       references=("CWE-306",), probes=_active((10250, 10255), "/healthz"))
+       references=("CWE-306",), probes=_active((10250, 10255), "/healthz"), active=True)
 def k8s_kubelet_api(view: View, proofs: Proofs) -> Verdict:
     """Kubelet's API on 10250 (authn may be off) or the read-only 10255 (one GET /healthz)."""
     return _active_verdict(view, proofs, (("network.mode", "none"),))
