@@ -14,55 +14,96 @@ from stockade.errors import StockadeError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 SUPPORTED_MAJOR = 1
-_ANY = None  # a leaf: any value (its type is checked by the translator)
+_MAX_INT = 2**64 - 1  # the spec's widest integers are uint64 (rlimits, seccomp args)
+_MIN_INT = -2**63
+
+
+class _Leaf:
+    """A field's JSON type, checked for every value here (its meaning is checked by the
+    translator): bad input is one line naming the field, never a crash further on."""
+
+    def __init__(self, expected: str, test: Callable[[object], bool],
+                 item: _Leaf | None = None) -> None:
+        self.expected = expected  # for the message: "a string"
+        self.test = test
+        self.item = item  # a list's items, an object's keys and values
+
+
+def _is_text(value: object) -> bool:
+    """A string with no NUL (no path, argv or environment entry can hold one) and no
+    lone surrogate (JSON's \\ud800 escapes: such a string has no bytes for the kernel)."""
+    if not isinstance(value, str) or "\0" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_int(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and _MIN_INT <= value <= _MAX_INT)
+
+
+STR = _Leaf("a string (no NUL, valid Unicode)", _is_text)
+INT = _Leaf("an integer", _is_int)
+BOOL = _Leaf("true or false", lambda v: isinstance(v, bool))
+STRS = _Leaf("a list of strings", lambda v: isinstance(v, list), STR)
+INTS = _Leaf("a list of integers", lambda v: isinstance(v, list), INT)
+STRMAP = _Leaf("an object of strings", lambda v: isinstance(v, dict), STR)
 
 # The fields stockade implements, as a tree. A dict is an object with these keys; "*"
-# marks a list whose items are objects with the given keys.
-_HOOK = {"*": {"path": _ANY, "args": _ANY, "env": _ANY, "timeout": _ANY}}
+# marks a list whose items are objects with the given keys; a _Leaf is a value's type.
+_HOOK = {"*": {"path": STR, "args": STRS, "env": STRS, "timeout": INT}}
+_MAP = {"*": {"containerID": INT, "hostID": INT, "size": INT}}
 KNOWN: dict[str, Any] = {
-    "ociVersion": _ANY,
-    "root": {"path": _ANY, "readonly": _ANY},
-    "hostname": _ANY,
-    "annotations": _ANY,  # metadata for engines, no effect on the container (spec)
+    "ociVersion": STR,
+    "root": {"path": STR, "readonly": BOOL},
+    "hostname": STR,
+    "annotations": STRMAP,  # metadata for engines, no effect on the container (spec)
     "process": {
-        "terminal": _ANY, "consoleSize": {"height": _ANY, "width": _ANY},
-        "user": {"uid": _ANY, "gid": _ANY, "additionalGids": _ANY, "umask": _ANY},
-        "args": _ANY, "env": _ANY, "cwd": _ANY,
-        "capabilities": {"bounding": _ANY, "effective": _ANY, "inheritable": _ANY,
-                         "permitted": _ANY, "ambient": _ANY},
-        "rlimits": {"*": {"type": _ANY, "soft": _ANY, "hard": _ANY}},
-        "noNewPrivileges": _ANY, "apparmorProfile": _ANY, "selinuxLabel": _ANY,
-        "oomScoreAdj": _ANY,
+        "terminal": BOOL, "consoleSize": {"height": INT, "width": INT},
+        "user": {"uid": INT, "gid": INT, "additionalGids": INTS, "umask": INT},
+        "args": STRS, "env": STRS, "cwd": STR,
+        "capabilities": {"bounding": STRS, "effective": STRS, "inheritable": STRS,
+                         "permitted": STRS, "ambient": STRS},
+        "rlimits": {"*": {"type": STR, "soft": INT, "hard": INT}},
+        "noNewPrivileges": BOOL, "apparmorProfile": STR, "selinuxLabel": STR,
+        "oomScoreAdj": INT,
     },
-    "mounts": {"*": {"destination": _ANY, "type": _ANY, "source": _ANY, "options": _ANY}},
+    "mounts": {"*": {"destination": STR, "type": STR, "source": STR, "options": STRS}},
     "hooks": {k: _HOOK for k in ("prestart", "createRuntime", "createContainer",
                                  "startContainer", "poststart", "poststop")},
     "linux": {
-        "namespaces": {"*": {"type": _ANY, "path": _ANY}},
-        "uidMappings": {"*": {"containerID": _ANY, "hostID": _ANY, "size": _ANY}},
-        "gidMappings": {"*": {"containerID": _ANY, "hostID": _ANY, "size": _ANY}},
-        "devices": {"*": {"path": _ANY, "type": _ANY, "major": _ANY, "minor": _ANY,
-                          "fileMode": _ANY, "uid": _ANY, "gid": _ANY}},
+        "namespaces": {"*": {"type": STR, "path": STR}},
+        "uidMappings": _MAP,
+        "gidMappings": _MAP,
+        "devices": {"*": {"path": STR, "type": STR, "major": INT, "minor": INT,
+                          "fileMode": INT, "uid": INT, "gid": INT}},
         "resources": {
-            "devices": {"*": {"allow": _ANY, "type": _ANY, "major": _ANY, "minor": _ANY,
-                              "access": _ANY}},
-            "memory": {"limit": _ANY, "swap": _ANY},
-            "cpu": {"shares": _ANY, "quota": _ANY, "period": _ANY},
-            "pids": {"limit": _ANY},
+            "devices": {"*": {"allow": BOOL, "type": STR, "major": INT, "minor": INT,
+                              "access": STR}},
+            "memory": {"limit": INT, "swap": INT},
+            "cpu": {"shares": INT, "quota": INT, "period": INT},
+            "pids": {"limit": INT},
         },
-        "cgroupsPath": _ANY,
-        "sysctl": _ANY,
-        "maskedPaths": _ANY,
-        "readonlyPaths": _ANY,
-        "rootfsPropagation": _ANY,
-        "seccomp": {"defaultAction": _ANY, "defaultErrnoRet": _ANY, "architectures": _ANY,
-                    "flags": _ANY,
-                    "syscalls": {"*": {"names": _ANY, "action": _ANY, "errnoRet": _ANY,
-                                       "args": {"*": {"index": _ANY, "value": _ANY,
-                                                      "valueTwo": _ANY, "op": _ANY}}}}},
+        "cgroupsPath": STR,
+        "sysctl": STRMAP,
+        "maskedPaths": STRS,
+        "readonlyPaths": STRS,
+        "rootfsPropagation": STR,
+        "seccomp": {"defaultAction": STR, "defaultErrnoRet": INT, "architectures": STRS,
+                    "flags": STRS,
+                    "syscalls": {"*": {"names": STRS, "action": STR, "errnoRet": INT,
+                                       "args": {"*": {"index": INT, "value": INT,
+                                                      "valueTwo": INT, "op": STR}}}}},
     },
 }
 # Fields engines fill in with a value that asks for nothing: accepted when empty.
@@ -71,8 +112,20 @@ _EMPTY_OK = {"linux.resources.cpu.cpus", "linux.resources.cpu.mems", "linux.moun
              "linux.resources.network", "linux.resources.rdma", "linux.resources.unified"}
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x09: "\\t"}
+_MAX_MESSAGE = 600
+
+
 class ConfigError(StockadeError):
-    """config.json asks for something wrong or unsupported (exit status 2)."""
+    """config.json asks for something wrong or unsupported (exit status 2). The message
+    quotes the bundle's own text: it is kept to one line of bounded length (control
+    characters escaped), whatever that text holds."""
+
+    def __init__(self, message: str) -> None:
+        message = message.translate(_CONTROL)
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "... (cut)"
+        super().__init__(message)
 
 
 def load(bundle: str) -> dict[str, Any]:
@@ -84,7 +137,7 @@ def load(bundle: str) -> dict[str, Any]:
             cfg = loads(fh.read())
     except FileNotFoundError as exc:
         raise ConfigError(f"bundle {bundle}: no config.json") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
     validate(cfg)
     return strip_nulls(cfg)
@@ -105,7 +158,7 @@ def validate(cfg: object) -> None:
     if not isinstance(version, str) or not version:
         raise ConfigError("config.json: ociVersion is missing")
     major = version.split(".", 1)[0]
-    if not major.isdigit() or int(major) != SUPPORTED_MAJOR:
+    if not (major.isascii() and major.isdigit()) or int(major) != SUPPORTED_MAJOR:
         raise ConfigError(f"config.json: ociVersion {version}: unsupported major version "
                           f"(stockade implements {SUPPORTED_MAJOR}.x)")
     for key in ("root", "process"):
@@ -117,7 +170,19 @@ def validate(cfg: object) -> None:
 
 
 def _walk(value: Any, known: Any, where: str) -> None:
-    if known is _ANY or value is None:
+    if value is None:
+        return
+    if isinstance(known, _Leaf):
+        if not known.test(value):
+            raise ConfigError(f"config.json: {where}: found {_kind(value)}, expected "
+                              f"{known.expected}")
+        if known.item is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                _walk(item, known.item, f"{where}[{i}]")
+        elif known.item is not None and isinstance(value, dict):
+            for key, item in value.items():
+                _walk(key, known.item, f"{where} (a key)")
+                _walk(item, known.item, f"{where}.{key}")
         return
     if "*" in known:
         if not isinstance(value, list):
@@ -137,6 +202,21 @@ def _walk(value: Any, known: Any, where: str) -> None:
                 continue
             raise ConfigError(f"config.json: {path}: not supported by stockade")
         _walk(sub, known[key], path)
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message (never the value itself: it may be huge)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer" if _MIN_INT <= value <= _MAX_INT else "an integer out of range"
+    if isinstance(value, str):
+        return "a string" if _is_text(value) else "a string with a NUL or a lone surrogate"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a number" if isinstance(value, float) else type(value).__name__
 
 
 def _bare(path: str) -> str:
@@ -159,7 +239,7 @@ def load_object(path: str, flag: str, what: str) -> dict[str, Any]:
         else:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{flag} {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{flag} {path}: expected a JSON object ({what})")

@@ -63,6 +63,69 @@ def remove_cgroups(dirs: list[str]) -> None:
             print(f"stockade: warning: {exc}", file=sys.stderr)
 
 
+def remove_container_cgroups(data: dict[str, Any]) -> None:
+    """The cgroups a state records: those made (`cgroup_dirs`: whatever is left in them
+    is killed) and those a create was about to make (`cgroup_pending`, written before its
+    first mkdir: only rmdir'ed, never killed; a busy one is someone else's and stays)."""
+    made = _cgroup_dirs(data)
+    remove_cgroups(made)
+    for d in data.get("cgroup_pending") or []:
+        if str(d) not in made:
+            try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
+                os.rmdir(str(d))
+            except OSError:
+                pass
+
+
+_INTERRUPTED_AFTER_S = 60.0  # a state-less directory younger than this may be a create
+
+
+def reap_interrupted(root: str) -> None:
+    """Remove what creates killed half-way left behind (SIGKILL skips every cleanup):
+    a container whose create never finished (no `fast` file) and whose creator is gone,
+    its process and cgroups included, or a directory with no state at all, once it is
+    old enough not to be a create between its mkdir and its first write. Never a
+    created container: engines delete those themselves."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".") or os.path.exists(os.path.join(root, name, st.FAST)):
+            continue
+        try:
+            with st.locked(root, name):
+                _reap_one(root, name)
+        except (st.StateError, OSError):
+            continue
+
+
+def _reap_one(root: str, cid: str) -> None:
+    d = st.container_dir(root, cid)
+    try:
+        data = st.read(root, cid)
+    except st.StateError:
+        if time.time() - os.stat(d).st_mtime > _INTERRUPTED_AFTER_S:
+            st.remove(root, cid)
+        return
+    if not data.get("creating") or st.status(root, cid, data) != "stopped":
+        return  # finished (a `fast` file it could not write), or still being created
+    _kill_recorded(data)
+    remove_container_cgroups(data)
+    st.remove(root, cid)
+
+
+def _kill_recorded(data: dict[str, Any]) -> None:
+    """SIGKILL the state's pid if it is still that process (its start time matches)."""
+    pid = int(data.get("pid") or 0)
+    stt = st.proc_starttime(pid) if pid else None
+    if stt is not None and stt[0] == data.get("starttime"):
+        try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
            console_socket: str | None = None, for_run: bool = False) -> tuple[int, int]:
     """Create the container; returns (pid, pty master or -1). Raises StockadeError."""
@@ -74,15 +137,17 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         raise StockadeError("process.terminal is true: create needs --console-socket "
                             "(the pty master is sent there)")
     os.makedirs(root, mode=0o700, exist_ok=True)
+    reap_interrupted(root)
     d = st.container_dir(root, cid)
     try:
         os.mkdir(d, 0o700)
     except FileExistsError as exc:
         raise st.StateError(f"container {cid} already exists") from exc
+    pause_for_tests("mkdir")
     data: dict[str, Any] = {
         "id": cid, "pid": 0, "creator": os.getpid(), "creating": True, "bundle": c.bundle, "rootfs": c.rootfs,
         "created": _now(), "owner": _owner(), "annotations": dict(c.annotations),
-        "cgroup_dirs": [], "start_hooks": bool(c.plan.start_hooks),
+        "cgroup_dirs": [], "cgroup_pending": [], "start_hooks": bool(c.plan.start_hooks),
         "hooks": {k: [hooks_mod.to_json(h) for h in c.hooks_of(k)]
                   for k in ("poststart", "poststop")},
     }
@@ -116,9 +181,15 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
             def on_cgroup(dirs: tuple[str, ...]) -> None:
                 data["cgroup_dirs"] = list(dirs)
                 st.write(root, cid, data)
+                pause_for_tests("cgroups")
+
+            def on_planned(dirs: tuple[str, ...]) -> None:
+                data["cgroup_pending"] = list(dirs)
+                st.write(root, cid, data)
+                pause_for_tests("planned")
 
             held = launch_held(c.plan, Hold(cid, gate, c.cgroups_path, console_socket or "",
-                                            before_root, on_cgroup),
+                                            before_root, on_cgroup, on_planned),
                                fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
         finally:
             os.close(gate)
@@ -148,10 +219,17 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
                 os.waitpid(pid, 0)
         if master >= 0:
             os.close(master)
-        remove_cgroups(data["cgroup_dirs"])
+        remove_container_cgroups(data)
         st.remove(root, cid)
         raise
     return pid, master
+
+
+def pause_for_tests(point: str) -> None:
+    """Tests only: stop (SIGSTOP) at this point of create when STOCKADE_TEST_PAUSE names
+    it, so that a test can SIGKILL create exactly there (fastexec.c has the same)."""
+    if os.environ.get("STOCKADE_TEST_PAUSE") == point:
+        os.kill(os.getpid(), 19)  # SIGSTOP; not signal's constant (enum, ~2 ms)
 
 
 def _owner() -> str:
@@ -294,7 +372,17 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 
 def _delete(root: str, cid: str, force: bool) -> None:
-    data = st.read(root, cid)
+    try:
+        data = st.read(root, cid)
+    except st.StateError:
+        # Its directory exists (locked() opened it) but no state does: a create killed
+        # before its first write. Nothing else of it can exist yet (its state is
+        # written before any cgroup or process is made).
+        if not force:
+            raise st.StateError(f"container {cid} has no state (a create that was "
+                                "interrupted): delete --force removes it") from None
+        st.remove(root, cid)
+        return
     status = st.status(root, cid, data)
     if status != "stopped":
         if not force:
@@ -310,7 +398,7 @@ def _delete(root: str, cid: str, force: bool) -> None:
 
                 set_frozen(_cgroup_dirs(data), False)
             _wait_gone(pid, data.get("starttime"))
-    remove_cgroups(_cgroup_dirs(data))
+    remove_container_cgroups(data)
     poststop = data.get("hooks", {}).get("poststop", [])
     spec = st.spec_state(root, cid, data, "stopped") if poststop else {}
     st.remove(root, cid)

@@ -30,10 +30,16 @@ class StateError(StockadeError):
     pass
 
 
+MAX_ID = 255  # NAME_MAX: the id names a directory here and in cgroupfs
+
+
 def check_id(cid: str) -> str:
-    if not 0 < len(cid) <= 1024 or not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
-        raise StateError(f"invalid container id {cid!r}: use letters, digits, _ + - . "
-                         "(not . or ..)")
+    """runc's rule (^[\\w+-.]+$, not . or ..), plus: at most NAME_MAX characters (runc
+    fails on the mkdir then) and no leading "." (the root's own entries, e.g. .fast)."""
+    if not 0 < len(cid) <= MAX_ID or not _ID_CHARS.issuperset(cid) or cid.startswith("."):
+        shown = cid if len(cid) <= 40 else f"{cid[:40]}... ({len(cid)} characters)"
+        raise StateError(f"invalid container id {shown!r}: use 1 to {MAX_ID} letters, "
+                         "digits, _ + - . (not starting with .)")
     return cid
 
 

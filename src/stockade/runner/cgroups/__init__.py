@@ -15,6 +15,10 @@ from stockade.runner.cgroupfs import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
 from stockade.runner.cgroups.v2 import V2Cgroup
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "detect_cached", "create", "V1Cgroup",
            "V2Cgroup"]
 
@@ -140,27 +144,31 @@ def reap_stale(parents: list[str]) -> None:
 
 
 def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
-           devices: bool = False, freezer: bool = False) -> V1Cgroup | V2Cgroup:
+           devices: bool = False, freezer: bool = False,
+           on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V1Cgroup | V2Cgroup:
     """Create the run's cgroup(s); the caller must call remove() in a finally block.
     io: also create the blkio cgroup (v1), only when an io weight is asked for.
     path: an OCI cgroupsPath (absolute: below the hierarchy's root; relative: below the
-    invoker's own cgroup) instead of stockade/<run id>. devices: the v1 devices cgroup."""
+    invoker's own cgroup; made inside the hierarchy, `..` refused: the OCI layer has
+    cleaned it as runc does) instead of stockade/<run id>. devices: the v1 devices
+    cgroup. on_planned: told the directories before any is made."""
     if h.mode in ("v1", "hybrid"):
         dirs = h.v1_dirs()
         if path is not None:
             if path.startswith("/"):
                 dirs = {c: m for c, m, _ in h.v1_mounts}
             return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices,
-                                   freezer=freezer)
+                                   freezer=freezer, on_planned=on_planned)
         reap_stale_now_and_then(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
-        return V1Cgroup.create(dirs, run_id, io, devices=devices, freezer=freezer)
+        return V1Cgroup.create(dirs, run_id, io, devices=devices, freezer=freezer,
+                               on_planned=on_planned)
     if h.mode == "v2" and h.v2_mount is not None:
         own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
         if path is not None:
             return V2Cgroup.create(h.v2_mount if path.startswith("/") else own, run_id,
-                                   leaf=path.lstrip("/"))
+                                   leaf=path.lstrip("/"), on_planned=on_planned)
         reap_stale_now_and_then([os.path.join(own, "stockade")])
-        return V2Cgroup.create(own, run_id)
+        return V2Cgroup.create(own, run_id, on_planned=on_planned)
     raise CgroupError("no cgroup hierarchy is mounted on this host")
 
 

@@ -12,12 +12,15 @@ from stockade.runner.cgroupfs import (
     cpu_shares,
     keyed,
     kill_and_rmdir,
+    make_below,
     read_int,
     write,
 )
 
 TYPE_CHECKING = False  # the plan module pulls in ctypes: not on `oci delete`'s path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from stockade.runner.plan import Limits
 
 NEEDED = ("memory", "pids", "cpu", "cpuacct")
@@ -30,33 +33,34 @@ class V1Cgroup:
 
     @staticmethod
     def create(parents: dict[str, str], run_id: str, io: bool = False,
-               leaf: str | None = None, devices: bool = False,
-               freezer: bool = False) -> V1Cgroup:
-        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath).
-        freezer: also the freezer cgroup when it is mounted (OCI pause/resume)."""
-        made: dict[str, str] = {}
+               leaf: str | None = None, devices: bool = False, freezer: bool = False,
+               on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V1Cgroup:
+        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath),
+        made inside each controller's hierarchy (cgroupfs.make_below); an existing leaf is
+        an error. freezer: also the freezer cgroup when it is mounted (OCI pause/resume).
+        on_planned: told the directories before the first is made (OCI create records
+        them, so that a runtime killed half-way leaves nothing a delete cannot find)."""
+        rel = leaf or os.path.join("stockade", run_id)
         extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
                  + (("freezer",) if freezer else ()))
+        wanted: dict[str, str] = {}
+        for ctrl in (*NEEDED, *extra):
+            base = parents.get(ctrl)
+            if base is None:
+                if ctrl in NEEDED or ctrl == "devices":
+                    raise CgroupError(f"the {ctrl} controller is not mounted")
+                continue
+            wanted[ctrl] = base
+        paths = {ctrl: os.path.join(base, rel) for ctrl, base in wanted.items()}
+        if on_planned is not None:
+            on_planned(tuple(sorted(set(paths.values()))))
+        made: dict[str, str] = {}
         try:
-            for ctrl in (*NEEDED, *extra):
-                base = parents.get(ctrl)
-                if base is None:
-                    if ctrl in NEEDED or ctrl == "devices":
-                        raise CgroupError(f"the {ctrl} controller is not mounted")
+            for ctrl, base in wanted.items():
+                if paths[ctrl] in made.values():  # co-mounted controllers (cpu,cpuacct)
+                    made[ctrl] = paths[ctrl]
                     continue
-                path = os.path.join(base, leaf or os.path.join("stockade", run_id))
-                if path in made.values():  # co-mounted controllers (cpu,cpuacct)
-                    made[ctrl] = path
-                    continue
-                try:
-                    try:
-                        os.mkdir(path)
-                    except FileNotFoundError:  # the first run: no stockade parent yet
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        os.mkdir(path)
-                except OSError as exc:
-                    raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
-                made[ctrl] = path
+                made[ctrl] = make_below(base, rel)[0]
         except CgroupError:
             V1Cgroup(made).remove()
             raise

@@ -11,6 +11,7 @@ from stockade.runner.cgroupfs import (
     cpu_weight,
     keyed,
     kill_and_rmdir,
+    make_below,
     read,
     read_int,
     write,
@@ -18,6 +19,8 @@ from stockade.runner.cgroupfs import (
 
 TYPE_CHECKING = False  # the plan module pulls in ctypes: not on `oci delete`'s path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from stockade.runner.plan import Limits
 
 WANTED = ("cpu", "io", "memory", "pids")
@@ -42,22 +45,23 @@ class V2Cgroup:
     mode: str = "v2"
 
     @staticmethod
-    def create(own: str, run_id: str, leaf: str | None = None) -> V2Cgroup:
-        if leaf:  # an OCI cgroupsPath: made as asked, controllers enabled on the way
+    def create(own: str, run_id: str, leaf: str | None = None,
+               on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V2Cgroup:
+        """leaf: an OCI cgroupsPath below `own`, made inside the hierarchy
+        (cgroupfs.make_below; an existing leaf is an error: our delete would kill what is
+        in it). on_planned: told the directory before it is made (see V1Cgroup.create)."""
+        if leaf:
             path = os.path.join(own, leaf)
-            try:
-                os.makedirs(path, exist_ok=True)
-            except OSError as exc:
-                raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
-            return V2Cgroup(path)
+            if on_planned is not None:
+                on_planned((path,))
+            return V2Cgroup(make_below(own, leaf)[0])
         parent = os.path.join(own, "stockade")
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise CgroupError(f"cannot create {parent}: {exc.strerror}") from exc
+        path = os.path.join(parent, run_id)
+        if on_planned is not None:
+            on_planned((path,))
+        make_below(own, "stockade", exist_ok=True)
         _enable(own, WANTED)
         _enable(parent, WANTED)
-        path = os.path.join(parent, run_id)
         try:
             os.mkdir(path)
         except FileExistsError:
