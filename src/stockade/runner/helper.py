@@ -27,6 +27,7 @@ from stockade.runner import launcher
 from stockade.runner import plan as plan_mod
 from stockade.runner._record import from_plain, to_plain
 from stockade.runner.codes import runner_error
+from stockade.runner.network.spec import NetPolicy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 # Every record a Plan is made of (the RunResult comes back as launcher.encode_outcome's).
 RECORDS: dict[str, type] = {c.__name__: c for c in (
     plan_mod.Plan, plan_mod.PolicyPart, plan_mod.Limits, plan_mod.CapsPlan,
-    plan_mod.LandlockPlan, plan_mod.LsmPlan, plan_mod.IdMap, plan_mod.IdentityPlan,
-    plan_mod.MountOp)}
+    plan_mod.LandlockPlan, plan_mod.LsmPlan, plan_mod.IdMap, plan_mod.IdPool, plan_mod.IdentityPlan,
+    plan_mod.MountOp, NetPolicy)}
 _MAX_MESSAGE = 1 << 22  # a plan is a few KiB (its seccomp program ~3.4 KiB)
 
 

@@ -1,8 +1,9 @@
-"""uid/gid maps for the child's user namespace, written by the parent.
+"""uid/gid maps for the child's user namespace, written by the parent; its owner.
 
-Root: the policy's explicit mapping or an unused range (never the identity map, so root
-inside is an unprivileged id outside). Unprivileged: newuidmap/newgidmap with the
-invoker's /etc/subuid range when present, else a one-id map with setgroups denied
+Root: the policy's explicit mapping or a range of the id pool that no other sandbox holds
+(runner.idalloc; never the identity map, so root inside is an unprivileged id outside),
+in a namespace that range owns (become_owner). Unprivileged: newuidmap/newgidmap with
+the invoker's /etc/subuid range when present, else a one-id map with setgroups denied
 (CVE-2014-8989: an unprivileged map must not let the child drop groups that deny access).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from stockade.runner._record import frozen
 from stockade.runner.plan import AUTO_RANGE_BASE, AUTO_RANGE_COUNT, IdentityPlan, IdMap
 
 
@@ -48,6 +50,58 @@ def write_maps(pid: int, ident: IdentityPlan) -> None:
         raise IdmapError(f"{exc.filename}: {exc.strerror}") from exc
 
 
+@frozen
+class CreatorState:
+    """What become_owner changed besides the effective uid, for back_to_root."""
+
+    dumpable: int
+    deathsig: int
+
+
+def become_owner(uid: int) -> CreatorState:
+    """Root only: the next user namespace this process creates is owned by host uid
+    `uid` instead of root. The kernel charges the per-user counts of every process
+    inside (inotify instances and watches, processes, pending signals, mqueue bytes) to
+    the namespace's owner as well, up to the owner's limits outside: owned by root,
+    every sandbox shared root's 128 inotify instances with the others and the host.
+
+    Only the effective uid changes (real and saved stay 0: back_to_root undoes it); the
+    file-system uid stays 0, so the child opens host paths as before; the effective
+    capabilities the change clears are raised again (cgroup.procs of CLONE_INTO_CGROUP,
+    kernels that restrict unprivileged user namespaces); the dumpable flag and
+    parent-death signal the change clears are set again (a service's core dumps, a
+    launch helper dying with its caller)."""
+    from stockade.runner import _linux as L
+
+    state = CreatorState(L.prctl(L.PR_GET_DUMPABLE), L.pdeathsig())
+    caps = L.capget()
+    try:
+        os.setresuid(-1, uid, -1)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot create the user namespace as its owner, "
+                                 f"uid {uid}: {exc.strerror}") from exc
+    try:
+        L.setfsuid(0)
+        L.capset(*caps)
+        _restore(state)
+    except OSError:
+        back_to_root(state)
+        raise
+    return state
+
+
+def back_to_root(state: CreatorState) -> None:
+    os.setresuid(-1, 0, -1)  # the effective capabilities come back from the permitted set
+    _restore(state)
+
+
+def _restore(state: CreatorState) -> None:
+    from stockade.runner import _linux as L
+
+    L.prctl(L.PR_SET_DUMPABLE, state.dumpable)
+    L.prctl(L.PR_SET_PDEATHSIG, state.deathsig)
+
+
 def _write(path: str, data: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -84,28 +138,46 @@ def _stamps() -> tuple[tuple[int, int, int] | None, ...]:
 
 
 def auto_range_is_free() -> str | None:
-    """None when AUTO_RANGE is used by no account or subordinate range; else why not.
+    """None when AUTO_RANGE (the OCI overlay's fixed range) is used by no account or
+    subordinate range; else why not."""
+    lo, hi = AUTO_RANGE_BASE, AUTO_RANGE_BASE + AUTO_RANGE_COUNT
+    why = range_conflict(lo, hi)
+    return None if why is None else f"{why}, inside the runner's id range {lo}-{hi - 1}"
 
-    Checked before every run as root; the answer is kept while the four files keep
-    their mtime, size and inode (a service launching many sandboxes stats, not parses)."""
+
+def range_conflict(lo: int, hi: int) -> str | None:
+    """Why host ids [lo, hi) must not be mapped (an account in /etc/passwd or /etc/group,
+    a subordinate range in /etc/subuid or /etc/subgid), or None."""
+    for start, count, why in reserved_ids():
+        if start < hi and lo < start + count:
+            return why
+    return None
+
+
+def reserved_ids() -> tuple[tuple[int, int, str], ...]:
+    """(start, count, why) of every id the host gives to someone.
+
+    Read before every run as root; the answer is kept while the four files keep their
+    mtime, size and inode (a service launching many sandboxes stats, not parses)."""
     stamps = _stamps()
-    memo: tuple[object, str | None] | None = getattr(auto_range_is_free, "memo", None)
+    memo: tuple[object, tuple[tuple[int, int, str], ...]] | None = getattr(
+        reserved_ids, "memo", None)
     if memo is not None and memo[0] == stamps:
         return memo[1]
-    why = _auto_range_check()
-    auto_range_is_free.memo = (stamps, why)  # type: ignore[attr-defined]
-    return why
+    found = _read_reserved()
+    reserved_ids.memo = (stamps, found)  # type: ignore[attr-defined]
+    return found
 
 
-def _auto_range_check() -> str | None:
-    lo, hi = AUTO_RANGE_BASE, AUTO_RANGE_BASE + AUTO_RANGE_COUNT
-    for path, idx in (("/etc/passwd", 2), ("/etc/group", 2)):
+def _read_reserved() -> tuple[tuple[int, int, str], ...]:
+    found: list[tuple[int, int, str]] = []
+    for path in ("/etc/passwd", "/etc/group"):
         try:
             with open(path) as fh:
                 for line in fh:
                     parts = line.split(":")
-                    if len(parts) > idx and parts[idx].isdigit() and lo <= int(parts[idx]) < hi:
-                        return f"{path} has id {parts[idx]} inside the runner's range"
+                    if len(parts) > 2 and parts[2].isdigit():
+                        found.append((int(parts[2]), 1, f"{path} has id {parts[2]}"))
         except OSError:
             continue
     for path in ("/etc/subuid", "/etc/subgid"):
@@ -114,9 +186,8 @@ def _auto_range_check() -> str | None:
                 for line in fh:
                     parts = line.strip().split(":")
                     if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                        start, count = int(parts[1]), int(parts[2])
-                        if start < hi and lo < start + count:
-                            return f"{path} range {start}:{count} overlaps the runner's range"
+                        found.append((int(parts[1]), int(parts[2]),
+                                      f"{path} has range {parts[1]}:{parts[2]}"))
         except OSError:
             continue
-    return None
+    return tuple(found)

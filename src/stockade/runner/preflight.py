@@ -40,7 +40,8 @@ def _idmap(plan: Plan) -> None:
     ident = plan.identity
     if not ident.userns or os.geteuid() != 0:
         return
-    if any(m.outside == AUTO_RANGE_BASE for m in ident.uid_map):
+    # A pooled range is checked when the launcher picks it (runner.idalloc).
+    if ident.pool is None and any(m.outside == AUTO_RANGE_BASE for m in ident.uid_map):
         why = auto_range_is_free()
         if why is not None:
             raise runner_error("idmap", why)

@@ -1,0 +1,190 @@
+"""Host id ranges for root's `map: auto` sandboxes: one range per running sandbox.
+
+With one fixed range, every sandbox root started mapped to the same host uid: the kernel
+counts per-user limits by host uid (128 inotify instances, user watches, ...) and allows
+signals between equal uids, so one sandbox could exhaust every other's limits or stop a
+payload it can see (issue 13). As podman's `--userns=auto`, each concurrent sandbox now
+takes its own range of 65536 ids from a pool: by default 2048 ranges from 2000000000
+(below 2^31), $STOCKADE_ID_POOL=START:COUNT to move or resize it (every runner on a host
+must use the same pool: ranges are told apart by their first id).
+
+A range is held by an flock() on <state dir>/idpool/<first id>.lock ($STOCKADE_STATE_DIR,
+default /run/stockade), taken by the runner before the clone and dropped after the
+sandbox's end (its cgroup removed, its init reaped). The sandbox's init shares the open
+file, never the payload (O_CLOEXEC). The kernel drops the lock when the last holder dies,
+so a SIGKILLed runner frees its range; lock files are never removed (removing one races
+with a concurrent locker), and a stale file is harmless. A holder writes its pid into the
+file and empties it on release: a range whose file is not empty was left by a runner
+that died, and is taken again only when no process has an id in it (without a pid
+namespace, a payload's children can outlive the runner). Ranges overlapping an account of
+/etc/passwd or /etc/group, or a range of /etc/subuid or /etc/subgid, are never used.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+
+from stockade.runner._record import frozen, replace
+from stockade.runner.codes import runner_error
+from stockade.runner.idmap import range_conflict
+from stockade.runner.plan import (
+    AUTO_POOL_RANGES,
+    AUTO_RANGE_BASE,
+    AUTO_RANGE_COUNT,
+    IdMap,
+    IdPool,
+    Plan,
+)
+
+TYPE_CHECKING = False  # collections.abc at run time pulls in collections (~1 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+POOL_ENV = "STOCKADE_ID_POOL"
+STATE_ENV = "STOCKADE_STATE_DIR"
+DEFAULT_STATE_DIR = "/run/stockade"
+_MAX_ID = 2**32 - 1  # (uid_t)-1 is "no id": never mapped
+
+
+@frozen
+class Lease:
+    """A range held for one sandbox: ids [base, base + count), locked through `fd`."""
+
+    base: int
+    count: int
+    fd: int
+    path: str
+
+
+def configured_pool(env: Mapping[str, str] | None = None) -> IdPool:
+    """The pool from $STOCKADE_ID_POOL (START:COUNT) and $STOCKADE_STATE_DIR."""
+    env = os.environ if env is None else env
+    lock_dir = os.path.join(env.get(STATE_ENV) or DEFAULT_STATE_DIR, "idpool")
+    spec = env.get(POOL_ENV)
+    if not spec:
+        return IdPool(AUTO_RANGE_BASE, AUTO_POOL_RANGES * AUTO_RANGE_COUNT, lock_dir)
+    start_text, sep, count_text = spec.partition(":")
+    if not (sep and start_text.isdigit() and count_text.isdigit()):
+        raise runner_error("preflight", f"{POOL_ENV}={spec!r}: expected START:COUNT (host ids, "
+                           f"e.g. {AUTO_RANGE_BASE}:{AUTO_POOL_RANGES * AUTO_RANGE_COUNT})")
+    start, count = int(start_text), int(count_text)
+    if start == 0 or count < AUTO_RANGE_COUNT or start + count > _MAX_ID:
+        raise runner_error("preflight", f"{POOL_ENV}={spec!r}: the pool must start above 0, "
+                           f"hold at least {AUTO_RANGE_COUNT} ids and end below {_MAX_ID}")
+    return IdPool(start, count, lock_dir)
+
+
+def acquire(pool: IdPool, in_use: Callable[[int, int], bool] | None = None) -> Lease:
+    """Lock the first free range of the pool; raises RunnerError('idmap') when none is.
+
+    in_use(lo, hi): whether a process has an id in [lo, hi) (default: a /proc scan),
+    asked only for ranges a dead runner left."""
+    directory = _lock_dir(pool.lock_dir)
+    size = pool.range_size
+    held = taken = left = 0
+    for base in range(pool.start, pool.start + pool.size - size + 1, size):
+        if range_conflict(base, base + size) is not None:
+            taken += 1
+            continue
+        lease, why = _try_lock(directory, base, size, in_use or ids_in_use)
+        if lease is not None:
+            return lease
+        held += why == "held"
+        left += why == "left"
+    last = pool.start + pool.size // size * size - 1
+    raise runner_error("idmap", f"id pool exhausted: no free range of {size} ids in "
+                       f"{pool.start}-{last} ({held} held by running sandboxes, {left} with "
+                       f"processes left by a killed runner, {taken} overlapping host accounts "
+                       "or /etc/subuid, /etc/subgid); wait for a sandbox to end or give a "
+                       f"larger pool ({POOL_ENV}=START:COUNT)")
+
+
+def release(lease: Lease) -> None:
+    """Give the range back (after the sandbox's processes are gone)."""
+    try:
+        os.ftruncate(lease.fd, 0)  # emptied: released cleanly, no process scan next time
+    finally:
+        os.close(lease.fd)
+
+
+def placed(plan: Plan, lease: Lease) -> Plan:
+    """The plan with its placeholder maps (the pool's first range) moved to the lease."""
+    ident = plan.identity
+    if ident.pool is None:
+        return plan
+    shift = lease.base - ident.pool.start
+
+    def moved(maps: tuple[IdMap, ...]) -> tuple[IdMap, ...]:
+        return tuple(IdMap(m.inside, m.outside + shift, m.count) for m in maps)
+
+    return replace(plan, identity=replace(ident, uid_map=moved(ident.uid_map),
+                                          gid_map=moved(ident.gid_map), pool=None,
+                                          owner=lease.base))
+
+
+def ids_in_use(lo: int, hi: int) -> bool:
+    """Whether a running process has a uid or gid (real, effective, saved, fs) in [lo, hi)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True  # cannot tell: do not reuse the range
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as fh:
+                text = fh.read()
+        except OSError:
+            continue  # gone meanwhile
+        for line in text.splitlines():
+            if line.startswith((b"Uid:", b"Gid:")) and any(
+                    lo <= int(v) < hi for v in line.split()[1:]):
+                return True
+    return False
+
+
+def _lock_dir(path: str) -> str:
+    """The lock directory, created if missing; refused unless only we can write it (a
+    file someone else could replace would let two sandboxes share a range)."""
+    try:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+    except OSError as exc:
+        raise runner_error("idmap", f"id pool lock directory {path}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise runner_error("idmap", f"id pool lock directory {path} must be a directory "
+                           f"owned by uid {os.geteuid()} that no one else can write")
+    return path
+
+
+def _try_lock(directory: str, base: int, count: int,
+              in_use: Callable[[int, int], bool]) -> tuple[Lease | None, str]:
+    """(the lease, "") or (None, "held" | "left")."""
+    path = os.path.join(directory, f"{base}.lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise runner_error("idmap", f"id range lock {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None, "held"
+    except OSError as exc:
+        os.close(fd)
+        raise runner_error("idmap", f"id range lock {path}: {exc.strerror}") from exc
+    try:
+        if os.pread(fd, 32, 0) and in_use(base, base + count):
+            os.close(fd)  # a killed runner's sandbox still has processes here
+            return None, "left"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+    except OSError as exc:
+        os.close(fd)
+        raise runner_error("idmap", f"id range lock {path}: {exc.strerror}") from exc
+    return Lease(base, count, fd, path), ""
