@@ -9,8 +9,13 @@ What the policy says maps onto Landlock like this:
   `dropped` (AppArmor/SELinux enforce it, `explain` says so);
 - `network.bind`: ABI >= 4 handles TCP bind, one port rule per listed port. No `bind`
   key means binding is not restricted (the policy did not speak about it).
-Rights the policy has no words for (ioctl on devices, TCP connect, scoping of abstract
-sockets and signals) are not handled, so Landlock does not restrict them.
+- scoping (ABI >= 6): signals are always scoped, and so are abstract unix sockets unless
+  `network.host_abstract_sockets` grants them: the payload can neither signal nor
+  connect to an abstract socket of a process outside the sandbox (with `network.mode:
+  host` it shares the host's abstract namespace: X11, D-Bus, containerd-shim sockets).
+  Inside the sandbox both keep working (same domain).
+Rights the policy has no words for (ioctl on devices, TCP connect) are not handled, so
+Landlock does not restrict them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ class NetAccess(enum.IntFlag):
     CONNECT_TCP = 1 << 1  # ABI 4
 
 
+class Scope(enum.IntFlag):
+    """LANDLOCK_SCOPE_* (the ruleset's `scoped` field, ABI 6): IPC to outside the domain."""
+
+    ABSTRACT_UNIX_SOCKET = 1 << 0
+    SIGNAL = 1 << 1
+
+
 ABI1_FS = FsAccess((1 << 13) - 1)
 # The access rights each ABI version knows (the kernel rejects unknown bits with EINVAL).
 FS_BY_ABI: dict[int, FsAccess] = {
@@ -63,6 +75,7 @@ FS_BY_ABI: dict[int, FsAccess] = {
 }
 NET_BY_ABI: dict[int, NetAccess] = {i: NetAccess(0) if i < 4 else NetAccess.BIND_TCP | NetAccess.CONNECT_TCP
                                     for i in FS_BY_ABI}
+SCOPE_ABI = 6
 NEWEST_KNOWN_ABI = max(FS_BY_ABI)
 
 READ = FsAccess.READ_FILE | FsAccess.READ_DIR
@@ -101,6 +114,7 @@ class LandlockRuleset:
     path_rules: tuple[PathRule, ...]
     net_rules: tuple[NetPortRule, ...]
     dropped: list[str] = field(default_factory=list)  # what this ABI/Landlock cannot enforce
+    scoped: int = 0  # Scope bits
 
     @property
     def enabled(self) -> bool:
@@ -112,6 +126,7 @@ class LandlockRuleset:
             "mode": self.mode,
             "handled_access_fs": [f.name for f in FsAccess if f & self.handled_access_fs],
             "handled_access_net": [f.name for f in NetAccess if f & self.handled_access_net],
+            "scoped": [f.name for f in Scope if f & self.scoped],
             "path_rules": [{"path": r.path, "access": r.rights(), "source": r.source}
                            for r in self.path_rules],
             "net_rules": [{"port": r.port, "access": [f.name for f in NetAccess if f & r.access]}
@@ -192,11 +207,34 @@ def landlock_rules(policy: Policy, abi: int) -> LandlockRuleset:
         else:
             dropped.append(f"network.bind: Landlock ABI {abi} has no network rules (needs ABI 4); "
                            "TCP bind is not restricted by Landlock")
+    scoped = _scoped(policy, effective_abi, dropped)
     if abi > NEWEST_KNOWN_ABI:
         dropped.append(f"landlock ABI {abi} is newer than stockade knows ({NEWEST_KNOWN_ABI}); "
                        f"written for ABI {NEWEST_KNOWN_ABI}")
     rules = tuple(sorted(PathRule(p, a, sources[p]) for p, a in grants.items() if a))
-    return LandlockRuleset(effective_abi, mode, handled_fs, handled_net, rules, tuple(net_rules), dropped)
+    return LandlockRuleset(effective_abi, mode, handled_fs, handled_net, rules, tuple(net_rules),
+                           dropped, scoped)
+
+
+def _scoped(policy: Policy, abi: int, dropped: list[str]) -> int:
+    """The IPC scopes: signals always (a sandbox has no business signalling the host);
+    abstract unix sockets unless the policy grants the host's. Before ABI 6, say what
+    stays open where it matters: the host's abstract sockets under `network.mode: host`,
+    the host's processes without a pid namespace."""
+    scoped = int(Scope.SIGNAL)
+    if not policy.network.host_abstract_sockets:
+        scoped |= int(Scope.ABSTRACT_UNIX_SOCKET)
+    if abi >= SCOPE_ABI:
+        return scoped
+    if scoped & Scope.ABSTRACT_UNIX_SOCKET and policy.network.mode == "host":
+        dropped.append(f"network.mode[host]: Landlock ABI {abi} cannot scope abstract unix "
+                       f"sockets (needs ABI {SCOPE_ABI}); the host's abstract sockets are "
+                       "reachable")
+    if "pid" not in policy.namespaces:
+        dropped.append(f"namespaces: no pid namespace and Landlock ABI {abi} cannot scope "
+                       f"signals (needs ABI {SCOPE_ABI}); processes outside are signalable "
+                       "as far as their uid allows")
+    return 0
 
 
 def enforcements(policy: Policy, abi: int) -> list[Enforcement]:

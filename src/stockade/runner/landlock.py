@@ -1,7 +1,8 @@
 """Apply the Landlock ruleset (the description comes from stockade.profiles.landlock).
 
 Runs after no_new_privs (Landlock requires it without CAP_SYS_ADMIN) and after
-pivot_root, so every rule path is opened O_PATH inside the new root.
+pivot_root, so every rule path is opened O_PATH inside the new root. The ruleset's
+scopes (ABI 6) cut IPC to outside the new domain: abstract unix sockets and signals.
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ class LandlockError(Exception):
     pass
 
 
-def apply(plan: LandlockPlan, extra: tuple[tuple[str, int], ...] = ()) -> list[str]:
-    """Enforce; returns notes for rule paths missing in this root. Raises on failure."""
+def apply(plan: LandlockPlan, extra: tuple[tuple[str, int], ...] = (),
+          scoped: bool = True) -> list[str]:
+    """Enforce; returns notes for rule paths missing in this root. Raises on failure.
+
+    scoped=False: a process joining a running sandbox (`oci exec`). Its domain cannot be
+    the sandbox's (domains are only inherited), so scoping would cut it off from the very
+    processes it joins; it stays in their pid and network namespaces instead."""
     notes: list[str] = []
     if not plan.enabled:
         return notes
-    ruleset = L.landlock_create_ruleset(plan.handled_fs, plan.handled_net, plan.abi)
+    ruleset = L.landlock_create_ruleset(plan.handled_fs, plan.handled_net, plan.abi,
+                                        plan.scoped if scoped else 0)
     try:
         for path, access in plan.paths + extra:
             try:
