@@ -83,7 +83,7 @@ def test_main_uses_the_fast_path_and_keeps_argparse_errors(capsys: pytest.Captur
     assert cli._fast_args(["validate", "x"]) is None
     assert cli.main(["run", "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
-    assert cli.main(["run", "--dry-run"]) == 110  # no command: the runner's preflight code
+    assert cli.main(["run", "--dry-run"]) == 2  # no command: bad input (preflight)
     assert cli.main(["run", "--help"]) == 0
     assert "--image" in capsys.readouterr().out
 

@@ -29,16 +29,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runc-root", default="/run/runc", metavar="DIR", help="runc state dir (default /run/runc)")
     parser.add_argument("--stockade-root", default="/run/stockade", metavar="DIR",
                         help="stockade state dir (default /run/stockade)")
-    parser.add_argument("--format", default="table", choices=("table", "json", "sarif", "markdown", "html"))
+    parser.add_argument("--format", default="table", choices=("table", "json", "sarif", "markdown", "html"),
+                        help="report format: %(choices)s (default table)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report here (default stdout)")
     parser.add_argument("--fail-on", default="high", metavar="SEVERITY",
-                        help="exit 1 when a finding at or above this severity is open (default high)")
+                        help="exit 1 when a finding at or above this severity is open: info, "
+                        "low, medium, high or critical (default high)")
     parser.add_argument("--active", action="store_true",
                         help="also probe network APIs (Docker TCP, kubelet, cloud metadata)")
-    parser.add_argument("--fix", metavar="OUT.yaml", help="write a stockade policy closing what was found")
-    parser.add_argument("--jobs", type=int, default=8, help="parallel audits for --all (default 8)")
+    parser.add_argument("--fix", metavar="OUT.yaml|DIR",
+                        help="write a stockade policy closing what was found (it passes "
+                        "`stockade validate`); with --all, a directory (created if missing) that "
+                        "gets one NAME.yaml policy per container")
+    parser.add_argument("--jobs", type=_positive, default=8, metavar="N",
+                        help="parallel audits for --all (default 8)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                        help="progress display on stderr for --all")
+                        help="progress display on stderr for --all: %(choices)s (default auto)")
 
 
 def _targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
@@ -48,13 +54,24 @@ def _targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
         return [targets.from_self()], []
     if args.pid is not None:
         return [targets.from_pid(args.pid)], []
-    if args.docker:
-        return [targets.from_docker(args.docker)], []
-    if args.runc:
-        return [targets.from_runc(args.runc, args.runc_root)], []
-    if args.stockade:
-        return [targets.from_stockade(args.stockade, args.stockade_root)], []
+    if args.docker is not None:
+        return [targets.from_docker(_container_ref("--docker", args.docker))], []
+    if args.runc is not None:
+        return [targets.from_runc(_container_ref("--runc", args.runc), args.runc_root)], []
+    if args.stockade is not None:
+        cid = _container_ref("--stockade", args.stockade)
+        return [targets.from_stockade(cid, args.stockade_root)], []
     return targets.discover_all(args.runc_root, args.stockade_root)
+
+
+def _container_ref(flag: str, value: str) -> str:
+    """A container name or id: never empty, never a path (runc/stockade ids name a
+    directory under the state root)."""
+    if not value or "/" in value or value in (".", "..") or "\0" in value:
+        raise StockadeError(f"{flag}: {value!r} is not a container name or id; expected a "
+                            "non-empty name without '/' (see `docker ps`, `runc list`, "
+                            "`stockade oci list`)")
+    return value
 
 
 def exit_status(results: Sequence[AuditResult], fail_on: Severity) -> int:
@@ -67,7 +84,7 @@ def exit_status(results: Sequence[AuditResult], fail_on: Severity) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stockade.audit import engine, fix, hostfacts
+    from stockade.audit import engine, hostfacts
     from stockade.audit.report import FORMATS
 
     if args.list_checks:
@@ -76,6 +93,8 @@ def main(args: argparse.Namespace) -> int:
         fail_on = Severity.parse(args.fail_on)
     except ValueError as exc:
         raise StockadeError(f"--fail-on: {exc}; use info, low, medium, high or critical") from None
+    if args.fix:
+        _check_fix_path(args.fix, many=args.all)
     if os.geteuid() != 0 and not args.self:
         print("stockade audit: not root; probes may fail to enter the container", file=sys.stderr)
     found, notes = _targets(args)
@@ -94,8 +113,50 @@ def main(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.fix:
-        _write(args.fix, fix.render(results))
+        _write_fixes(args.fix, results, many=args.all)
     return exit_status(results, fail_on)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _check_fix_path(path: str, *, many: bool) -> None:
+    """Refuse a --fix destination that cannot take the result, before auditing."""
+    if many:
+        if path.endswith((".yaml", ".yml")) or os.path.lexists(path) and not os.path.isdir(path):
+            raise StockadeError(f"--fix {path}: with --all one policy is written per container; "
+                                "expected a directory (created if missing), e.g. --fix fixes/")
+        return
+    if os.path.isdir(path):
+        raise StockadeError(f"--fix {path}: is a directory; expected a file name such as fix.yaml "
+                            "(a directory goes with --all)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise StockadeError(f"--fix {path}: directory {parent} does not exist")
+
+
+def _write_fixes(path: str, results: Sequence[AuditResult], *, many: bool) -> None:
+    """Each policy is proven to load, then renamed into place (never a partial file)."""
+    from stockade.audit import fix
+    from stockade.learn.output import check_and_write
+
+    try:
+        if not many:
+            check_and_write(fix.policy_for(results[0]), path)
+            return
+        os.makedirs(path, exist_ok=True)
+        for name, doc in fix.policies(results):
+            check_and_write(doc, os.path.join(path, name))
+            print(f"stockade audit: wrote {os.path.join(path, name)}", file=sys.stderr)
+    except OSError as exc:
+        raise StockadeError(f"--fix {path}: cannot write: {exc.strerror}") from None
 
 
 def _run_all(found: list[Target], host: HostFacts, args: argparse.Namespace) -> list[AuditResult]:

@@ -65,6 +65,22 @@ def _merge(doc: dict[str, Any], key: str, value: dict[str, Any]) -> None:
         _set(doc, f"{key}.{sub}", v)
 
 
-def render(results: Sequence[AuditResult]) -> str:
-    docs = [policy_for(r) for r in results]
-    return yaml.safe_dump_all(docs, sort_keys=False) if len(docs) > 1 else yaml.safe_dump(docs[0], sort_keys=False)
+def render(result: AuditResult) -> str:
+    return yaml.safe_dump(policy_for(result), sort_keys=False)
+
+
+def policies(results: Sequence[AuditResult]) -> list[tuple[str, dict[str, Any]]]:
+    """`--all --fix DIR`: one policy per container (a policy file holds one document, and
+    containers differ), as (file name, document); names made unique across containers."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    taken: set[str] = set()
+    for r in results:
+        doc = policy_for(r)
+        name, n = doc["name"], 1
+        while name in taken:
+            n += 1
+            name = f"{doc['name'][:63 - len(str(n)) - 1]}-{n}"
+        taken.add(name)
+        doc["name"] = name
+        out.append((f"{name}.yaml", doc))
+    return out

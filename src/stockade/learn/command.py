@@ -37,10 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "workload failed, was killed or was not found (see the warning); 2 bad "
                      "input or the sandbox failed, nothing written")
     parser.add_argument("--default", dest="default_action", default="kill", metavar="ACTION",
-                        help="action for syscalls the workload never made (default: kill)")
+                        help="action for syscalls the workload never made: kill, "
+                        "kill-thread, trap, errno, errno:NAME, enosys or log (default: kill)")
     parser.add_argument("--name", help="policy name (default: from OUT.yaml)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.yaml")
-    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.yaml",
+                        help="the policy file to write (loaded back before it is renamed into place)")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]",
+                        help="the workload to record")
 
 
 def _name(args: argparse.Namespace) -> str:
@@ -87,7 +90,7 @@ def _env(items: list[str]) -> dict[str, str]:
 def main(args: argparse.Namespace) -> int:
     import yaml
 
-    from stockade.learn.document import build, merge, suggested_resources
+    from stockade.learn.document import build, merge, refused_by, suggested_resources
     from stockade.learn.infer import learn
     from stockade.learn.output import check_and_write
     from stockade.learn.session import record
@@ -148,6 +151,11 @@ def main(args: argparse.Namespace) -> int:
     if old is not None:
         learned = _with_skipped(learned, skip)
     warnings += learned.warnings
+    refused = refused_by(base, learned) if not args.policy else {}
+    if refused:
+        warnings.append(f"{base.name} refuses {', '.join(sorted(refused))}, which the workload "
+                        f"called (the recorder let them through): the policy keeps {base.name}'s "
+                        "answer, so it is no looser than what the workload was recorded under")
     desc = "learned by stockade from: " + " ".join(" ".join(argv).split())[:160]
     doc = build(learned, name=_name(args), description=desc,
                 base=base if args.policy else None, base_ref=_base_ref(args.policy, args.output),

@@ -218,6 +218,21 @@ def compare(a: Side, b: Side, host: HostFacts) -> Report:
 _NET = ("none", "loopback", "host")
 
 
+def writable_in(policy: m.Policy, path: str) -> bool:
+    """Whether `policy` already lets the workload write at `path`, whatever the spelling:
+    a writable root (outside its read_only entries), a writable entry above it, a tmpfs
+    mounted exactly there (`writable: [/tmp]` over `tmpfs: [/tmp]` is that same tmpfs;
+    below a tmpfs a writable entry would bind the host's path instead), or a device node
+    every runtime's /dev leaves writable."""
+    from stockade.learn.fold import under, writable_everywhere
+
+    fs = policy.filesystem
+    if fs.root == "writable" and not any(under(path, e.path) for e in fs.read_only):
+        return True
+    return (any(under(path, e.path) for e in fs.writable)
+            or any(path == e.path for e in fs.tmpfs) or writable_everywhere(path))
+
+
 def _settings(a: m.Policy, b: m.Policy) -> list[tuple[str, str, str, bool]]:
     out: list[tuple[str, str, str, bool]] = []
 
@@ -232,6 +247,8 @@ def _settings(a: m.Policy, b: m.Policy) -> list[tuple[str, str, str, bool]]:
         pa, pb = paths(a, key), paths(b, key)
         for path in sorted(pb - pa):
             looser = grant and not (key == "exec" and not pa)  # empty exec = anywhere readable
+            if key == "writable":  # by effect, not by spelling
+                looser = not (writable_in(a, path) or path in paths(b, "tmpfs"))
             out.append((f"filesystem.{key}", "", path, looser and key != "read_only"))
         for path in sorted(pa - pb):
             looser = key == "deny" or (key == "exec" and not pb)

@@ -31,6 +31,14 @@ def suggested_resources(memory_peak: int | None, pids_peak: int | None) -> dict[
     return out
 
 
+def refused_by(policy: m.Policy, learned: Learned) -> dict[str, m.Action]:
+    """The syscalls the workload made that `policy` does not allow (by name, on the
+    native arch), with its answer: the recorder let them through, `policy` would not."""
+    native = learned.arches[0]
+    answers = {n: decide(policy, n, native).action for n in learned.allow}
+    return {n: a for n, a in answers.items() if not a.is_allow}
+
+
 def network_mode(learned: Learned, base_mode: str) -> str:
     if learned.remote:
         return "host"
@@ -59,9 +67,16 @@ def build(learned: Learned, *, name: str, description: str, base: m.Policy | Non
         if NETWORK_ORDER.index(mode) > NETWORK_ORDER.index(base.network.mode):
             net["mode"] = mode
     else:
+        # what the recording's policy refuses keeps its answer: the result is never looser
+        # than the policy the workload was recorded under (`stockade diff --check`)
+        refused = refused_by(recorded_under, learned) if recorded_under is not None else {}
+        kept_answers = [{"syscalls": [n], "action": str(a), "comment": f"{recorded_under.name} "
+                         "refuses it; the recorder let it through"}
+                        for n, a in sorted(refused.items()) if recorded_under is not None]
         doc["syscalls"] = {"default": default_action, "unknown": "enosys",
-                           "arches": list(learned.arches), "allow": list(learned.allow),
-                           "rules": list(learned.rules)}
+                           "arches": list(learned.arches),
+                           "allow": [n for n in learned.allow if n not in refused],
+                           "rules": list(learned.rules) + kept_answers}
         doc["capabilities"] = {"drop": ["ALL"], "add": list(learned.caps)}
         doc["no_new_privileges"] = True
         fs["root"] = "read-only"

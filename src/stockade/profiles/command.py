@@ -17,7 +17,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="one of: " + ", ".join([*TARGETS, "all"]))
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory, or - for stdout")
     parser.add_argument("--strict", action="store_true",
-                        help="fail (exit 1, nothing written) on any warning, e.g. a rule no target enforces")
+                        help="fail (exit 1, nothing written) on any warning: something a chosen "
+                        "target was asked to carry and cannot (a backend warning, or a rule of a "
+                        "kind the target enforces left unenforced); kinds of rule a target never "
+                        "handles, e.g. filesystem rules for seccomp-bpf, are out of its scope "
+                        "(`stockade explain FILE` lists every rule and its enforcers)")
     parser.add_argument("--kernel", metavar="X.Y", help="compile for this kernel version (default: running)")
     parser.add_argument("--arch", metavar="ARCH", help="compile for this native arch (default: this machine)")
 
@@ -57,11 +61,12 @@ def main(args: argparse.Namespace) -> int:
         results.append(backend(name)(policy, host))
     if args.target != "all" and args.target not in TARGETS:
         backend(args.target)  # raises the unknown-target error
-    warnings = [f"{r.target}: {w}" for r in results for w in r.warnings]
+    warnings = [_labelled(r.target, w) for r in results for w in r.warnings]
     if args.strict:
-        from stockade.profiles.enforcement import unenforced
+        from stockade.profiles.enforcement import unenforced_in_scope
 
-        warnings += [f"not enforced by any chosen target: {rule}" for rule in unenforced(policy, results)]
+        warnings += [f"not enforced by any chosen target: {rule}"
+                     for rule in unenforced_in_scope(policy, results)]
     for w in warnings:
         print(f"stockade compile: warning: {w}", file=sys.stderr)
     if args.strict and warnings:
@@ -77,12 +82,34 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     out = args.output
-    for r in results:
-        subdir = out if len(results) == 1 else os.path.join(out, r.target)
-        written = write_artifacts(r, subdir)
+    subdirs = [out] if len(results) == 1 else [os.path.join(out, r.target) for r in results]
+    for subdir in subdirs:
+        _check_output_dir(out, subdir)
+    for r, subdir in zip(results, subdirs, strict=True):
+        try:
+            written = write_artifacts(r, subdir)
+        except OSError as exc:
+            where = exc.filename or subdir
+            raise StockadeError(f"-o {out}: cannot write {where}: {exc.strerror}") from None
         for path, art in zip(written, r.files, strict=True):
             desc = f"  ({art.description})" if art.description else ""
             print(f"{path}{desc}")
         for note in r.notes:
             print(f"  {note}")
     return 0
+
+
+def _labelled(target: str, warning: str) -> str:
+    """The warning with its target in front, once (some backends already name themselves)."""
+    return warning if warning.startswith(f"{target}: ") else f"{target}: {warning}"
+
+
+def _check_output_dir(out: str, path: str) -> None:
+    """Refuse an output directory that cannot be one before anything is written: the
+    path, or its nearest existing ancestor, must be a directory."""
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise StockadeError(f"-o {out}: {existing} is not a directory; expected a directory "
+                            "(created if missing) or - for stdout")

@@ -141,6 +141,21 @@ def unenforced(policy: Policy, results: Iterable[Artifacts]) -> list[str]:
     return unenforced_rules(table_from_artifacts(policy, results))
 
 
+def rule_kind(rule: str) -> str:
+    """`filesystem.deny[/etc/shadow]` -> `filesystem.deny`."""
+    return rule.split("[", 1)[0]
+
+
+def unenforced_in_scope(policy: Policy, results: Iterable[Artifacts]) -> list[str]:
+    """For `compile --strict`: the unenforced required rules of the kinds the compiled
+    targets carry at all. A seccomp-bpf filter never says anything about the filesystem,
+    so a policy's (default) read-only root is not its failure; a `filesystem.deny` entry
+    left out by a target that enforces the others is."""
+    results = list(results)
+    carried = {rule_kind(e.rule) for r in results for e in r.enforcements}
+    return [rule for rule in unenforced(policy, results) if rule_kind(rule) in carried]
+
+
 def enforcers_for_syscall(policy: Policy, host: HostFacts, name: str) -> list[str]:
     """For `explain SYSCALL`: which targets carry the decision about this syscall."""
     from stockade.profiles.systemd import syscall_filter

@@ -100,14 +100,14 @@ def test_exit_status_gates_on_severity() -> None:
 
 
 def test_fix_policy_closes_the_findings(tmp_path: Path) -> None:
-    doc = yaml.safe_load(fix.render([result()]))
+    doc = yaml.safe_load(fix.render(result()))
     assert doc["stockade"] == 1 and doc["extends"] == ["default"]
     assert doc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "NET_RAW"]}
     assert set(doc["namespaces"]) == {"user", "pid", "mount", "net", "ipc", "uts", "cgroup"}
     assert doc["filesystem"] == {"root": "read-only", "deny": ["/host"]}
     assert doc["resources"] == {"pids": 512}
     path = tmp_path / "fix.yaml"
-    path.write_text(fix.render([result()]))
+    path.write_text(fix.render(result()))
     try:
         from stockade.policy.loader import load_policy
     except ImportError:

@@ -31,4 +31,4 @@ def test_parser_accepts_the_cli_contract() -> None:
 def test_no_command_is_a_preflight_error() -> None:
     from stockade.cli import main
 
-    assert main(["run", "--dry-run"]) == 110
+    assert main(["run", "--dry-run"]) == 2
