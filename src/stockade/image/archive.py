@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from typing import IO, Any, Protocol
 
 from stockade.errors import StockadeError
 from stockade.image.digest import check_digest, hex_of, sha256_bytes
+from stockade.image.limits import BoundedTarInfo
 
 MAX_JSON = 8 << 20  # manifests and configs are kilobytes; refuse to buffer a huge "JSON" blob
+MAX_MEMBERS = 100_000  # files of an archive (not of its layers): tarfile keeps each in memory
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -100,11 +104,14 @@ class DirSource:
 
     @contextlib.contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
+        # O_NONBLOCK: a FIFO (or a device) planted in the layout must not hang the load
         try:
-            f = self._path(path).open("rb")
+            fd = os.open(self._path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise StockadeError(f"{self.label}: missing blob {path}") from None
-        with f:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StockadeError(f"{self.label}: {path} is not a regular file")
             yield f
 
 
@@ -113,8 +120,14 @@ class TarSource:
         self.label = str(path)
         try:
             # r:* also accepts `docker save | gzip`; random access needs a real file.
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self._members = {_clean(m.name): m for m in self._tar.getmembers() if m.name.strip("./")}
+            self._tar = tarfile.open(path, "r:*", tarinfo=BoundedTarInfo)  # noqa: SIM115 - closed by close()
+            self._members: dict[str, tarfile.TarInfo] = {}
+            while (m := self._tar.next()) is not None:
+                if len(self._members) >= MAX_MEMBERS:
+                    raise StockadeError(f"{path}: more than {MAX_MEMBERS} files; an image archive "
+                                        "holds a few per layer")
+                if m.name.strip("./"):
+                    self._members[_clean(m.name)] = m
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise StockadeError(f"{path}: not a readable tar archive ({exc})") from None
 

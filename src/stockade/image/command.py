@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from stockade.image.digest import CHUNK
+from stockade.image.limits import LimitError, Limits, parse_count, parse_size
 from stockade.image.store import ENV_STORE, ImageRecord, Store
 
 STORE_HELP = (f"store root (default: ${ENV_STORE}, /var/lib/stockade as root, "
               "$XDG_DATA_HOME/stockade rootless)")
+STDIN_SLACK = 64 << 20  # a docker save archive: the layer tars plus manifests and configs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +31,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = add("load", "verify and store a docker save archive or OCI layout")
     p.add_argument("file", type=Path, help="tar archive (- for stdin) or OCI layout directory")
     p.add_argument("-t", "--tag", action="append", default=[], help="name the image NAME[:TAG]")
+    d = Limits()
+    p.add_argument("--max-size", metavar="SIZE", help="most uncompressed layer bytes of the load, "
+                   f"all layers (default ${_env('max_size')} or {d.max_size >> 30}G)")
+    p.add_argument("--max-entries", metavar="N", help="most tar entries of the load, all layers "
+                   f"(default ${_env('max_entries')} or {d.max_entries})")
+    p.add_argument("--max-depth", metavar="N", help="most path components of one entry "
+                   f"(default ${_env('max_depth')} or {d.max_depth})")
+    p.add_argument("--max-path", metavar="BYTES", help="longest entry path or link target "
+                   f"(default ${_env('max_path')} or {d.max_path})")
     p = add("ls", "list images")
     p.add_argument("-q", "--quiet", action="store_true", help="IDs only")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p = add("rm", "untag or remove images; unused layers are deleted")
-    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("refs", nargs="+", metavar="IMAGE", help="NAME[:TAG] or ID")
     p.add_argument("-f", "--force", action="store_true", help="remove an ID with several names")
     p = add("inspect", "image metadata as JSON")
-    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("refs", nargs="+", metavar="IMAGE", help="NAME[:TAG] or ID")
     p = add("prune", "remove untagged images, unused layers, leftovers")
     p.add_argument("-a", "--all", action="store_true", help="also images with names and kept container layers (unless in use)")
 
@@ -65,13 +76,31 @@ def _inspect(store: Store, rec: ImageRecord) -> dict[str, object]:
     }
 
 
-def _load_stdin(store: Store, tags: list[str]) -> int:
-    """`docker save IMAGE | stockade image load -`: tar needs random access, so spool it."""
+def _env(field: str) -> str:
+    return "STOCKADE_IMAGE_" + field.upper()
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits.from_env(
+        max_size=parse_size(args.max_size, "--max-size") if args.max_size else None,
+        max_entries=parse_count(args.max_entries, "--max-entries") if args.max_entries else None,
+        max_depth=parse_count(args.max_depth, "--max-depth") if args.max_depth else None,
+        max_path=parse_count(args.max_path, "--max-path") if args.max_path else None,
+    )
+
+
+def _load_stdin(store: Store, tags: list[str], limits: Limits) -> int:
+    """`docker save IMAGE | stockade image load -`: tar needs random access, so spool it
+    (no bigger than the layers may be, plus the manifests: stdin must not fill the disk)."""
     store.ensure()
+    most = limits.max_size + STDIN_SLACK
     with tempfile.NamedTemporaryFile(dir=store.tmp_dir, prefix="stdin-", suffix=".tar") as tmp:
-        shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+        while chunk := sys.stdin.buffer.read(CHUNK):
+            tmp.write(chunk)
+            if tmp.tell() > most:
+                raise LimitError("archive size (stdin)", tmp.tell(), most, "--max-size")
         tmp.flush()
-        for rec in store.load(Path(tmp.name), tags):
+        for rec in store.load(Path(tmp.name), tags, limits):
             print(f"Loaded image {rec.id} ({', '.join(rec.names) or 'no name'}), "
                   f"{len(rec.layers)} layers")
     return 0
@@ -81,9 +110,10 @@ def main(args: argparse.Namespace) -> int:
     store = Store(args.store)
     cmd = args.image_command
     if cmd == "load":
+        limits = _limits(args)
         if str(args.file) == "-":
-            return _load_stdin(store, args.tag)
-        for rec in store.load(args.file, args.tag):
+            return _load_stdin(store, args.tag, limits)
+        for rec in store.load(args.file, args.tag, limits):
             print(f"Loaded image {rec.id} ({', '.join(rec.names) or 'no name'}), "
                   f"{len(rec.layers)} layers")
         return 0

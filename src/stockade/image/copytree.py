@@ -78,27 +78,33 @@ class _Copier:
             return  # sockets are not layer content
         self.attrs(dst, st)
 
-    def walk(self, src: str, dst: str, rel: str) -> None:
-        self.enter_dir(rel, dst)
-        with os.scandir(src) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            st = e.stat(follow_symlinks=False)
-            child_rel = f"{rel}/{e.name}" if rel else e.name
-            s, d = os.path.join(src, e.name), os.path.join(dst, e.name)
-            if self.native and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                continue  # overlayfs whiteout marker, already applied by enter_dir
-            if stat.S_ISDIR(st.st_mode):
-                self.walk(s, d, child_rel)
-                self.dirs.append((d, st))
-            else:
-                self.entry(s, d, st)
+    def walk(self, src_root: str, dst_root: str) -> None:
+        """Parents before children, with an explicit stack: a layer can nest directories
+        deeper than Python's recursion limit."""
+        todo = [(src_root, dst_root, "")]
+        while todo:
+            src, dst, rel = todo.pop()
+            self.enter_dir(rel, dst)
+            with os.scandir(src) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for e in entries:
+                st = e.stat(follow_symlinks=False)
+                child_rel = f"{rel}/{e.name}" if rel else e.name
+                s, d = os.path.join(src, e.name), os.path.join(dst, e.name)
+                if self.native and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    continue  # overlayfs whiteout marker, already applied by enter_dir
+                if stat.S_ISDIR(st.st_mode):
+                    todo.append((s, d, child_rel))
+                    self.dirs.append((d, st))
+                else:
+                    self.entry(s, d, st)
 
 
 def apply_layer(layer_root: Path, meta: LayerMeta, dest: Path) -> None:
     """Copy one unpacked layer over `dest` (the layers below it already applied)."""
     c = _Copier(meta, os.geteuid() == 0)
-    c.walk(str(layer_root), str(dest), "")
-    for d, st in reversed(c.dirs):  # modes last: a 0555 directory refuses children when rootless
+    c.walk(str(layer_root), str(dest))
+    # modes last, children first: a 0555 directory refuses children when rootless
+    for d, st in reversed(c.dirs):
         c.attrs(d, st)
     c.attrs(str(dest), os.lstat(layer_root))

@@ -171,7 +171,8 @@ def resolve_process(
         refusals.append(f"image file {wish}: ignored, no_new_privileges is set" if no_new_privileges
                         else f"image file {wish}: limited to the policy's capability set")
     entry = list(image_config.entrypoint if cli_entrypoint is None else cli_entrypoint)
-    argv = entry + list(cli_cmd or image_config.cmd)
+    # Docker's merge (moby runconfig): a given, non-empty Entrypoint drops the image's Cmd
+    argv = entry + list(cli_cmd or ([] if cli_entrypoint else image_config.cmd))
     if not argv or not argv[0]:
         raise StockadeError("the image has no Entrypoint or Cmd and no command was given "
                             "(add `-- CMD ARGS`)")

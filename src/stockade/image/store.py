@@ -9,7 +9,8 @@
     ROOT/tmp/load-*/               staging of a load in progress (its .lock is held)
     ROOT/containers/<id>/          a prepared rootfs (stockade.image.rootfs)
 
-A load unpacks and verifies every new layer under tmp/ first, then, under the store lock,
+A load checks each new layer blob's digest, then unpacks it under tmp/ (within the
+Limits, never through a symlink) and checks its diff_id, then, under the store lock,
 renames the layers into place and writes the image record and refs with write+rename: an
 error or a crash before that point leaves nothing registered, and after it a complete image.
 """
@@ -32,8 +33,9 @@ from typing import IO, Any, cast
 from stockade.errors import StockadeError
 from stockade.image import archive, locks
 from stockade.image.config import ImageConfig
-from stockade.image.digest import HashingReader, Reader, check_digest, hex_of
+from stockade.image.digest import CHUNK, HashingReader, Reader, check_digest, hex_of
 from stockade.image.fsutil import force_rmtree
+from stockade.image.limits import Budget, LimitError, Limits
 from stockade.image.unpack import UnpackResult, unpack_layer
 
 ENV_STORE = "STOCKADE_STORE"
@@ -266,8 +268,10 @@ class Store:
 
     # -- loading -------------------------------------------------------------------------
 
-    def load(self, path: Path, tags: Sequence[str] = ()) -> list[ImageRecord]:
-        """Verify and register every image of a docker-save archive or OCI layout."""
+    def load(self, path: Path, tags: Sequence[str] = (), limits: Limits | None = None) -> list[ImageRecord]:
+        """Verify and register every image of a docker-save archive or OCI layout, within
+        `limits` (default: Limits.from_env())."""
+        budget = Budget(limits or Limits.from_env())
         self.ensure()
         rootless = os.geteuid() != 0
         staging = Path(os.path.realpath(self.tmp_dir)) / f"load-{secrets.token_hex(8)}"
@@ -284,15 +288,19 @@ class Store:
                     for layer in img.layers:
                         if layer.diff_id in staged or self.has_layer(layer.diff_id):
                             continue  # already verified once: not read again
-                        staged[layer.diff_id] = self._stage_layer(src, layer, staging, rootless)
+                        staged[layer.diff_id] = self._stage_layer(src, layer, staging, rootless, budget)
             return self._register(images, staged, [normalize_name(t) for t in tags])
         finally:
-            force_rmtree(staging)
-            os.close(lock_fd)
-            with contextlib.suppress(FileNotFoundError):
-                staging.with_suffix(".lock").unlink()
+            try:
+                force_rmtree(staging)
+            finally:  # whatever is left (it should be nothing), prune may now take it
+                os.close(lock_fd)
+                with contextlib.suppress(FileNotFoundError):
+                    staging.with_suffix(".lock").unlink()
 
-    def _stage_layer(self, src: archive.Source, layer: archive.LayerRef, staging: Path, rootless: bool) -> Path:
+    def _stage_layer(self, src: archive.Source, layer: archive.LayerRef, staging: Path, rootless: bool,
+                     budget: Budget) -> Path:
+        self._verify_blob(src, layer, budget.limits)  # before a single byte of it is unpacked
         dest = staging / hex_of(layer.diff_id)
         (dest / "root").mkdir(parents=True, mode=0o755)
         with src.open(layer.path) as raw:
@@ -301,17 +309,15 @@ class Store:
             # An uncompressed blob is its own content: hash it once, not twice.
             content = tar_input if isinstance(tar_input, HashingReader) else outer
             try:
-                result: UnpackResult = unpack_layer(tar_input, dest / "root", rootless=rootless)
-                content.drain()
+                result: UnpackResult = unpack_layer(tar_input, dest / "root", rootless=rootless, budget=budget)
+                tail = budget.metered(tar_input)  # the digest covers what follows the tar's end
+                while tail.read(CHUNK):
+                    pass
                 outer.drain()
             except (OSError, EOFError, StockadeError) as exc:
-                # A damaged blob usually breaks the tar or gzip first: say "digest mismatch"
-                # when that is the cause, it is the one the user can act on.
-                self._check_blob_digest(src, layer, outer)
                 raise StockadeError(f"{src.label}: {layer.path}: {exc}") from None
-        if layer.size is not None and outer.size != layer.size:
-            raise StockadeError(f"{src.label}: {layer.path}: size {outer.size} does not match "
-                                f"the manifest's {layer.size}")
+        # Checked again on what was unpacked: a directory source can change between reads.
+        self._check_size(src, layer, outer.size)
         self._check_blob_digest(src, layer, outer)
         if content.digest != layer.diff_id:
             raise StockadeError(f"{src.label}: digest mismatch for layer {layer.path}: the "
@@ -341,17 +347,36 @@ class Store:
             return HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], stream), mode="rb"))
         return stream
 
+    @classmethod
+    def _verify_blob(cls, src: archive.Source, layer: archive.LayerRef, limits: Limits) -> None:
+        """Hash the blob as stored and compare it with the digest that names it (a plain
+        docker-save layer is its own diff_id) before anything is unpacked from it. Only a
+        gzip blob with no digest of its own (never written by docker or skopeo) is left to
+        the diff_id check after unpacking, in the private staging directory."""
+        with src.open(layer.path) as raw:
+            blob = HashingReader(raw)
+            head = blob.read(2)
+            while blob.read(CHUNK):
+                if blob.size > limits.max_size:
+                    raise LimitError(f"layer size ({layer.path})", blob.size, limits.max_size, "--max-size")
+        cls._check_size(src, layer, blob.size)
+        plain = layer.compression != "gzip" and head != b"\x1f\x8b"
+        if layer.blob_digest is None and plain and blob.digest != layer.diff_id:
+            raise StockadeError(f"{src.label}: digest mismatch for layer {layer.path}: the "
+                                f"config's diff_id is {layer.diff_id}, the content is {blob.digest}")
+        cls._check_blob_digest(src, layer, blob)
+
     @staticmethod
-    def _check_blob_digest(src: archive.Source, layer: archive.LayerRef, outer: HashingReader) -> None:
-        if layer.blob_digest is None:
-            return
-        try:
-            outer.drain()
-        except (OSError, EOFError):
-            return
-        if outer.digest != layer.blob_digest:
+    def _check_size(src: archive.Source, layer: archive.LayerRef, size: int) -> None:
+        if layer.size is not None and size != layer.size:
+            raise StockadeError(f"{src.label}: {layer.path}: size {size} does not match "
+                                f"the manifest's {layer.size}")
+
+    @staticmethod
+    def _check_blob_digest(src: archive.Source, layer: archive.LayerRef, blob: HashingReader) -> None:
+        if layer.blob_digest is not None and blob.digest != layer.blob_digest:
             raise StockadeError(f"{src.label}: digest mismatch for layer {layer.path}: expected "
-                                f"{layer.blob_digest}, got {outer.digest}")
+                                f"{layer.blob_digest}, got {blob.digest}")
 
     def _register(self, images: list[archive.SourceImage], staged: dict[str, Path], tags: list[str]) -> list[ImageRecord]:
         with self.locked():

@@ -12,7 +12,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,17 +280,6 @@ def test_keep_then_prune(store: Store, archives: dict[str, Path]) -> None:
         cdir = root.container_dir
     assert (cdir / "upper/kept").read_text() == "kept\n"
     assert not any(str(cdir) in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
-
-
-@pytest.fixture()
-def nobody_home() -> Iterator[Path]:
-    """A directory nobody can reach (pytest's tmp_path is under a 0700 directory)."""
-    home = Path(tempfile.mkdtemp(prefix="stockade-image-rootless-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    try:
-        yield home
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_rootless_copy_and_device_refusal(nobody_home: Path, archives: dict[str, Path], dockerd: Dockerd) -> None:
