@@ -12,6 +12,11 @@ The compiled front end (stockade-oci) runs create/run from the plan `stockade oc
 the first time it saw the bundle and config.json (oci/fastplan.py; the first two rounds
 are warm-up and not counted). "a new config.json each time" is the other case, an engine
 that writes one per container: no stored plan, the front end hands the call to Python.
+
+`docker run --rm IMAGE true` end to end (docker CLI, dockerd, containerd, the shim, the
+runtime) with `--runtime stockade` (the wrapper `stockade oci wrapper` writes) against
+dockerd's default runc, in the same rounds, on a private dockerd
+(tests/integration/engines/daemons.py); the row says why when dockerd cannot start.
 """
 
 from __future__ import annotations
@@ -90,9 +95,47 @@ MEASUREMENTS = (("create+start+delete of /bin/true", lifecycle), ("run of /bin/t
                 ("run of /bin/true, a new config.json each time", _new_config(run)))
 
 
+def docker_rows(base: Path, rounds: int) -> list[str]:
+    """`docker run --rm` of /bin/true, stockade vs runc, interleaved rounds."""
+    from tests.integration.engines.daemons import IMAGE, EngineUnavailable, dockerd
+
+    wrapper = base / "stockade-runtime"
+    subprocess.run([*STOCKADE, "wrapper", str(wrapper)], check=True)
+    rootfs = base / "docker-rootfs"
+    rootfs.mkdir()
+    from tests.conftest import make_busybox_rootfs
+
+    make_busybox_rootfs(rootfs)
+    times: dict[str, list[float]] = {"stockade": [], "runc": []}
+    try:
+        with dockerd(rootfs, {"stockade": str(wrapper)}) as docker:
+            for i in range(rounds + 2):
+                for runtime in times:
+                    t = time.perf_counter()
+                    r = docker("run", "--rm", "--runtime", runtime, IMAGE, "true")
+                    dt = time.perf_counter() - t
+                    if r.returncode != 0:
+                        return [f"| docker run --rm | {runtime} | failed: "
+                                f"{r.stderr.strip()[:200]} | | |"]
+                    if i >= 2:
+                        times[runtime].append(dt)
+    except EngineUnavailable as exc:
+        return [f"| docker run --rm | skipped: {exc} | | | |"]
+    ref = statistics.median(times["runc"]) * 1e3
+    rows = []
+    for runtime, name in (("stockade", "stockade (--runtime stockade)"),
+                          ("runc", "runc (dockerd's default)")):
+        med = statistics.median(times[runtime]) * 1e3
+        rows.append(f"| docker run --rm of /bin/true | {name} | {med:.1f} | "
+                    f"{min(times[runtime]) * 1e3:.1f} | {med / ref:.2f}x |")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--docker-rounds", type=int, default=10,
+                    help="rounds of `docker run --rm` (each takes ~0.3-1 s)")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="oci-bench-"))
     try:
@@ -119,6 +162,8 @@ def main() -> int:
                 low = min(times[(what, name)]) * 1e3
                 print(f"| {what} | {name} | {med:.1f} | {low:.1f} | "
                       f"{med / r:.2f}x |")
+        for row in docker_rows(base, args.docker_rounds):
+            print(row)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stockade.policy.model import Policy
+from stockade.policy.model import Bandwidth, Policy
 from stockade.profiles import capabilities as caps
+from stockade.profiles import network_targets as net
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 from stockade.profiles.enforcement import constituent_enforcements
 from stockade.profiles.paths import subtree_prefix, validate_filesystem
@@ -147,6 +148,14 @@ def pod(policy: Policy, host: HostFacts) -> dict[str, Any]:
         limits["cpu"] = f"{int(round(policy.resources.cpu * 1000))}m"
     container: dict[str, Any] = {"name": policy.name, "image": "IMAGE",
                                  "securityContext": container_sc}
+    metadata: dict[str, Any] = {"name": policy.name, "namespace": NAMESPACE,
+                                "labels": {"app.kubernetes.io/managed-by": "stockade"}}
+    if net.is_private(policy):  # the NetworkPolicy selects the pod by name
+        metadata["labels"][net.NAME_LABEL] = policy.name
+        if net.container_ports(policy):
+            container["ports"] = net.container_ports(policy)
+        if net.pod_annotations(policy):
+            metadata["annotations"] = net.pod_annotations(policy)
     if limits:
         container["resources"] = {"limits": limits}
     volumes = []
@@ -170,10 +179,20 @@ def pod(policy: Policy, host: HostFacts) -> dict[str, Any]:
         spec["volumes"] = volumes
     if policy.hostname:
         spec["hostname"] = policy.hostname
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": policy.name, "namespace": NAMESPACE,
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+RUNTIME_HANDLER = "stockade"
+
+
+def runtime_class(handler: str = RUNTIME_HANDLER) -> dict[str, Any]:
+    """The RuntimeClass that runs a Pod with stockade as its OCI runtime, on nodes whose
+    containerd has a runtime handler of that name (docs/OCI.md, Kubernetes). A Pod opts
+    in with `spec.runtimeClassName`; the generated Pod does not, so it runs anywhere."""
+    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": handler,
                          "labels": {"app.kubernetes.io/managed-by": "stockade"}},
-            "spec": spec}
+            "handler": handler}
 
 
 def objects(policy: Policy, host: HostFacts) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -184,6 +203,11 @@ def objects(policy: Policy, host: HostFacts) -> tuple[dict[str, dict[str, Any]],
         out["apparmorprofile.yaml"] = apparmor_profile(policy, warnings)
     if policy.lsm.selinux is not None:
         out["selinuxprofile.yaml"] = selinux_profile(policy, host, warnings)
+    if net.is_private(policy):
+        out["networkpolicy.yaml"] = net.network_policy(policy, NAMESPACE, warnings)
+        if policy.network.bandwidth != Bandwidth():
+            warnings.append("kubernetes: the bandwidth annotations need the CNI bandwidth "
+                            "plugin on the nodes")
     if policy.rlimits:
         warnings.append("kubernetes: rlimits have no Pod field; set them in the runtime")
     if policy.resources.pids is not None:
@@ -194,7 +218,7 @@ def objects(policy: Policy, host: HostFacts) -> tuple[dict[str, dict[str, Any]],
 def enforcements(policy: Policy) -> list[Enforcement]:
     return [Enforcement("no_new_privileges", "kubernetes", "allowPrivilegeEscalation: false"),
             Enforcement(f"filesystem.root[{policy.filesystem.root}]", "kubernetes",
-                        "readOnlyRootFilesystem")]
+                        "readOnlyRootFilesystem"), *net.enforcements(policy, "kubernetes")]
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
@@ -202,6 +226,9 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
     objs, warnings = objects(policy, host)
     files = [Artifact(name, text=_yaml([doc]), description=f"{doc['kind']} {doc['metadata']['name']}")
              for name, doc in objs.items()]
+    files.append(Artifact("runtimeclass.yaml", text=_yaml([runtime_class()]),
+                          description="RuntimeClass stockade, for nodes whose containerd "
+                          "has the stockade handler (set runtimeClassName to use it)"))
     files.append(Artifact("all.yaml", text=_yaml([objs[n] for n in sorted(objs) if n != "pod.yaml"]
                                                + [objs["pod.yaml"]]),
                           description="every object, profiles first (kubectl apply -f all.yaml)"))
