@@ -14,12 +14,14 @@ from stockade.audit.checks import (
     leaks,
     mounts,
     namespaces,
+    network,
     sockets,
     versions,
 )
 from stockade.audit.registry import Check
 
 ALL: Mapping[str, Check] = registry.build((
-    caps.CHECKS, confinement.CHECKS, namespaces.CHECKS, sockets.CHECKS, mounts.CHECKS,
-    kernelfs.CHECKS, devices.CHECKS, cgroups.CHECKS, versions.CHECKS, leaks.CHECKS,
+    caps.CHECKS, confinement.CHECKS, namespaces.CHECKS, network.CHECKS, sockets.CHECKS,
+    mounts.CHECKS, kernelfs.CHECKS, devices.CHECKS, cgroups.CHECKS, versions.CHECKS,
+    leaks.CHECKS,
 ))
