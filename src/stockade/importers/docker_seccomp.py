@@ -7,11 +7,15 @@ Names this libseccomp does not know are dropped with a warning, as Docker and ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from stockade.errors import Location, PolicyError
+from stockade.importers.json_input import JsonShape, check_shape, read_json
+from stockade.policy.source import KeyPath, format_path
+from stockade.policy.vocab.capabilities import canonical_cap
 from stockade.policy.vocab.errnos import errno_name
 from stockade.policy.vocab.syscalls import canonical_arch, syscall_table
 
@@ -22,6 +26,49 @@ _ACTIONS = {
 }
 _OPS = {"SCMP_CMP_EQ": "eq", "SCMP_CMP_NE": "ne", "SCMP_CMP_LT": "lt", "SCMP_CMP_LE": "le",
         "SCMP_CMP_GT": "gt", "SCMP_CMP_GE": "ge", "SCMP_CMP_MASKED_EQ": "masked_eq"}
+
+# The profile's shape: the OCI runtime-spec's LinuxSeccomp plus moby's additions
+# (archMap, name, comment, includes/excludes), with the spec's types and ranges.
+U64 = Annotated[int, Field(ge=0, le=0xFFFFFFFFFFFFFFFF)]
+# errno 0 (a faked success) has no word in the policy language: refused, not changed
+Errno = Annotated[int, Field(ge=1, le=4095)]
+
+
+class SeccompArg(JsonShape):
+    index: Annotated[int, Field(ge=0, le=5, description="syscall argument 0..5")]
+    value: U64
+    valueTwo: U64 = 0
+    op: str
+
+
+class SeccompFilter(JsonShape):
+    caps: list[str] | None = None
+    arches: list[str] | None = None
+    minKernel: str | None = None
+
+
+class SeccompSyscall(JsonShape):
+    names: list[str] | None = None
+    name: str | None = None
+    action: str
+    errnoRet: Errno | None = None
+    args: list[SeccompArg] | None = None
+    includes: SeccompFilter | None = None
+    excludes: SeccompFilter | None = None
+    comment: str | None = None
+
+
+class SeccompArch(JsonShape):
+    architecture: str
+    subArchitectures: list[str] | None = None
+
+
+class SeccompProfile(JsonShape):
+    defaultAction: str
+    defaultErrnoRet: Errno | None = None
+    architectures: list[str] | None = None
+    archMap: list[SeccompArch] | None = None
+    syscalls: list[SeccompSyscall] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,76 +87,99 @@ def _action(name: str, errno_ret: int | None, default_errno: int, where: Locatio
     return act
 
 
-def _cond(block: dict[str, Any] | None, where: Location) -> dict[str, Any] | None:
-    if not block:
+def _cond(block: SeccompFilter | None, file: str, at: KeyPath) -> dict[str, Any] | None:
+    from stockade.policy.resolve import parse_kernel
+
+    if block is None:
         return None
     out: dict[str, Any] = {}
-    if block.get("arches"):
+    if block.arches:
         arches = []
-        for a in block["arches"]:
+        for i, a in enumerate(block.arches):
             c = canonical_arch(a)
             if c is None:
-                raise PolicyError(where, "unknown architecture in includes/excludes", found=repr(a))
+                raise PolicyError(_at(file, *at, "arches", i), "unknown architecture in includes/excludes",
+                                  found=repr(a))
             arches.append(c)
         out["arch"] = sorted(set(arches))
-    if block.get("caps"):
-        out["caps"] = sorted(c.upper().removeprefix("CAP_") for c in block["caps"])
-    if block.get("minKernel"):
-        out["min_kernel"] = str(block["minKernel"])
+    if block.caps:
+        caps = []
+        for i, name in enumerate(block.caps):
+            cap = canonical_cap(name)
+            if cap is None:
+                raise PolicyError(_at(file, *at, "caps", i), "unknown capability", found=repr(name),
+                                  expected="a name like CAP_SYS_ADMIN")
+            caps.append(cap.removeprefix("CAP_"))
+        out["caps"] = sorted(set(caps))
+    if block.minKernel:
+        parse_kernel(block.minKernel, _at(file, *at, "minKernel"))
+        out["min_kernel"] = block.minKernel
     return out or None
 
 
-def import_profile(data: Any, *, file: str, name: str = "imported") -> Imported:
-    where = Location(file)
-    if not isinstance(data, dict):
-        raise PolicyError(where, "not a seccomp profile", found=type(data).__name__,
-                          expected="a JSON object with defaultAction and syscalls")
-    if "linux" in data and isinstance(data["linux"], dict):  # a whole OCI config.json
+def _at(file: str, *path: str | int) -> Location:
+    return Location(file, key_path=format_path(path))
+
+
+def import_profile(data: Any, *, file: str, name: str = "imported", at: KeyPath = ()) -> Imported:
+    """`data`, found at key path `at` of `file` (`()`: the whole file), as a policy."""
+    if isinstance(data, dict) and isinstance(data.get("linux"), dict):  # a whole OCI config.json
+        at = (*at, "linux", "seccomp")
         data = data["linux"].get("seccomp") or {}
-    if "defaultAction" not in data:
-        raise PolicyError(where, "not a seccomp profile", found="no defaultAction",
-                          expected="Docker/OCI seccomp JSON")
+    if not isinstance(data, dict) or "defaultAction" not in data:
+        raise PolicyError(_at(file, *at), "not a seccomp profile",
+                          found=type(data).__name__ if not isinstance(data, dict) else "no defaultAction",
+                          expected="a Docker/OCI seccomp JSON object with defaultAction and syscalls")
+    profile = check_shape(data, SeccompProfile, file, at)
     known = syscall_table().all_names
     warnings: list[str] = []
-    default_errno = int(data.get("defaultErrnoRet") or 1)
-    default = _action(data["defaultAction"], data.get("defaultErrnoRet"), 1, where)
+    default_errno = profile.defaultErrnoRet or 1
+    default = _action(profile.defaultAction, profile.defaultErrnoRet, 1, _at(file, *at, "defaultAction"))
     arches: list[str] = []
-    for entry in data.get("archMap") or []:
-        for a in [entry.get("architecture"), *(entry.get("subArchitectures") or [])]:
-            c = canonical_arch(a or "")
+    for entry in profile.archMap or []:
+        for arch in [entry.architecture, *(entry.subArchitectures or [])]:
+            c = canonical_arch(arch)
             if c and c not in arches:
                 arches.append(c)
-    for a in data.get("architectures") or []:
-        c = canonical_arch(a)
+    for arch in profile.architectures or []:
+        c = canonical_arch(arch)
         if c and c not in arches:
             arches.append(c)
     allow: list[str] = []
     deny: list[str] = []
     rules: list[dict[str, Any]] = []
-    for i, entry in enumerate(data.get("syscalls") or []):
-        ewhere = Location(file, 0, 0, f"syscalls[{i}]")
-        names = list(entry.get("names") or ([entry["name"]] if entry.get("name") else []))
-        kept_names = [n for n in names if n in known]
+    for i, sc in enumerate(profile.syscalls or []):
+        here = (*at, "syscalls", i)
+        names = list(sc.names or ([sc.name] if sc.name else []))
+        kept_names = list(dict.fromkeys(n for n in names if n in known))
         for n in names:
             if n not in known:
-                warnings.append(f"syscalls[{i}]: {n!r} is unknown to this libseccomp; dropped (it falls to `unknown`)")
+                warnings.append(f"{format_path(here)}: {n!r} is unknown to this libseccomp; dropped "
+                                "(it falls to `unknown`)")
         if not kept_names:
             continue
-        action = _action(entry.get("action", ""), entry.get("errnoRet"), default_errno, ewhere)
+        action = _action(sc.action, sc.errnoRet, default_errno, _at(file, *here, "action"))
         args = []
-        for a in entry.get("args") or []:
-            op = _OPS.get(a.get("op", ""))
+        seen_index: set[int] = set()
+        for j, a in enumerate(sc.args or []):
+            op = _OPS.get(a.op)
             if op is None:
-                raise PolicyError(ewhere, "unknown comparison", found=repr(a.get("op")), expected="SCMP_CMP_*")
-            arg: dict[str, Any] = {"index": a["index"], "op": op}
+                raise PolicyError(_at(file, *here, "args", j, "op"), "unknown comparison",
+                                  found=repr(a.op), expected="SCMP_CMP_*")
+            if a.index in seen_index:
+                raise PolicyError(_at(file, *here, "args", j, "index"),
+                                  "two conditions on the same argument in one rule",
+                                  found=f"index {a.index} twice", expected="one condition per index")
+            seen_index.add(a.index)
+            arg: dict[str, Any] = {"index": a.index, "op": op}
             if op == "masked_eq":
-                arg["mask"] = a["value"]
-                arg["value"] = a.get("valueTwo", 0)
+                arg["mask"] = a.value
+                arg["value"] = a.valueTwo
             else:
-                arg["value"] = a["value"]
+                arg["value"] = a.value
             args.append(arg)
-        when = _cond(entry.get("includes"), ewhere)
-        unless = _cond(entry.get("excludes"), ewhere)
+        when = _cond(sc.includes, file, (*here, "includes"))
+        unless = _cond(sc.excludes, file, (*here, "excludes"))
         if not args and when is None and unless is None:
             if action == "allow":
                 allow += [n for n in kept_names if n not in allow]
@@ -124,8 +194,8 @@ def import_profile(data: Any, *, file: str, name: str = "imported") -> Imported:
             rule["when"] = when
         if unless:
             rule["unless"] = unless
-        if entry.get("comment"):
-            rule["comment"] = str(entry["comment"])
+        if sc.comment:
+            rule["comment"] = sc.comment
         rules.append(rule)
     syscalls: dict[str, Any] = {"default": default, "unknown": "enosys"}
     if arches:
@@ -139,12 +209,4 @@ def import_profile(data: Any, *, file: str, name: str = "imported") -> Imported:
 
 
 def import_file(path: str, *, name: str = "imported") -> Imported:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise PolicyError(Location(path), "no such file") from None
-    except json.JSONDecodeError as exc:
-        raise PolicyError(Location(path, exc.lineno, exc.colno), "malformed JSON", found=exc.msg,
-                          expected="a Docker/OCI seccomp profile") from None
-    return import_profile(data, file=path, name=name)
+    return import_profile(read_json(path, "a Docker/OCI seccomp profile (JSON)"), file=path, name=name)

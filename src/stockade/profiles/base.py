@@ -90,6 +90,12 @@ Backend = Callable[..., Artifacts]
 
 def write_artifacts(artifacts: Artifacts, out_dir: str) -> list[str]:
     """Write every file atomically: all land or none (tmp files renamed at the end)."""
+    names = [art.filename for art in artifacts.files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # one would overwrite the other (and share its tmp file)
+        from stockade.errors import StockadeError
+
+        raise StockadeError(f"{artifacts.target}: two output files named {twice[0]}; nothing written")
     os.makedirs(out_dir, exist_ok=True)
     staged: list[tuple[str, str]] = []
     try:
@@ -100,11 +106,11 @@ def write_artifacts(artifacts: Artifacts, out_dir: str) -> list[str]:
             with open(tmp, "wb") as fh:
                 fh.write(art.content())
             staged.append((tmp, final))
+        for tmp, final in staged:
+            os.replace(tmp, final)
     except BaseException:
         for tmp, _ in staged:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
-    for tmp, final in staged:
-        os.replace(tmp, final)
     return [final for _, final in staged]
