@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from stockade.oci.state import DEFAULT_ROOT
 
@@ -23,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=DEFAULT_ROOT,
                         help=f"state directory (default {DEFAULT_ROOT})")
     parser.add_argument("--log", help="also write errors to this file (engines read it)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="format of the --log file (default text)")
     parser.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
     parser.add_argument("--systemd-cgroup", action="store_true",
                         help="refused: stockade has no systemd cgroup driver")
@@ -48,13 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="accepted: stockade never creates a session keyring")
         p.add_argument("--preserve-fds", type=int, default=0,
                        help="refused unless 0: every fd above 2 is closed")
-        p.add_argument("id")
+        p.add_argument("id", help="the container's id")
 
     creating(add("create", "create a container, stopped before its program runs"))
     p = add("run", "create, start and wait for a container, then delete it")
     creating(p)
     p.add_argument("--detach", "-d", action="store_true", help="return after start")
-    add("start", "run the program of a created container").add_argument("id")
+    add("start", "run the program of a created container").add_argument("id", help="the container's id")
     p = add("exec", "run another process in a created or running container, confined as "
             "its own (its seccomp filter; capabilities, rlimits, user from its process)")
     p.add_argument("--process", "-p", help="a process.json (config.json's process section) "
@@ -74,12 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--process-label", help="SELinux label (fails closed if not applied)")
     p.add_argument("--preserve-fds", type=int, default=0,
                    help="refused unless 0: every fd above 2 is closed")
-    p.add_argument("id")
+    p.add_argument("id", help="the container's id")
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="COMMAND [ARG...]")
-    add("state", "the container's state (runtime spec JSON)").add_argument("id")
-    add("pause", "freeze every process of a running container").add_argument("id")
-    add("resume", "thaw a paused container").add_argument("id")
+    add("state", "the container's state (runtime spec JSON)").add_argument("id", help="the container's id")
+    add("pause", "freeze every process of a running container").add_argument("id", help="the container's id")
+    add("resume", "thaw a paused container").add_argument("id", help="the container's id")
     p = add("update", "change a running container's resources (0: unchanged, -1: no limit)")
     p.add_argument("--resources", "-r", help="LinuxResources JSON file, - for stdin (the "
                    "flags are then ignored)")
@@ -93,22 +93,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=int, help=what)
     p.add_argument("--cpuset-cpus", help="refused")
     p.add_argument("--cpuset-mems", help="refused")
-    p.add_argument("id")
+    p.add_argument("id", help="the container's id")
     p = add("ps", "the processes in the container (its cgroup), as runc ps")
     p.add_argument("--format", "-f", choices=("table", "json"), default="table",
                    help="json: the pids; table: `ps` lines of those pids")
-    p.add_argument("id")
+    p.add_argument("id", help="the container's id")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTION",
                    help="options for ps (table; default -ef)")
     p = add("kill", "send a signal to the container's process")
     p.add_argument("--all", "-a", action="store_true", help="every process of its cgroup")
-    p.add_argument("id")
+    p.add_argument("id", help="the container's id")
     p.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
     p = add("delete", "remove a stopped container (--force: kill it first)")
-    p.add_argument("--force", "-f", action="store_true")
-    p.add_argument("id")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="kill a running container first")
+    p.add_argument("id", help="the container's id")
     p = add("list", "list containers")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table",
+                   help="output format (default table)")
     p.add_argument("--quiet", "-q", action="store_true", help="ids only")
     p = add("spec", "write a hardened config.json generated from a stockade policy")
     p.add_argument("--policy", default="default", help="policy file or preset (default)")
@@ -211,26 +213,15 @@ def parse_fast(argv: list[str]) -> object | None:
 
 def main(args: argparse.Namespace) -> int:
     from stockade.errors import StockadeError
+    from stockade.oci import notice
 
+    notice.configure(args.log, args.log_format)
     try:
         return _dispatch(args)
     except StockadeError as exc:
         if args.log:
-            _log(args.log, args.log_format, str(exc))
+            notice.write(args.log, args.log_format, "error", str(exc))
         raise
-
-
-def _log(path: str, fmt: str, msg: str) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    import json
-
-    line = (json.dumps({"level": "error", "msg": msg, "time": stamp}) if fmt == "json"
-            else f"time=\"{stamp}\" level=error msg=\"{msg}\"")
-    try:
-        with open(path, "a") as fh:
-            fh.write(line + "\n")
-    except OSError:
-        pass
 
 
 def _dispatch(args: argparse.Namespace) -> int:

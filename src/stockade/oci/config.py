@@ -1,7 +1,9 @@
 """Read and validate a bundle's config.json (runtime-spec 1.x) at the input edge.
 
-Every field stockade does not implement is an error naming it (`linux.intelRdt`): a
-runtime that ignores part of its config runs a container weaker than the one asked for.
+A property the runtime spec defines and stockade does not implement is an error naming
+it and why (`linux.intelRdt`): ignoring it would run a container other than the one
+asked for. A property the spec does not define is ignored, as the spec requires ("MUST
+NOT generate an error"), and reported as a warning (stderr and the --log file).
 `null` counts as absent. Values are checked for type here; their meaning is checked
 where they are translated (stockade.oci.translate).
 """
@@ -67,6 +69,7 @@ KNOWN: dict[str, Any] = {
     "ociVersion": STR,
     "root": {"path": STR, "readonly": BOOL},
     "hostname": STR,
+    "domainname": STR,
     "annotations": STRMAP,  # metadata for engines, no effect on the container (spec)
     "process": {
         "terminal": BOOL, "consoleSize": {"height": INT, "width": INT},
@@ -90,8 +93,9 @@ KNOWN: dict[str, Any] = {
         "resources": {
             "devices": {"*": {"allow": BOOL, "type": STR, "major": INT, "minor": INT,
                               "access": STR}},
-            "memory": {"limit": INT, "swap": INT},
-            "cpu": {"shares": INT, "quota": INT, "period": INT},
+            "memory": {"limit": INT, "swap": INT, "reservation": INT, "swappiness": INT,
+                       "disableOOMKiller": BOOL, "kernel": INT, "kernelTCP": INT},
+            "cpu": {"shares": INT, "quota": INT, "period": INT, "cpus": STR, "mems": STR},
             "pids": {"limit": INT},
         },
         "cgroupsPath": STR,
@@ -106,10 +110,34 @@ KNOWN: dict[str, Any] = {
                                                       "valueTwo": INT, "op": STR}}}}},
     },
 }
-# Fields engines fill in with a value that asks for nothing: accepted when empty.
-_EMPTY_OK = {"linux.resources.cpu.cpus", "linux.resources.cpu.mems", "linux.mountLabel",
-             "linux.resources.blockIO", "linux.resources.hugepageLimits",
-             "linux.resources.network", "linux.resources.rdma", "linux.resources.unified"}
+# Properties the runtime spec defines that stockade does not implement, and why: an
+# error (an empty value, which asks for nothing and which engines fill in, is accepted).
+UNSUPPORTED = {
+    "process.scheduler": "sched_setattr is not implemented",
+    "process.ioPriority": "ioprio_set is not implemented",
+    "process.execCPUAffinity": "not implemented",
+    "linux.intelRdt": "resctrl is not managed by stockade",
+    "linux.personality": "not implemented",
+    "linux.timeOffsets": "needs a time namespace, not supported",
+    "linux.mountLabel": "SELinux mount labels are not implemented",
+    "linux.netDevices": "moving host network devices in is not implemented",
+    "linux.memoryPolicy": "set_mempolicy is not implemented",
+    "linux.resources.blockIO": "this host has no blkio weight files",
+    "linux.resources.hugepageLimits": "not implemented",
+    "linux.resources.network": "not implemented",
+    "linux.resources.rdma": "not implemented",
+    "linux.resources.unified": "not implemented",
+    "linux.resources.memory.useHierarchy": "not implemented",
+    "linux.resources.memory.checkBeforeUpdate": "not implemented",
+    "linux.resources.cpu.realtimeRuntime": "not implemented",
+    "linux.resources.cpu.realtimePeriod": "not implemented",
+    "linux.resources.cpu.idle": "not implemented",
+    "linux.resources.cpu.burst": "not implemented",
+    "linux.seccomp.listenerPath": "seccomp user notification is not implemented",
+    "linux.seccomp.listenerMetadata": "seccomp user notification is not implemented",
+    "mounts.uidMappings": "id-mapped mounts are not implemented",
+    "mounts.gidMappings": "id-mapped mounts are not implemented",
+}
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x09: "\\t"}
@@ -151,7 +179,9 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def validate(cfg: object) -> None:
+def validate(cfg: object) -> list[str]:
+    """Raise ConfigError on bad input; return the properties the spec does not define
+    (ignored: one warning each)."""
     if not isinstance(cfg, dict):
         raise ConfigError("config.json: the top level must be an object")
     version = cfg.get("ociVersion")
@@ -166,10 +196,12 @@ def validate(cfg: object) -> None:
             raise ConfigError(f"config.json: {key} is missing or not an object")
     if not isinstance(cfg["root"].get("path"), str) or not cfg["root"]["path"]:
         raise ConfigError("config.json: root.path is missing")
-    _walk(cfg, KNOWN, "")
+    unknown: list[str] = []
+    _walk(cfg, KNOWN, "", unknown)
+    return unknown
 
 
-def _walk(value: Any, known: Any, where: str) -> None:
+def _walk(value: Any, known: Any, where: str, unknown: list[str]) -> None:
     if value is None:
         return
     if isinstance(known, _Leaf):
@@ -178,11 +210,11 @@ def _walk(value: Any, known: Any, where: str) -> None:
                               f"{known.expected}")
         if known.item is not None and isinstance(value, list):
             for i, item in enumerate(value):
-                _walk(item, known.item, f"{where}[{i}]")
+                _walk(item, known.item, f"{where}[{i}]", unknown)
         elif known.item is not None and isinstance(value, dict):
             for key, item in value.items():
-                _walk(key, known.item, f"{where} (a key)")
-                _walk(item, known.item, f"{where}.{key}")
+                _walk(key, known.item, f"{where} (a key)", unknown)
+                _walk(item, known.item, f"{where}.{key}", unknown)
         return
     if "*" in known:
         if not isinstance(value, list):
@@ -190,7 +222,7 @@ def _walk(value: Any, known: Any, where: str) -> None:
         for i, item in enumerate(value):
             if not isinstance(item, dict):
                 raise ConfigError(f"config.json: {where}[{i}] must be an object")
-            _walk(item, known["*"], f"{where}[{i}]")
+            _walk(item, known["*"], f"{where}[{i}]", unknown)
         return
     if not isinstance(value, dict):
         raise ConfigError(f"config.json: {where} must be an object")
@@ -198,10 +230,23 @@ def _walk(value: Any, known: Any, where: str) -> None:
         path = f"{where}.{key}" if where else key
         if key not in known:
             bare = _bare(path)
-            if bare in _EMPTY_OK and sub in ("", {}, [], None, 0):
-                continue
-            raise ConfigError(f"config.json: {path}: not supported by stockade")
-        _walk(sub, known[key], path)
+            if bare not in UNSUPPORTED:
+                unknown.append(path)  # the spec: ignored, not an error
+            elif not _asks_nothing(sub):
+                raise ConfigError(f"config.json: {path}: not supported by stockade "
+                                  f"({UNSUPPORTED[bare]})")
+            continue
+        _walk(sub, known[key], path, unknown)
+
+
+def _asks_nothing(value: object) -> bool:
+    """An empty value, or an object/list of them: docker sends `blockIO: {weight: 0}`
+    (0: unset, as runc reads it) when no weight was asked for."""
+    if isinstance(value, dict):
+        return all(_asks_nothing(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_asks_nothing(v) for v in value)
+    return value in ("", None, 0)
 
 
 def _kind(value: object) -> str:

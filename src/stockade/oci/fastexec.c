@@ -74,6 +74,8 @@ struct kv { const char *key, *value; }; /* value NULL: a flag option */
 struct mop {
     uint64_t kind, readonly, optional, attrs;
     const char *dst, *src, *fstype;
+    const char *source;   /* fresh filesystems: mountinfo's source ("" : the type's name) */
+    uint64_t propagation; /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE (| MS_REC), 0: unchanged */
     int ndata;
     struct kv data[FAST_MAX];
 };
@@ -100,7 +102,7 @@ struct plan {
     uint64_t has_oom;
     int64_t oom;
     const char *rootfs;
-    uint64_t rprivate, root_readonly;
+    uint64_t root_propagation, root_readonly; /* after pivot_root; 0: rslave as made */
     int nmounts;
     struct mop *mounts;
     uint64_t userns, maps_root;
@@ -261,7 +263,7 @@ static int read_plan(struct rd *r, struct plan *p) {
     p->has_oom = r_u64(r);
     p->oom = (int64_t)r_u64(r);
     p->rootfs = r_str(r);
-    p->rprivate = r_u64(r);
+    p->root_propagation = r_u64(r);
     p->root_readonly = r_u64(r);
     p->nmounts = r_count(r, FAST_MAX);
     p->mounts = calloc((size_t)p->nmounts + 1, sizeof *p->mounts);
@@ -276,6 +278,8 @@ static int read_plan(struct rd *r, struct plan *p) {
         m->optional = r_u64(r);
         m->fstype = r_str(r);
         m->attrs = r_u64(r);
+        m->source = r_str(r);
+        m->propagation = r_u64(r);
         m->ndata = r_count(r, FAST_MAX);
         for (int j = 0; j < m->ndata; j++) {
             m->data[j].key = r_str(r);
@@ -494,6 +498,10 @@ struct cstate {
     int creating;
     int ndirs;
     char dirs[FAST_MAX][PATH_MAX];
+    /* the directories about to be made (lifecycle.create's cgroup_pending): a runtime
+       killed between a mkdir and the state write leaves nothing delete cannot find */
+    int npending;
+    char (*pending)[PATH_MAX];
 };
 
 static int write_atomic(int dirfd, const char *name, const void *data, size_t n) {
@@ -535,6 +543,11 @@ static int write_state(int dirfd, const struct plan *p, const struct cstate *s) 
     m_u32(&b, (uint32_t)s->ndirs);
     for (int i = 0; i < s->ndirs; i++)
         m_str(&b, s->dirs[i]);
+    m_str(&b, "cgroup_pending");
+    b_put(&b, "[", 1);
+    m_u32(&b, (uint32_t)s->npending);
+    for (int i = 0; i < s->npending; i++)
+        m_str(&b, s->pending[i]);
     m_str(&b, "start_hooks"); m_bool(&b, 0);
     m_str(&b, "hooks");
     b_put(&b, "{", 1);
@@ -551,7 +564,66 @@ static int write_state(int dirfd, const struct plan *p, const struct cstate *s) 
     return rc;
 }
 
-static int write_fast(int dirfd, const struct cstate *s) {
+/* A JSON string as Python's json.dumps writes it (ensure_ascii): 0, or -1 for a byte
+   above 0x7f (its \\u escape needs UTF-8 decoding: no `spec` file then, Python answers). */
+static int j_str(struct buf *b, const char *s) {
+    b_put(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        char esc[8];
+        if (*c >= 0x80)
+            return -1;
+        if (*c == '"' || *c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*c;
+            b_put(b, esc, 2);
+        } else if (*c < 0x20) {
+            const char *named = strchr("\b\f\n\r\t", *c);
+            int n = named != NULL ? snprintf(esc, sizeof esc, "\\%c", "bfnrt"[named - "\b\f\n\r\t"])
+                                  : snprintf(esc, sizeof esc, "\\u%04x", *c);
+            b_put(b, esc, (size_t)n);
+        } else {
+            b_put(b, c, 1);
+        }
+    }
+    b_put(b, "\"", 1);
+    return 0;
+}
+
+/* state.write_fast's `spec`: `state`'s JSON (indent 2) from its "bundle" line on. */
+static int write_spec_tail(int dirfd, const struct plan *p, const struct cstate *s) {
+    struct buf b = {0};
+    int bad = 0;
+    const char *keys[] = {"bundle", "rootfs", "created", "owner"};
+    const char *values[] = {p->bundle, p->st_rootfs, s->created, s->owner};
+    for (int i = 0; i < 4; i++) {
+        b_put(&b, "  \"", 3);
+        b_put(&b, keys[i], strlen(keys[i]));
+        b_put(&b, "\": ", 3);
+        bad |= j_str(&b, values[i]);
+        if (i < 3 || p->nann > 0)
+            b_put(&b, ",", 1);
+        b_put(&b, "\n", 1);
+    }
+    if (p->nann > 0) {
+        static const char ann[] = "  \"annotations\": {\n";
+        b_put(&b, ann, sizeof ann - 1);
+        for (int i = 0; i < p->nann; i++) {
+            b_put(&b, "    ", 4);
+            bad |= j_str(&b, p->ann[i].key);
+            b_put(&b, ": ", 2);
+            bad |= j_str(&b, p->ann[i].value);
+            b_put(&b, i + 1 < p->nann ? ",\n" : "\n", i + 1 < p->nann ? 2 : 1);
+        }
+        b_put(&b, "  }\n", 4);
+    }
+    b_put(&b, "}\n", 2);
+    int rc = b.bad || bad ? -1 : write_atomic(dirfd, "spec", b.d, b.n);
+    free(b.d);
+    return rc;
+}
+
+static int write_fast(int dirfd, const struct plan *p, const struct cstate *s) {
+    write_spec_tail(dirfd, p, s); /* none: `state` goes to Python */
     struct buf b = {0};
     char line[PATH_MAX + 32];
     int n = snprintf(line, sizeof line, "pid=%ld\nstarttime=%llu\nhooks=0\n", s->pid, s->starttime);
@@ -607,6 +679,15 @@ static int x_setattr(int fd, unsigned flags, uint64_t set, uint64_t clr) {
     return (int)syscall(SYS_mount_setattr, fd, "", flags, &a, sizeof a);
 }
 
+/* rootfs._propagate: the mount's OCI propagation option, on its detached tree */
+static int x_propagate(int tree, uint64_t propagation) {
+    if (propagation == 0)
+        return 0;
+    struct x_mount_attr a = {0, 0, propagation & ~(uint64_t)MS_REC, 0};
+    unsigned flags = AT_EMPTY_PATH | ((propagation & MS_REC) ? X_AT_RECURSIVE : 0);
+    return (int)syscall(SYS_mount_setattr, tree, "", flags, &a, sizeof a);
+}
+
 static int x_attach(int tree, int target) {
     int rc = (int)syscall(SYS_move_mount, tree, "", target, "",
                           X_MOVE_MOUNT_F_EMPTY_PATH | X_MOVE_MOUNT_T_EMPTY_PATH);
@@ -621,11 +702,14 @@ static int x_openat2(int dfd, const char *path, uint64_t flags, uint64_t resolve
     return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
 }
 
-static int fsmount_new(const char *fstype, const struct kv *opts, int nopts, uint64_t attrs) {
+/* rootfs._linux.fsmount_new: source is what mountinfo shows ("" or NULL: the type's name) */
+static int fsmount_new(const char *fstype, const char *source, const struct kv *opts, int nopts,
+                       uint64_t attrs) {
     int fs = (int)syscall(SYS_fsopen, fstype, X_FSOPEN_CLOEXEC);
     if (fs < 0)
         return -1;
-    int rc = 0;
+    int rc = (int)syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "source",
+                          source != NULL && source[0] ? source : fstype, 0);
     for (int i = 0; i < nopts && rc == 0; i++) {
         if (opts[i].value == NULL)
             rc = (int)syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_FLAG, opts[i].key, NULL, 0);
@@ -693,18 +777,14 @@ static int target(int root, const struct mop *m, int kind) {
     return fd;
 }
 
-struct trees { const char *src[FAST_MAX + 1]; int fd[FAST_MAX + 1]; int n; int dev[NDEV]; };
-
-static int take_tree(struct trees *t, const char *src) {
-    for (int i = 0; i < t->n; i++)
-        if (t->src[i] != NULL && strcmp(t->src[i], src) == 0) {
-            t->src[i] = NULL;
-            return t->fd[i];
-        }
-    return -1;
-}
+/* rootfs.open_sources' trees: one per mount (by its index), and the /dev nodes' */
+struct trees { int fd[FAST_MAX + 1]; int dev[NDEV]; };
 
 static void open_sources(const struct plan *p, struct trees *t, int *rootfd) {
+    /* A clone of a shared mount would stay in its host peer group: slave first. */
+    CHECK("rootfs", mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
+    for (int i = 0; i <= FAST_MAX; i++)
+        t->fd[i] = -1;
     *rootfd = (int)x_open_tree(AT_FDCWD, p->rootfs, X_OPEN_TREE_CLONE | O_CLOEXEC | X_AT_RECURSIVE);
     if (*rootfd < 0)
         child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), p->rootfs);
@@ -712,16 +792,9 @@ static void open_sources(const struct plan *p, struct trees *t, int *rootfd) {
     for (int i = 0; i < p->nmounts; i++) {
         const struct mop *m = &p->mounts[i];
         if ((m->kind == K_BIND || m->kind == K_WRITABLE) && m->src[0]) {
-            int dup_src = 0;
-            for (int j = 0; j < t->n; j++)
-                dup_src |= strcmp(t->src[j], m->src) == 0;
-            if (dup_src)
-                continue;
-            int fd = (int)x_open_tree(AT_FDCWD, m->src, X_OPEN_TREE_CLONE | O_CLOEXEC | X_AT_RECURSIVE);
-            if (fd < 0)
+            t->fd[i] = (int)x_open_tree(AT_FDCWD, m->src, X_OPEN_TREE_CLONE | O_CLOEXEC | X_AT_RECURSIVE);
+            if (t->fd[i] < 0)
                 child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), m->src);
-            t->src[t->n] = m->src;
-            t->fd[t->n++] = fd;
         }
     }
     for (int i = 0; i < NDEV; i++) {
@@ -736,9 +809,10 @@ static void open_sources(const struct plan *p, struct trees *t, int *rootfd) {
 static int fresh(int root, const struct mop *m, const char *fstype, const struct kv *opts,
                  int nopts, uint64_t attrs) {
     int tfd = target(root, m, 1);
-    int tree = fsmount_new(fstype, opts, nopts, attrs);
+    int tree = fsmount_new(fstype, m->source, opts, nopts, attrs);
     if (tree < 0)
         child_fail("rootfs", "%s on %s: %s", fstype, m->dst, strerror(errno));
+    CHECK("rootfs", x_propagate(tree, m->propagation));
     int keep = dup(tree);
     CHECK("rootfs", keep);
     if (x_attach(tree, tfd) != 0)
@@ -772,13 +846,13 @@ static void build_dev(int root, const struct mop *m, struct trees *t) {
     CHECK("rootfs", mkdirat(dev, "mqueue", 0755));
     static const struct kv ptsopts[] = {{"newinstance", NULL}, {"ptmxmode", "0666"}, {"mode", "0620"}};
     int pts = beneath(dev, "pts");
-    int tree = fsmount_new("devpts", ptsopts, 3, X_ATTR_NOSUID | X_ATTR_NOEXEC);
+    int tree = fsmount_new("devpts", NULL, ptsopts, 3, X_ATTR_NOSUID | X_ATTR_NOEXEC);
     CHECK("rootfs", tree);
     CHECK("rootfs", x_attach(tree, pts));
     close(pts);
     static const struct kv shmopts[] = {{"mode", "1777"}};
     int shm = beneath(dev, "shm");
-    tree = fsmount_new("tmpfs", shmopts, 1, SAFE | X_ATTR_NOEXEC);
+    tree = fsmount_new("tmpfs", "shm", shmopts, 1, SAFE | X_ATTR_NOEXEC);
     CHECK("rootfs", tree);
     CHECK("rootfs", x_attach(tree, shm));
     close(shm);
@@ -798,7 +872,7 @@ static void build_mask(int root, const struct mop *m, int *empty) {
     if (is_dir_fd(tfd)) {
         if (*empty < 0) {
             static const struct kv opts[] = {{"mode", "0555"}, {"size", "4096"}};
-            tree = fsmount_new("tmpfs", opts, 2, SAFE | X_ATTR_NOEXEC | X_ATTR_RDONLY);
+            tree = fsmount_new("tmpfs", NULL, opts, 2, SAFE | X_ATTR_NOEXEC | X_ATTR_RDONLY);
             CHECK("rootfs", tree);
             *empty = dup(tree);
         } else {
@@ -829,7 +903,6 @@ static void rebind(int root, const struct mop *m, uint64_t set, uint64_t clr, in
 
 /* rootfs.build: attach the new root at /tmp, mount into it, pivot, detach the old root. */
 static void build_root(const struct plan *p, struct trees *t, int roottree) {
-    CHECK("rootfs", mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
     int staging = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHECK("rootfs", staging);
     CHECK("rootfs", x_attach(roottree, staging));
@@ -866,12 +939,14 @@ static void build_root(const struct plan *p, struct trees *t, int roottree) {
             }
             __attribute__((fallthrough)); /* a writable bind of a host path */
         case K_BIND: {
-            int tree = take_tree(t, m->src);
+            int tree = t->fd[i];
+            t->fd[i] = -1;
             if (tree < 0)
                 child_fail("rootfs", "no source tree for %s", m->src);
             CHECK("rootfs", x_setattr(tree, AT_EMPTY_PATH | X_AT_RECURSIVE,
                                       SAFE | (m->readonly ? X_ATTR_RDONLY : 0),
                                       m->readonly ? 0 : X_ATTR_RDONLY));
+            CHECK("rootfs", x_propagate(tree, m->propagation));
             int tfd = target(root, m, is_dir_fd(tree) ? 1 : 2);
             CHECK("rootfs", x_attach(tree, tfd));
             close(tfd);
@@ -889,12 +964,17 @@ static void build_root(const struct plan *p, struct trees *t, int roottree) {
         close(empty);
     CHECK("rootfs", fchdir(root));
     close(root);
+    /* rslave on the old root's tree only, through an fd of it ("." is the new root) */
+    int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK("rootfs", old_root);
     CHECK("rootfs", (int)syscall(SYS_pivot_root, ".", "."));
+    CHECK("rootfs", fchdir(old_root));
     CHECK("rootfs", mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));
-    if (p->rprivate)
-        CHECK("rootfs", mount(NULL, ".", NULL, MS_REC | MS_PRIVATE, NULL));
     CHECK("rootfs", umount2(".", MNT_DETACH));
+    close(old_root);
     CHECK("rootfs", chdir("/"));
+    if (p->root_propagation) /* OCI rootfsPropagation, on the new root after pivot_root */
+        CHECK("rootfs", mount(NULL, "/", NULL, p->root_propagation, NULL));
 }
 
 static void apply_caps(const struct plan *p) {
@@ -1190,18 +1270,86 @@ static int own_cgroup(const char *ctrl, char *out, size_t n) {
     return -1;
 }
 
-static int mkdir_p_parent(const char *path) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *s = '/';
+/* cgroupfs.make_below: mkdir -p base/rel one component at a time through directory
+   fds, never following a symlink, taking `.`/`..` or leaving base's filesystem; an
+   existing last component is an error unless exist_ok. 0, or -1 with errno (and the
+   directories it made removed again). */
+static int mkdir_below(const char *base, const char *rel, int exist_ok) {
+    size_t len = strlen(rel), ends[FAST_MAX];
+    int nmade = 0, ncomp = 0, err = 0;
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    dev_t dev = st.st_dev;
+    for (size_t i = 0; i < len && !err;) {
+        while (i < len && rel[i] == '/')
+            i++;
+        if (i >= len)
+            break;
+        size_t j = i;
+        while (j < len && rel[j] != '/')
+            j++;
+        char name[256];
+        if (j - i >= sizeof name) {
+            err = ENAMETOOLONG;
+            break;
+        }
+        memcpy(name, rel + i, j - i);
+        name[j - i] = '\0';
+        size_t k = j;
+        while (k < len && rel[k] == '/')
+            k++;
+        int last = k >= len;
+        ncomp++;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+            err = EINVAL;
+        } else if (mkdirat(fd, name, 0755) == 0) {
+            if (nmade < FAST_MAX)
+                ends[nmade++] = j;
+        } else if (errno != EEXIST || (last && !exist_ok)) {
+            err = errno;
+        }
+        if (err)
+            break;
+        int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            err = errno;
+            break;
+        }
+        close(fd);
+        fd = sub;
+        if (fstat(fd, &st) != 0 || st.st_dev != dev)
+            err = EXDEV;
+        i = j;
+    }
+    close(fd);
+    if (!err && ncomp == 0)
+        err = EINVAL;
+    if (err) {
+        for (int k = nmade - 1; k >= 0; k--) {
+            char path[PATH_MAX];
+            if (snprintf(path, sizeof path, "%s/%.*s", base, (int)ends[k], rel) < (int)sizeof path)
+                rmdir(path);
+        }
+        errno = err;
+        return -1;
     }
     return 0;
+}
+
+/* Tests only: stop here when STOCKADE_TEST_PAUSE names this point of create, so that a
+   test can SIGKILL it exactly there (lifecycle.pause_for_tests has the same points). */
+static void pause_for_tests(const char *point) {
+    const char *want = getenv("STOCKADE_TEST_PAUSE");
+    if (want != NULL && strcmp(want, point) == 0)
+        raise(SIGSTOP);
 }
 
 struct made {
@@ -1320,6 +1468,12 @@ static void write_limit(struct made *m, const char *dir, const struct cgwrite *w
    directory (O_PATH, for clone3) or -1 for v1, where the child joins through `tasks`. */
 static int make_cgroups(struct made *m, const struct plan *p, const char *id,
                         char ctldir[][PATH_MAX]) {
+    static char bases[FAST_MAX][PATH_MAX];
+    char rel[PATH_MAX];
+    if (p->cg_leaf[0])
+        snprintf(rel, sizeof rel, "%s", p->cg_leaf);
+    else if (snprintf(rel, sizeof rel, "stockade/%s", id) >= (int)sizeof rel)
+        undo_miss(m, "cgroup path too long");
     for (int i = 0; i < p->nctl; i++) {
         struct statfs sfs;
         long magic = p->cg_mode == 2 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
@@ -1331,37 +1485,35 @@ static int make_cgroups(struct made *m, const struct plan *p, const char *id,
         const char *o = own;
         while (*o == '/')
             o++;
-        char base[PATH_MAX];
-        if (snprintf(base, sizeof base, "%s%s%s", p->ctl[i].mount, *o ? "/" : "", o) >= (int)sizeof base)
+        if (snprintf(bases[i], PATH_MAX, "%s%s%s", p->ctl[i].mount, *o ? "/" : "", o) >= PATH_MAX ||
+            snprintf(ctldir[i], PATH_MAX, "%s/%s", bases[i], rel) >= PATH_MAX)
             undo_miss(m, "cgroup path too long");
-        int n;
-        if (p->cg_leaf[0])
-            n = snprintf(ctldir[i], PATH_MAX, "%s/%s", base, p->cg_leaf);
-        else
-            n = snprintf(ctldir[i], PATH_MAX, "%s/stockade/%s", base, id);
-        if (n >= PATH_MAX)
-            undo_miss(m, "cgroup path too long");
+    }
+    /* recorded before the first mkdir (V1Cgroup.create's on_planned) */
+    m->st.pending = ctldir;
+    m->st.npending = p->nctl;
+    if (write_state(m->dirfd, p, &m->st) != 0)
+        undo_miss(m, "state: %s", strerror(errno));
+    pause_for_tests("planned");
+    for (int i = 0; i < p->nctl; i++) {
         int seen = 0;
         for (int j = 0; j < m->st.ndirs; j++)
             seen |= strcmp(m->st.dirs[j], ctldir[i]) == 0;
         if (seen)
             continue; /* co-mounted controllers (cpu,cpuacct) */
-        if (p->cg_mode == 2) { /* V2Cgroup.create: an existing directory is used */
-            if (mkdir_p_parent(ctldir[i]) != 0)
-                undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
-            if (!p->cg_leaf[0]) {
-                char parent[PATH_MAX + 16];
-                snprintf(parent, sizeof parent, "%s/stockade", base);
-                enable_controllers(m, p, base);
-                enable_controllers(m, p, parent);
-            }
+        if (p->cg_mode == 2 && !p->cg_leaf[0]) { /* V2Cgroup.create, default layout */
+            char parent[PATH_MAX + 16];
+            snprintf(parent, sizeof parent, "%s/stockade", bases[i]);
+            if (mkdir_below(bases[i], "stockade", 1) != 0)
+                undo_miss(m, "cannot create %s: %s", parent, strerror(errno));
+            enable_controllers(m, p, bases[i]);
+            enable_controllers(m, p, parent);
             if (mkdir(ctldir[i], 0755) != 0 && errno != EEXIST)
                 undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
-        } else if (mkdir(ctldir[i], 0755) != 0) {
-            if (errno != ENOENT || mkdir_p_parent(ctldir[i]) != 0 || mkdir(ctldir[i], 0755) != 0)
-                undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
+        } else if (mkdir_below(bases[i], rel, 0) != 0) {
+            undo_miss(m, "cannot create %s: %s", ctldir[i], strerror(errno));
         }
-        snprintf(m->st.dirs[m->st.ndirs++], PATH_MAX, "%s", ctldir[i]);
+        memcpy(m->st.dirs[m->st.ndirs++], ctldir[i], PATH_MAX); /* both PATH_MAX arrays */
     }
     /* sorted, as V1Cgroup.paths() */
     for (int i = 1; i < m->st.ndirs; i++)
@@ -1373,6 +1525,7 @@ static int make_cgroups(struct made *m, const struct plan *p, const char *id,
         }
     if (m->st.ndirs && write_state(m->dirfd, p, &m->st) != 0)
         undo_miss(m, "state: %s", strerror(errno));
+    pause_for_tests("cgroups");
     if (p->cg_mode == 1) {
         for (int i = 0; i < p->ncgw; i++) {
             int ci = -1;
@@ -1401,6 +1554,30 @@ static void forward_signal(int sig) {
         kill(g_forward_pid, sig);
 }
 
+/* translate.check_grantable: the capabilities capset would refuse in the container's
+   process (after `start`, unreported, without no_new_privs): 0 sends create to Python. */
+static int caps_grantable(const struct plan *p) {
+    uint64_t inh = 0, prm = 0, bnd = 0;
+    int seen = 0;
+    FILE *f = fopen("/proc/self/status", "re");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long long v;
+        if (sscanf(line, "CapInh: %llx", &v) == 1) { inh = v; seen |= 1; }
+        else if (sscanf(line, "CapPrm: %llx", &v) == 1) { prm = v; seen |= 2; }
+        else if (sscanf(line, "CapBnd: %llx", &v) == 1) { bnd = v; seen |= 4; }
+    }
+    fclose(f);
+    if (seen != 7)
+        return 0;
+    uint64_t all = p->last_cap_plan >= 63 ? ~0ULL : (1ULL << (p->last_cap_plan + 1)) - 1;
+    uint64_t held = p->userns ? all : prm;
+    uint64_t room = p->uid == 0 ? ((p->bounding & bnd) | inh) : (held | inh);
+    return (p->permitted & ~held) == 0 && (p->inheritable & ~room) == 0;
+}
+
 /* create (exit 0 once the container waits at its gate) or run (create, start, wait,
    delete: exit with the payload's status); any miss or failure before the payload runs
    hands the call to Python. Never returns. */
@@ -1412,6 +1589,8 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
         add_home(&p);
     if (geteuid() != 0)
         miss("not root");
+    if (!caps_grantable(&p))
+        miss("capabilities this runtime cannot grant"); /* Python names them */
     struct made m;
     memset(&m, 0, sizeof m);
     m.dirfd = -1;
@@ -1420,6 +1599,7 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
         miss("path too long");
     if (mkdir(m.dir, 0700) != 0)
         miss("container directory: %s", strerror(errno)); /* Python: "already exists" */
+    pause_for_tests("mkdir");
     m.dirfd = open(m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (m.dirfd < 0) {
         rmdir(m.dir);
@@ -1561,7 +1741,7 @@ static void __attribute__((noreturn)) fast_create(const char *root, const char *
         m.st.starttime = 0;
     m.st.pid = pid;
     m.st.creating = 0;
-    if (write_state(m.dirfd, &p, &m.st) != 0 || write_fast(m.dirfd, &m.st) != 0)
+    if (write_state(m.dirfd, &p, &m.st) != 0 || write_fast(m.dirfd, &p, &m.st) != 0)
         undo_miss(&m, "state: %s", strerror(errno));
     if (p.has_oom) {
         char path[64], val[32];

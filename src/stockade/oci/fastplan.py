@@ -14,7 +14,8 @@ wrong plan), the build stamp, the host facts the translation used and the real p
 the symlinked paths it resolved, all re-checked by the front end.
 
 Not stored (always Python): hooks, a terminal, namespaces joined by path, LSM labels,
-Landlock, newuidmap id maps, an io weight, swap on cgroup v1, a policy overlay.
+Landlock, newuidmap id maps, an io weight, swap on cgroup v1, a cpuset, linux.devices,
+warnings (ignored properties), a policy overlay.
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
          f"cgroup mode {h.mode}"),
         (lim.io_weight is not None, "an io weight"),
         (lim.swap is not None and h.mode != "v2", "swap on cgroup v1"),
+        (lim.cpuset, "a cpuset (its directories take their parent's cpus and mems)"),
+        (h.mode == "v2" and (lim.swappiness is not None or bool(lim.oom_kill_disable)),
+         "swappiness or disableOOMKiller on cgroup v2 (a warning)"),
+        (bool(c.warnings), "warnings to log"),
+        (any(m.kind == "dev" and m.data for m in plan.mounts), "linux.devices"),
         (plan.mounts[0].kind != "root", "no root mount first"),
     )
     for bad, why in checks:
@@ -159,7 +165,11 @@ def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
     o.u64(c.oom_score_adj or 0)
     root = plan.mounts[0]
     o.s(plan.rootfs)
-    o.u64(int(plan.propagation == "rprivate"))
+    from stockade.runner.linux_consts import PROPAGATION
+
+    # rootfs.build: every mount is rslave as made; another rootfsPropagation is applied
+    # to the new root after pivot_root.
+    o.u64(0 if plan.propagation == "rslave" else PROPAGATION[plan.propagation])
     o.u64(int(root.readonly))
     rest = plan.mounts[1:]
     o.count(len(rest))
@@ -171,6 +181,8 @@ def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
         o.u64(int(m.readonly), int(m.optional))
         o.s(m.fstype)
         o.u64(m.attrs)
+        o.s(m.source)
+        o.u64(m.propagation)
         o.count(len(m.data))
         for opt, opt_value in m.data:
             o.s(opt)

@@ -57,28 +57,43 @@ def _enter(pid: int) -> None:
 
 
 def run(kind: str, hooks: tuple[Hook, ...], state: dict[str, Any],
-        enter: int | None = None) -> None:
+        enter: int | None = None, keep_going: bool = False) -> None:
     """Run each hook in order; the first failure raises. enter: a pid whose namespaces
     the hooks run in (createContainer); the path still resolves as the runtime sees it,
-    since the container's root is not built yet."""
+    since the container's root is not built yet. keep_going (poststart, poststop: the
+    spec says their failures are logged and the remaining hooks run): every hook runs,
+    then one HookError names each that failed."""
     if not hooks:
         return
     import json
-    import subprocess
 
     data = json.dumps(state).encode()
+    failed: list[str] = []
     for i, h in enumerate(hooks):
-        env = dict(e.split("=", 1) for e in h.env if "=" in e)
         try:
-            res = subprocess.run(list(h.args) or [h.path], executable=h.path, input=data,
-                                 env=env, capture_output=True, timeout=h.timeout,
-                                 check=False,
-                                 preexec_fn=None if enter is None else lambda: _enter(enter))
-        except subprocess.TimeoutExpired as exc:
-            raise HookError(f"hooks.{kind}[{i}] {h.path}: timed out after {h.timeout}s") from exc
-        except OSError as exc:
-            raise HookError(f"hooks.{kind}[{i}] {h.path}: {exc.strerror}") from exc
-        if res.returncode != 0:
-            err = res.stderr.decode(errors="replace").strip()
-            raise HookError(f"hooks.{kind}[{i}] {h.path}: exit status {res.returncode}"
-                            + (f": {err}" if err else ""))
+            _run_one(f"hooks.{kind}[{i}]", h, data, enter)
+        except HookError as exc:
+            if not keep_going:
+                raise
+            failed.append(exc.message)
+    if failed:
+        raise HookError("; ".join(failed))
+
+
+def _run_one(where: str, h: Hook, data: bytes, enter: int | None) -> None:
+    import subprocess
+
+    env = dict(e.split("=", 1) for e in h.env if "=" in e)
+    try:
+        res = subprocess.run(list(h.args) or [h.path], executable=h.path, input=data,
+                             env=env, capture_output=True, timeout=h.timeout,
+                             check=False,
+                             preexec_fn=None if enter is None else lambda: _enter(enter))
+    except subprocess.TimeoutExpired as exc:
+        raise HookError(f"{where} {h.path}: timed out after {h.timeout}s") from exc
+    except OSError as exc:
+        raise HookError(f"{where} {h.path}: {exc.strerror}") from exc
+    if res.returncode != 0:
+        err = res.stderr.decode(errors="replace").strip()
+        raise HookError(f"{where} {h.path}: exit status {res.returncode}"
+                        + (f": {err}" if err else ""))

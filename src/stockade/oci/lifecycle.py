@@ -136,13 +136,21 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     if c.plan.tty and not console_socket and not for_run:
         raise StockadeError("process.terminal is true: create needs --console-socket "
                             "(the pty master is sent there)")
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    reap_interrupted(root)
+    if c.warnings:
+        from stockade.oci.notice import warn
+
+        for message in c.warnings:
+            warn(message)
     d = st.container_dir(root, cid)
     try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        reap_interrupted(root)
         os.mkdir(d, 0o700)
     except FileExistsError as exc:
         raise st.StateError(f"container {cid} already exists") from exc
+    except OSError as exc:  # a read-only or full state root: nothing was made
+        raise st.StateError(f"--root {root}: cannot create the container's state "
+                            f"directory: {exc.strerror}") from exc
     pause_for_tests("mkdir")
     data: dict[str, Any] = {
         "id": cid, "pid": 0, "creator": os.getpid(), "creating": True, "bundle": c.bundle, "rootfs": c.rootfs,
@@ -158,6 +166,10 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         for check in CHECKS:
             if check.__name__ != "_seccomp":  # no linux.seccomp: runc loads no filter
                 check(c.plan)
+        from stockade.oci.translate import check_grantable
+
+        with open("/proc/self/status") as fh:
+            check_grantable(c.plan, fh.read())
         fifo = os.path.join(d, st.FIFO)
         os.mkfifo(fifo, 0o600)
         # O_RDWR: the container's process holds a writer too, so its read blocks until
@@ -251,7 +263,8 @@ def start(root: str, cid: str) -> None:
 
     spec = st.spec_state(root, cid, data, "running")
     try:
-        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h) for h in poststart), spec)
+        hooks_mod.run("poststart", tuple(hooks_mod.from_json(h) for h in poststart), spec,
+                      keep_going=True)
     except hooks_mod.HookError as exc:  # the spec: log a warning, the container runs on
         print(f"stockade: warning: {exc}", file=sys.stderr)
 
@@ -407,7 +420,8 @@ def _delete(root: str, cid: str, force: bool) -> None:
     from stockade.oci import hooks as hooks_mod  # only with hooks: one import less
 
     try:
-        hooks_mod.run("poststop", tuple(hooks_mod.from_json(h) for h in poststop), spec)
+        hooks_mod.run("poststop", tuple(hooks_mod.from_json(h) for h in poststop), spec,
+                      keep_going=True)
     except hooks_mod.HookError as exc:  # the spec: a warning, delete still succeeds
         print(f"stockade: warning: {exc}", file=sys.stderr)
 

@@ -137,7 +137,8 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
         "hooks": list(HOOK_KINDS),
         "mountOptions": ["ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind",
-                         "private", "rprivate", "slave", "rslave"],
+                         "shared", "rshared", "private", "rprivate", "slave", "rslave",
+                         "unbindable", "runbindable"],
         "linux": {
             "namespaces": sorted(NS_TYPES),
             "capabilities": None,

@@ -24,6 +24,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 FIFO = "exec.fifo"
 STATE = "state"
 FAST = "fast"  # what the compiled front end (oci/frontend.c) reads: see write_fast
+SPEC_TAIL = "spec"  # `state`'s JSON after its "pid" line, for the front end's `state`
 
 
 class StateError(StockadeError):
@@ -90,10 +91,17 @@ def write_fast(root: str, cid: str, data: dict[str, Any]) -> None:
     lines = [f"pid={int(data['pid'])}", f"starttime={int(data.get('starttime') or 0)}",
              f"hooks={1 if hooks else 0}", *(f"cgroup={x}" for x in dirs)]
     d = container_dir(root, cid)
-    tmp = os.path.join(d, FAST + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(d, FAST))
+    # `state` as printed below (json.dumps, indent 2) from its "bundle" line on: the front
+    # end prints the id, status and pid itself, then this (fastexec.c writes the same).
+    import json
+
+    text = json.dumps(spec_state(root, cid, data, "stopped"), indent=2)
+    tail = text[text.index('\n  "bundle": ') + 1:]
+    for name, content in ((SPEC_TAIL, tail + "\n"), (FAST, "\n".join(lines) + "\n")):
+        tmp = os.path.join(d, name + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(content)
+        os.replace(tmp, os.path.join(d, name))
 
 
 def status(root: str, cid: str, data: dict[str, Any]) -> str:

@@ -44,14 +44,13 @@ DEFAULT_DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 r
                         "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 5:2 rwm", "c 136:* rwm")
 _NODES = {"/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
           "/dev/random": (1, 8), "/dev/urandom": (1, 9), "/dev/tty": (5, 0)}
-# Mount options: flag options map to mount attributes; propagation ones are accepted
-# because a detached tree (open_tree) is private already, and private is stricter than
-# slave; "shared" would let the container's mounts reach the host: refused.
+# Mount options: flag options map to mount attributes; propagation options (L.PROPAGATION)
+# are set on the mount inside the container's namespace, where every mount is a slave of
+# the host's or private: even (r)shared shares only within the container.
 _ATTR_OPTS = {"ro": L.MOUNT_ATTR_RDONLY, "noexec": L.MOUNT_ATTR_NOEXEC,
               "nosuid": 0, "nodev": 0, "rw": 0, "suid": 0, "dev": 0, "exec": 0,
               "relatime": 0, "norelatime": 0, "strictatime": 0, "noatime": 0,
-              "nodiratime": 0, "bind": 0, "rbind": 0, "private": 0, "rprivate": 0,
-              "slave": 0, "rslave": 0, "tmpcopyup": 0}
+              "nodiratime": 0, "bind": 0, "rbind": 0, "tmpcopyup": 0}
 _DATA_OPTS = ("size", "mode", "uid", "gid", "nr_inodes", "newinstance", "ptmxmode")
 _NAMESPACED_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                       "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
@@ -71,6 +70,9 @@ class Container:
     cgroups_path: str | None
     annotations: tuple[tuple[str, str], ...]
     notes: tuple[str, ...] = ()
+    # What config.json asks for that is ignored, as the spec or runc does (unknown
+    # properties, kernel memory): logged by create (stderr and --log), never an error.
+    warnings: tuple[str, ...] = ()
 
     def hooks_of(self, kind: str) -> tuple[Hook, ...]:
         return dict(self.hooks).get(kind, ())
@@ -120,6 +122,9 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
     proc = cfg["process"]
     linux = cfg.get("linux", {})
     notes: list[str] = []
+    from stockade.oci.config import validate
+
+    warnings = [f"config.json: {path}: unknown property, ignored" for path in validate(cfg)]
     rootfs = rootfs_path(cfg, bundle)
     hooks = _hooks(cfg.get("hooks", {}))
 
@@ -127,24 +132,35 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
     hostname = cfg.get("hostname")
     if hostname is not None and not isinstance(hostname, str):
         raise _err("hostname", "must be a string")
-    if hostname and "uts" not in new_ns:
-        raise _err("hostname", "needs a new uts namespace (linux.namespaces)")
+    # A uts namespace joined by path counts: the hostname is set in it, as runc does.
+    uts = "uts" in new_ns or any(kind == "uts" for kind, _ in join)
+    if hostname and not uts:
+        raise _err("hostname", "needs a uts namespace of the container's own "
+                   "(linux.namespaces: new, or joined by path)")
     identity = _identity(proc, linux, "user" in new_ns, euid)
     caps = _caps(proc.get("capabilities", {}), last_cap)
     rlimits = _rlimits(proc.get("rlimits", []))
-    limits = _limits(linux.get("resources", {}))
-    _devices(linux.get("devices", []))
+    limits = _limits(linux.get("resources", {}), warnings)
+    devices = _devices(linux.get("devices", []))
     seccomp_bpf, seccomp_flags = _seccomp(linux.get("seccomp"), proc, native)
-    sysctl = _sysctl(linux.get("sysctl", {}), new_ns)
-    mounts = _mounts(cfg, bundle, rootfs, new_ns, linux)
-    prop = linux.get("rootfsPropagation", "")
-    if prop in ("", "slave", "rslave"):
+    sysctl = _sysctl(linux.get("sysctl", {}), new_ns, dict(join))
+    domainname = cfg.get("domainname")
+    if domainname:
+        if not uts:
+            raise _err("domainname", "needs a uts namespace of the container's own "
+                       "(linux.namespaces: new, or joined by path)")
+        # setdomainname(2) is this sysctl's write: the same step in both paths.
+        sysctl = (*[kv for kv in sysctl if kv[0] != "kernel.domainname"],
+                  ("kernel.domainname", domainname))
+    mounts = _mounts(cfg, bundle, rootfs, new_ns, linux, devices)
+    # Applied to the new root after pivot_root (runc's order). Every mount is made rslave
+    # first, so "slave" is rslave, and (r)shared shares within the container only.
+    propagation = linux.get("rootfsPropagation") or "rslave"
+    if propagation == "slave":
         propagation = "rslave"
-    elif prop in ("private", "rprivate"):
-        propagation = "rprivate"
-    else:
-        raise _err("linux.rootfsPropagation", f"{prop!r} is not supported (slave, rslave, "
-                   "private, rprivate): shared mounts would reach the host")
+    if propagation not in L.PROPAGATION:
+        raise _err("linux.rootfsPropagation", f"{propagation!r} is not a propagation "
+                   f"({', '.join(L.PROPAGATION)})")
     args = _strs(proc.get("args", []), "process.args")
     if not args:
         raise _err("process.args", "must name a program")
@@ -197,18 +213,34 @@ def translate(cfg: dict[str, Any], bundle: str, cid: str, *, last_cap: int,
         pause_before_root=any(k in dict(hooks) for k in ("prestart", "createRuntime",
                                                           "createContainer")),
     )
-    cg_path = linux.get("cgroupsPath")
-    if cg_path is not None and (not isinstance(cg_path, str) or ":" in cg_path):
-        raise _err("linux.cgroupsPath", "must be a path (the systemd slice:prefix:name "
-                   "form needs a systemd cgroup driver, which stockade does not have)")
+    cg_path = cgroups_path(linux.get("cgroupsPath"))
     ann = cfg.get("annotations", {})
     if not isinstance(ann, dict):
         raise _err("annotations", "must be an object")
     return Container(plan=plan, bundle=bundle, rootfs=rootfs, join=join,
                      hooks=hooks, oom_score_adj=oom,
-                     cgroups_path=cg_path or None,
+                     cgroups_path=cg_path,
                      annotations=tuple(sorted((str(k), str(v)) for k, v in ann.items())),
-                     notes=tuple(notes))
+                     notes=tuple(notes), warnings=tuple(warnings))
+
+
+def cgroups_path(value: Any) -> str | None:
+    """linux.cgroupsPath, cleaned as runc does (libcontainer/utils.CleanPath): as if
+    rooted, so `..` stops at the top and the path stays inside each hierarchy; absolute
+    keeps its leading "/" (below the hierarchy's root), relative has none (below the
+    runtime's own cgroup). A path that cleans to the top itself is refused: the
+    container would share (and its delete kill) that whole cgroup."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or ":" in value:
+        raise _err("linux.cgroupsPath", "must be a path (the systemd slice:prefix:name "
+                   "form needs a systemd cgroup driver, which stockade does not have)")
+    clean = os.path.normpath("/" + value).lstrip("/")  # normpath keeps a leading "//"
+    if not clean:
+        where = "the hierarchy's root" if value.startswith("/") else "the runtime's own cgroup"
+        raise _err("linux.cgroupsPath", f"{value!r} names {where}, not a cgroup of the "
+                   "container's own (e.g. /stockade/ID)")
+    return "/" + clean if value.startswith("/") else clean
 
 
 def _console_size(value: Any) -> tuple[int, int] | None:
@@ -266,7 +298,11 @@ def _namespaces(linux: dict[str, Any], notes: list[str]) -> tuple[set[str], tupl
         path = ns.get("path")
         if path:
             if kind not in JOINABLE:
-                raise _err(field, f"joining a {kind} namespace by path is not supported")
+                why = {"mount": "the rootfs would be built in (and change) that namespace; "
+                                "stockade builds it in a new one",
+                       "user": "the id maps and capabilities would be another's"}
+                raise _err(field, f"joining a {kind} namespace by path is not supported"
+                           + (f": {why[kind]}" if kind in why else ""))
             if not os.path.exists(path):
                 raise _err(field, f"{path} does not exist")
             join.append((kind, path))
@@ -338,9 +374,51 @@ def _caps(c: dict[str, Any], last_cap: int) -> CapsPlan:
     # and runc skips them (`runc spec` lists ambient caps with an empty inheritable set).
     # Dropping them is what both runtimes end up with.
     amb = masks["ambient"] & masks["permitted"] & masks["inheritable"]
+    extra = masks["effective"] & ~masks["permitted"]
+    if extra:
+        raise _err("process.capabilities.effective", f"{_cap_names(extra)} not in permitted: "
+                   "the kernel refuses an effective capability that is not permitted")
     return CapsPlan(masks["bounding"], masks["permitted"], masks["effective"],
                     masks["inheritable"], tuple(i for i in range(last_cap + 1) if amb >> i & 1),
                     last_cap)
+
+
+def _cap_names(mask: int) -> str:
+    from stockade.policy.vocab.capabilities import CAPABILITY_NAMES
+
+    return ", ".join(CAPABILITY_NAMES[i] if i < len(CAPABILITY_NAMES) else str(i)
+                     for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+def check_grantable(plan: Plan, status: str) -> None:
+    """Refuse (at create, as runc fails there) the capabilities this runtime cannot give
+    the container's process: capset would fail in it, and without no_new_privs that
+    happens after `start` (the filter goes first), where nothing reports it. status: the
+    runtime's /proc/self/status. Without a user namespace the process keeps the
+    runtime's permitted set at most; in one it holds every capability of it. The
+    inheritable set may only grow within the bounding set (root, CAP_SETPCAP) or the
+    permitted set (another user)."""
+    own = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("CapInh", "CapPrm", "CapBnd"):
+            own[key] = int(value.strip(), 16)
+    caps, ident = plan.policy.caps, plan.identity
+    everything = (1 << (caps.last_cap + 1)) - 1
+    held = everything if ident.userns else own.get("CapPrm", 0)
+    lacking = caps.permitted & ~held
+    if lacking:
+        raise _err("process.capabilities.permitted", f"{_cap_names(lacking)}: the runtime "
+                   "does not hold it, so it cannot grant it (run it with that capability "
+                   "or drop it from the config)")
+    if ident.uid == 0:
+        room = (caps.bounding & own.get("CapBnd", everything)) | own.get("CapInh", 0)
+    else:
+        room = held | own.get("CapInh", 0)
+    lacking = caps.inheritable & ~room
+    if lacking:
+        raise _err("process.capabilities.inheritable", f"{_cap_names(lacking)}: outside "
+                   "the bounding set, the kernel refuses it")
 
 
 def _rlimits(items: list[dict[str, Any]]) -> tuple[tuple[str, int, int], ...]:
@@ -367,8 +445,26 @@ def _opt_int(value: Any, field: str) -> int | None:
     return _int(value, field)
 
 
-def _limits(res: dict[str, Any]) -> Limits:
+def _limits(res: dict[str, Any], warnings: list[str]) -> Limits:
     mem = res.get("memory", {})
+    if mem.get("kernel") or mem.get("kernelTCP"):
+        # As runc (1.1): the kernel deprecated kernel memory limits; set, they are ignored.
+        warnings.append("linux.resources.memory.kernel/kernelTCP: kernel memory settings "
+                        "are ignored (deprecated by the kernel; runc ignores them too)")
+    reservation = _opt_int(mem.get("reservation"), "linux.resources.memory.reservation")
+    reservation = None if reservation is None or reservation <= 0 else reservation
+    swappiness = _opt_int(mem.get("swappiness"), "linux.resources.memory.swappiness")
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise _err("linux.resources.memory.swappiness", "must be in 0..100")
+    oom_off = mem.get("disableOOMKiller") or None
+    cpuset = {}
+    for key in ("cpus", "mems"):
+        value = res.get("cpu", {}).get(key)
+        if value:
+            if not all(ch in "0123456789,-" for ch in value):
+                raise _err(f"linux.resources.cpu.{key}", f"{value!r} is not a list of "
+                           "numbers and ranges (0-3,6)")
+            cpuset[key] = value
     memory = _opt_int(mem.get("limit"), "linux.resources.memory.limit")
     memory = None if memory is None or memory < 0 else memory
     swap_total = _opt_int(mem.get("swap"), "linux.resources.memory.swap")
@@ -383,7 +479,7 @@ def _limits(res: dict[str, Any]) -> Limits:
     cpu = res.get("cpu", {})
     quota = _opt_int(cpu.get("quota"), "linux.resources.cpu.quota")
     quota = None if quota is None or quota <= 0 else quota
-    period = _opt_int(cpu.get("period"), "linux.resources.cpu.period")
+    period = _opt_int(cpu.get("period"), "linux.resources.cpu.period") or None  # 0: unset (runc)
     if period is not None and period < 1000:
         raise _err("linux.resources.cpu.period", "must be >= 1000 (microseconds)")
     shares = _opt_int(cpu.get("shares"), "linux.resources.cpu.shares") or None
@@ -391,15 +487,22 @@ def _limits(res: dict[str, Any]) -> Limits:
     if "devices" in res:
         devices = _device_rules(res["devices"])
     return Limits(memory=memory, swap=swap, pids=pids, cpu_quota_us=quota,
-                  cpu_period_us=period or 100_000, cpu_shares=shares, devices_allow=devices)
+                  cpu_period_us=period or 100_000, cpu_shares=shares, devices_allow=devices,
+                  memory_reservation=reservation, swappiness=swappiness,
+                  oom_kill_disable=oom_off, cpuset_cpus=cpuset.get("cpus"),
+                  cpuset_mems=cpuset.get("mems"))
 
 
 def _device_rules(items: list[dict[str, Any]]) -> tuple[str, ...]:
     """The device cgroup: deny all, runc's default nodes, then the config's allows.
 
     A config that starts with something other than a deny-all still gets one first
-    (stricter); a deny after an allow is refused rather than approximated."""
+    (stricter). A later deny that no earlier allow of the config overlaps denies what is
+    denied already (docker sends `deny c 10:229` after its allows): skipped, as runc's
+    cgroup ends up the same (its default nodes come after the config's rules). A deny
+    that would cut into an earlier allow is refused rather than approximated."""
     rules = list(DEFAULT_DEVICE_RULES)
+    allowed: list[tuple[str, str, str, str]] = []  # the config's allows so far
     for i, d in enumerate(items):
         f = f"linux.resources.devices[{i}]"
         allow = d.get("allow")
@@ -413,26 +516,61 @@ def _device_rules(items: list[dict[str, Any]]) -> tuple[str, ...]:
                 not set(access) <= set("rwm") or not access:
             raise _err(f, "type must be a, c or b and access a subset of rwm")
         whole = kind == "a" and major in (-1, None) and minor in (-1, None)
+        ma = "*" if major in (-1, None) else str(_int(major, f + ".major", 0))
+        mi = "*" if minor in (-1, None) else str(_int(minor, f + ".minor", 0))
         if not allow:
             if whole and access == "rwm" and i == 0:
                 continue  # the leading deny-all: always applied anyway
-            raise _err(f, "a deny rule after the leading deny-all is not supported")
-        if kind == "a":
-            rules.append("a")
+            if any(_overlaps((kind, ma, mi, access), rule) for rule in allowed):
+                raise _err(f, "a deny rule that cuts into an earlier allow is not supported")
             continue
-        ma = "*" if major in (-1, None) else str(_int(major, f + ".major", 0))
-        mi = "*" if minor in (-1, None) else str(_int(minor, f + ".minor", 0))
-        rules.append(f"{kind} {ma}:{mi} {access}")
+        allowed.append((kind, ma, mi, access))
+        rules.append("a" if kind == "a" else f"{kind} {ma}:{mi} {access}")
     return tuple(rules)
 
 
-def _devices(items: list[dict[str, Any]]) -> None:
+def _overlaps(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> bool:
+    """Two device rules (type, major, minor, access) match a common device and access."""
+    def same(x: str, y: str, wild: str) -> bool:
+        return wild in (x, y) or x == y
+
+    return (same(a[0], b[0], "a") and (a[0] == "a" or b[0] == "a" or
+                                       (same(a[1], b[1], "*") and same(a[2], b[2], "*")))
+            and bool(set(a[3]) & set(b[3])))
+
+
+def _devices(items: list[dict[str, Any]]) -> tuple[tuple[str, str | None], ...]:
+    """linux.devices beyond the nodes stockade's /dev always has, as the "dev" MountOp's
+    data: (path below /dev, "TYPE MAJOR MINOR MODE UID GID"). Made in the container's
+    /dev (mknod; in a user namespace, which cannot mknod, the host's node at the same
+    path is bound instead, as runc does). The device cgroup is not widened: allow rules
+    are linux.resources.devices' (runc's rule too)."""
+    out: dict[str, tuple[str, str | None]] = {}
     for i, d in enumerate(items):
+        f = f"linux.devices[{i}]"
         path = d.get("path")
-        want = (d.get("major"), d.get("minor"))
-        if _NODES.get(str(path)) != want or d.get("type", "c") != "c":
-            raise _err(f"linux.devices[{i}]", f"{path}: stockade's /dev has a fixed set of "
-                       f"nodes ({', '.join(sorted(_NODES))})")
+        kind = d.get("type", "c")
+        major, minor = d.get("major"), d.get("minor")
+        if _NODES.get(str(path)) == (major, minor) and kind == "c":
+            continue  # one of the fixed nodes, bound from the host always
+        if not isinstance(path, str) or not path.startswith("/dev/") or \
+                os.path.normpath(path) != path or path in _NODES or path == "/dev/console":
+            raise _err(f + ".path", f"{path!r}: must be a clean path below /dev/ (stockade's "
+                       "/dev is its own tmpfs) other than its fixed nodes "
+                       f"({', '.join(sorted(_NODES))}) and /dev/console")
+        if kind not in ("c", "b", "u", "p"):
+            raise _err(f + ".type", f"{kind!r}: must be c, b, u or p")
+        kind = "c" if kind == "u" else kind
+        if kind == "p":
+            major = minor = 0
+        major = _int(major, f + ".major", 0)
+        minor = _int(minor, f + ".minor", 0)
+        # Engines send the type bits too (podman: 0o20666); the permission bits count.
+        mode = _int(d.get("fileMode", 0o666), f + ".fileMode", 0) & 0o777
+        uid = _int(d.get("uid", 0), f + ".uid", 0)
+        gid = _int(d.get("gid", 0), f + ".gid", 0)
+        out[path] = (path[len("/dev/"):], f"{kind} {major} {minor} {mode} {uid} {gid}")
+    return tuple(out.values())
 
 
 def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
@@ -468,7 +606,26 @@ def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
     return bpf, flags
 
 
-def _sysctl(items: Any, new_ns: set[str]) -> tuple[tuple[str, str], ...]:
+def _is_hosts_netns(path: str, field: str) -> bool:
+    """A network namespace file is init's or this runtime's own (engines run the
+    runtime in the host's): a net sysctl written there would change the host, not the
+    container. init's may be closed to us (ptrace access mode): then our own decides."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _err(field, f"{path}: {exc.strerror}") from exc
+    import contextlib
+
+    hosts = [os.stat("/proc/self/ns/net")]
+    with contextlib.suppress(OSError):
+        hosts.append(os.stat("/proc/1/ns/net"))
+    return any((st.st_dev, st.st_ino) == (o.st_dev, o.st_ino) for o in hosts)
+
+
+def _sysctl(items: Any, new_ns: set[str],
+            joined: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Namespaced sysctls only. A net one also in a network namespace joined by path
+    (podman, CNI: the container's own, made by the engine), unless that is the host's."""
     if not isinstance(items, dict):
         raise _err("linux.sysctl", "must be an object")
     out = []
@@ -478,8 +635,13 @@ def _sysctl(items: Any, new_ns: set[str]) -> tuple[tuple[str, str], ...]:
             if "ipc" not in new_ns:
                 raise _err(field, "an ipc sysctl needs a new ipc namespace")
         elif key.startswith("net."):
-            if "net" not in new_ns:
-                raise _err(field, "a net sysctl needs a new network namespace")
+            netns = joined.get("network")
+            if "net" not in new_ns and netns is None:
+                raise _err(field, "a net sysctl needs a network namespace of the "
+                           "container's own (new, or joined by path)")
+            if netns is not None and _is_hosts_netns(netns, field):
+                raise _err(field, f"linux.namespaces joins {netns}, the host's network "
+                           "namespace: the sysctl would change the host")
         elif key in ("kernel.hostname", "kernel.domainname"):
             if "uts" not in new_ns:
                 raise _err(field, "needs a new uts namespace")
@@ -491,25 +653,31 @@ def _sysctl(items: Any, new_ns: set[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _options(opts: tuple[str, ...], field: str) -> tuple[int, tuple[tuple[str, str | None], ...], bool]:
+def _options(opts: tuple[str, ...],
+             field: str) -> tuple[int, tuple[tuple[str, str | None], ...], bool, int]:
+    """(MOUNT_ATTR_* flags, fsconfig data, a bind?, propagation flags: the last given)."""
     attrs = 0
     data: list[tuple[str, str | None]] = []
     bind = False
+    propagation = 0
     for opt in opts:
         name, sep, value = opt.partition("=")
         if name in ("bind", "rbind"):
             bind = True
-        if opt in _ATTR_OPTS:
+        if opt in L.PROPAGATION:
+            propagation = L.PROPAGATION[opt]
+        elif opt in _ATTR_OPTS:
             attrs |= _ATTR_OPTS[opt]
         elif name in _DATA_OPTS:
             data.append((name, value if sep else None))
         else:
             raise _err(field, f"mount option {opt!r} is not supported")
-    return attrs, tuple(data), bind
+    return attrs, tuple(data), bind, propagation
 
 
 def _mounts(cfg: dict[str, Any], bundle: str, rootfs: str, new_ns: set[str],
-            linux: dict[str, Any]) -> tuple[MountOp, ...]:
+            linux: dict[str, Any],
+            devices: tuple[tuple[str, str | None], ...]) -> tuple[MountOp, ...]:
     ops = [MountOp("root", "/", rootfs, readonly=bool(cfg["root"].get("readonly")),
                    why="root.path")]
     have_dev = False
@@ -520,10 +688,11 @@ def _mounts(cfg: dict[str, Any], bundle: str, rootfs: str, new_ns: set[str],
             raise _err(field + ".destination", "must be an absolute path")
         dst = os.path.normpath(dst)
         kind = m.get("type", "")
-        attrs, data, bind = _options(_strs(m.get("options", []), field + ".options"),
-                                     field + ".options")
+        attrs, data, bind, prop = _options(_strs(m.get("options", []), field + ".options"),
+                                           field + ".options")
         ro = bool(attrs & L.MOUNT_ATTR_RDONLY)
         why = f"{field} {kind or 'bind'}"
+        source = m.get("source") or kind  # mountinfo's source field, as runc mounts it
         if bind or kind == "bind":
             src = m.get("source")
             if not isinstance(src, str) or not src:
@@ -531,32 +700,37 @@ def _mounts(cfg: dict[str, Any], bundle: str, rootfs: str, new_ns: set[str],
             src = src if os.path.isabs(src) else os.path.join(bundle, src)
             if not os.path.exists(src):
                 raise _err(field + ".source", f"{src} does not exist")
-            ops.append(MountOp("bind", dst, os.path.realpath(src), readonly=ro, why=why))
+            ops.append(MountOp("bind", dst, os.path.realpath(src), readonly=ro, why=why,
+                               propagation=prop))
         elif kind == "proc":
-            ops.append(MountOp("proc", dst, why=why))
+            ops.append(MountOp("proc", dst, why=why, source=source, propagation=prop))
         elif kind == "tmpfs" and dst == "/dev":
             # Stricter than runc: stockade's /dev is its own read-only tmpfs with a fixed
             # set of nodes, a fresh devpts and /dev/shm.
-            ops.append(MountOp("dev", "/dev", why=why))
+            ops.append(MountOp("dev", "/dev", why=why, source=source, data=devices))
             have_dev = True
         elif kind == "devpts" and dst == "/dev/pts" and have_dev:
             continue  # part of stockade's /dev (newinstance, ptmxmode=0666, mode=0620)
         elif kind == "tmpfs" and dst == "/dev/shm" and have_dev:
             continue  # part of stockade's /dev
         elif kind == "sysfs":
-            ops.append(MountOp("sysfs", dst, readonly=True, why=why))  # always read-only
+            ops.append(MountOp("sysfs", dst, readonly=True, why=why,  # always read-only
+                               source=source, propagation=prop))
         elif kind == "cgroup":
             # Stricter than runc: the container's cgroup files are not shown (an empty
             # read-only tmpfs instead), so limits cannot be raised or read from inside.
             ops.append(MountOp("fs", dst, fstype="tmpfs", data=(("mode", "0555"),),
-                               attrs=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOEXEC, why=why))
+                               attrs=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOEXEC, why=why,
+                               source="tmpfs"))  # runc's /sys/fs/cgroup is a tmpfs too
         elif kind in ("tmpfs", "mqueue"):
             ops.append(MountOp("fs", dst, fstype=kind, data=data if kind == "tmpfs" else (),
-                               attrs=attrs, readonly=ro, why=why))
+                               attrs=attrs, readonly=ro, why=why, source=source,
+                               propagation=prop))
         else:
             raise _err(field, f"mount type {kind!r} is not supported")
     if not have_dev:
-        ops.insert(1, MountOp("dev", "/dev", why="stockade's minimal /dev (always)"))
+        ops.insert(1, MountOp("dev", "/dev", why="stockade's minimal /dev (always)",
+                              source="tmpfs", data=devices))
     for p in _strs(linux.get("maskedPaths", []), "linux.maskedPaths"):
         ops.append(MountOp("mask", p, why="linux.maskedPaths", optional=True))
     for p in _strs(linux.get("readonlyPaths", []), "linux.readonlyPaths"):

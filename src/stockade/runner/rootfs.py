@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 
+from stockade._light import suppress
 from stockade.runner import _linux as L
 from stockade.runner.plan import DEV_NODES, MountOp, Plan
 
@@ -115,19 +116,39 @@ def prepare_mountpoints(plan: Plan) -> None:
         os.close(root)
 
 
+def tree_key(index: int) -> str:
+    """The key of plan.mounts[index]'s source tree in open_sources' dict: one tree per
+    mount (two binds of one source, or a source that is also a /dev node, each get
+    their own clone)."""
+    return f"mount {index}"
+
+
 def open_sources(plan: Plan) -> dict[str, int]:
-    """Clone every host-side source tree while the host tree is still visible."""
-    trees: dict[str, int] = {}
+    """Clone every host-side source tree while the host tree is still visible.
+
+    First every mount of this (new) namespace turns slave: a clone of a shared mount
+    (every Docker overlay is one) would otherwise stay in its host peer group, and what
+    is mounted on it would propagate back to the host (rslave, runc's default; the OCI
+    rootfsPropagation is applied after pivot_root)."""
+    L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+    trees: dict[str, int] = dict(plan.premade)  # the parent's (idmapped) trees
     root_op = plan.mounts[0]
     try:
-        trees["/"] = _clone_tree(root_op.src, recursive=True)
-        # nosuid+nodev everywhere below the root; read-only when the policy says so.
-        # Set on the detached tree, before anyone can see it.
-        _setattr(trees["/"], _SAFE | (L.MOUNT_ATTR_RDONLY if root_op.readonly and plan.host_root
-                                      else 0))
-        for op in plan.mounts[1:]:
-            if op.kind in ("bind", "writable") and op.src and op.src not in trees:
-                trees[op.src] = _clone_tree(op.src, recursive=True)
+        if root_op.src and "/" not in trees:  # else the jail: a tmpfs made by build()
+            trees["/"] = _clone_tree(root_op.src, recursive=True)
+        if "/" in trees:
+            # nosuid+nodev everywhere below the root; read-only when the policy says so.
+            # Set on the detached tree, before anyone can see it.
+            _setattr(trees["/"], _SAFE | (L.MOUNT_ATTR_RDONLY if root_op.readonly
+                                          and plan.host_root else 0))
+        for i, op in enumerate(plan.mounts):
+            if op.kind in ("bind", "writable") and op.src and tree_key(i) not in trees:
+                trees[tree_key(i)] = _clone_tree(op.src, recursive=True)
+            if op.kind == "dev" and plan.identity.userns:
+                # A user namespace cannot mknod: the OCI linux.devices are the host's
+                # nodes at the same paths, bound (runc's way).
+                for name, _ in op.data:
+                    trees["device " + name] = _clone_tree("/dev/" + name, recursive=False)
         for node in DEV_NODES:
             trees["/dev/" + node] = _clone_tree("/dev/" + node, recursive=False)
     except OSError as exc:
@@ -140,10 +161,13 @@ def open_sources(plan: Plan) -> dict[str, int]:
 
 def build(plan: Plan, trees: dict[str, int]) -> None:
     """Attach the new root at STAGING, mount everything into it, pivot, detach the old root."""
-    # Nothing we do here may propagate back to the host (rslave, like runc's default).
-    L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+    # Nothing we do here propagates back to the host: open_sources made the namespace
+    # rslave before cloning anything.
     staging = os.open(STAGING, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    _attach(trees.pop("/"), staging)
+    # The jail's root: a fresh tmpfs, made now (after the id maps) so that it belongs to
+    # root inside, who makes its mountpoints; read-only once they are all made.
+    _attach(trees.pop("/") if "/" in trees else L.fsmount_new("tmpfs", {"mode": "0755"}, _SAFE),
+            staging)
     os.close(staging)
     root = os.open(STAGING, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -151,27 +175,44 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
         if not plan.host_root and root_op.readonly:
             L.mount_setattr(root, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, L.MOUNT_ATTR_RDONLY)
         empty: list[int] = []  # the first masking tmpfs (attached), cloned for the others
-        for op in plan.mounts[1:]:
-            _apply(root, op, trees, empty)
+        for i, op in enumerate(plan.mounts):
+            if i:
+                _apply(root, op, trees.pop(tree_key(i), -1), trees, empty)
         for fd in empty:
             os.close(fd)
+        if plan.jail and root_op.readonly:  # the root tmpfs only: not /tmp, not the binds
+            L.mount_setattr(root, "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY)
         os.fchdir(root)
     finally:
         os.close(root)
         for fd in trees.values():
             os.close(fd)
     # pivot_root(".", "."): the old root ends up stacked on the new one and is detached
-    # at once; no directory of the host stays reachable (runc's approach).
-    L.pivot_root(".", ".")
-    L.mount(None, ".", None, L.MS_REC | L.MS_SLAVE)
-    if plan.propagation == "rprivate":  # OCI rootfsPropagation: not even host events
-        L.mount(None, ".", None, L.MS_REC | L.MS_PRIVATE)
-    L.umount2(".", L.MNT_DETACH)
+    # at once; no directory of the host stays reachable (runc's approach). Its detach
+    # must not propagate: rslave first, on the old root's tree only (through an fd of
+    # it: "." would name the new root and undo the mounts' own propagation options).
+    old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        L.pivot_root(".", ".")
+        os.fchdir(old_root)
+        L.mount(None, ".", None, L.MS_REC | L.MS_SLAVE)
+        L.umount2(".", L.MNT_DETACH)
+    finally:
+        os.close(old_root)
     os.chdir("/")
+    # OCI rootfsPropagation, on the new root (runc's order: after pivot_root). Every
+    # mount here is a slave of the host's or private already, so even (r)shared only
+    # shares within the container: nothing mounted here ever reaches the host.
+    if plan.propagation != "rslave":
+        L.mount(None, "/", None, L.PROPAGATION[plan.propagation])
 
 
-def _apply(root: int, op: MountOp, trees: dict[str, int], empty: list[int]) -> None:
-    if op.kind == "proc":
+def _apply(root: int, op: MountOp, source: int, trees: dict[str, int],
+           empty: list[int]) -> None:
+    """source: the op's own clone of its host tree (binds), else -1."""
+    if op.kind in ("symlink", "file"):  # the jail's /bin -> usr/bin, its /etc/hosts
+        _make(root, op)
+    elif op.kind == "proc":
         os.close(_fresh(root, op, "proc", {}, _SAFE | L.MOUNT_ATTR_NOEXEC))
     elif op.kind == "sysfs":
         os.close(_fresh(root, op, "sysfs", {}, _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY))
@@ -192,9 +233,10 @@ def _apply(root: int, op: MountOp, trees: dict[str, int], empty: list[int]) -> N
         finally:
             os.close(target)
     elif op.kind in ("bind", "writable"):
-        tree = trees.pop(op.src)
+        tree = source
         attrs = _SAFE | (L.MOUNT_ATTR_RDONLY if op.readonly else 0)
         _setattr(tree, attrs, 0 if op.readonly else L.MOUNT_ATTR_RDONLY)
+        _propagate(tree, op)
         target = _target(root, op, "dir" if _is_dir(tree) else "file")
         assert target is not None
         try:
@@ -218,17 +260,46 @@ def _apply(root: int, op: MountOp, trees: dict[str, int], empty: list[int]) -> N
         raise RootfsError(f"unknown mount kind {op.kind}")
 
 
+def _make(root: int, op: MountOp) -> None:
+    """A symlink (to op.src) or a file (op.data's content) in the jail's own tmpfs."""
+    parent = resolve(root, os.path.dirname(op.dst), create="dir")
+    if parent is None:
+        raise RootfsError(f"cannot make {op.dst}: its directory cannot be made")
+    name = os.path.basename(op.dst)
+    try:
+        if op.kind == "symlink":
+            os.symlink(op.src, name, dir_fd=parent)
+            return
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=parent)
+        try:
+            os.write(fd, str(dict(op.data)["content"]).encode())
+        finally:
+            os.close(fd)
+    finally:
+        os.close(parent)
+
+
 def _fresh(root: int, op: MountOp, fstype: str, options: dict[str, str | None],
            attrs: int) -> int:
     target = _target(root, op, "dir")
     assert target is not None
     try:
-        tree = L.fsmount_new(fstype, options, attrs)
+        tree = L.fsmount_new(fstype, options, attrs, op.source)
+        _propagate(tree, op)
         dup = os.dup(tree)
         _attach(tree, target)
         return dup
     finally:
         os.close(target)
+
+
+def _propagate(tree: int, op: MountOp) -> None:
+    """The mount's OCI propagation option, set on its detached tree (never on the host's:
+    the tree is a clone, a slave at most)."""
+    if op.propagation:
+        flags = L.AT_EMPTY_PATH | (L.AT_RECURSIVE if op.propagation & L.MS_REC else 0)
+        L.mount_setattr(tree, "", flags, 0, 0, op.propagation & ~L.MS_REC)
 
 
 def _mask(root: int, op: MountOp, empty: list[int]) -> None:
@@ -262,6 +333,41 @@ def _mask(root: int, op: MountOp, empty: list[int]) -> None:
         os.close(target)
 
 
+def _device(dev: int, name: str, spec: str, tree: int) -> None:
+    """One OCI linux.devices node in the new /dev: made (mknod) with its mode and owner,
+    or, with `tree` (a user namespace), the host's node bound onto an empty file."""
+    kind, major, minor, mode, uid, gid = spec.split()
+    parent_rel, _, base = name.rpartition("/")
+    parent = os.dup(dev)
+    try:
+        for part in parent_rel.split("/") if parent_rel else ():
+            with suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=parent)
+            sub = L.openat2(parent, part, os.O_PATH | os.O_DIRECTORY,
+                            L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
+            os.close(parent)
+            parent = sub
+        if tree >= 0:
+            os.close(os.open(base, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o644, dir_fd=parent))
+            target = L.openat2(parent, base, os.O_PATH,
+                               L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
+            try:
+                _setattr(tree, L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NOEXEC, recursive=False)
+                _attach(tree, target)
+            finally:
+                os.close(target)
+            return
+        fmt = {"c": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
+        os.mknod(base, fmt | 0o600, os.makedev(int(major), int(minor)), dir_fd=parent)
+        os.chown(base, int(uid), int(gid), dir_fd=parent, follow_symlinks=False)
+        os.chmod(base, int(mode), dir_fd=parent)  # after mknod: the umask is not applied
+    except OSError as exc:
+        raise RootfsError(f"linux.devices /dev/{name}: {exc.strerror}") from exc
+    finally:
+        os.close(parent)
+
+
 def _dev(root: int, op: MountOp, trees: dict[str, int]) -> None:
     dev = _fresh(root, op, "tmpfs", {"mode": "0755", "size": "65536"},
                  L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NOEXEC)
@@ -276,6 +382,8 @@ def _dev(root: int, op: MountOp, trees: dict[str, int]) -> None:
                 _attach(tree, target)
             finally:
                 os.close(target)
+        for name, spec in op.data:
+            _device(dev, name, str(spec), trees.pop("device " + name, -1))
         # mqueue: an empty mountpoint for an OCI bundle's /dev/mqueue (this /dev turns
         # read-only below, so it cannot be created later).
         for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
@@ -289,7 +397,9 @@ def _dev(root: int, op: MountOp, trees: dict[str, int]) -> None:
             os.close(pts)
         shm = L.openat2(dev, "shm", os.O_PATH, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS)
         try:
-            _attach(L.fsmount_new("tmpfs", {"mode": "1777"}, _SAFE | L.MOUNT_ATTR_NOEXEC), shm)
+            # "shm": the source name runc's and Docker's specs give /dev/shm.
+            _attach(L.fsmount_new("tmpfs", {"mode": "1777"}, _SAFE | L.MOUNT_ATTR_NOEXEC,
+                                  "shm"), shm)
         finally:
             os.close(shm)
         for name, dest in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"),

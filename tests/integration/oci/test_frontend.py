@@ -56,7 +56,9 @@ def test_start_kill_delete_without_python(native_only: str, bundles: Bundles,
     assert oci(oci_root, "create", "--bundle", str(b), "n1").returncode == 0
     fast = (oci_root / "stockade" / "n1" / "fast").read_text()
     assert "hooks=0" in fast and f"pid={_state(oci_root, 'n1')['pid']}" in fast
-    assert _fe(native_only, oci_root, "state", "n1").returncode == 1  # handed over
+    r = _fe(native_only, oci_root, "state", "n1")  # answered without Python now
+    assert r.returncode == 0 and r.stdout == oci(oci_root, "state", "n1").stdout
+    assert _fe(native_only, oci_root, "list").returncode == 1  # handed over
     r = _fe(native_only, oci_root, "start", "n1")
     assert r.returncode == 0 and r.stderr == ""
     assert _state(oci_root, "n1")["status"] == "running"

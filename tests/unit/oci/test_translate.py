@@ -79,13 +79,29 @@ def test_basic_translation(bundle: Path) -> None:
     assert not p.identity.userns
 
 
-def test_unknown_fields_are_named() -> None:
-    for where, key in (("linux", "intelRdt"), ("process", "scheduler"), ("", "vm"),
-                       ("linux", "timeOffsets")):
+def test_unimplemented_spec_fields_are_named() -> None:
+    """Properties the runtime spec defines and stockade does not implement: an error
+    naming the field and why."""
+    for where, key in (("linux", "intelRdt"), ("process", "scheduler"),
+                       ("linux", "timeOffsets"), ("linux", "personality")):
         cfg = copy.deepcopy(BASE)
         (cfg[where] if where else cfg)[key] = {"x": 1}
-        with pytest.raises(ConfigError, match=(f"{where}." if where else "") + key):
+        with pytest.raises(ConfigError, match=(f"{where}." if where else "") + key +
+                           r": not supported by stockade \(.+\)"):
             config.validate(cfg)
+
+
+def test_unknown_properties_are_ignored_and_reported() -> None:
+    """The spec: a runtime MUST NOT error on unknown properties. Each is returned (a
+    warning), at any depth, and translation goes on without it."""
+    cfg = copy.deepcopy(BASE)
+    cfg["vm"] = {"hypervisor": {"path": "/x"}}  # another platform's section
+    cfg["process"]["futureThing"] = 1
+    cfg["linux"]["resources"]["memory"] = {"limit": 1 << 26, "novel": True}
+    cfg["mounts"] = [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                      "extra": "x"}]
+    assert sorted(config.validate(cfg)) == ["linux.resources.memory.novel",
+                                            "mounts[0].extra", "process.futureThing", "vm"]
 
 
 def test_empty_engine_fields_accepted() -> None:
