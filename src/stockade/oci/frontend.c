@@ -438,6 +438,14 @@ int main(int argc, char **argv) {
     if (snprintf(dir, sizeof dir, "%s/%s", root, pos[0]) >= (int)sizeof dir)
         fallback();
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 && errno == ENOENT && is_delete) {
+        /* engines' shims delete a container again after it is gone: answer as Python
+           does (stockade.oci.lifecycle.delete) without starting it */
+        if (force)
+            exit(0);
+        fprintf(stderr, "stockade: container %s does not exist\n", pos[0]);
+        exit(2);
+    }
     if (dirfd < 0)
         fallback();
     if (is_kill)
