@@ -8,12 +8,17 @@ the policy's kept capabilities and the host facts passed in.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import json
+import math
 import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from stockade.errors import StockadeError
 from stockade.policy import model as m
@@ -100,8 +105,23 @@ class ArchPlan:
     rules: tuple[PlannedRule, ...]
 
 
-def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str] = frozenset(),
-              no_ranges: frozenset[str] = frozenset()) -> ArchPlan:
+@dataclass(frozen=True)
+class Escalation:
+    """How far each syscall's rules had to be rewritten before libseccomp built them
+    right (see `_compile_filter`); every output is planned with the same record."""
+
+    narrow_pads: frozenset[str] = frozenset()  # padded with `ge 0` even over 64-bit args
+    exact: frozenset[str] = frozenset()  # every rule cut down to where no stricter one matches
+    no_ranges: frozenset[str] = frozenset()  # range comparisons written as masked blocks
+
+    def escalate(self, wrong: frozenset[str]) -> Escalation:
+        """One more step for each syscall in `wrong`."""
+        return Escalation(self.narrow_pads | wrong, self.exact | (wrong & self.narrow_pads),
+                          self.no_ranges | (wrong & self.exact))
+
+
+def plan_arch(policy: m.Policy, arch: str, host: HostFacts, escalation: Escalation = Escalation(),
+              wide_pads: bool | None = None) -> ArchPlan:
     """What to tell libseccomp for one arch (syscalls not on that arch are left out).
 
     libseccomp gives each syscall either one argument-free action or argument rules that
@@ -111,7 +131,8 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
     that cannot be emitted (it equals the default) is cut out of the looser rules; and
     where rules overlap, libseccomp lets the stricter action win — which `compile_filter`
     verifies on boundary values, recompiling a syscall in `exact` mode (every rule cut
-    down to where no stricter rule matches) if it ever did not.
+    down to where no stricter rule matches) if it ever did not (`escalation`).
+    `wide_pads`: see `_pad` (default: by the arch's argument width).
     """
     sc = policy.syscalls
     default = sc.default
@@ -127,15 +148,19 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
             conditional = [r for r in rules if r.args and _stricter(r.action, base)]
         else:
             conditional = [r for r in rules if r.args]
+        if not any(_stricter(base, r.action) for r in conditional):
+            # no rule is looser than the fallback: one with the fallback's own action
+            # changes nothing (a stricter match still wins), so it need not be written
+            conditional = [r for r in conditional if r.action != base]
         if not conditional:
             if base != default:
                 planned.append(PlannedRule(name, base))
             continue
         stricter: list[m.SyscallRule] = []
         for r in sorted(conditional, key=lambda r: restrictiveness(r.action), reverse=True):
-            region = [tuple(r.args)]
+            region = normalise(r.args)  # [] for a rule that can never match (`lt 0`)
             for s in stricter:
-                if name in exact or s.action == default or s.args == r.args:
+                if name in escalation.exact or s.action == default or s.args == r.args:
                     region = [t for term in region for neg in negate_conjunction(s.args)
                               for t in normalise((*term, *neg))]
             stricter.append(r)
@@ -148,14 +173,15 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, exact: frozenset[str
                 planned.append(PlannedRule(name, base, term or _ALWAYS))
     if policy.network.allow:
         planned = _restrict_sockets(planned, policy, default)
-    if no_ranges:
-        planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in no_ranges else [r])]
+    if escalation.no_ranges:
+        planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in escalation.no_ranges else [r])]
     per_syscall: dict[str, int] = {}
     for pr in planned:
         per_syscall[pr.syscall] = per_syscall.get(pr.syscall, 0) + 1
     if per_syscall and max(per_syscall.values()) > TERM_LIMIT:
         raise _too_complex(max(per_syscall.values()))
-    return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned))))
+    wide = arch not in ARGS_32BIT if wide_pads is None else wide_pads
+    return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned, wide, escalation.narrow_pads))))
 
 
 def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
@@ -175,7 +201,6 @@ def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
             choices.append([m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
                             for mask, prefix in _blocks(*bounds)])
     import itertools
-    import math
 
     size = math.prod(len(c) for c in choices)
     if size > TERM_LIMIT:
@@ -183,10 +208,17 @@ def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
     return [PlannedRule(rule.syscall, rule.action, tuple(combo)) for combo in itertools.product(*choices)]
 
 
-def _pad(planned: list[PlannedRule]) -> list[PlannedRule]:
-    """Give every argument rule of a syscall the same argument indexes (`ge 0` where it
-    has none): libseccomp mis-builds its decision tree when one syscall's rules start
-    their comparison chains at different arguments (seen with 2.5.4)."""
+def _pad(planned: list[PlannedRule], wide: bool, narrow: frozenset[str]) -> list[PlannedRule]:
+    """Give every argument rule of a syscall the same argument indexes, with a check that
+    always holds where it has none: libseccomp mis-builds its decision tree when one
+    syscall's rules start their comparison chains at different arguments (seen with 2.5.4).
+
+    Which always-true check matters too (libseccomp 2.5.4 again): over 64-bit arguments
+    (`wide`) `ge 0` chains can make it loop for ever (two rules of one action with the pad
+    on different arguments), so those get `masked_eq` with mask 0; over 32-bit arguments
+    that one is mis-built when a looser rule precedes a stricter one, so those keep `ge 0`,
+    and so do the syscalls in `narrow`, whose rules it mis-built over 64-bit ones too.
+    """
     used: dict[str, set[int]] = {}
     for r in planned:
         if r.args:
@@ -194,41 +226,58 @@ def _pad(planned: list[PlannedRule]) -> list[PlannedRule]:
     out = []
     for r in planned:
         if r.args:
-            have = {c.index for c in r.args}
-            missing = used[r.syscall] - have
+            pad_wide = wide and r.syscall not in narrow
+            given = [_always(c.index, pad_wide) if c == _ALWAYS[0] else c for c in r.args]
+            missing = used[r.syscall] - {c.index for c in r.args}
             r = PlannedRule(r.syscall, r.action, tuple(sorted(
-                (*r.args, *(m.ArgCondition(i, m.ArgOp.GE, 0) for i in missing)), key=lambda c: c.index)))
+                (*given, *(_always(i, pad_wide) for i in missing)), key=lambda c: c.index)))
         out.append(r)
     return out
 
 
+def _always(index: int, wide: bool) -> m.ArgCondition:
+    if wide:
+        return m.ArgCondition(index, m.ArgOp.MASKED_EQ, 0, 0)  # (x & 0) == 0
+    return m.ArgCondition(index, m.ArgOp.GE, 0)
+
+
 def _restrict_sockets(planned: list[PlannedRule], policy: m.Policy, default: m.Action) -> list[PlannedRule]:
-    """Cut every socket() rule that allows down to `network.allow`; the rest of its region
-    gets EAFNOSUPPORT (policy.network). The pieces stay disjoint from each other."""
+    """`network.allow` decides socket() within its region: those calls are allowed even
+    where the syscall rules (a base preset's `deny: [socket]`) refuse them; outside it,
+    what the rules allowed gets EAFNOSUPPORT and what they refused keeps their action
+    (policy.semantics.decide, the reference). The pieces stay disjoint from each other."""
     from stockade.policy.network import EAFNOSUPPORT, allowed_region
 
     region = allowed_region(policy.network.allow)
     outside = complement(region)
-    out: list[PlannedRule] = []
-    allows_socket = [r for r in planned if r.syscall == "socket" and r.action.is_allow]
-    if not any(r.syscall == "socket" for r in planned) and default.is_allow:
-        allows_socket = [PlannedRule("socket", default)]  # the default allows it: cut that too
-    for r in planned:
-        if r not in allows_socket:
-            out.append(r)
-    for r in allows_socket:
+    sockets = [r for r in planned if r.syscall == "socket"]
+    out = [r for r in planned if r.syscall != "socket"]
+    if default.is_allow:  # where no socket() rule matches, the default allows: cut that
+        sockets += [PlannedRule("socket", default, term) for term in
+                    complement([() if r.args == _ALWAYS else r.args for r in sockets])]
+
+    def outside_of(r: PlannedRule) -> list[PlannedRule]:
         base = () if r.args == _ALWAYS else r.args
-        for piece, action in ((region, r.action), (outside, EAFNOSUPPORT)):
-            if action == default:
-                continue
-            for term in piece:
-                for t in normalise((*base, *term)):
-                    out.append(PlannedRule("socket", action, t or _ALWAYS))
+        action = EAFNOSUPPORT if r.action.is_allow else r.action
+        if action == default:
+            return []
+        return [PlannedRule("socket", action, t or _ALWAYS)
+                for term in outside for t in normalise((*base, *term))]
+
+    # refusals first, then the grant, then the allows cut down: the order they had
+    for r in sockets:
+        if not r.action.is_allow:
+            out += outside_of(r)
+    if default != m.ALLOW:
+        out += [PlannedRule("socket", m.ALLOW, term or _ALWAYS) for term in region]
+    for r in sockets:
+        if r.action.is_allow:
+            out += outside_of(r)
     return out
 
 
 # An argument check that always holds: keeps a rule "conditional" for libseccomp, so it
-# does not override the syscall's other (disjoint) argument rules.
+# does not override the syscall's other (disjoint) argument rules (`_pad` picks the form).
 _ALWAYS = (m.ArgCondition(0, m.ArgOp.GE, 0),)
 
 
@@ -250,12 +299,7 @@ def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action,
     lossy = set() if lossy is None else lossy
     merged = None
     for plan in plans:
-        flt = pyseccomp.SyscallFilter(action_ret(default))
-        native = pyseccomp.system_arch()
-        token = ARCH_TOKENS[plan.arch]
-        if token != native:
-            flt.add_arch(token)
-            flt.remove_arch(native)
+        flt = _arch_filter(default, plan.arch)
         flt.set_attr(pyseccomp.Attr.ACT_BADARCH, bpf.SECCOMP_RET_KILL_PROCESS)
         flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # the runner sets no_new_privs itself
         flt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)  # binary tree: O(log n) syscall lookup
@@ -273,14 +317,41 @@ def _libseccomp_filter(plans: Iterable[ArchPlan], default: m.Action,
                     # different checks collide there; this arch keeps the stricter one.
                     lossy.add((plan.arch, rule.syscall))
                     continue
-                raise StockadeError(f"libseccomp refused the rule for {rule.syscall!r} on "
-                                    f"{plan.arch}: {exc.strerror}") from None
+                raise _Refused(f"libseccomp refused the rule for {rule.syscall!r} on "
+                               f"{plan.arch}: {exc.strerror}", rule.syscall) from None
         if merged is None:
             merged = flt
         else:
             merged.merge(flt)
     assert merged is not None
     return merged
+
+
+def _arch_filter(default: m.Action, arch: str) -> Any:
+    """An empty libseccomp filter for `arch` alone. The native arch goes before the other
+    comes in: libseccomp refuses (EDOM) a filter holding two byte orders even for a moment."""
+    import pyseccomp
+
+    flt = pyseccomp.SyscallFilter(action_ret(default))
+    native = pyseccomp.system_arch()
+    token = ARCH_TOKENS[arch]
+    if token != native:
+        flt.remove_arch(native)
+        flt.add_arch(token)
+    return flt
+
+
+class _Refused(StockadeError):
+    """libseccomp refused a rule of `syscall` (e.g. EEXIST for two overlapping rules it
+    reads as the same): that syscall is rebuilt with its rules cut apart."""
+
+    def __init__(self, message: str, syscall: str) -> None:
+        super().__init__(message)
+        self.syscall = syscall
+
+
+class _TimedOut(StockadeError):
+    """libseccomp did not finish within the time limit."""
 
 
 def _ordered(rules: Iterable[PlannedRule]) -> list[PlannedRule]:
@@ -325,6 +396,7 @@ class CompiledFilter:
     program: bytes  # struct sock_filter[], native byte order: ENOSYS prologue + libseccomp's
     arches: tuple[str, ...]
     lossy: frozenset[tuple[str, str]] = frozenset()  # (arch, syscall): see MULTIPLEXED
+    escalation: Escalation = Escalation()  # what it took: the JSON outputs are planned alike
 
     @property
     def instructions(self) -> int:
@@ -345,7 +417,8 @@ def compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     return result
 
 
-BIG_ENDIAN = frozenset({"s390x", "s390", "ppc64", "ppc", "mips", "mips64", "mips64n32", "parisc", "parisc64"})
+# An arch token without __AUDIT_ARCH_LE (linux/audit.h) is a big-endian arch.
+BIG_ENDIAN = frozenset(a for a, token in ARCH_TOKENS.items() if not token & 0x40000000)
 
 
 def bpf_arches(policy: m.Policy, host: HostFacts) -> tuple[str, ...]:
@@ -360,24 +433,58 @@ def bpf_arches(policy: m.Policy, host: HostFacts) -> tuple[str, ...]:
     return arches
 
 
+def bpf_buildable(host: HostFacts) -> bool:
+    """libseccomp here writes a program in this machine's byte order only (and the checks
+    that read it back assume so): a host of the other byte order needs its own machine."""
+    return (host.arch in BIG_ENDIAN) == (sys.byteorder == "big")
+
+
 def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
+    if not bpf_buildable(host):
+        order = "big" if host.arch in BIG_ENDIAN else "little"
+        raise StockadeError(
+            f"a BPF program for {host.arch} ({order}-endian) cannot be built on this {sys.byteorder}-endian "
+            f"machine; compile the seccomp-docker or seccomp-oci target instead, or compile on {host.arch}")
     sc = policy.syscalls
     arches = bpf_arches(policy, host)
-    exact: frozenset[str] = frozenset()
-    no_ranges: frozenset[str] = frozenset()
-    for _ in range(4):
-        plans = [plan_arch(policy, arch, host, exact, no_ranges) for arch in arches]
-        main, lossy = _build_bounded(plans, sc.default)
+    escalation = Escalation()
+    wrong: frozenset[str] = frozenset()
+    refused: _Refused | None = None
+    timed_out = False
+    for _ in range(6):
+        plans = [plan_arch(policy, arch, host, escalation) for arch in arches]
+        try:
+            main, lossy = _build_bounded(plans, sc.default)
+        except _TimedOut:
+            # `ge 0` pads (a step for rules mis-built with the other pads) can hang
+            # libseccomp: once, cut those syscalls' rules apart with the other pads instead
+            narrowed = escalation.narrow_pads - escalation.exact
+            if timed_out or not narrowed:
+                raise
+            timed_out = True
+            escalation = Escalation(escalation.narrow_pads - narrowed, escalation.exact | narrowed,
+                                    escalation.no_ranges)
+            continue
+        except _Refused as exc:
+            if exc.syscall in escalation.exact:
+                raise StockadeError(exc.message) from None
+            # disjoint rules cannot collide
+            escalation = Escalation(escalation.narrow_pads, escalation.exact | {exc.syscall},
+                                    escalation.no_ranges)
+            refused = exc
+            continue
+        refused = None
         prologue: list[bpf.Insn] = []
         if sc.unknown != sc.default:
             prologue = bpf.enosys_prologue(unknown_ranges(arches), action_ret(sc.unknown))
-        compiled = CompiledFilter(bpf.encode(prologue) + main, arches, frozenset(lossy))
+        compiled = CompiledFilter(bpf.encode(prologue) + main, arches, frozenset(lossy), escalation)
         wrong = _disagreements(policy, host, compiled, plans)
         if not wrong:
             return compiled
-        # escalate per syscall: first cut overlaps exactly, then also avoid range compares
-        no_ranges |= wrong & exact
-        exact |= wrong
+        # per syscall: other pads, then cut overlaps exactly, then also no range compares
+        escalation = escalation.escalate(wrong)
+    if refused is not None:
+        raise StockadeError(refused.message)
     raise StockadeError(f"internal error: the compiled filter disagrees with the policy for "
                         f"{', '.join(sorted(wrong))}; please report this policy")
 
@@ -392,15 +499,19 @@ def _build_bounded(plans: list[ArchPlan], default: m.Action) -> tuple[bytes, set
     import signal
 
     limit = float(os.environ.get("STOCKADE_LIBSECCOMP_TIMEOUT", "20"))
+    parent = os.getpid()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: build, export, report, exit without running any cleanup
         status = 0
         try:
             os.close(r)
+            _tie_to_parent(parent, limit)
             lossy: set[tuple[str, str]] = set()
             program = _export(_libseccomp_filter(plans, default, lossy))
             payload = _json.dumps({"lossy": sorted(lossy), "bpf": program.hex()}).encode()
+        except _Refused as exc:
+            payload = _json.dumps({"error": str(exc), "refused": exc.syscall}).encode()
         except StockadeError as exc:
             payload = _json.dumps({"error": str(exc)}).encode()
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, never unwound
@@ -419,7 +530,7 @@ def _build_bounded(plans: list[ArchPlan], default: m.Action) -> tuple[bytes, set
                 if left <= 0 or not select.select([inp], [], [], left)[0]:
                     os.kill(pid, signal.SIGKILL)
                     names = sorted({x.syscall for p in plans for x in p.rules if x.args})
-                    raise StockadeError(
+                    raise _TimedOut(
                         f"libseccomp did not finish building the filter within {limit:.0f} s (a libseccomp "
                         f"2.5 defect with overlapping masked comparisons); simplify the argument rules "
                         f"for: {', '.join(names)}")
@@ -428,11 +539,40 @@ def _build_bounded(plans: list[ArchPlan], default: m.Action) -> tuple[bytes, set
                     break
                 chunks.append(chunk)
     finally:
+        # whatever stopped the wait (an answer, the limit, ^C): no builder outlives it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     result = _json.loads(b"".join(chunks) or b"{}")
+    if "refused" in result:
+        raise _Refused(result["error"], result["refused"])
     if "error" in result or "bpf" not in result:
         raise StockadeError(result.get("error", "libseccomp filter build failed"))
     return bytes.fromhex(result["bpf"]), {(str(a), str(n)) for a, n in result["lossy"]}
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _tie_to_parent(parent: int, limit: float) -> None:
+    """In the builder: end with the compile that forked it, and by itself at the limit.
+
+    A compile killed with SIGKILL cannot kill its builder, which libseccomp may keep
+    spinning for ever (reparented to init). The kernel kills the builder when the parent
+    dies (PR_SET_PDEATHSIG; checked against getppid() in case the parent died before the
+    prctl), and RLIMIT_CPU and alarm() stop a spinning or stuck builder even then."""
+    import ctypes
+    import resource
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)
+    seconds = math.ceil(limit) + 1
+    for sig in (signal.SIGXCPU, signal.SIGALRM):  # never an inherited Python handler: they
+        signal.signal(sig, signal.SIG_DFL)        # cannot run while libseccomp's C code loops
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))  # soft SIGXCPU, hard SIGKILL
+    signal.alarm(seconds)
 
 
 def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
@@ -453,7 +593,7 @@ def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
                 continue
             consts = {(c.index, c.value, c.mask) for r in applicable_rules(policy, name, plan.arch, host.kernel)
                       for c in r.args}
-            width = 0xFFFFFFFF if plan.arch in ARCH_32BIT else MAX64  # a 32-bit task's args
+            width = 0xFFFFFFFF if plan.arch in ARGS_32BIT else MAX64
             for args in {tuple(a & width for a in point) for point in sample_args(consts)}:
                 want = decide(policy, name, plan.arch, args, host.kernel).action
                 if evaluate(compiled.program, plan.arch, nr, args) != want:
@@ -463,7 +603,12 @@ def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
 
 
 MAX64 = 0xFFFFFFFFFFFFFFFF
-ARCH_32BIT = frozenset({"x86", "arm", "mips", "mipsel", "ppc", "s390", "parisc"})
+# Arches whose filters compare only the low 32 bits of each argument: the 32-bit arches,
+# and the ILP32 ABIs on 64-bit kernels (x32, mips n32), where libseccomp — and so runc
+# and Docker — treat every argument as 32 bits wide. On those, a policy's conditions
+# are judged on the low word, which is all the filter can see.
+ARGS_32BIT = frozenset({"x86", "arm", "mips", "mipsel", "ppc", "s390", "parisc",
+                        "x32", "mips64n32", "mipsel64n32"})
 
 
 def compile_bpf(policy: m.Policy, host: HostFacts | None = None) -> bytes:
@@ -473,9 +618,15 @@ def compile_bpf(policy: m.Policy, host: HostFacts | None = None) -> bytes:
 
 def evaluate(program: bytes, arch: str, nr: int, args: tuple[int, ...] = ()) -> m.Action:
     """Run a compiled program on a synthetic syscall (for explain and the tests)."""
-    big = arch in ("s390x", "s390", "ppc64", "ppc", "mips", "mips64", "mips64n32", "parisc", "parisc64")
+    big = arch in BIG_ENDIAN
     data = bpf.seccomp_data(nr, AUDIT_ARCH[arch], args, big_endian=big)
-    return ret_action(bpf.run(bpf.decode(program), data, big_endian=big))
+    return ret_action(bpf.run(_decoded(program), data, big_endian=big))
+
+
+@functools.lru_cache(maxsize=8)
+def _decoded(program: bytes) -> tuple[bpf.Insn, ...]:
+    # callers run one program on thousands of syscalls: decode it once, not per call
+    return tuple(bpf.decode(program))
 
 
 # ---------------------------------------------------------------- Docker / OCI JSON
@@ -531,17 +682,24 @@ def _grouped(plans: list[ArchPlan], native: str) -> tuple[list[dict[str, object]
             chosen.add(rule)
         warnings.append(f"{rule.syscall}: {rule.action} on {', '.join(on)} only; OCI/Docker JSON cannot "
                         "say that, so it is resolved the stricter way on every arch")
-    # Group identical (action, args) across syscalls, keeping libseccomp's rule order.
+    # Group identical (action, args) across syscalls, in libseccomp's rule order (runc adds
+    # them in this order): argument rules first, the strictest first, as `_ordered` does.
     buckets: dict[tuple[m.Action, tuple[m.ArgCondition, ...]], list[str]] = {}
     for rule in _ordered(chosen):
         buckets.setdefault((rule.action, rule.args), []).append(rule.syscall)
-    ordered = sorted(buckets.items(), key=lambda kv: (bool(kv[0][1]) is False, str(kv[0][0]), kv[0][1]))
+    ordered = sorted(buckets.items(), key=lambda kv: (
+        not kv[0][1], tuple(-x for x in restrictiveness(kv[0][0])), str(kv[0][0]), kv[0][1]))
     return [_json_entry(sorted(set(names)), a, args) for (a, args), names in ordered], warnings
 
 
-def _json_profile(policy: m.Policy, host: HostFacts) -> tuple[dict[str, object], list[str]]:
+def _json_profile(policy: m.Policy, host: HostFacts,
+                  escalation: Escalation | None = None) -> tuple[dict[str, object], list[str]]:
     sc = policy.syscalls
-    plans = [plan_arch(policy, arch, host) for arch in sc.arches]
+    # one rule list for every arch: padded for the host's own argument width (see _pad)
+    if escalation is None:  # what building the BPF program needed, where this machine can
+        escalation = compile_filter(policy, host).escalation if bpf_buildable(host) else Escalation()
+    plans = [plan_arch(policy, arch, host, escalation, wide_pads=host.arch not in ARGS_32BIT)
+             for arch in sc.arches]
     syscalls, warnings = _grouped(plans, host.arch)
     profile: dict[str, object] = {"defaultAction": _DOCKER_ACTION[sc.default.kind]}
     if sc.default.kind is m.ActionKind.ERRNO:
@@ -568,11 +726,7 @@ def _runc_collision(entries: list[dict[str, object]], arch: str, default: m.Acti
     """The first syscall whose rules libseccomp refuses on `arch` the way runc adds them."""
     import pyseccomp
 
-    flt = pyseccomp.SyscallFilter(action_ret(default))
-    native = pyseccomp.system_arch()
-    if ARCH_TOKENS[arch] != native:
-        flt.add_arch(ARCH_TOKENS[arch])
-        flt.remove_arch(native)
+    flt = _arch_filter(default, arch)
     ops = {v: k for k, v in _DOCKER_OP.items()}
     table = syscall_table().by_arch[arch]
     for entry in entries:
@@ -626,9 +780,13 @@ def skipped_notes(policy: m.Policy) -> list[str]:
     ]
 
 
-def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
-    compiled = compile_filter(policy, host)
-    docker, warnings = _json_profile(policy, host)
+def compile_seccomp(policy: m.Policy, host: HostFacts, only: str | None = None) -> Artifacts:
+    """All three seccomp outputs, or the one named `only`, with the warnings that concern
+    it. The BPF program is built whenever this machine can (building it checks the shared
+    plan); a JSON output for a host of the other byte order goes without that check."""
+    wants_bpf = only in (None, "seccomp.bpf")
+    compiled = compile_filter(policy, host) if wants_bpf or bpf_buildable(host) else None
+    docker, json_warnings = _json_profile(policy, host, compiled.escalation if compiled else None)
     oci = dict(docker)
     enforcements = tuple(
         Enforcement(rule=f"syscalls.{kind}[{name}]", backend="seccomp", how=f"BPF {kind}")
@@ -642,27 +800,41 @@ def compile_seccomp(policy: m.Policy, host: HostFacts) -> Artifacts:
                     how="socket() family/type check (EAFNOSUPPORT)")
         for s in policy.network.allow
     )
-    return Artifacts(
-        target="seccomp",
-        files=(
-            Artifact("seccomp.bpf", data=compiled.program,
-                     description=f"{compiled.instructions} BPF instructions for {', '.join(compiled.arches)}"),
-            Artifact("seccomp.json", text=json.dumps(docker, indent=2) + "\n",
-                     description="Docker/podman: --security-opt seccomp=seccomp.json"),
-            Artifact("seccomp-oci.json", text=json.dumps(oci, indent=2) + "\n",
-                     description="OCI config.json linux.seccomp (runc, crun)"),
-        ),
-        enforcements=enforcements,
-        warnings=tuple(warnings) + tuple(skipped_notes(policy)) + tuple(
-            f"{arch}: argument rules for {name} collide in the multiplexed socketcall()/ipc(); "
-            "the stricter one is kept there" for arch, name in sorted(compiled.lossy)),
+    files: tuple[Artifact, ...] = (
+        Artifact("seccomp.json", text=json.dumps(docker, indent=2) + "\n",
+                 description="Docker/podman: --security-opt seccomp=seccomp.json"),
+        Artifact("seccomp-oci.json", text=json.dumps(oci, indent=2) + "\n",
+                 description="OCI config.json linux.seccomp (runc, crun)"),
     )
+    warnings: list[str] = []
+    if wants_bpf and compiled is not None:
+        files = (Artifact("seccomp.bpf", data=compiled.program, description=(
+            f"{compiled.instructions} BPF instructions for {', '.join(compiled.arches)}")), *files)
+        warnings += _bpf_warnings(policy, host, compiled)
+    if only is not None:
+        files = tuple(a for a in files if a.filename == only)
+    if any(a.filename.endswith(".json") for a in files):
+        warnings += json_warnings
+    return Artifacts(target="seccomp", files=files, enforcements=enforcements,
+                     warnings=tuple(warnings) + tuple(skipped_notes(policy)))
+
+
+def _bpf_warnings(policy: m.Policy, host: HostFacts, compiled: CompiledFilter) -> list[str]:
+    left_out = [a for a in policy.syscalls.arches if a not in compiled.arches]
+    out = []
+    if left_out:
+        order = "big" if host.arch in BIG_ENDIAN else "little"
+        out.append(f"the BPF program leaves out {', '.join(left_out)}: one program holds one byte order and "
+                   f"a kernel on {host.arch} runs only {order}-endian tasks (the Docker/OCI JSON lists every "
+                   "arch; compile with --arch for the others)")
+    out += [f"{arch}: argument rules for {name} collide in the multiplexed socketcall()/ipc(); "
+            "the stricter one is kept there" for arch, name in sorted(compiled.lossy)]
+    return out
 
 
 def _single(policy: m.Policy, host: HostFacts, filename: str, target: str) -> Artifacts:
-    full = compile_seccomp(policy, host)
-    art = next(a for a in full.files if a.filename == filename)
-    return Artifacts(target=target, files=(art,), enforcements=full.enforcements, warnings=full.warnings)
+    full = compile_seccomp(policy, host, only=filename)
+    return Artifacts(target=target, files=full.files, enforcements=full.enforcements, warnings=full.warnings)
 
 
 def target_bpf(policy: m.Policy, host: HostFacts) -> Artifacts:

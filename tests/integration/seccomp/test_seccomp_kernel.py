@@ -129,3 +129,15 @@ def test_strict_blocks_namespace_creation_but_not_threads(host: HostFacts) -> No
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
     assert in_filtered_child(bpf, fork_and_reap) == (7, None)
+
+
+def test_strict_denies_io_uring_and_userfaultfd_like_default(host: HostFacts) -> None:
+    """Issue 13.4: @system-service let io_uring and userfaultfd through `strict`, which
+    Docker's profile (`default`) denies. Unfiltered, io_uring_setup(1, NULL) fails with
+    EFAULT (it reads its params): EPERM can only come from the filter."""
+    io_uring_setup, userfaultfd = 425, 323
+    assert raw(io_uring_setup, 1, 0) == -errno.EFAULT
+    for preset in ("strict", "default"):
+        bpf = compile_bpf(load_policy(preset), host)
+        assert in_filtered_child(bpf, lambda: raw(io_uring_setup, 1, 0)) == (-errno.EPERM, None), preset
+        assert in_filtered_child(bpf, lambda: raw(userfaultfd, 0)) == (-errno.EPERM, None), preset
