@@ -40,7 +40,9 @@ each one actually be used from inside? Each check below has a stable ID; reports
 `--fail-on` use these IDs and severities. `stockade audit --list-checks` prints the same list.
 
 **How a container is looked at.** From the host (`--pid P`, `--docker NAME`, `--runc ID`,
-`--stockade ID`, `--all`) the audit reads `/proc/P/{status,mountinfo,cgroup,attr,ns/*,uid_map,fd}`
+`--stockade ID`, `--all`; `stockade run` sandboxes are found through their records in
+`/run/stockade/run/`, and a `--pid` inside one is attributed to stockade, not the host's runc)
+the audit reads `/proc/P/{status,mountinfo,cgroup,attr,ns/*,uid_map,fd}`
 and the runtime's state, then runs the probes in a short-lived child that has entered the
 container's namespaces, cgroup, user, capability sets, LSM label and seccomp filter, so a probe
 can do exactly what the container can and no more. Nothing is copied into the container. From

@@ -53,7 +53,7 @@ def _targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
     if args.self:
         return [targets.from_self()], []
     if args.pid is not None:
-        return [targets.from_pid(args.pid)], []
+        return [targets.from_pid(args.pid, args.stockade_root)], []
     if args.docker is not None:
         return [targets.from_docker(_container_ref("--docker", args.docker))], []
     if args.runc is not None:

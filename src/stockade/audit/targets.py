@@ -9,15 +9,54 @@ from typing import Any
 from stockade.audit.docker_api import DockerClient
 from stockade.audit.model import Target
 from stockade.errors import StockadeError
+from stockade.runner import runs
 
 RUNC_ROOT = "/run/runc"
 STOCKADE_ROOT = "/run/stockade"
 
 
-def from_pid(pid: int) -> Target:
+def from_pid(pid: int, stockade_root: str = STOCKADE_ROOT) -> Target:
     if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
         raise StockadeError(f"no process {pid}")
+    # A process of a `stockade run` sandbox is audited as that runtime's (its checks,
+    # not the host runc's): its init, or an ancestor, is a recorded sandbox.
+    inits = {s["pid"]: s for s in runs.live(os.path.join(stockade_root, "run"))}
+    p: int | None = pid
+    for _ in range(64):
+        if p is None or p <= 1:
+            break
+        if p in inits:
+            return Target("pid", pid, name=str(pid), runtime="stockade",
+                          rootfs=str(inits[p].get("rootfs") or ""),
+                          container_id=str(inits[p].get("id", "")))
+        p = _parent(p)
     return Target("pid", pid, name=str(pid))
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return int(data[data.rfind(b")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _payload(init: int) -> int:
+    """The process to audit in a `stockade run` sandbox: the payload (the init's first
+    child) when there is an init, else the recorded process itself."""
+    try:
+        with open(f"/proc/{init}/task/{init}/children") as fh:
+            children = fh.read().split()
+    except OSError:
+        return init
+    return int(children[0]) if children else init
+
+
+def _run_target(state: dict[str, Any]) -> Target:
+    cid = str(state.get("id", ""))
+    return Target("stockade", _payload(int(state["pid"])), name=cid, runtime="stockade",
+                  rootfs=str(state.get("rootfs") or ""), container_id=cid)
 
 
 def from_self() -> Target:
@@ -71,6 +110,9 @@ def from_runc(cid: str, root: str = RUNC_ROOT) -> Target:
 
 
 def from_stockade(cid: str, root: str = STOCKADE_ROOT) -> Target:
+    run = runs.read(os.path.join(root, "run", cid))  # a `stockade run` sandbox
+    if run is not None:
+        return _run_target(run)
     path = os.path.join(root, cid, "state.json")
     if not os.path.exists(path):
         # containers of `stockade oci` keep their state in the runtime's own format
@@ -122,4 +164,7 @@ def discover_all(runc_root: str = RUNC_ROOT, stockade_root: str = STOCKADE_ROOT,
                 continue
             if os.path.exists(f"/proc/{t.pid}"):
                 found.setdefault(t.pid, t)
+    for state in runs.live(os.path.join(stockade_root, "run")):  # stale ones left out
+        t = _run_target(state)
+        found.setdefault(t.pid, t)
     return list(found.values()), notes

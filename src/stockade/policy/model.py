@@ -178,6 +178,8 @@ class Filesystem:
     exec: tuple[PathEntry, ...] = ()
     deny: tuple[PathEntry, ...] = ()
     tmpfs: tuple[PathEntry, ...] = ()
+    # host paths the runner's default view (the jail) shows read-only
+    expose: tuple[PathEntry, ...] = ()
 
 
 @dataclass(frozen=True, order=True)
@@ -186,12 +188,51 @@ class SocketRule:
     type: str | None = None  # tcp | udp | raw | None = any
 
 
+@dataclass(frozen=True, order=True)
+class EgressRule:
+    """One `network.egress` entry: traffic to `to` (on `ports`, by `proto`) may leave."""
+
+    to: str  # a canonical CIDR ("10.88.0.0/16"), a host name, or "dns"
+    ports: tuple[int, ...] = ()  # empty: every port (and every protocol when proto is None)
+    proto: str | None = None  # tcp | udp | None = both
+
+    @property
+    def kind(self) -> str:
+        """cidr | name | dns: how the runner turns `to` into addresses."""
+        if self.to == "dns":
+            return "dns"
+        return "cidr" if "/" in self.to else "name"
+
+
+@dataclass(frozen=True, order=True)
+class Publish:
+    """A `network.publish` entry: host_addr:host_port on the host reaches the sandbox's port."""
+
+    host_addr: str
+    host_port: int
+    port: int
+    proto: str = "tcp"  # tcp | udp
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    egress_bps: int | None = None  # bits per second leaving the sandbox
+    ingress_bps: int | None = None  # bits per second into it
+
+
 @dataclass(frozen=True)
 class Network:
-    mode: str  # none | loopback | host
+    mode: str  # none | loopback | host | private
     allow: tuple[SocketRule, ...] = ()
     bind: tuple[int, ...] = ()
     allow_origin: Location | None = None
+    # mode host: the payload may reach abstract unix sockets of processes outside the
+    # sandbox (else Landlock scopes them, ABI 6).
+    host_abstract_sockets: bool = False
+    # mode private only (policy/network.py says how each is enforced)
+    egress: tuple[EgressRule, ...] = ()
+    publish: tuple[Publish, ...] = ()
+    bandwidth: Bandwidth = Bandwidth()
 
 
 @dataclass(frozen=True)
@@ -218,6 +259,11 @@ class Resources:
     cpu: float | None = None  # cores
     cpu_weight: int | None = None
     io_weight: int | None = None
+    # key -> the file that set it ("<preset:default>"), not part of the policy's meaning
+    # (render leaves it out): a rootless run treats limits only presets set as
+    # best-effort (runner.plan.without_preset_limits). New Resources start with none.
+    origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                       compare=False)
 
 
 @dataclass(frozen=True)

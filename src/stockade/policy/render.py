@@ -64,9 +64,13 @@ def to_document(p: m.Policy) -> dict[str, Any]:
     fs = p.filesystem
     doc["filesystem"] = {"root": fs.root, **{k: [e.path for e in getattr(fs, k)]
                                              for k in ("read_only", "writable", "exec", "deny", "tmpfs")}}
+    if fs.expose:  # omitted when empty: digests stay as they were
+        doc["filesystem"]["expose"] = [e.path for e in fs.expose]
     doc["network"] = {"mode": p.network.mode,
                       "allow": [r.family + (f":{r.type}" if r.type else "") for r in p.network.allow],
                       "bind": list(p.network.bind)}
+    if p.network.host_abstract_sockets:  # omitted at its default: digests stay as they were
+        doc["network"]["host_abstract_sockets"] = True
     doc["namespaces"] = [n for n in m.ALL_NAMESPACES if n in p.namespaces]
     user: dict[str, Any] = {"uid": p.user.uid, "gid": p.user.gid}
     if p.user.map == "explicit":
@@ -75,7 +79,8 @@ def to_document(p: m.Policy) -> dict[str, Any]:
     else:
         user["map"] = p.user.map
     doc["user"] = user
-    doc["resources"] = {k: v for k, v in vars(p.resources).items() if v is not None}
+    doc["resources"] = {k: v for k, v in vars(p.resources).items()
+                        if v is not None and k != "origins"}  # provenance, not meaning
     doc["rlimits"] = {k: ("unlimited" if v < 0 else v) for k, v in p.rlimits.items()}
     lsm: dict[str, Any] = {"landlock": {"mode": p.lsm.landlock.mode}, "required": p.lsm.required}
     if p.lsm.apparmor is not None:

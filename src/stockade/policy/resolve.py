@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -18,6 +18,7 @@ from typing import Any
 
 from stockade.errors import Location, PolicyError
 from stockade.policy import model as m
+from stockade.policy.egress import check_private_keys, egress_rule, publish_rule, rate_bps
 from stockade.policy.schema import (
     ConditionSpec,
     PolicySpec,
@@ -66,8 +67,17 @@ def _read(ref: str, base_dir: str | None) -> SourceDocument:
                       suggestion=f"did you mean '{close[0]}'?" if close else None)
 
 
+# A real chain is 1-3 files deep; each file is read with the loader's size and node limits,
+# and this bounds how many such files one policy can pull in through a chain.
+MAX_EXTENDS_DEPTH = 16
+
+
 def _layers(ref: str, base_dir: str | None, stack: tuple[str, ...], seen: set[str],
             via: Location | None) -> list[Layer]:
+    if len(stack) >= MAX_EXTENDS_DEPTH:
+        raise PolicyError(via or Location(ref), "extends chain too deep",
+                          found=f"more than {MAX_EXTENDS_DEPTH} files",
+                          expected=f"at most {MAX_EXTENDS_DEPTH} (the limit for a policy)")
     try:
         doc = _read(ref, base_dir)
     except PolicyError as exc:
@@ -109,17 +119,21 @@ def _suggest(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
+# Every action word a policy may write; with errno:NAME and errno:N these are all the
+# forms parse_action accepts (docs/POLICY.md documents each, tests/unit/test_docs.py checks).
+ACTIONS: Mapping[str, m.Action] = MappingProxyType({
+    "allow": m.ALLOW, "errno": m.DENY_EPERM, "enosys": m.DENY_ENOSYS,
+    "kill": m.Action(m.ActionKind.KILL_PROCESS), "kill-process": m.Action(m.ActionKind.KILL_PROCESS),
+    "kill-thread": m.Action(m.ActionKind.KILL_THREAD), "trap": m.Action(m.ActionKind.TRAP),
+    "log": m.Action(m.ActionKind.LOG), "notify": m.Action(m.ActionKind.NOTIFY),
+})
+ACTION_FORMS: tuple[str, ...] = (*ACTIONS, "errno:NAME", "errno:N")
+
+
 def parse_action(text: str, loc: Location) -> m.Action:
     t = text.strip().lower()
-    simple = {
-        "allow": m.ALLOW, "kill": m.Action(m.ActionKind.KILL_PROCESS),
-        "kill-process": m.Action(m.ActionKind.KILL_PROCESS),
-        "kill-thread": m.Action(m.ActionKind.KILL_THREAD), "trap": m.Action(m.ActionKind.TRAP),
-        "log": m.Action(m.ActionKind.LOG), "notify": m.Action(m.ActionKind.NOTIFY),
-        "errno": m.DENY_EPERM, "enosys": m.DENY_ENOSYS,
-    }
-    if t in simple:
-        return simple[t]
+    if t in ACTIONS:
+        return ACTIONS[t]
     if t.startswith("errno:"):
         arg = text.split(":", 1)[1].strip()
         if arg.isdigit():
@@ -132,9 +146,8 @@ def parse_action(text: str, loc: Location) -> m.Action:
             raise PolicyError(loc, "unknown errno name", found=repr(arg), expected="a name like EPERM",
                               suggestion=_suggest(arg.upper(), ERRNO_BY_NAME))
         return m.Action(m.ActionKind.ERRNO, n_opt)
-    raise PolicyError(loc, "unknown action", found=repr(text),
-                      expected="allow, errno, errno:NAME, errno:N, enosys, kill, kill-thread, trap, log, notify",
-                      suggestion=_suggest(t, [*simple, "errno:EPERM"]))
+    raise PolicyError(loc, "unknown action", found=repr(text), expected=", ".join(ACTION_FORMS),
+                      suggestion=_suggest(t, [*ACTIONS, "errno:EPERM"]))
 
 
 def _syscall_names(entry: str, loc: Location) -> tuple[frozenset[str], str]:
@@ -234,6 +247,11 @@ def _rule(spec: RuleSpec, layer: Layer, index: int) -> m.SyscallRule:
                 raise PolicyError(loc, "masked_eq needs a mask", found="no `mask`",
                                   expected="`mask: 0x...` or a named constant")
             mask = _int_or_const(a.mask, layer.loc(*base, "args", i, "mask"))
+            if value & ~mask:  # (x & mask) == value can never hold: the rule would be dead
+                raise PolicyError(layer.loc(*base, "args", i, "value"), "masked_eq can never match",
+                                  found=f"value {value:#x} with bits outside mask {mask:#x}",
+                                  expected="a value whose set bits are all in the mask",
+                                  suggestion=f"mask: {mask | value:#x}, or value: {value & mask:#x}")
         elif a.mask is not None:
             raise PolicyError(layer.loc(*base, "args", i, "mask"), "`mask` only goes with op masked_eq",
                               found=f"op {a.op}", expected="op: masked_eq")
@@ -259,20 +277,30 @@ _SIZE_UNITS = {"": 1, "k": 1000, "ki": 1024, "m": 1000**2, "mi": 1024**2, "g": 1
                "t": 1000**4, "ti": 1024**4, "b": 1}
 
 
-def parse_size(value: int | str, loc: Location) -> int:
+SIZE_MAX = 2**63 - 1  # the kernel's page counters and every runtime's limits are int64
+
+
+def parse_size(value: int | str, loc: Location, *, minimum: int = 0) -> int:
+    """Bytes; `minimum` 1 where 0 means nothing usable (a memory limit of 0 bytes)."""
     if isinstance(value, int):
-        if value < 0:
-            raise PolicyError(loc, "size must not be negative", found=str(value), expected="bytes >= 0")
-        return value
-    text = value.strip()
-    num = text.rstrip("KMGTkmgtiIbB")
-    unit = text[len(num):].lower()
-    if unit.endswith("b") and unit != "b":
-        unit = unit[:-1]
-    try:
-        return int(float(num) * _SIZE_UNITS[unit])
-    except (ValueError, KeyError):
-        raise PolicyError(loc, "invalid size", found=repr(text), expected="a number with Ki/Mi/Gi/Ti, e.g. 256Mi") from None
+        size = value
+    else:
+        text = value.strip()
+        num = text.rstrip("KMGTkmgtiIbB")
+        unit = text[len(num):].lower()
+        if unit.endswith("b") and unit != "b":
+            unit = unit[:-1]
+        try:
+            size = int(float(num) * _SIZE_UNITS[unit])
+        except (ValueError, KeyError, OverflowError):
+            raise PolicyError(loc, "invalid size", found=repr(text),
+                              expected="a number with Ki/Mi/Gi/Ti, e.g. 256Mi") from None
+    if not minimum <= size <= SIZE_MAX:
+        lowest = "more than 0 bytes" if minimum else "0 bytes or more"
+        raise PolicyError(loc, "size out of range", found=repr(value),
+                          expected=f"{lowest}, at most 8Ei, e.g. 256Mi",
+                          suggestion="leave the key out for no limit" if minimum else None)
+    return size
 
 
 def _abs_path(p: str, loc: Location) -> str:
@@ -325,14 +353,21 @@ def resolve(layers: list[Layer]) -> m.Policy:
     ambient: list[str] = []
     nnp = True
     fs_root = "read-only"
-    fs_lists: dict[str, list[m.PathEntry]] = {k: [] for k in ("read_only", "writable", "exec", "deny", "tmpfs")}
+    fs_lists: dict[str, list[m.PathEntry]] = {k: [] for k in ("read_only", "writable", "exec", "deny", "tmpfs",
+                                                               "expose")}
     net_mode = "none"
     net_allow: list[m.SocketRule] = []
     net_allow_origin: Location | None = None
     net_bind: list[int] = []
+    net_host_abstract: tuple[bool, Location] | None = None
+    net_egress: list[m.EgressRule] = []
+    net_publish: list[m.Publish] = []
+    net_rates: dict[str, int] = {}
+    net_private_origin = top.loc()
     namespaces: list[str] | None = None
     user: dict[str, Any] = {}
     res: dict[str, Any] = {}
+    res_origins: dict[str, str] = {}
     rlimits: dict[str, int] = {}
     aa: m.AppArmor | None = None
     se_type: str | None = None
@@ -418,6 +453,30 @@ def resolve(layers: list[Layer]) -> m.Policy:
                     net_allow.append(rule)
                 net_allow_origin = layer.loc("network", "allow")
             net_bind += [p for p in n.bind if p not in net_bind]
+            if n.host_abstract_sockets is not None:
+                net_host_abstract = (n.host_abstract_sockets,
+                                     layer.loc("network", "host_abstract_sockets"))
+            for i, e in enumerate(n.egress):
+                out = egress_rule(e.to, e.ports, e.proto, layer.loc("network", "egress", i, "to"))
+                if out not in net_egress:
+                    net_egress.append(out)
+            for i, text in enumerate(n.publish):
+                pub = publish_rule(text, layer.loc("network", "publish", i))
+                clash = [p for p in net_publish if (p.host_addr, p.host_port, p.proto)
+                         == (pub.host_addr, pub.host_port, pub.proto) and p != pub]
+                if clash:
+                    raise PolicyError(layer.loc("network", "publish", i),
+                                      "host port published twice", found=text,
+                                      expected="one sandbox port per host address and port")
+                if pub not in net_publish:
+                    net_publish.append(pub)
+            if n.bandwidth is not None:
+                for key in ("egress", "ingress"):
+                    value = getattr(n.bandwidth, key)
+                    if value is not None:
+                        net_rates[key] = rate_bps(value, layer.loc("network", "bandwidth", key))
+            if n.egress or n.publish or n.bandwidth is not None:
+                net_private_origin = layer.loc("network")
         if s.namespaces is not None:
             namespaces = (namespaces or []) + [x for x in s.namespaces if x not in (namespaces or [])]
         if s.user is not None:
@@ -430,11 +489,14 @@ def resolve(layers: list[Layer]) -> m.Policy:
             for key in ("memory", "swap"):
                 value = getattr(r, key)
                 if value is not None:
-                    res[key] = parse_size(value, layer.loc("resources", key))
+                    res[key] = parse_size(value, layer.loc("resources", key),
+                                          minimum=1 if key == "memory" else 0)
+                    res_origins[key] = layer.doc.file
             for key in ("pids", "cpu", "cpu_weight", "io_weight"):
                 value = getattr(r, key)
                 if value is not None:
                     res[key] = value
+                    res_origins[key] = layer.doc.file
         if s.rlimits is not None:
             for key, value in s.rlimits.items():
                 rlimits[key] = -1 if value == "unlimited" else int(value)
@@ -468,6 +530,11 @@ def resolve(layers: list[Layer]) -> m.Policy:
     ns = frozenset(namespaces if namespaces is not None else m.ALL_NAMESPACES)
     if net_mode == "host":
         ns -= {"net"}
+    if net_host_abstract is not None and net_host_abstract[0] and net_mode != "host":
+        raise PolicyError(net_host_abstract[1], "host abstract sockets are only reachable "
+                          "with the host's network", found=f"network.mode {net_mode}",
+                          expected="network.mode host",
+                          suggestion="drop network.host_abstract_sockets or use mode host")
     if user_map == "host":
         ns -= {"user"}
     policy = m.Policy(
@@ -490,10 +557,14 @@ def resolve(layers: list[Layer]) -> m.Policy:
         no_new_privileges=nnp,
         filesystem=m.Filesystem(root=fs_root, **{k: tuple(v) for k, v in fs_lists.items()}),
         network=m.Network(mode=net_mode, allow=tuple(net_allow), bind=tuple(net_bind),
-                          allow_origin=net_allow_origin),
+                          host_abstract_sockets=bool(net_host_abstract and net_host_abstract[0]),
+                          allow_origin=net_allow_origin, egress=tuple(net_egress),
+                          publish=tuple(net_publish),
+                          bandwidth=m.Bandwidth(net_rates.get("egress"),
+                                                net_rates.get("ingress"))),
         namespaces=ns,
         user=m.User(uid=user.get("uid", 0), gid=user.get("gid", 0), map=user_map, uid_map=uid_map, gid_map=gid_map),
-        resources=m.Resources(**res),
+        resources=m.Resources(**res, origins=MappingProxyType(res_origins)),
         rlimits=MappingProxyType(dict(sorted(rlimits.items()))),
         lsm=m.Lsm(
             apparmor=aa,
@@ -504,6 +575,7 @@ def resolve(layers: list[Layer]) -> m.Policy:
         hostname=hostname,
         sources=tuple(layer.doc.file for layer in layers),
     )
+    check_private_keys(policy.network, net_private_origin)
     # Checks that need the whole merged policy (globs the path backends must express).
     from stockade.profiles.paths import validate_filesystem
 
@@ -568,4 +640,4 @@ def _resolve_arches(spec: Any, layer: Layer) -> tuple[str, ...]:
     return tuple(out)
 
 
-__all__ = ["load_policy", "load_layers", "resolve", "parse_action", "PRESETS"]
+__all__ = ["load_policy", "load_layers", "resolve", "parse_action", "ACTIONS", "ACTION_FORMS", "PRESETS"]

@@ -7,11 +7,12 @@ Pydantic at the input edge: unknown keys are errors, YAML types are not coerced,
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stockade.errors import PolicyError
+from stockade.errors import Location, PolicyError
 from stockade.policy.source import KeyPath, SourceDocument
 
 
@@ -67,12 +68,37 @@ class FilesystemSpec(_Spec):
     exec: list[str] = []
     deny: list[str] = []
     tmpfs: list[str] = []
+    expose: list[str] = []
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class EgressSpec(_Spec):
+    to: str = Field(description='a CIDR or address (10.88.0.0/16), a host name (resolved '
+                    'when the sandbox starts, pinned for the run), or "dns" (the resolvers '
+                    'the sandbox is given)')
+    ports: list[Port] = Field([], description="destination ports; empty: every port")
+    proto: Literal["tcp", "udp"] | None = Field(None, description="omitted: tcp and udp")
+
+
+class BandwidthSpec(_Spec):
+    egress: str | None = Field(None, description="rate leaving the sandbox, e.g. 10Mbit")
+    ingress: str | None = Field(None, description="rate into the sandbox, e.g. 50Mbit")
 
 
 class NetworkSpec(_Spec):
-    mode: Literal["none", "loopback", "host"] | None = None
+    mode: Literal["none", "loopback", "host", "private"] | None = None
+    egress: list[EgressSpec] = Field(
+        [], description="mode private: each entry lets traffic out; none: nothing leaves")
+    publish: list[str] = Field(
+        [], description='mode private: "[HOST_ADDR:]HOST_PORT:PORT[/udp]", host to sandbox')
+    bandwidth: BandwidthSpec | None = None
     allow: list[str] = []
     bind: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    host_abstract_sockets: bool | None = Field(
+        None, description="mode host only: allow connecting to the host's abstract unix "
+        "sockets (X11, D-Bus); by default Landlock (ABI 6) scopes them to the sandbox")
 
 
 class IdMapSpec(_Spec):
@@ -96,7 +122,8 @@ class ResourcesSpec(_Spec):
     memory: Size | None = None
     swap: Size | None = None
     pids: Annotated[int, Field(ge=1)] | None = None
-    cpu: Annotated[float, Field(gt=0, le=4096)] | None = None
+    # 0.01: the kernel's smallest CFS quota is 1 ms per 100 ms period (Docker's --cpus floor)
+    cpu: Annotated[float, Field(ge=0.01, le=4096)] | None = None
     cpu_weight: Annotated[int, Field(ge=1, le=10000)] | None = None
     io_weight: Annotated[int, Field(ge=1, le=10000)] | None = None
 
@@ -161,9 +188,9 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def _model_at(path: KeyPath) -> type[BaseModel] | None:
+def _model_at(path: KeyPath, root: type[BaseModel]) -> type[BaseModel] | None:
     """The spec class whose keys live at `path` (for 'did you mean' on unknown keys)."""
-    model: Any = PolicySpec
+    model: Any = root
     for part in path:
         if isinstance(part, int) or model is None:
             continue
@@ -202,8 +229,10 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     return tuple(out)
 
 
-_TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+_TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
                "list": "a list", "dict": "a mapping", "NoneType": "nothing"}
+# As the user wrote them (YAML and JSON spell these alike), not as Python prints them.
+_LITERALS = {True: "true", False: "false", None: "null"}
 
 
 def _describe(value: Any) -> str:
@@ -211,7 +240,8 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{value!r} ({_TYPE_WORDS.get(type(value).__name__, type(value).__name__)})"
+    shown = _LITERALS[value] if value is None or isinstance(value, bool) else repr(value)
+    return f"{shown} ({_TYPE_WORDS.get(type(value).__name__, type(value).__name__)})"
 
 
 def validate_document(doc: SourceDocument) -> PolicySpec:
@@ -222,6 +252,13 @@ def validate_document(doc: SourceDocument) -> PolicySpec:
 
 
 def _to_policy_error(doc: SourceDocument, exc: ValidationError) -> PolicyError:
+    return validation_error(doc.data, exc, doc.location, PolicySpec)
+
+
+def validation_error(data: Any, exc: ValidationError, locate: Callable[[KeyPath], Location],
+                     root: type[BaseModel]) -> PolicyError:
+    """One PolicyError for pydantic's errors on `data` (validated against `root`): the
+    most specific problem, at the key path `locate` turns into a file position."""
     errors = exc.errors(include_url=False)
     # Prefer the most specific problem: unknown keys and missing keys first, then the deepest.
     def rank(e: Any) -> tuple[int, int]:
@@ -229,12 +266,12 @@ def _to_policy_error(doc: SourceDocument, exc: ValidationError) -> PolicyError:
         return (kind, -len(e["loc"]))
 
     err = sorted(errors, key=rank)[0]
-    path = _data_path(doc.data, tuple(err["loc"]))
-    location = doc.location(path)
+    path = _data_path(data, tuple(err["loc"]))
+    location = locate(path)
     etype = err["type"]
     if etype == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        model = _model_at(path[:-1])
+        model = _model_at(path[:-1], root)
         allowed = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(key, allowed, n=1)
         return PolicyError(location, "unknown key", found=repr(key),
@@ -244,8 +281,14 @@ def _to_policy_error(doc: SourceDocument, exc: ValidationError) -> PolicyError:
         return PolicyError(location, "required key is missing", found="nothing",
                            expected=f"`{path[-1]}`" if path else None)
     found = _describe(err.get("input"))
-    expected = err["msg"]
-    siblings = [e for e in errors if _data_path(doc.data, tuple(e["loc"])) == path]
-    if len(siblings) > 1:
-        expected = "; or ".join(sorted({e["msg"] for e in siblings}))
-    return PolicyError(location, "invalid value", found=found, expected=expected.lower())
+    siblings = [e for e in errors if _data_path(data, tuple(e["loc"])) == path]
+    expected = "; or ".join(sorted({_expected(e) for e in siblings or [err]}))
+    return PolicyError(location, "invalid value", found=found, expected=expected)
+
+
+def _expected(err: Any) -> str:
+    """pydantic's "Input should be a valid list" as "a valid list"; a model as a mapping."""
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return "a mapping"
+    text = str(err["msg"]).removeprefix("Input should be ")
+    return text[:1].lower() + text[1:]

@@ -82,6 +82,12 @@ def decide(
         decision = Decision(action, "rule", rule=rule)
     else:
         decision = fallback(sc, name)
-    if name == "socket" and decision.action.is_allow and not socket_permitted(policy.network.allow, args):
-        return Decision(EAFNOSUPPORT, "network")
+    if name == "socket" and policy.network.allow:
+        # network.allow decides socket() (profiles.seccomp._restrict_sockets): a listed
+        # family is granted even where the syscall rules (a base preset) deny it; an
+        # unlisted one the rules allowed fails as if the kernel lacked it.
+        if socket_permitted(policy.network.allow, args):
+            return decision if decision.action.is_allow else Decision(m.ALLOW, "network")
+        if decision.action.is_allow:
+            return Decision(EAFNOSUPPORT, "network")
     return decision

@@ -18,7 +18,10 @@ from stockade.errors import StockadeError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="POLICY", help="policy file or preset name")
-    parser.add_argument("syscall", metavar="SYSCALL", help="syscall name, e.g. personality")
+    parser.add_argument("syscall", metavar="SYSCALL", nargs="?",
+                        help="syscall name, e.g. personality (or use --reach)")
+    parser.add_argument("--reach", metavar="HOST:PORT[/udp]",
+                        help="instead of a syscall: can the sandbox reach this peer, and why")
     parser.add_argument("--arch", metavar="A", help="architecture (default: the policy's first)")
     parser.add_argument("--caps", metavar="CAP,...", help="evaluate as if exactly these caps were kept")
     parser.add_argument("--args", metavar="V0,V1,...", default="",
@@ -54,6 +57,10 @@ def main(args: argparse.Namespace) -> int:
     from stockade.profiles.seccomp import compile_filter, evaluate
 
     policy = load_policy(args.file)
+    if args.reach is not None:
+        return _reach(policy, args.reach, args.json)
+    if args.syscall is None:
+        raise StockadeError("explain: give a SYSCALL, or --reach HOST:PORT")
     host = HostFacts.detect()
     if args.kernel:
         try:
@@ -97,7 +104,15 @@ def main(args: argparse.Namespace) -> int:
         return 0
     decision = decide(policy, name, arch, values, host.kernel)
     answer["decision"] = str(decision.action)
-    if decision.rule is not None:
+    if decision.reason == "network":
+        where = policy.network.allow_origin
+        listed = ", ".join(r.family + (f":{r.type}" if r.type else "")
+                           for r in policy.network.allow)
+        answer["why"] = (f"network.allow [{listed}]" + (f" at {where}" if where else "")
+                         + (": this family/type is listed, so socket() is granted"
+                            if decision.action.is_allow else
+                            ": this family/type is not listed (EAFNOSUPPORT)"))
+    elif decision.rule is not None:
         r = decision.rule
         answer["why"] = f"matching rule at {r.origin} ({r.origin.key_path})"
     elif decision.entry is not None:
@@ -120,6 +135,53 @@ def main(args: argparse.Namespace) -> int:
     answer["enforced_by"] = _enforced_by(policy, host, name)
     _print(answer, args.json)
     return 0 if got == decision.action else 1
+
+
+def _reach(policy: Any, target: str, as_json: bool) -> int:
+    """`--reach HOST:PORT[/udp]`: the network section's answer (network_targets.reach)."""
+    from stockade.profiles.network_targets import reach
+
+    addr, _, proto = target.partition("/")
+    host, _, port_text = addr.rpartition(":")
+    proto = proto or "tcp"
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or proto not in (
+            "tcp", "udp"):
+        raise StockadeError(f"--reach: {target!r} is not HOST:PORT[/udp], e.g. 10.0.0.5:5432")
+    if not _is_address(host.strip("[]")):
+        from stockade.errors import Location
+        from stockade.policy.egress import egress_rule
+
+        egress_rule(host, [], None, Location("--reach"))  # a host name as egress takes one
+    resolvers = None
+    if policy.network.mode == "private":
+        from stockade.errors import RunnerError
+        from stockade.runner.network.peers import nameservers
+
+        try:
+            resolvers = nameservers("/etc/resolv.conf")
+        except RunnerError:
+            resolvers = None  # the answer then says "only if" for dns
+    answer = reach(policy, host.strip("[]"), int(port_text), proto, resolvers)
+    out = {"policy": policy.name, "target": f"{host}:{port_text}/{proto}",
+           "mode": policy.network.mode, "reachable": answer.verdict, "why": answer.why}
+    if as_json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{out['target']} from policy {policy.name} (network.mode {out['mode']})")
+        print(f"  reachable: {answer.verdict}")
+        print(f"  why:       {answer.why}")
+    return 0
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _enforced_by(policy: Any, host: Any, name: str) -> list[str]:

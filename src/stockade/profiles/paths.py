@@ -90,6 +90,11 @@ def validate_filesystem(policy: Policy) -> None:
         if not origin.key_path:
             origin = Location(origin.file, origin.line, origin.column, f"filesystem.{section}")
         validate_path(entry.path, origin, allow_glob=section != "tmpfs")
+    for entry in policy.filesystem.expose:  # the runner binds it: a plain path
+        origin = entry.origin
+        if not origin.key_path:
+            origin = Location(origin.file, origin.line, origin.column, "filesystem.expose")
+        validate_path(entry.path, origin, allow_glob=False)
 
 
 def subtree_prefix(path: str) -> str | None:

@@ -65,9 +65,12 @@ MOUNT_ATTR_RDONLY = _consts.MOUNT_ATTR_RDONLY
 NS_FLAGS = _consts.NS_FLAGS
 # mount(2)
 MS_RDONLY = 0x1
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
+MS_REC = _consts.MS_REC
+MS_UNBINDABLE = _consts.MS_UNBINDABLE
+MS_PRIVATE = _consts.MS_PRIVATE
+MS_SLAVE = _consts.MS_SLAVE
+MS_SHARED = _consts.MS_SHARED
+PROPAGATION = _consts.PROPAGATION
 MNT_DETACH = 0x2
 # new mount API
 OPEN_TREE_CLONE = 0x1
@@ -90,6 +93,8 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 # prctl
 PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
@@ -232,6 +237,20 @@ def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> in
     return syscall("prctl", option, a2, a3, a4, a5)
 
 
+def pdeathsig() -> int:
+    """This process's parent-death signal (0: none)."""
+    sig = ctypes.c_int(0)
+    syscall("prctl", PR_GET_PDEATHSIG, ctypes.byref(sig), 0, 0, 0)
+    return sig.value
+
+
+def setfsuid(uid: int) -> None:
+    """Set the file-system uid (the call reports no error: the result is checked)."""
+    _libc.setfsuid(ctypes.c_uint(uid))
+    if _libc.setfsuid(ctypes.c_uint(0xFFFFFFFF)) & 0xFFFFFFFF != uid:  # -1 changes nothing, returns it
+        raise OSError(1, f"setfsuid({uid}) refused")
+
+
 def pidfd_open(pid: int) -> int:
     return syscall("pidfd_open", pid, 0)
 
@@ -265,16 +284,22 @@ def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: 
     syscall("move_mount", from_dfd, _path(from_path), to_dfd, _path(to_path), flags)
 
 
-def mount_setattr(dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
-    attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
+def mount_setattr(dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
+                  propagation: int = 0) -> None:
+    """propagation: 0 (unchanged) or one of MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE."""
+    attr = struct.pack("QQQQ", attr_set, attr_clr, propagation, 0)
     buf = ctypes.create_string_buffer(attr, len(attr))
     syscall("mount_setattr", dfd, _path(path), flags, buf, len(attr))
 
 
-def fsmount_new(fstype: str, options: dict[str, str | None], attrs: int) -> int:
-    """fsopen + fsconfig + fsmount: a detached, fully configured mount (fd)."""
+def fsmount_new(fstype: str, options: dict[str, str | None], attrs: int,
+                source: str = "") -> int:
+    """fsopen + fsconfig + fsmount: a detached, fully configured mount (fd). source:
+    what /proc/self/mountinfo shows as its source (mount(2)'s first argument; the OCI
+    mount's `source`), the type's name when empty."""
     fs = syscall("fsopen", _path(fstype), FSOPEN_CLOEXEC)
     try:
+        syscall("fsconfig", fs, FSCONFIG_SET_STRING, _path("source"), _path(source or fstype), 0)
         for key, value in options.items():
             if value is None:
                 syscall("fsconfig", fs, FSCONFIG_SET_FLAG, _path(key), None, 0)
@@ -352,8 +377,14 @@ def landlock_abi() -> int:
         return 0
 
 
-def landlock_create_ruleset(handled_fs: int, handled_net: int, abi: int) -> int:
-    attr = struct.pack("QQ", handled_fs, handled_net) if abi >= 4 else struct.pack("Q", handled_fs)
+def landlock_create_ruleset(handled_fs: int, handled_net: int, abi: int, scoped: int = 0) -> int:
+    # struct landlock_ruleset_attr grew with the ABI: fs; + net (4); + scoped (6).
+    if abi >= 6:
+        attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
+    elif abi >= 4:
+        attr = struct.pack("QQ", handled_fs, handled_net)
+    else:
+        attr = struct.pack("Q", handled_fs)
     return syscall("landlock_create_ruleset", ctypes.create_string_buffer(attr, len(attr)),
                    len(attr), 0)
 

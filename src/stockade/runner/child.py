@@ -2,8 +2,11 @@
 
 Everything this module needs is imported at the top: the child never imports (an import
 lock held by another thread of the parent at clone time would deadlock it). Errors go
-to the parent as one line "step<TAB>message" on a close-on-exec pipe; EOF without a
-line means the payload was executed. The child never returns to the caller's code.
+to the parent as one line "step<TAB>message" on a close-on-exec pipe. Under `stockade
+run`, the process that starts the payload first writes EXECUTING there (before its last
+step, seccomp): EOF after it means the payload was executed; EOF with neither means the
+set-up was killed (the OOM killer, under a memory limit). The child never returns to
+the caller's code.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1,
              L.SIGUSR2, L.SIGWINCH, L.SIGCONT)
 ALL_SIGNALS = set(range(1, L.NSIG)) - {L.SIGKILL, L.SIGSTOP, 32, 33}
+EXECUTING = b"\0"  # on the error pipe: the set-up is done, the payload is being started
+# The processes a sandbox with an init holds before its payload can fork anything.
+PIDS_WITH_INIT = 2
 
 
 @frozen
@@ -102,7 +108,7 @@ def exec_main(plan: Plan, fds: ChildFds) -> None:
     """`stockade oci exec`'s process, already in the container's cgroups and namespaces
     (root included): the steps the container's own process took after its root was
     built, at the gate in between (oci/execute.py)."""
-    _only(lambda: _payload_alone(plan, fds), fds)
+    _only(lambda: _payload_alone(plan, fds, joins=True), fds)
 
 
 def _init_steps(plan: Plan, fds: ChildFds) -> None:
@@ -181,7 +187,11 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         child = _spawn_payload(plan, fds, ready)
     else:
         with _Step(fds, "namespaces"):
-            child = L.clone_fork(0)
+            try:
+                child = L.clone_fork(0)
+            except OSError as exc:
+                _check_room(plan, exc)
+                raise
     if child == 0:
         _only(lambda: _payload_exec(plan, fds, ready), fds)
     os.close(fds.err_w)
@@ -250,11 +260,15 @@ class _Ready:
     filters: tuple[L.SeccompProgram, ...]  # loaded in this order, just before execve
 
 
-def _identity_steps(plan: Plan, fds: ChildFds) -> _Ready:
+def _identity_steps(plan: Plan, fds: ChildFds, joins: bool = False) -> _Ready:
     """Capabilities, no_new_privs, Landlock, the cwd and the command lookup, in the order
     of ARCHITECTURE.md. With an init they run in the init and the payload inherits them;
-    without, in the payload itself."""
+    without, in the payload itself. joins: `oci exec` (no Landlock scoping, see there)."""
     p = plan.policy
+    with _Step(fds, "lsm"):
+        # First: Landlock would refuse the write to /proc/thread-self/attr/exec. The label
+        # is a task attribute, inherited by the payload's fork, used at its execve.
+        lsm.apply(p.lsm)
     with _Step(fds, "rlimits"):
         # Raising a hard limit needs CAP_SYS_RESOURCE, which the capabilities step may
         # drop: raise now; the payload sets the exact values (lowering needs nothing).
@@ -268,7 +282,7 @@ def _identity_steps(plan: Plan, fds: ChildFds) -> _Ready:
     # Without no_new_privs, Landlock needs CAP_SYS_ADMIN (in this user namespace): apply
     # it while we still have it; the payload then drops its capabilities after seccomp.
     with _Step(fds, "landlock"):
-        landlock.apply(p.landlock, plan.landlock_extra)
+        landlock.apply(p.landlock, plan.landlock_extra, scoped=not joins)
     with _Step(fds, "hygiene"):
         # Every fd above 2 closes at execve (the error pipe must live until then).
         L.close_range_cloexec(3)
@@ -277,6 +291,9 @@ def _identity_steps(plan: Plan, fds: ChildFds) -> _Ready:
         try:
             cwd = L.openat2(root, plan.cwd.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
                             L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
+        except OSError as exc:  # the raw syscall's error names no path: say which
+            raise StepFailed("hygiene", f"working directory {plan.cwd} (resolved inside the "
+                             f"root): {exc.strerror}") from exc
         finally:
             os.close(root)
         os.fchdir(cwd)
@@ -296,21 +313,23 @@ def _spawn_payload(plan: Plan, fds: ChildFds, ready: _Ready) -> int:
     """The init takes the payload's last inherited steps too (rlimits, then seccomp) and
     posix_spawn()s it: vfork + execve, no Python in the child (runner.spawn_check says
     when this is allowed). Returns the payload's pid."""
-    _label_and_rlimits(plan, fds)  # no exec label in this mode (spawn_check)
+    _own_rlimits(plan, fds)
+    _executing(fds)
     _seccomp_last(plan, fds, ready)  # only posix_spawn and the init's reaping follow
     try:
         # The child: own session (TIOCSTI), default handlers, nothing blocked, execve.
         return os.posix_spawn(ready.path, list(plan.argv), dict(plan.env), setsid=True,
                               setsigmask=(), setsigdef=ALL_SIGNALS)
     except OSError as exc:
+        _check_room(plan, exc)
         step = "exec" if exc.errno == errno.ENOENT else "exec-permission"
         raise StepFailed(step, f"{plan.argv[0]}: {exc.strerror}") from exc
 
 
-def _payload_alone(plan: Plan, fds: ChildFds) -> None:
+def _payload_alone(plan: Plan, fds: ChildFds, joins: bool = False) -> None:
     """No init (OCI, or no pid namespace): this process is the payload; every step here."""
     _session(plan, fds)
-    _payload_exec(plan, fds, _identity_steps(plan, fds), session=False)
+    _payload_exec(plan, fds, _identity_steps(plan, fds, joins), session=False)
 
 
 def _session(plan: Plan, fds: ChildFds) -> None:
@@ -339,7 +358,7 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
         _session(plan, fds)
         if plan.init:
             os.close(fds.status_w)
-    _label_and_rlimits(plan, fds)
+    _own_rlimits(plan, fds)
     with _Step(fds, "hygiene"):
         # Python ignores SIGPIPE/SIGXFSZ and catches SIGINT: back to the defaults (an
         # ignored signal stays ignored across execve), then unblock everything.
@@ -351,6 +370,8 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
             _start_hooks(plan, state)
     # Without no_new_privs, loading the filter needs CAP_SYS_ADMIN, so it comes before the
     # capabilities (the filter must then allow capset, prctl and setresuid, as with runc).
+    if fds.gate_r < 0:  # OCI: the gate's "created" byte says it instead
+        _executing(fds)
     _seccomp_last(plan, fds, ready)
     if not p.no_new_privs:
         # Under an init, the payload dies with the init (its pid namespace), not alone.
@@ -362,11 +383,26 @@ def _payload_exec(plan: Plan, fds: ChildFds, ready: _Ready, session: bool = True
         _fail(fds, step, f"{plan.argv[0]}: {exc.strerror}")
 
 
-def _label_and_rlimits(plan: Plan, fds: ChildFds) -> None:
-    """The steps the task that execs takes for itself: its LSM exec label (a task's own
-    attribute, written through its procfs entry; it takes effect at execve), rlimits."""
-    with _Step(fds, "lsm"):
-        lsm.apply(plan.policy.lsm)
+def _executing(fds: ChildFds) -> None:
+    """Tell the parent the set-up is over: a death from here on is the payload's."""
+    with _Step(fds, "internal"):
+        os.write(fds.err_w, EXECUTING)
+
+
+def _check_room(plan: Plan, exc: OSError) -> None:
+    """The init cannot start the payload with EAGAIN: name the pids limit that left no
+    room for it (the init is a process of the sandbox too)."""
+    pids = plan.policy.limits.pids
+    if exc.errno == errno.EAGAIN and pids is not None and pids < PIDS_WITH_INIT:
+        raise StepFailed("cgroups", f"resources.pids: the pids limit ({pids}) does not leave "
+                         "room for the payload: the sandbox's init is one process and the "
+                         f"payload another, so it needs at least {PIDS_WITH_INIT} "
+                         "(or run without the init, --no-init)") from exc
+
+
+def _own_rlimits(plan: Plan, fds: ChildFds) -> None:
+    """The steps the task that execs takes for itself: rlimits (its LSM exec label is
+    set in _identity_steps, before Landlock, and inherited)."""
     with _Step(fds, "rlimits"):
         rlimits.apply(plan.policy.rlimits)
 

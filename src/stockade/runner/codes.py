@@ -12,8 +12,10 @@ from stockade.errors import RunnerError
 # step name -> exit code
 EXIT_CODES: dict[str, int] = {
     "policy": 2,  # the policy does not load (same as every other stockade command)
-    "preflight": 110,  # bad input found before anything was created (rootfs, binds, LSM)
-    "cgroups": 111,  # create / limit / attach the cgroup
+    # bad input found before anything was created (no command, rootfs, binds, LSM): 2,
+    # like every other stockade command's bad input (README: "2 bad input or usage")
+    "preflight": 2,
+    "cgroups": 111,  # create / limit / attach the cgroup; a limit the set-up itself hits
     "namespaces": 112,  # clone with new namespaces, cgroup ns, hostname, network
     "idmap": 113,  # uid/gid maps, setgroups
     "rootfs": 114,  # mounts, masked/read-only paths, pivot_root

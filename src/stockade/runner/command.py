@@ -33,7 +33,10 @@ EPILOG = (
 OPTIONS: tuple[tuple[tuple[str, ...], str, str, str | None, str], ...] = (
     (("--policy",), "policy", "value", None,
      "policy file or preset name (default: the 'default' preset)"),
-    (("--rootfs",), "rootfs", "value", None, "directory to use as / (default: host / read-only)"),
+    (("--rootfs",), "rootfs", "value", None,
+     "directory to use as / (default: a jail: the host's /usr and an /etc allow-list "
+     "read-only, fresh /proc /dev /tmp, nothing else of the host; `--rootfs /`: the "
+     "host's whole tree read-only)"),
     (("--bundle",), "bundle", "value", "DIR",
      "OCI bundle: rootfs, args, env, cwd and hostname from its config.json (confinement "
      "still comes from --policy)"),
@@ -41,6 +44,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, str | None, str], ...] = (
      "image from the store (`stockade image load`): its layers are the root (overlayfs, "
      "writable layer per container) and its Entrypoint/Cmd, Env, WorkingDir and User apply "
      "unless `-- CMD`, --env, --cwd override them; the policy still decides"),
+    (("--entrypoint",), "entrypoint", "value", "CMD",
+     "--image: replaces the image's Entrypoint, as Docker's (the image's Cmd is then not "
+     "used; `-- ARGS` follow it); \"\" clears it"),
     (("--keep",), "keep", "flag", None,
      "--image: keep the container's writable layer (under STORE/containers/ID)"),
     (("--store",), "store", "value", "DIR",
@@ -165,8 +171,8 @@ def main(args: argparse.Namespace | Args) -> int:
         if args.rootfs or args.bundle:
             raise runner_error("preflight", "--image excludes --rootfs and --bundle")
         return _run_image(args, cmd, env)
-    if args.keep or args.store:
-        raise runner_error("preflight", "--keep and --store go with --image")
+    if args.keep or args.store or args.entrypoint is not None:
+        raise runner_error("preflight", "--keep, --store and --entrypoint go with --image")
     if args.bundle:
         from stockade.runner.bundle import read_bundle
 
@@ -199,8 +205,10 @@ def _run_image(args: argparse.Namespace | Args, cmd: list[str], env: dict[str, s
     binds = [Bind.parse(b) for b in args.bind]
     opts = dict(binds=binds, cwd=args.cwd, tty=args.tty, hostname=args.hostname,
                 init=not args.no_init)
+    entrypoint = None if args.entrypoint is None else [args.entrypoint] if args.entrypoint else []
     with image_source.open_image(args.image, cmd, part, env=env, keep=args.keep,
-                                 dry_run=args.dry_run, store=args.store) as img:
+                                 dry_run=args.dry_run, store=args.store,
+                                 entrypoint=entrypoint) as img:
         if args.dry_run:
             from stockade.runner.plan import describe
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from stockade._light import suppress
 from stockade.runner._record import frozen
 from stockade.runner.plan import AUTO_RANGE_BASE, AUTO_RANGE_COUNT, IdentityPlan, IdMap
 
@@ -108,6 +109,22 @@ def _write(path: str, data: str) -> None:
         os.write(fd, data.encode())
     finally:
         os.close(fd)
+
+
+def host_subids(euid: int) -> tuple[IdMap, IdMap] | None:
+    """The invoker's first /etc/subuid and /etc/subgid ranges (by name, else by number)
+    when newuidmap and newgidmap are installed; None otherwise (a one-id map then)."""
+    import pwd
+    import shutil
+
+    if shutil.which("newuidmap") is None or shutil.which("newgidmap") is None:
+        return None
+    names: tuple[str, ...] = (str(euid),)  # no account: /etc/subuid may name the number
+    with suppress(KeyError):
+        names = (pwd.getpwuid(euid).pw_name, str(euid))
+    uids = next((r for r in (subid_range(n, "/etc/subuid") for n in names) if r), None)
+    gids = next((r for r in (subid_range(n, "/etc/subgid") for n in names) if r), None)
+    return None if uids is None or gids is None else (uids, gids)
 
 
 def subid_range(user: str, path: str) -> IdMap | None:

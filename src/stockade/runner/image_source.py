@@ -10,7 +10,9 @@ privileges (USER nobody under a root policy) but never raise them.
 
 The root is prepared from the store (stockade.image.rootfs: overlayfs with a per-container
 upper layer, or a read-only lower stack for `filesystem.root: read-only`), never from the
-archive, and removed when the payload has ended, unless `keep`.
+archive, and removed when the payload has ended, unless `keep`. As root the launcher
+rebuilds that overlay on idmapped layers (runner.idmount, Plan.idmap_root), so the
+image's root-owned files are root's inside, as in Docker.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ def _env_list(env: Mapping[str, str] | None) -> list[str]:
 
 def open_image(ref: str, argv: Sequence[str], part: PolicyPart, *,
                env: Mapping[str, str] | None = None, keep: bool = False,
-               dry_run: bool = False, store: str | None = None) -> ImageRun:
+               dry_run: bool = False, store: str | None = None,
+               entrypoint: Sequence[str] | None = None) -> ImageRun:
     """Resolve `ref` in the store and, unless `dry_run`, prepare its root (the caller
     closes the returned ImageRun: unmount, and remove the writable layer unless `keep`).
+    Docker's rules: `argv` (`-- CMD`) replaces the image's Cmd; `entrypoint` (None: the
+    image's) replaces its Entrypoint, and then the image's Cmd is not used either.
     Raises StockadeError (exit 2) for an unknown image or nothing to run."""
     from pathlib import Path
 
@@ -49,7 +54,7 @@ def open_image(ref: str, argv: Sequence[str], part: PolicyPart, *,
         ref, list(argv), uid=part.user_uid, gid=part.user_gid,
         # a read-only policy root needs no upper layer: a read-only lower stack
         read_only=part.fs_root != "writable", no_new_privileges=part.no_new_privs,
-        keep=keep, dry_run=dry_run, cli_env=_env_list(env),
+        keep=keep, dry_run=dry_run, cli_env=_env_list(env), cli_entrypoint=entrypoint,
         store_root=Path(store) if store else None,
     )
 
@@ -107,7 +112,7 @@ def run_image(img: ImageRun, part: PolicyPart, *, binds: Sequence[Bind] = (),
     assert img.rootfs_path is not None, "run_image needs a prepared root (not a dry run)"
     p2, spec = image_spec(img, part, rootfs=img.rootfs_path, binds=binds, cwd=cwd, tty=tty,
                           hostname=hostname, init=init)
-    plan = build_plan(p2, spec)
+    plan = replace(build_plan(p2, spec), idmap_root=True)  # runner.idmount
     preflight.check(plan)
     result = launch(plan, forward_signals=forward_signals,
                     fault=os.environ.get("STOCKADE_TEST_FAULT", ""))

@@ -18,7 +18,7 @@ from stockade._light import suppress
 from stockade.errors import RunnerError, StockadeError
 from stockade.runner import _linux as L
 from stockade.runner import child as child_mod
-from stockade.runner import rootfs
+from stockade.runner import idalloc, idmount, rootfs, runs
 from stockade.runner._record import from_plain, frozen, to_plain
 from stockade.runner.cgroups import (
     CgroupError,
@@ -30,13 +30,15 @@ from stockade.runner.cgroups import (
     detect_cached,
 )
 from stockade.runner.codes import EXIT_CODES, runner_error
-from stockade.runner.idmap import IdmapError, write_maps
-from stockade.runner.plan import Plan
+from stockade.runner.idmap import IdmapError, back_to_root, become_owner, write_maps
+from stockade.runner.plan import Plan, without_preset_limits
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from stockade.runner.network.jail import AnyJail
 
 
 @frozen
@@ -189,11 +191,26 @@ def decode_outcome(data: bytes) -> RunResult:
 
 
 def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunResult:
+    pool = plan.identity.pool
+    if pool is None:
+        return _launch_placed(plan, forward_signals, fault, run_id)
+    # root's `map: auto`: a host id range no other running sandbox holds, kept locked
+    # until the sandbox is gone (its cgroup removed, its init reaped: see _launch_placed).
+    lease = idalloc.acquire(pool)
+    try:
+        return _launch_placed(idalloc.placed(plan, lease), forward_signals, fault, run_id)
+    finally:
+        idalloc.release(lease)
+
+
+def _launch_placed(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunResult:
     started = time.perf_counter()
+    _load_lsm(plan)
     limits = plan.policy.limits
     notes = list(plan.notes)
     cg: V1Cgroup | V2Cgroup | None = None
     use_cgroup = os.geteuid() == 0 or limits.any
+    jail: AnyJail | None = None
     try:
         if use_cgroup:
             if fault == "cgroups":
@@ -212,6 +229,10 @@ def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunRe
                     notes.append(f"no cgroup for the usage report ({why}); "
                                  "peak memory and cpu come from rusage")
                     why = ""
+                elif os.geteuid() != 0 and plan.policy.limits_best_effort:
+                    plan, note = without_preset_limits(plan, f"no cgroup ({why})")
+                    notes.append(note)
+                    why = ""
                 elif os.geteuid() != 0:
                     why += (" (unprivileged, with resources in the policy: run from a "
                             "delegated cgroup or use a policy without resources)")
@@ -221,13 +242,24 @@ def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunRe
             rootfs.prepare_mountpoints(plan)
         except (OSError, rootfs.RootfsError) as exc:
             raise runner_error("rootfs", str(exc)) from exc
-        result = _spawn(plan, cg, forward_signals, fault)
+        plan, idmap_notes = idmount.with_idmapped(plan)  # closed in the finally below
+        notes += idmap_notes
+        if plan.policy.net is not None:  # network.mode private (runner.network)
+            from stockade.runner.network.jail import open_jail
+
+            jail = open_jail(plan.policy.net, plan.rootfs, plan.host_root)
+        result = _spawn(plan, cg, forward_signals, fault, jail, run_id)
     finally:
         if cg is not None:
             try:
                 cg.remove()
             except CgroupError as exc:
                 print(f"stockade: warning: {exc}", file=sys.stderr)
+        if jail is not None:
+            from stockade.runner.network.jail import close_jail
+
+            close_jail(jail)
+        idmount.close(plan)
     status, sig, rusage, usage = result
     cpu = usage.cpu_time_ns
     if cpu is None and rusage is not None:
@@ -257,6 +289,9 @@ class Hold:
     # Called with the cgroup's directories as soon as they exist, so that the caller
     # can record them (a runtime killed mid-create must not leak them).
     on_cgroup: Callable[[tuple[str, ...]], None] | None = None
+    # Called with the directories before any is made (recorded as "may exist": a
+    # runtime killed between the mkdir and on_cgroup must not leak them either).
+    on_planned: Callable[[tuple[str, ...]], None] | None = None
 
 
 @frozen
@@ -265,6 +300,27 @@ class Held:
     cgroup_dirs: tuple[str, ...] = ()  # removed by `delete`
     master: int = -1  # the pty master when terminal and no console socket (oci run)
     notes: tuple[str, ...] = ()
+
+
+def _load_lsm(plan: Plan) -> None:
+    """Before anything is created: the kernel must hold the profile / module the exec
+    label names (loaded when missing or stale; RunnerError 'lsm' when it cannot be)."""
+    lsm = plan.policy.lsm
+    if lsm.apparmor_profile or lsm.selinux_label:
+        from stockade.lsm.load import prepare
+
+        prepare(lsm)
+
+
+def _check_confined(plan: Plan, pid: int) -> str | None:
+    """After the payload's execve: why it is not confined as lsm.required asks, or None."""
+    lsm = plan.policy.lsm
+    if not lsm.required or not (lsm.apparmor_profile or lsm.selinux_label):
+        return None
+    from stockade.lsm.verify import mismatch, payload_pid
+
+    payload = payload_pid(pid, plan.init)
+    return None if payload is None else mismatch(lsm, payload)
 
 
 def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
@@ -276,6 +332,9 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
         raise runner_error("internal", "OCI create needs a single-threaded process")
     if plan.init:
         raise runner_error("internal", "OCI create runs the payload as the first process")
+    if plan.identity.pool is not None:  # no process of ours would hold the range's lock
+        raise runner_error("internal", "OCI create takes explicit id maps, not the id pool")
+    _load_lsm(plan)
     limits = plan.policy.limits
     notes = list(plan.notes)
     cg: V1Cgroup | V2Cgroup | None = None
@@ -287,7 +346,9 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
                 cg = _create(lambda h: create(h, hold.name, io=limits.io_weight is not None,
                                               path=hold.cgroup_path,
                                               devices=limits.devices_allow is not None,
-                                              freezer=True))  # OCI pause/resume
+                                              freezer=True,  # OCI pause/resume
+                                              on_planned=hold.on_planned,
+                                              cpuset=limits.cpuset))
                 if hold.on_cgroup is not None:
                     hold.on_cgroup(_dirs(cg))
                 notes += cg.apply(limits)
@@ -335,12 +396,18 @@ class _Cloned:
 
 
 def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
-           fault: str) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
+           fault: str, jail: AnyJail | None = None, run_id: str = "",
+           ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     c = _clone(plan, cg, fault, None)
-    with _forwarding(c.pid, forward_signals, c.master):
-        L.sigmask(L.SIG_SETMASK, c.old_mask)
-        return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r, c.master,
-                          c.fds.cgroup_tasks, fault)
+    # for `stockade audit --all/--stockade ID` while it runs (runner.runs)
+    record = runs.record(run_id, c.pid, plan) if run_id else None
+    try:
+        with _forwarding(c.pid, forward_signals, c.master):
+            L.sigmask(L.SIG_SETMASK, c.old_mask)
+            return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r,
+                              c.master, c.fds.cgroup_tasks, fault, jail)
+    finally:
+        runs.remove(record)
 
 
 def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
@@ -381,9 +448,7 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
     try:
         if isinstance(cg, V2Cgroup):
             cg_fd = os.open(cg.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            pid = L.clone3_into_cgroup(plan.clone_flags, cg_fd)
-        else:
-            pid = L.clone_fork(plan.clone_flags)
+        pid = _clone_call(plan, cg_fd)
     except OSError as exc:
         L.sigmask(L.SIG_SETMASK, old_mask)
         if cg_fd >= 0:
@@ -401,6 +466,23 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
     if cg_fd >= 0:
         os.close(cg_fd)
     return _Cloned(pid, fds, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent)
+
+
+def _clone_call(plan: Plan, cg_fd: int) -> int:
+    """clone (into the cgroup v2 directory cg_fd, if any); as the user namespace's owner
+    when the plan names one (runner.idmap.become_owner), and back in the parent only."""
+    owner = plan.identity.owner
+    saved = None if owner is None else become_owner(owner)
+    pid = -1
+    try:
+        if cg_fd >= 0:
+            pid = L.clone3_into_cgroup(plan.clone_flags, cg_fd)
+        else:
+            pid = L.clone_fork(plan.clone_flags)
+    finally:
+        if saved is not None and pid != 0:  # the child keeps its ids for its own steps
+            back_to_root(saved)
+    return pid
 
 
 def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold: Hold,
@@ -433,7 +515,7 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
         sync_closed = True
         got = _read_all(c.created_r)
         if got != b"c":
-            raise _child_error(_read_all(c.err_r))
+            raise _child_error(_read_all(c.err_r), cg, plan.policy.limits.memory)
         if c.tty_sock >= 0:
             master = _recv_master(c.tty_sock)
         if master >= 0 and hold.console_socket:
@@ -446,7 +528,7 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
             if fd >= 0:
                 with suppress(OSError):
                     os.close(fd)
-        cause = _cause(exc, c.err_r)
+        cause = _cause(exc, c.err_r, cg, plan.policy.limits.memory)
         if cause is not exc:
             raise cause from exc
         raise
@@ -487,7 +569,8 @@ def _send_fd(path: str, fd: int) -> None:
 
 def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,
                sync_w: int, err_r: int, status_r: int, master: int, tasks: tuple[int, ...],
-               fault: str) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
+               fault: str, jail: AnyJail | None = None,
+               ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     slave = fds.tty_slave
     err_w, sync_r, status_w = fds.err_w, fds.sync_r, fds.status_w
     for fd in (err_w, sync_r, status_w, slave, *tasks):
@@ -505,6 +588,10 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
                 cg.attach(pid)
             except CgroupError as exc:
                 raise runner_error("cgroups", f"attach: {exc}") from exc
+        if jail is not None:  # its interface, rules and limits, before the payload runs
+            from stockade.runner.network.jail import attach
+
+            attach(jail, pid)
         try:
             os.write(sync_w, b"g")
         except OSError as exc:  # the child died before reading it: its error follows
@@ -512,7 +599,7 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
     except BaseException as exc:
         _kill_and_reap(pid)
         os.close(sync_w)
-        cause = _cause(exc, err_r)
+        cause = _cause(exc, err_r, cg, plan.policy.limits.memory)
         for fd in (err_r, status_r, master):
             if fd >= 0:
                 os.close(fd)
@@ -522,12 +609,19 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
     os.close(sync_w)
     err = _read_all(err_r)
     os.close(err_r)
-    if err:
+    if err != child_mod.EXECUTING:  # an error line, or a set-up killed before its last step
         _kill_and_reap(pid)
         os.close(status_r)
         if master >= 0:
             os.close(master)
-        raise _child_error(err)
+        raise _child_error(err, cg, plan.policy.limits.memory)
+    unconfined = _check_confined(plan, pid)
+    if unconfined is not None:  # lsm.required: fail closed, the payload is stopped
+        _kill_and_reap(pid)
+        os.close(status_r)
+        if master >= 0:
+            os.close(master)
+        raise runner_error("lsm", unconfined)
     if master >= 0:
         _proxy_tty(master)
         os.close(master)
@@ -549,22 +643,42 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
     return os.WEXITSTATUS(wstatus), None, rusage, usage
 
 
-def _cause(exc: BaseException, err_r: int) -> BaseException:
+def _cause(exc: BaseException, err_r: int, cg: V1Cgroup | V2Cgroup | None = None,
+           memory: int | None = None) -> BaseException:
     """The child works ahead of the parent (it joins its cgroup and clones the host trees
     while the parent writes its id maps): when the parent's step failed because the
-    child had failed first, the child's own error line is the cause. The child is dead
-    (killed and reaped) when this is called, so the read ends."""
+    child had failed first, the child's own error line is the cause, or the memory limit
+    that killed it. The child is dead (killed and reaped) when this is called, so the
+    read ends."""
     if isinstance(exc, StockadeError):
         err = _read_all(err_r)
-        if err:
-            return _child_error(err)
+        if err or _oom_killed(cg):
+            return _child_error(err, cg, memory)
     return exc
 
 
-def _child_error(err: bytes) -> RunnerError:
-    first = err.decode(errors="replace").split("\n", 1)[0]  # the first failure wins
-    step, _, message = first.partition("\t")
+def _child_error(err: bytes, cg: V1Cgroup | V2Cgroup | None = None,
+                 memory: int | None = None) -> RunnerError:
+    """The set-up's failure: the child's first error line; without one, the memory limit
+    when the cgroup counted an OOM kill (the child had no chance to write a line)."""
+    first = err.removeprefix(child_mod.EXECUTING).decode(errors="replace").split("\n", 1)[0]
+    step, _, message = first.partition("\t")  # the first failure wins
+    if not step and memory is not None and _oom_killed(cg):
+        return runner_error("cgroups", f"resources.memory: the memory limit ({_size(memory)}) "
+                            "was reached during set-up, before the payload started; the "
+                            "runner's own steps need a few MiB: raise the limit")
     return runner_error(step or "internal", message or "the sandbox's init died during setup")
+
+
+def _oom_killed(cg: V1Cgroup | V2Cgroup | None) -> bool:
+    return cg is not None and cg.usage().oom_kills > 0
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
 
 
 def _read_status(fd: int) -> bytes:

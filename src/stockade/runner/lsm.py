@@ -1,10 +1,13 @@
 """AppArmor / SELinux exec labels, written through a verified procfs fd.
 
-The write goes to /proc/thread-self/attr/... The payload writes it before the new root
-is in place, through the host's procfs (where thread-self still names the caller); with
-an OCI bundle it is the container's. Either way the proc mount is checked to really be
-procfs (fstatfs) and the path is resolved beneath it without leaving it, so a rootfs
-that fakes /proc (a bind-mounted tmpfs, CVE-2019-16884 class) cannot swallow the label.
+The write goes to /proc/thread-self/attr/... It is the first of the identity steps,
+after the root is built (so through the sandbox's own procfs) and before Landlock,
+which would refuse it, and before seccomp and the capability drop. The proc mount is
+checked to really be procfs (fstatfs) and the path is resolved beneath it without
+leaving it, so a rootfs that fakes /proc (a bind-mounted tmpfs, CVE-2019-16884 class)
+cannot swallow the label. The label is a task attribute: a fork inherits it, and it
+takes effect at the next execve. The kernel must already hold the profile / module it
+names: stockade.lsm.load puts it there before the sandbox is created.
 """
 
 from __future__ import annotations

@@ -11,7 +11,12 @@ import os
 
 from stockade.runner import linux_consts as L
 from stockade.runner._record import frozen
+from stockade.runner._record import replace as _replace
 from stockade.runner.codes import runner_error
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+if TYPE_CHECKING:
+    from stockade.runner.network.spec import NetPolicy
 
 # runc's defaults (libcontainer/specconv/example.go): masked with /dev/null or an empty
 # read-only tmpfs, so kernel state (kcore, keys, timers, firmware) stays unreadable.
@@ -32,10 +37,13 @@ RLIMIT_NAMES: dict[str, int] = {
     "nice": 13, "rtprio": 14, "rttime": 15,
 }
 RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
-# Outside range used for `map: auto` when running as root: far above systemd's
-# container range (524288-1879048191) and below 2^31; preflight checks it is unused.
+# Outside ids for `map: auto` when running as root: far above systemd's container range
+# (524288-1879048191) and below 2^31. Each concurrent sandbox gets its own range of
+# AUTO_RANGE_COUNT ids out of a pool of AUTO_POOL_RANGES of them (runner.idalloc;
+# $STOCKADE_ID_POOL=START:COUNT moves or resizes the pool).
 AUTO_RANGE_BASE = 2_000_000_000
 AUTO_RANGE_COUNT = 65536
+AUTO_POOL_RANGES = 2048  # ends at 2134217727, still below 2^31
 CPU_PERIOD_US = 100_000
 _LL_MAKE_CHAR = 1 << 6
 _LL_MAKE_BLOCK = 1 << 11
@@ -49,6 +57,17 @@ class IdMap:
 
 
 @frozen
+class IdPool:
+    """Where `map: auto` takes its outside ids as root: a free range of `range_size` ids
+    out of [start, start + size), locked under `lock_dir` for the sandbox's life."""
+
+    start: int
+    size: int
+    lock_dir: str
+    range_size: int = AUTO_RANGE_COUNT
+
+
+@frozen
 class IdentityPlan:
     uid: int  # identity of the payload inside
     gid: int
@@ -58,6 +77,13 @@ class IdentityPlan:
     setgroups: str = "allow"  # allow | deny (unprivileged maps must deny, CVE-2014-8989)
     helper: str = "direct"  # direct | newuidmap
     groups: tuple[int, ...] = ()  # supplementary groups (OCI additionalGids)
+    # Set: the maps name the pool's first range, a placeholder; the launcher moves them to
+    # the range it locked (runner.idalloc) and clears this.
+    pool: IdPool | None = None
+    # The host uid that creates (owns) the user namespace; None: the runner's own. The
+    # kernel charges per-user counts inside the namespace (inotify instances, ...) to its
+    # owner as well: a pooled range owns its namespace, so sandboxes share no count.
+    owner: int | None = None
 
 
 @frozen
@@ -70,11 +96,18 @@ class MountOp:
     readonly: bool = False
     why: str = ""
     optional: bool = False  # a missing dst is skipped (masks), not an error
-    # kind "fs" only (OCI mounts: mqueue, tmpfs with options): a fresh filesystem of this
-    # type, its fsconfig options and extra MOUNT_ATTR_* flags.
+    # kind "fs" (OCI mounts: mqueue, tmpfs with options): a fresh filesystem of this
+    # type, its fsconfig options and extra MOUNT_ATTR_* flags. kind "dev": data lists
+    # the OCI linux.devices to add, (path below /dev, "TYPE MAJOR MINOR MODE UID GID").
     fstype: str = ""
     data: tuple[tuple[str, str | None], ...] = ()
     attrs: int = 0
+    # Fresh filesystems (proc, sysfs, dev, tmpfs, fs): mountinfo's source field (the OCI
+    # mount's `source`); empty: the type's name.
+    source: str = ""
+    # OCI propagation options: MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE, | MS_REC for
+    # the r- forms; set on the mount inside the container's namespace (0: unchanged).
+    propagation: int = 0
 
 
 @frozen
@@ -90,12 +123,26 @@ class Limits:
     # rules in v1 syntax ("a", "c 1:3 rwm"), the first one a deny-all.
     cpu_shares: int | None = None
     devices_allow: tuple[str, ...] | None = None
+    # OCI bundles (runc's): memory.reservation (a soft limit), swappiness and
+    # disableOOMKiller (cgroup v1 only), the cpuset's cpus and mems lists.
+    memory_reservation: int | None = None
+    swappiness: int | None = None
+    oom_kill_disable: bool | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.memory, self.swap, self.pids,
                                             self.cpu_quota_us, self.cpu_weight, self.io_weight,
-                                            self.cpu_shares, self.devices_allow))
+                                            self.cpu_shares, self.devices_allow,
+                                            self.memory_reservation, self.swappiness,
+                                            self.oom_kill_disable, self.cpuset_cpus,
+                                            self.cpuset_mems))
+
+    @property
+    def cpuset(self) -> bool:
+        return self.cpuset_cpus is not None or self.cpuset_mems is not None
 
 
 @frozen
@@ -116,6 +163,7 @@ class LandlockPlan:
     handled_net: int = 0
     paths: tuple[tuple[str, int], ...] = ()
     ports: tuple[tuple[int, int], ...] = ()
+    scoped: int = 0  # LANDLOCK_SCOPE_* (ABI 6): abstract unix sockets, signals
 
     @property
     def enabled(self) -> bool:
@@ -127,6 +175,14 @@ class LsmPlan:
     apparmor_profile: str | None = None
     selinux_label: str | None = None
     required: bool = False
+    # What the runner loads before the run when the kernel lacks it (stockade.lsm.load):
+    # the compiled profile / CIL modules and their sha256, so a cached plan loads the
+    # same text and a changed policy replaces it.
+    apparmor_mode: str = ""
+    apparmor_text: str = ""
+    apparmor_digest: str = ""
+    selinux_modules: tuple[tuple[str, str], ...] = ()  # (module name, CIL), template first
+    selinux_digest: str = ""
 
 
 @frozen
@@ -160,6 +216,12 @@ class PolicyPart:
     seccomp_extra: bytes = b""  # a second filter (an OCI bundle's, under a policy overlay)
     # The init may posix_spawn() the payload (runner.spawn_check): decided when compiled.
     spawn: bool = False
+    net: NetPolicy | None = None  # network.mode private: runner.network sets it up
+    # filesystem.expose: host paths the default view (the jail) shows read-only.
+    fs_expose: tuple[str, ...] = ()
+    # Every resource limit comes from a preset (none from the policy's own files): a
+    # user who cannot create cgroups runs without them (without_preset_limits).
+    limits_best_effort: bool = False
 
 
 @frozen
@@ -227,6 +289,15 @@ class Plan:
     # before the root is built (pivot_root), until the parent has run them.
     pause_before_root: bool = False
     console_size: tuple[int, int] | None = None  # OCI consoleSize (rows, cols) of the pty
+    # The default view (no --rootfs): a read-only tmpfs root with the host's system
+    # directories only (runner.view); host_root is also set (its sources are host paths).
+    jail: bool = False
+    # Source trees the parent made before the clone (runner.idmount: idmapped, which
+    # needs the host's CAP_SYS_ADMIN): (host path, detached mount fd). Set with replace().
+    premade: tuple[tuple[str, int], ...] = ()
+    # --image: the root gets an idmapped mount too (runner.idmount), so the image's
+    # root-owned files are root's inside and its writable layer takes root's writes.
+    idmap_root: bool = False
 
 
 def spawns(plan: Plan) -> bool:
@@ -238,8 +309,9 @@ def spawns(plan: Plan) -> bool:
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
-               subids: tuple[IdMap, IdMap] | None = None) -> Plan:
-    """Combine the policy part and the invocation; raises RunnerError('preflight')."""
+               subids: tuple[IdMap, IdMap] | None = None, pool: IdPool | None = None) -> Plan:
+    """Combine the policy part and the invocation; raises RunnerError('preflight').
+    pool: where root's `map: auto` ranges come from (default: runner.idalloc's)."""
     if not spec.argv:
         raise runner_error("preflight", "no command given")
     euid = os.geteuid() if euid is None else euid
@@ -251,6 +323,12 @@ def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
         raise runner_error("preflight", f"network.mode {part.network} needs the net namespace")
     if part.network == "host":
         ns.discard("net")
+    if part.net is not None and euid != 0:
+        from stockade.runner.network.rootless import refusal
+
+        why = refusal(part.net, part.caps.bounding)  # rules inside: NET_ADMIN must go
+        if why is not None:
+            raise runner_error("preflight", why)
     hostname = spec.hostname or part.hostname
     if not hostname and "uts" in ns:
         hostname = part.name  # never leak the host's name into a new uts namespace
@@ -262,10 +340,20 @@ def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
     for name in ns:
         if name != "cgroup":
             flags |= L.NS_FLAGS[name]
-    identity = _identity(part, ns, euid, subids)
-    host_root = spec.rootfs is None
+    if subids is None and euid != 0 and "user" in ns and part.user_map == "auto":
+        from stockade.runner.idmap import host_subids  # rootless: newuidmap's ranges
+
+        subids = host_subids(euid)
+    identity = _identity(part, ns, euid, subids, pool)
+    # `--rootfs /` (or any path to the host's root directory) is the host-root mode, with
+    # its private /tmp and hidden /run: not a rootfs directory that shows the host's sockets.
+    host_root = spec.rootfs is None or _is_host_root(spec.rootfs)
+    jail = spec.rootfs is None
     rootfs = "/" if spec.rootfs is None else os.path.realpath(spec.rootfs)
-    mounts = _mounts(part, spec, ns, host_root, rootfs)
+    mounts = _mounts(part, spec, ns, host_root, rootfs, jail, hostname or None)
+    if part.fs_expose and not jail:
+        notes.append("filesystem.expose applies to the default view only (no --rootfs, "
+                     "--image or --bundle): not used here")
     # A writable --bind is an explicit grant: Landlock must not take it back.
     write = part.landlock.handled_fs & ~(_LL_MAKE_CHAR | _LL_MAKE_BLOCK)
     extra = tuple((b.dst, write) for b in spec.binds if not b.readonly)
@@ -273,13 +361,48 @@ def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
         policy=part, argv=spec.argv, env=spec.env, cwd=spec.cwd, tty=spec.tty,
         init=spec.init and "pid" in ns, clone_flags=flags, cgroup_ns="cgroup" in ns,
         hostname=hostname or None, identity=identity, host_root=host_root, rootfs=rootfs,
+        jail=jail,
         mounts=mounts, landlock_extra=extra if part.landlock.enabled else (),
         notes=tuple(notes),
     )
 
 
+def without_preset_limits(plan: Plan, why: str) -> tuple[Plan, str]:
+    """The plan without its cgroup limits, for a user who cannot create cgroups, when
+    only presets set them (limits a policy file sets itself fail closed instead): pids
+    becomes RLIMIT_NPROC, counted per user inside the sandbox's own user namespace."""
+    part = plan.policy
+    rlimits = part.rlimits
+    pids = part.limits.pids
+    if pids is not None and "nproc" not in {n for n, _, _ in rlimits}:
+        rlimits = (*rlimits, ("nproc", pids, pids))
+    # nproc binds the init's own fork: the payload sets it (runner.spawn_check)
+    part = _replace(part, limits=Limits(), rlimits=rlimits, spawn=False)
+    dropped = ", ".join(f"{k}={v}" for k, v in (("memory", plan.policy.limits.memory),
+                                                ("swap", plan.policy.limits.swap),
+                                                ("pids", pids),
+                                                ("cpu_quota_us", plan.policy.limits.cpu_quota_us),
+                                                ("cpu_weight", plan.policy.limits.cpu_weight),
+                                                ("io_weight", plan.policy.limits.io_weight))
+                        if v is not None)
+    note = (f"the preset's cgroup limits ({dropped}) are not applied: {why}; "
+            + (f"pids capped by RLIMIT_NPROC={pids} in the sandbox's user namespace"
+               if pids is not None else "nothing caps them")
+            + " (limits set by the policy file itself are never skipped)")
+    return _replace(plan, policy=part), note
+
+
+def _is_host_root(path: str) -> bool:
+    """`path` is the host's / itself (through symlinks or a bind mount of it)."""
+    try:
+        st, root = os.stat(path), os.stat("/")
+    except OSError:
+        return False  # preflight names a missing rootfs
+    return (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino)
+
+
 def _identity(part: PolicyPart, ns: set[str], euid: int,
-              subids: tuple[IdMap, IdMap] | None) -> IdentityPlan:
+              subids: tuple[IdMap, IdMap] | None, pool: IdPool | None) -> IdentityPlan:
     uid, gid = part.user_uid, part.user_gid
     if "user" not in ns or part.user_map == "host":
         if euid != 0:
@@ -290,9 +413,14 @@ def _identity(part: PolicyPart, ns: set[str], euid: int,
                             "allow" if euid == 0 else "deny",
                             "direct" if euid == 0 else "newuidmap")
     if euid == 0:
-        # An unused range, never the identity map: inside root is an unprivileged host id.
-        m = (IdMap(0, AUTO_RANGE_BASE, AUTO_RANGE_COUNT),)
-        return IdentityPlan(uid, gid, True, m, m, "allow", "direct")
+        # A range of its own, never the identity map: inside root is an unprivileged host
+        # id that no other sandbox shares (per-uid limits, signals between equal uids).
+        if pool is None:
+            from stockade.runner.idalloc import configured_pool
+
+            pool = configured_pool()
+        m = (IdMap(0, pool.start, pool.range_size),)
+        return IdentityPlan(uid, gid, True, m, m, "allow", "direct", pool=pool)
     if subids is not None:
         # newuidmap: inside uid -> the invoker, the rest from /etc/subuid.
         um = (IdMap(uid, euid, 1), IdMap(0 if uid else 1, subids[0].outside, subids[0].count))
@@ -308,26 +436,46 @@ def _identity(part: PolicyPart, ns: set[str], euid: int,
 
 
 def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
-            rootfs: str) -> tuple[MountOp, ...]:
-    ops: list[MountOp] = [MountOp("root", "/", rootfs, readonly=part.fs_root != "writable",
-                                  why="host / read-only" if host_root else "rootfs directory")]
+            rootfs: str, jail: bool = False, hostname: str | None = None) -> tuple[MountOp, ...]:
+    if jail:
+        from stockade.runner.view import system_ops
+
+        # src "": a fresh tmpfs, read-only once every mountpoint is made (runner.view)
+        ops = [MountOp("root", "/", "", readonly=part.fs_root != "writable",
+                       why="jail: an empty tmpfs with the host's system only")]
+        ops += system_ops(hostname)
+    else:
+        ops = [MountOp("root", "/", rootfs, readonly=part.fs_root != "writable",
+                       why="host / read-only" if host_root else "rootfs directory")]
     if "pid" in ns:
         ops.append(MountOp("proc", "/proc", why="fresh procfs for the new pid namespace"))
     else:
         ops.append(MountOp("bind", "/proc", "/proc", why="no pid namespace: host procfs"))
     ops.append(MountOp("dev", "/dev", why="minimal /dev: " + " ".join(DEV_NODES) + " pts shm"))
-    if "net" in ns:
+    # filesystem.deny: [/sys] (strict) means no sysfs at all, not a masked one
+    if "net" in ns and "/sys" not in part.fs_deny:
         ops.append(MountOp("sysfs", "/sys", readonly=True, why="fresh sysfs for the net ns"))
     seen = {"/proc", "/dev", "/sys"}
+    tmpfs: list[str] = []
     if host_root:
         for path, why in (("/tmp", "private /tmp"),
                           ("/run", "hide host sockets (docker.sock, containerd)")):
             ops.append(MountOp("tmpfs", path, why=why))
             seen.add(path)
+            tmpfs.append(path)
     for path in part.fs_tmpfs:
         if path not in seen:
             ops.append(MountOp("tmpfs", path, why="filesystem.tmpfs"))
             seen.add(path)
+            tmpfs.append(path)
+    shown: list[str] = []  # host paths bound in (their secrets are masked in the jail)
+    if jail:
+        for path in part.fs_expose:
+            if not os.path.exists(path):
+                raise runner_error("preflight", f"filesystem.expose {path}: no such file or "
+                                   "directory on the host")
+            ops.append(MountOp("bind", path, path, readonly=True, why="filesystem.expose"))
+            shown.append(path)
     for path in part.fs_writable:
         if path in seen:
             continue
@@ -335,6 +483,18 @@ def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
         # (src ""), resolved there: a symlink in the rootfs must not pick a host directory.
         ops.append(MountOp("writable", path, path if host_root else "",
                            why="filesystem.writable"))
+        shown.append(path)
+    bound = [*shown, *(b.dst for b in spec.binds)]
+    for path in part.fs_read_only:
+        if any(c in path for c in "*?[]{}"):
+            continue  # a glob: a Landlock/AppArmor rule, nothing the runner mounts
+        hider = next((t for t in tmpfs if path != t and _under(path, t)), None)
+        if hider is not None and not any(_under(path, b) for b in bound):
+            # It would vanish under the fresh tmpfs (while a writable path there is bound).
+            raise runner_error(
+                "preflight", f"filesystem.read_only {path}: under the tmpfs {hider}, which "
+                f"hides it; expected a path outside every tmpfs; to show the host's {path} "
+                f"read-only there, list it in filesystem.expose")
     if part.fs_root == "writable":
         for path in part.fs_read_only:
             ops.append(MountOp("readonly", path, readonly=True, why="filesystem.read_only"))
@@ -343,6 +503,11 @@ def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
                            why="--bind"))
     for path in part.fs_deny:
         ops.append(MountOp("mask", path, why="filesystem.deny", optional=True))
+    if host_root:
+        from stockade.runner.view import secret_masks
+
+        ops += secret_masks(["/"] if not jail else
+                            [*shown, *(o.dst for o in ops if o.why == "/etc allow-list")])
     for path in MASKED_PATHS:
         if path not in part.fs_deny:
             ops.append(MountOp("mask", path, why="runc masked path", optional=True))
@@ -350,6 +515,10 @@ def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
         ops.append(MountOp("readonly", path, readonly=True, why="runc read-only path",
                            optional=True))
     return tuple(ops)
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def _caps_text(mask: int, last: int) -> str:
@@ -376,6 +545,7 @@ def describe(plan: Plan) -> str:
                           "the payload" if spawns(plan) else
                           "the payload is a fork of the init, last steps its own"),
         f"network     {p.network}",
+        *_net_lines(p.net),
         f"hostname    {plan.hostname or '-'}",
         f"identity    uid {ident.uid} gid {ident.gid}"
         + (f" (user ns, setgroups {ident.setgroups}, {ident.helper})" if ident.userns else " (no user ns)"),
@@ -384,10 +554,18 @@ def describe(plan: Plan) -> str:
         lines.append(f"uid_map     {m.inside} {m.outside} {m.count}")
     for m in ident.gid_map:
         lines.append(f"gid_map     {m.inside} {m.outside} {m.count}")
-    lines.append(f"rootfs      {plan.rootfs} ({'host root' if plan.host_root else 'directory'}, "
+    if ident.pool is not None:
+        pool = ident.pool
+        lines.append(f"id range    the first free range of {pool.range_size} ids in the pool "
+                     f"{pool.start}-{pool.start + pool.size - 1}, locked in {pool.lock_dir} "
+                     "while the sandbox runs (the maps above show the first)")
+    kind = "jail" if plan.jail else "host root" if plan.host_root else "directory"
+    where = "a fresh tmpfs" if plan.jail else plan.rootfs
+    lines.append(f"rootfs      {where} ({kind}, "
                  f"{'read-only' if p.fs_root != 'writable' else 'writable'}), pivot_root, old root detached")
     for op in plan.mounts:
         src = f" <- {op.src}" if op.src and op.kind != "root" else ""
+        src = f" -> {op.src}" if op.kind == "symlink" else src
         ro = " ro" if op.readonly else ""
         lines.append(f"mount       {op.kind:9s} {op.dst}{src}{ro}  # {op.why}")
     lim = p.limits
@@ -410,7 +588,8 @@ def describe(plan: Plan) -> str:
     ]
     ll = p.landlock
     lines.append(f"landlock    mode {ll.mode}, abi {ll.abi}, {len(ll.paths)} path rules, "
-                 f"{len(ll.ports)} port rules" + ("" if ll.enabled else " (not applied)"))
+                 f"{len(ll.ports)} port rules, scoped {ll.scoped:#x}"
+                 + ("" if ll.enabled else " (not applied)"))
     for path, access in ll.paths:
         lines.append(f"landlock    {path} access={access:#x}")
     lines.append(f"lsm         apparmor={p.lsm.apparmor_profile or '-'} "
@@ -422,6 +601,14 @@ def describe(plan: Plan) -> str:
     for note in plan.notes:
         lines.append(f"note        {note}")
     return "\n".join(lines)
+
+
+def _net_lines(net: NetPolicy | None) -> list[str]:
+    if net is None:
+        return []
+    from stockade.runner.network.jail import describe_lines
+
+    return describe_lines(net)
 
 
 def _lim(v: int) -> str:

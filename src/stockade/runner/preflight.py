@@ -56,7 +56,8 @@ def _idmap(plan: Plan) -> None:
 
 def _cgroups(plan: Plan) -> None:
     # Probed for real at create time; unprivileged v1 has no delegation at all.
-    if (os.geteuid() != 0 and plan.policy.limits.any
+    # (a preset's limits only: best-effort, the launcher goes on without them)
+    if (os.geteuid() != 0 and plan.policy.limits.any and not plan.policy.limits_best_effort
             and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")):
             raise runner_error("cgroups", "the policy sets resources, but an unprivileged "
                                "user cannot create cgroups on this host (cgroup v1, no "

@@ -15,6 +15,7 @@ from stockade.runner import _linux as L
 from stockade.runner._record import from_plain, to_plain
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
+from stockade.runner.network.spec import NetPolicy, net_policy
 from stockade.runner.plan import (
     CPU_PERIOD_US,
     RLIM_INFINITY,
@@ -103,7 +104,7 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
     caps = CapsPlan(bounding=kept, permitted=kept, effective=kept, inheritable=amb_mask,
                     ambient=ambient, last_cap=last)
     landlock = _landlock(policy, host.landlock_abi, notes)
-    lsm = _lsm(policy, notes)
+    lsm = _lsm(policy, host, notes)
     if seccomp_bpf is None:
         bpf = seccomp.compiled_filter(policy, host, policy.digest,
                                       seccomp.host_key(host.arch, host.kernel, host.cap_last_cap))
@@ -121,12 +122,16 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
         hostname=policy.hostname, fs_root=fs.root,
         fs_tmpfs=tuple(e.path for e in fs.tmpfs), fs_writable=tuple(e.path for e in fs.writable),
         fs_read_only=tuple(e.path for e in fs.read_only), fs_deny=tuple(e.path for e in fs.deny),
+        fs_expose=tuple(e.path for e in fs.expose),
+        limits_best_effort=bool(r.origins) and all(
+            o.startswith("<preset:") for o in r.origins.values()),
         user_uid=policy.user.uid, user_gid=policy.user.gid, user_map=policy.user.map,
         uid_map=tuple(IdMap(m.inside, m.outside, m.count) for m in policy.user.uid_map),
         gid_map=tuple(IdMap(m.inside, m.outside, m.count) for m in policy.user.gid_map),
         limits=limits, rlimits=tuple(rlimits), caps=caps,
         no_new_privs=policy.no_new_privileges, landlock=landlock, lsm=lsm,
         seccomp_bpf=bpf, notes=tuple(notes), spawn=not blockers,
+        net=net_policy(policy.network),
     )
 
 
@@ -156,11 +161,11 @@ def _landlock(policy: Policy, abi: int, notes: list[str]) -> LandlockPlan:
         mode=mode, abi=rs.abi, handled_fs=rs.handled_access_fs,
         handled_net=rs.handled_access_net,
         paths=tuple((r.path, r.access) for r in rs.path_rules),
-        ports=tuple((r.port, r.access) for r in rs.net_rules),
+        ports=tuple((r.port, r.access) for r in rs.net_rules), scoped=rs.scoped,
     )
 
 
-def _lsm(policy: Policy, notes: list[str]) -> LsmPlan:
+def _lsm(policy: Policy, host: HostFacts, notes: list[str]) -> LsmPlan:
     lsm = policy.lsm
     if lsm.apparmor is None and lsm.selinux is None:
         return LsmPlan(required=lsm.required)
@@ -185,7 +190,10 @@ def _lsm(policy: Policy, notes: list[str]) -> LsmPlan:
         else:
             notes.append("selinux: not active on this host; exec label NOT applied "
                          "(best-effort: lsm.required is false)")
-    return LsmPlan(aa, se, lsm.required)
+    from stockade.lsm.compiled import lsm_plan
+
+    # the compiled profile / module travel in the plan: the runner loads them (lsm.load)
+    return lsm_plan(policy, host, apparmor=aa is not None, selinux=se is not None)
 
 
 # --- the CLI's cache: policy reference -> PolicyPart ----------------------------------
@@ -235,14 +243,15 @@ def _cache_key(ref: str) -> tuple[str, str]:
 
 
 _RECORDS: dict[str, type] = {
-    r.__name__: r for r in (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap)}
+    r.__name__: r for r in (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap,
+                            NetPolicy)}
 
 
 def _layout() -> str:
     """The cached records' field names: a part stored before a field was added to one of
     them would load without it (TypeError, or a shifted field), so a new layout is
     a new key."""
-    records = (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap)
+    records = (PolicyPart, Limits, CapsPlan, LandlockPlan, LsmPlan, IdMap, NetPolicy)
     return ";".join(f"{r.__name__}:{','.join(getattr(r, '_fields', ()))}" for r in records)
 
 

@@ -88,7 +88,8 @@ def test_cgroup_not_writable(outdir: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_mountpoint_missing_in_readonly_host_root(outdir: Path, leak_check: None) -> None:
-    err = attempt(outdir, binds=[f"{outdir}:/no/such/dir"])
+    # `--rootfs /`: the host's read-only tree (the default jail makes its mountpoints)
+    err = attempt(outdir, binds=[f"{outdir}:/no/such/dir"], rootfs="/")
     assert err.step == "rootfs"
 
 

@@ -129,6 +129,19 @@ def test_yaml_syntax_errors_read_as_one_sentence(text: str, message: str) -> Non
     assert str(info.value) == f"p.yaml:{message}"
 
 
+@pytest.mark.parametrize(("entry", "shown"), [
+    ("resources:\n  pids: true", "found true (a boolean)"),  # was "found True (true or false)"
+    ("syscalls:\n  allow: null", "found null (nothing)"),    # was "found None (nothing)"
+    ("resources:\n  pids: '12'", "found '12' (a string)"),
+])
+def test_wrong_type_is_shown_as_the_user_wrote_it(tmp_path: Path, entry: str, shown: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"stockade: 1\nname: x\n{entry}\n")
+    err = _refused(path)
+    assert err.location.line == 4
+    assert shown in str(err)
+
+
 def test_cli_reports_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("recursive-alias", "billion-laughs", "deep-alias", "unclosed-flow"):
         assert main(["validate", str(HOSTILE / f"{name}.yaml")]) == 2

@@ -36,8 +36,15 @@ def is_sensitive(root: str) -> bool:
     return any(s == root or s.startswith(root + "/") for s in SENSITIVE)
 
 
+# The host's installed software, no data of anyone: sensitive when writable (a payload
+# could plant a binary the host runs), not when read-only (the view of a `stockade run`
+# jail, which shows the host's /usr read-only and nothing else).
+SOFTWARE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
 def _sensitive_mounts(view: View) -> list[Mount]:
-    return [m for m in host_binds(view) if is_sensitive(m.root)]
+    return [m for m in host_binds(view) if is_sensitive(m.root)
+            and not (m.read_only and m.root.rstrip("/") in SOFTWARE)]
 
 
 def _host_root_probes(view: View) -> Mapping[str, Probe]:
@@ -50,7 +57,8 @@ def _host_root_probes(view: View) -> Mapping[str, Probe]:
        references=("CIS Docker 5.5", "CWE-668"), probes=_host_root_probes)
 def mnt_host_root(view: View, proofs: Proofs) -> Verdict:
     """A mount from a host block device whose root is / or a sensitive directory (/etc, /root,
-    /var/lib/docker, /boot, /usr, ...). Proof: open a file in it for write, close unwritten."""
+    /var/lib/docker, /boot, /usr, ...); the host's software (/usr, /lib*) only when writable.
+    Proof: open a file in it for write, close unwritten."""
     found = _sensitive_mounts(view)
     if not found:
         return absent("no host block-device mount of a sensitive directory")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "detect_cached", "create", "V1Cgroup",
            "V2Cgroup"]
 
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset")
 
 
 @frozen
@@ -145,23 +145,25 @@ def reap_stale(parents: list[str]) -> None:
 
 def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
            devices: bool = False, freezer: bool = False,
-           on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V1Cgroup | V2Cgroup:
+           on_planned: Callable[[tuple[str, ...]], None] | None = None,
+           cpuset: bool = False) -> V1Cgroup | V2Cgroup:
     """Create the run's cgroup(s); the caller must call remove() in a finally block.
     io: also create the blkio cgroup (v1), only when an io weight is asked for.
     path: an OCI cgroupsPath (absolute: below the hierarchy's root; relative: below the
     invoker's own cgroup; made inside the hierarchy, `..` refused: the OCI layer has
     cleaned it as runc does) instead of stockade/<run id>. devices: the v1 devices
-    cgroup. on_planned: told the directories before any is made."""
+    cgroup. cpuset: the v1 cpuset cgroup (OCI cpus/mems). on_planned: told the
+    directories before any is made."""
     if h.mode in ("v1", "hybrid"):
         dirs = h.v1_dirs()
         if path is not None:
             if path.startswith("/"):
                 dirs = {c: m for c, m, _ in h.v1_mounts}
             return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices,
-                                   freezer=freezer, on_planned=on_planned)
+                                   freezer=freezer, on_planned=on_planned, cpuset=cpuset)
         reap_stale_now_and_then(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
         return V1Cgroup.create(dirs, run_id, io, devices=devices, freezer=freezer,
-                               on_planned=on_planned)
+                               on_planned=on_planned, cpuset=cpuset)
     if h.mode == "v2" and h.v2_mount is not None:
         own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
         if path is not None:

@@ -34,20 +34,23 @@ class V1Cgroup:
     @staticmethod
     def create(parents: dict[str, str], run_id: str, io: bool = False,
                leaf: str | None = None, devices: bool = False, freezer: bool = False,
-               on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V1Cgroup:
+               on_planned: Callable[[tuple[str, ...]], None] | None = None,
+               cpuset: bool = False) -> V1Cgroup:
         """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath),
         made inside each controller's hierarchy (cgroupfs.make_below); an existing leaf is
         an error. freezer: also the freezer cgroup when it is mounted (OCI pause/resume).
+        cpuset: also the cpuset cgroup (OCI cpus/mems); each directory made gets its
+        parent's cpus and mems (a v1 cpuset starts empty and takes no task), as runc.
         on_planned: told the directories before the first is made (OCI create records
         them, so that a runtime killed half-way leaves nothing a delete cannot find)."""
         rel = leaf or os.path.join("stockade", run_id)
         extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
-                 + (("freezer",) if freezer else ()))
+                 + (("freezer",) if freezer else ()) + (("cpuset",) if cpuset else ()))
         wanted: dict[str, str] = {}
         for ctrl in (*NEEDED, *extra):
             base = parents.get(ctrl)
             if base is None:
-                if ctrl in NEEDED or ctrl == "devices":
+                if ctrl in NEEDED or ctrl in ("devices", "cpuset"):
                     raise CgroupError(f"the {ctrl} controller is not mounted")
                 continue
             wanted[ctrl] = base
@@ -60,7 +63,9 @@ class V1Cgroup:
                 if paths[ctrl] in made.values():  # co-mounted controllers (cpu,cpuacct)
                     made[ctrl] = paths[ctrl]
                     continue
-                made[ctrl] = make_below(base, rel)[0]
+                made[ctrl], new = make_below(base, rel)
+                if ctrl == "cpuset":
+                    _inherit_cpuset(new)
         except CgroupError:
             V1Cgroup(made).remove()
             raise
@@ -116,6 +121,19 @@ class V1Cgroup:
         return tuple(sorted(set(self.dirs.values())))
 
 
+def _inherit_cpuset(made: list[str]) -> None:
+    """Fresh v1 cpuset directories (outermost first) get their parent's cpus and mems."""
+    for path in made:
+        parent = os.path.dirname(path)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            try:
+                with open(os.path.join(parent, name)) as fh:
+                    value = fh.read().strip()
+            except OSError as exc:
+                raise CgroupError(f"{parent}/{name}: {exc.strerror}") from exc
+            write(os.path.join(path, name), value)
+
+
 def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
     """(controller, file, value) for every limit but the io weight, in the order they
     are written (the compiled front end replays this list: oci/fastplan.py)."""
@@ -126,6 +144,12 @@ def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
         if lim.memory is None:
             raise CgroupError("resources.swap needs resources.memory (memsw = memory + swap)")
         out.append(("memory", "memory.memsw.limit_in_bytes", str(lim.memory + lim.swap)))
+    if lim.memory_reservation is not None:
+        out.append(("memory", "memory.soft_limit_in_bytes", str(lim.memory_reservation)))
+    if lim.swappiness is not None:
+        out.append(("memory", "memory.swappiness", str(lim.swappiness)))
+    if lim.oom_kill_disable:
+        out.append(("memory", "memory.oom_control", "1"))
     if lim.pids is not None:
         out.append(("pids", "pids.max", str(lim.pids)))
     if lim.cpu_quota_us is not None:
@@ -135,6 +159,10 @@ def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
         out.append(("cpu", "cpu.shares", str(cpu_shares(lim.cpu_weight))))
     if lim.cpu_shares is not None:
         out.append(("cpu", "cpu.shares", str(lim.cpu_shares)))
+    if lim.cpuset_cpus is not None:
+        out.append(("cpuset", "cpuset.cpus", lim.cpuset_cpus))
+    if lim.cpuset_mems is not None:
+        out.append(("cpuset", "cpuset.mems", lim.cpuset_mems))
     if lim.devices_allow is not None:
         # Deny everything first, then the allow rules in order (runc's v1 order).
         out.append(("devices", "devices.deny", "a"))

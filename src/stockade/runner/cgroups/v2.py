@@ -91,6 +91,9 @@ class V2Cgroup:
                 attach(p, program(lim.devices_allow))
             except (OSError, DeviceRuleError) as exc:
                 raise CgroupError(f"device rules (eBPF program on {p}): {exc}") from exc
+        if lim.swappiness is not None or lim.oom_kill_disable:
+            notes.append("resources: memory swappiness and disableOOMKiller have no cgroup "
+                         "v2 file; NOT applied (runc ignores them there too)")
         if lim.io_weight is not None:
             if self._has("io") and os.path.exists(os.path.join(p, "io.weight")):
                 write(os.path.join(p, "io.weight"), f"default {lim.io_weight}")
@@ -127,6 +130,8 @@ def v2_writes(lim: Limits) -> list[tuple[str, str, str, str]]:
         out.append(("memory", "memory", "memory.max", str(lim.memory)))
     if lim.swap is not None:
         out.append(("memory", "swap", "memory.swap.max", str(lim.swap)))
+    if lim.memory_reservation is not None:  # runc: memory.low
+        out.append(("memory", "memory_reservation", "memory.low", str(lim.memory_reservation)))
     if lim.pids is not None:
         out.append(("pids", "pids", "pids.max", str(lim.pids)))
     if lim.cpu_quota_us is not None:
@@ -135,4 +140,8 @@ def v2_writes(lim: Limits) -> list[tuple[str, str, str, str]]:
         out.append(("cpu", "cpu_weight", "cpu.weight", str(lim.cpu_weight)))
     if lim.cpu_shares is not None:  # runc's shares -> weight conversion
         out.append(("cpu", "cpu", "cpu.weight", str(cpu_weight(lim.cpu_shares))))
+    if lim.cpuset_cpus is not None:
+        out.append(("cpuset", "cpuset", "cpuset.cpus", lim.cpuset_cpus))
+    if lim.cpuset_mems is not None:
+        out.append(("cpuset", "cpuset", "cpuset.mems", lim.cpuset_mems))
     return out

@@ -99,7 +99,8 @@ def attach_rootless(jail: RootlessJail, pid: int) -> None:
     inside = ["nsenter", f"--user=/proc/{pid}/ns/user", f"--net=/proc/{pid}/ns/net",
               "--preserve-credentials", "--"]
     run_tool([*inside, "nft", "-f", "-"], inside_ruleset(jail.allows))
-    shaping = shaping_lines(SANDBOX_IF, IFB, out_bps=net.egress_bps, in_bps=net.ingress_bps)
+    shaping = shaping_lines(SANDBOX_IF, IFB, out_bps=net.egress_bps, in_bps=net.ingress_bps,
+                            local=True)
     if net.ingress_bps:
         run_tool([*inside, "ip", "link", "add", "name", IFB, "type", "ifb"])
         run_tool([*inside, "ip", "link", "set", "dev", IFB, "up"])

@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
 LATENCY_MS = 50  # how long a packet may wait in the bucket before tbf drops it
 MIN_BURST = 64 * 1024  # bytes: a few full-size packets at any rate
+# Without root the buckets are on the sandbox's own eth0 (pasta's tap), where the sending
+# sockets are local: TCP small queues let each put up to net.ipv4.tcp_limit_output_bytes
+# (1 MiB by default) into the qdisc before it waits, and pasta writes what arrives in
+# bursts. A 50 ms queue (62 kB at 10 Mbit) drops from both and TCP falls to a tenth of
+# the rate (measured: 1.6 of 10 Mbit); with room for one socket's worth nothing is
+# dropped and TCP settles at the rate.
+LOCAL_QUEUE_BYTES = 1 << 20
 
 
 def burst_bytes(rate_bps: int) -> int:
@@ -30,19 +37,22 @@ def tc_script(slot: Slot, egress_bps: int, ingress_bps: int) -> str:
     return shaping_lines(slot.host_if, slot.ifb, out_bps=ingress_bps, in_bps=egress_bps)
 
 
-def shaping_lines(dev: str, ifb: str, *, out_bps: int, in_bps: int) -> str:
-    """tbf on what leaves `dev`; what arrives on it redirected to `ifb` and shaped there."""
+def shaping_lines(dev: str, ifb: str, *, out_bps: int, in_bps: int,
+                  local: bool = False) -> str:
+    """tbf on what leaves `dev`; what arrives on it redirected to `ifb` and shaped there.
+    `local`: `dev` is the sandbox's own interface (rootless), see LOCAL_QUEUE_BYTES."""
     lines: list[str] = []
     if out_bps:
-        lines.append(_tbf(dev, out_bps))
+        lines.append(_tbf(dev, out_bps, local))
     if in_bps:
         lines += [f"qdisc add dev {dev} handle ffff: ingress",
                   f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
                   f"action mirred egress redirect dev {ifb}",
-                  _tbf(ifb, in_bps)]
+                  _tbf(ifb, in_bps, local)]
     return "".join(line + "\n" for line in lines)
 
 
-def _tbf(dev: str, rate_bps: int) -> str:
-    return (f"qdisc add dev {dev} root tbf rate {rate_bps}bit burst {burst_bytes(rate_bps)} "
-            f"latency {LATENCY_MS}ms")
+def _tbf(dev: str, rate_bps: int, local: bool) -> str:
+    burst = burst_bytes(rate_bps)
+    queue = f"limit {burst + LOCAL_QUEUE_BYTES}" if local else f"latency {LATENCY_MS}ms"
+    return f"qdisc add dev {dev} root tbf rate {rate_bps}bit burst {burst} {queue}"

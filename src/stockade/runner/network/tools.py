@@ -22,12 +22,15 @@ SYSTEM_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 def run_tool(argv: list[str], script: str = "", *, check: bool = True) -> str:
     """The tool's stdout; with check, a failure is RunnerError('namespaces') naming it."""
-    path = _which(argv[0])
+    try:
+        path, argv = _which(argv[0]), _inner_resolved(argv)
+    except LookupError:
+        path = None
     if path is None:
         if not check:
             return ""
-        raise runner_error("namespaces", f"network: {argv[0]} is not installed (iproute2, "
-                           "nftables and util-linux provide ip, tc, nft and nsenter)")
+        raise runner_error("namespaces", f"network: {' '.join(argv)}: a tool is not installed "
+                           "(iproute2, nftables and util-linux provide ip, tc, nft and nsenter)")
     stdin = os.memfd_create("stockade-script", os.MFD_CLOEXEC)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -54,6 +57,19 @@ def run_tool(argv: list[str], script: str = "", *, check: bool = True) -> str:
         why = (err.decode(errors="replace").strip() or f"exit {code}").splitlines()[0]
         raise runner_error("namespaces", f"network: {' '.join(argv)}: {why}")
     return out.decode(errors="replace")
+
+
+def _inner_resolved(argv: list[str]) -> list[str]:
+    """nsenter looks the command after `--` up in $PATH itself, and an ordinary user's
+    PATH has no sbin directory (where Debian puts nft and tc): give it the path found
+    here. LookupError when that command is not installed."""
+    if argv[0] != "nsenter" or "--" not in argv[:-1]:
+        return argv
+    at = argv.index("--") + 1
+    found = _which(argv[at])
+    if found is None:
+        raise LookupError(argv[at])
+    return [*argv[:at], found, *argv[at + 1:]]
 
 
 def _which(name: str) -> str | None:
