@@ -107,5 +107,6 @@ class RunnerError(StockadeError):
     """A runner step failed before the payload ran; `step` names it."""
 
     def __init__(self, step: str, message: str, *, exit_code: int) -> None:
-        super().__init__(f"stockade run: step '{step}' failed: {message}", exit_code=exit_code)
+        # No command name: the CLI prefixes "stockade: ", and `oci create` raises these too.
+        super().__init__(f"step '{step}' failed: {message}", exit_code=exit_code)
         self.step = step

@@ -80,6 +80,21 @@ def test_compile_output_that_cannot_be_created(
     assert not os.path.exists("/proc/nope")
 
 
+@pytest.mark.parametrize(("target", "blocked"), [
+    ("docker", "docker-flags.txt"),  # the second file of one target: seccomp.json landed first
+    ("all", "systemd/syscalls-only.service.d/50-stockade.conf"),  # the last target: ten landed first
+])
+def test_compile_writes_every_file_or_none(
+        policy: Path, tmp_path: Path, target: str, blocked: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    (out / blocked).mkdir(parents=True)  # a directory where an output file goes
+    assert main(["compile", str(policy), "-t", target, "-o", str(out)]) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line == f"stockade: -o {out}: cannot write {out / blocked}: Is a directory"
+    assert [p for p in out.rglob("*") if not p.is_dir()] == []  # no output, no tmp file
+
+
 # ------------------------------------------------------------------ compile --strict
 
 
@@ -236,7 +251,7 @@ def test_run_bad_input_exits_2_with_one_line(
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["run", *argv]) == 2  # was 110, though the README promises 2 for bad input
     line = _one_line_error(capsys.readouterr().err)
-    assert "step 'preflight' failed" in line
+    assert line.startswith("stockade: step 'preflight' failed: ")  # was "stockade: stockade run: step"
 
 
 # ------------------------------------------------------------------ --version, help

@@ -129,7 +129,9 @@ class TarSource:
                 if m.name.strip("./"):
                     self._members[_clean(m.name)] = m
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise StockadeError(f"{path}: not a readable tar archive ({exc})") from None
+            raise StockadeError(f"{path}: not a readable tar archive ({_tar_reason(exc)}); expected "
+                                "a `docker save` archive (plain or compressed) or an OCI layout "
+                                "directory") from None
 
     def close(self) -> None:
         self._tar.close()
@@ -150,6 +152,15 @@ class TarSource:
             raise StockadeError(f"{self.label}: {path} is not a file")
         with f:
             yield f
+
+
+def _tar_reason(exc: BaseException) -> str:
+    """tarfile's reason on one line: for a file of no format it knows, its message lists
+    every method it tried, one per line."""
+    text = str(exc)
+    if text.startswith("file could not be opened successfully"):
+        return "neither tar nor gzip, bzip2 or xz of a tar"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def read_json(src: Source, path: str, digest: str | None = None, size: int | None = None) -> tuple[Any, bytes]:

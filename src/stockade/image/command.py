@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from stockade.errors import StockadeError
 from stockade.image.digest import CHUNK
 from stockade.image.limits import LimitError, Limits, parse_count, parse_size
 from stockade.image.store import ENV_STORE, ImageRecord, Store
@@ -100,7 +101,12 @@ def _load_stdin(store: Store, tags: list[str], limits: Limits) -> int:
             if tmp.tell() > most:
                 raise LimitError("archive size (stdin)", tmp.tell(), most, "--max-size")
         tmp.flush()
-        for rec in store.load(Path(tmp.name), tags, limits):
+        try:
+            loaded = store.load(Path(tmp.name), tags, limits)
+        except StockadeError as exc:  # name what the user gave, not the spool file (gone)
+            exc.message = exc.message.replace(tmp.name, "stdin")
+            raise
+        for rec in loaded:
             print(f"Loaded image {rec.id} ({', '.join(rec.names) or 'no name'}), "
                   f"{len(rec.layers)} layers")
     return 0

@@ -116,7 +116,7 @@ def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tu
         data += f",upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
     if len(data) > MAX_MOUNT_DATA:
         raise StockadeError(f"image has too many layers ({len(lowers)}) for one overlayfs mount "
-                            "here; use --rootfs-method copy")
+                            "here (the copy method has no such limit)")
     _mount.mount("overlay", str(merged), "overlay", flags, data)
     return merged, "overlay-ro" if read_only else "overlay"
 

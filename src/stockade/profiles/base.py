@@ -6,9 +6,10 @@ so the same inputs give byte-identical artifacts (golden files depend on this).
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -90,22 +91,36 @@ Backend = Callable[..., Artifacts]
 
 def write_artifacts(artifacts: Artifacts, out_dir: str) -> list[str]:
     """Write every file atomically: all land or none (tmp files renamed at the end)."""
-    names = [art.filename for art in artifacts.files]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # one would overwrite the other (and share its tmp file)
-        from stockade.errors import StockadeError
+    return write_all([(artifacts, out_dir)])[0]
 
-        raise StockadeError(f"{artifacts.target}: two output files named {twice[0]}; nothing written")
-    os.makedirs(out_dir, exist_ok=True)
+
+def write_all(outputs: Sequence[tuple[Artifacts, str]]) -> list[list[str]]:
+    """Write the files of several targets, each into its directory, as one step: all land
+    or none. Every file is written to a tmp file and every destination checked before the
+    first rename; returns the paths written, per target."""
+    for artifacts, _ in outputs:
+        names = [art.filename for art in artifacts.files]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # one would overwrite the other (and share its tmp file)
+            from stockade.errors import StockadeError
+
+            raise StockadeError(f"{artifacts.target}: two output files named {twice[0]}; nothing written")
     staged: list[tuple[str, str]] = []
+    written: list[list[str]] = []
     try:
-        for art in artifacts.files:
-            final = os.path.join(out_dir, art.filename)
-            os.makedirs(os.path.dirname(final) or out_dir, exist_ok=True)
-            tmp = f"{final}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                fh.write(art.content())
-            staged.append((tmp, final))
+        for artifacts, out_dir in outputs:
+            os.makedirs(out_dir, exist_ok=True)
+            written.append([])
+            for art in artifacts.files:
+                final = os.path.join(out_dir, art.filename)
+                os.makedirs(os.path.dirname(final) or out_dir, exist_ok=True)
+                if os.path.isdir(final):  # rename(2) would fail there, after others landed
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), final)
+                tmp = f"{final}.tmp-{os.getpid()}"
+                staged.append((tmp, final))  # first: a write that fails half-way is removed too
+                with open(tmp, "wb") as fh:
+                    fh.write(art.content())
+                written[-1].append(final)
         for tmp, final in staged:
             os.replace(tmp, final)
     except BaseException:
@@ -113,4 +128,4 @@ def write_artifacts(artifacts: Artifacts, out_dir: str) -> list[str]:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
-    return [final for _, final in staged]
+    return written

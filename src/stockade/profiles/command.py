@@ -50,7 +50,7 @@ def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def main(args: argparse.Namespace) -> int:
     from stockade.policy.loader import load_policy
-    from stockade.profiles.base import write_artifacts
+    from stockade.profiles.base import write_all
     from stockade.profiles.registry import TARGETS, available_targets, backend
 
     policy = load_policy(args.file)
@@ -85,12 +85,12 @@ def main(args: argparse.Namespace) -> int:
     subdirs = [out] if len(results) == 1 else [os.path.join(out, r.target) for r in results]
     for subdir in subdirs:
         _check_output_dir(out, subdir)
-    for r, subdir in zip(results, subdirs, strict=True):
-        try:
-            written = write_artifacts(r, subdir)
-        except OSError as exc:
-            where = exc.filename or subdir
-            raise StockadeError(f"-o {out}: cannot write {where}: {exc.strerror}") from None
+    try:  # every target's files or none (`-t all` included)
+        written_per_target = write_all(list(zip(results, subdirs, strict=True)))
+    except OSError as exc:
+        where = exc.filename or out
+        raise StockadeError(f"-o {out}: cannot write {where}: {exc.strerror}") from None
+    for r, written in zip(results, written_per_target, strict=True):
         for path, art in zip(written, r.files, strict=True):
             desc = f"  ({art.description})" if art.description else ""
             print(f"{path}{desc}")

@@ -196,6 +196,18 @@ def test_not_an_archive(store: Store, tmp_path: Path) -> None:
         store.load(tmp_path)
 
 
+@pytest.mark.parametrize("content", [b"hello", b"\x1f\x8b" + b"\0" * 64, b"root:x:0:0::/root:/bin/sh\n" * 40])
+def test_not_an_archive_is_one_line_exit_2(store: Store, tmp_path: Path, content: bytes,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # tarfile's message for a file of no known format is five lines (one per method it
+    # tried); it used to reach the terminal as they were
+    (tmp_path / "x.tar").write_bytes(content)
+    assert cli.main(["image", "--store", str(store.root), "load", str(tmp_path / "x.tar")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"stockade: {tmp_path / 'x.tar'}: not a readable tar"), err
+    assert store_state(store)["images"] == [] and store_state(store)["tmp"] == []
+
+
 def _load_worker(root: str, path: str) -> str:
     return Store(Path(root)).load(Path(path))[0].id
 
@@ -403,6 +415,19 @@ def test_cli_load_stdin(store: Store, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(sys, "stdin", fake)
     assert cli.main(["image", "--store", str(store.root), "load", "-"]) == 0
     assert store.resolve("example/app:1").id == export.config_digest(files)
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_cli_load_stdin_error_names_stdin(store: Store, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # it used to name the spool file (STORE/tmp/stdin-XXXX.tar), already removed
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"hi\n")))
+    assert cli.main(["image", "--store", str(store.root), "load", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stockade: stdin: not a readable tar archive") and err.count("\n") == 1, err
     assert list(store.tmp_dir.iterdir()) == []
 
 

@@ -38,7 +38,7 @@ def _profile(**syscall: Any) -> dict[str, Any]:
 CONFUSED = [
     (_profile(names=3), "syscalls[0].names: invalid value; found 3"),
     (_profile(args=1.5), "syscalls[0].args: invalid value; found 1.5"),
-    (_profile(includes={"caps": True}), "syscalls[0].includes.caps: invalid value; found True"),
+    (_profile(includes={"caps": True}), "syscalls[0].includes.caps: invalid value; found true"),
     (_profile(args=[{"value": 1, "op": "SCMP_CMP_EQ"}]), "syscalls[0].args[0].index: required key is missing"),
     (_profile(args=[{"index": "0", "value": 1, "op": "SCMP_CMP_EQ"}]), "syscalls[0].args[0].index"),
     (_profile(args=[{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]), "syscalls[0].args[0].index"),

@@ -1,5 +1,5 @@
-"""Hostile config.json: real configs (tests/data/oci: `runc spec`, podman- and
-docker-like), mutated, through the reader and the translator. The only outcomes allowed
+"""Hostile config.json: real configs (`runc spec` from tests/data/seeds, podman- and
+docker-like ones from tests/data/oci), mutated, through the reader and the translator. The only outcomes allowed
 are a Container or a StockadeError with exit status 2 and a one-line message: never a
 traceback (TypeError, SystemError from the JSON scanner, ValueError from a NUL...)."""
 
@@ -22,7 +22,8 @@ from stockade.oci.jsonfast import loads
 from stockade.oci.translate import translate
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-SEEDS = sorted((DATA / "oci").glob("*.json"))
+RUNC_SPEC = DATA / "seeds" / "runc-spec-config.json"  # tests/data/seeds/README.md
+SEEDS = [RUNC_SPEC, *sorted((DATA / "oci").glob("*.json"))]
 HOSTILE = sorted((DATA / "hostile" / "oci").glob("*.json"))
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -159,7 +160,7 @@ def test_hostile_corpus_exists() -> None:
 
 def test_nan_is_not_a_number_here() -> None:
     """NaN passes json but never the integer fields (float is not an int)."""
-    doc = json.loads((DATA / "oci" / "runc-spec.json").read_text())
+    doc = json.loads(RUNC_SPEC.read_text())
     doc["linux"]["resources"] = {"memory": {"limit": math.nan}}
     with pytest.raises(config.ConfigError, match="memory.limit"):
         config.validate(doc)

@@ -54,8 +54,14 @@ PODMAN = pytest.param(("podman", PODMAN_PROFILE), id="podman", marks=pytest.mark
                                          "golang-github-containers-common, installed with podman)"))
 
 
+# The same file kept in the repository (tests/data/seeds/README.md), so the round trip
+# runs where podman is not installed too.
+PODMAN_SEED = Path(__file__).resolve().parents[2] / "data" / "seeds" / "podman-seccomp.json"
+
+
 def _profiles() -> list[object]:
-    return [pytest.param(("docker", MOBY_PROFILE), id="docker"), PODMAN]
+    return [pytest.param(("docker", MOBY_PROFILE), id="docker"),
+            pytest.param(("podman", PODMAN_SEED), id="podman-seed"), PODMAN]
 
 
 @pytest.fixture(scope="module", params=_profiles())
