@@ -3,12 +3,15 @@
     sudo .venv/bin/python bench/net_bench.py --rounds 11
 
 Everything happens inside two network namespaces this script makes and deletes (a
-"host" where the runner runs and a peer): no traffic leaves them, nothing is changed in
-the machine's own namespace.
+"host" where the runner runs and a peer): no traffic leaves them; in the machine's own
+namespace only docker's bridge is made (and deleted).
 
-  start      `stockade run -- /bin/true` through the CLI, mode private vs loopback, same
-             rounds interleaved; `docker run --rm --network bridge IMAGE true` when a
-             dockerd answers and has an image (else the row says why not)
+  start      `stockade run -- /bin/true` through the CLI, mode private vs loopback and
+             `docker run --rm --network bridge IMAGE true`, same rounds interleaved: a
+             private dockerd (tests/integration/engines/daemons.py, runc, a busybox image
+             from a local rootfs) on a bridge of its own (BRIDGE, a test address in the
+             machine's namespace, deleted at the end; dockerd changes no iptables,
+             forwarding or masquerading), or the row says why not
   throughput iperf3 (3 s, TCP) from the sandbox to the host end of its veth, vs iperf3 on
              the host's loopback
   latency    1-byte TCP ping-pong, 2000 round trips: the same two paths
@@ -18,6 +21,7 @@ Prints a Markdown section for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HOST, PEER = "stkbench-h", "stkbench-p"
@@ -91,21 +96,36 @@ def timed_run(env: dict[str, str], pol: str, argv: list[str]) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def docker_row(rounds: int) -> tuple[str, float | None]:
-    if shutil.which("docker") is None:
-        return "docker is not installed", None
-    if sh("docker", "info", check=False).returncode != 0:
-        return "no dockerd answers (this machine starts none)", None
-    images = sh("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    image = next((i for i in images if "busybox" in i), images[0] if images else None)
-    if image is None:
-        return "dockerd has no image, and nothing may be pulled here", None
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        sh("docker", "run", "--rm", "--network", "bridge", image, "true")
-        times.append((time.perf_counter() - t) * 1000)
-    return f"`docker run --rm --network bridge {image} true`", statistics.median(times)
+BRIDGE, BRIDGE_ADDR = "stkbenchbr0", "198.18.251.1/24"  # RFC 2544's benchmarking range
+
+
+@contextlib.contextmanager
+def private_docker(tmp: Path) -> Iterator[tuple[str, Callable[[], float | None]]]:
+    """(what, one_run): one_run times `docker run --rm --network bridge` (None: failed)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.conftest import make_busybox_rootfs
+    from tests.integration.engines.daemons import IMAGE, EngineUnavailable, dockerd
+
+    rootfs = tmp / "docker-rootfs"
+    rootfs.mkdir()
+    make_busybox_rootfs(rootfs)
+    if sh("ip", "link", "add", BRIDGE, "type", "bridge", check=False).returncode != 0:
+        yield "cannot make a bridge for dockerd", lambda: None
+        return
+    try:
+        sh("ip", "addr", "add", BRIDGE_ADDR, "dev", BRIDGE)
+        sh("ip", "link", "set", BRIDGE, "up")
+        with dockerd(rootfs, {}, bridge=BRIDGE) as docker:
+            def one_run() -> float | None:
+                t = time.perf_counter()
+                done = docker("run", "--rm", "--network", "bridge", IMAGE, "true")
+                return (time.perf_counter() - t) * 1000 if done.returncode == 0 else None
+
+            yield "private dockerd, runc, `docker run --rm --network bridge IMAGE true`", one_run
+    except EngineUnavailable as exc:
+        yield str(exc), lambda: None
+    finally:
+        sh("ip", "link", "del", BRIDGE, check=False)
 
 
 def iperf(env: dict[str, str], pol: str | None, target: str) -> float:
@@ -151,10 +171,18 @@ def main() -> int:
         for pol in (private, loopback):  # warm the plan cache
             timed_run(env, pol, ["/bin/true"])
         starts: dict[str, list[float]] = {"private": [], "loopback": []}
-        for _ in range(args.rounds):
-            starts["private"].append(timed_run(env, private, ["/bin/true"]))
-            starts["loopback"].append(timed_run(env, loopback, ["/bin/true"]))
-        docker_what, docker_ms = docker_row(args.rounds)
+        docker_times: list[float | None] = []
+        with private_docker(tmp) as (docker_what, docker_run):
+            docker_run()  # warm: the image's first container
+            for _ in range(args.rounds):
+                starts["private"].append(timed_run(env, private, ["/bin/true"]))
+                starts["loopback"].append(timed_run(env, loopback, ["/bin/true"]))
+                docker_times.append(docker_run())
+        docker_ms = None
+        if docker_times and None in docker_times:
+            docker_what = f"a `docker run` failed ({docker_what})"
+        elif docker_times:
+            docker_ms = statistics.median(t for t in docker_times if t is not None)
         servers.append(subprocess.Popen(in_host("iperf3", "-s"), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL))
         echo = tmp / "echo.py"

@@ -17,7 +17,7 @@ from stockade.policy import model as m
 from stockade.policy.semantics import decide
 
 MI = 1024 * 1024
-NETWORK_ORDER = ("none", "loopback", "host")
+NETWORK_ORDER = ("none", "loopback", "private", "host")
 
 
 def suggested_resources(memory_peak: int | None, pids_peak: int | None) -> dict[str, Any]:
@@ -41,7 +41,9 @@ def refused_by(policy: m.Policy, learned: Learned) -> dict[str, m.Action]:
 
 def network_mode(learned: Learned, base_mode: str) -> str:
     if learned.remote:
-        return "host"
+        # the peers it reached become egress entries of a private network; IPv6 peers
+        # (a private network is IPv4 only) or none recorded leave only the host's
+        return "private" if learned.peers and not learned.remote_v6 else "host"
     if any(s.startswith("inet") for s in learned.sockets):
         return base_mode if base_mode != "none" else "loopback"
     return "none"
@@ -89,12 +91,24 @@ def build(learned: Learned, *, name: str, description: str, base: m.Policy | Non
     doc["filesystem"] = fs
     if learned.bind:
         net["bind"] = list(learned.bind)
+    if net.get("mode", base.network.mode if base is not None else "") == "private":
+        net["egress"] = egress_entries(learned.peers)
     doc["network"] = net
     if base is None:
         doc["namespaces"] = list(m.ALL_NAMESPACES)
     if resources:
         doc["resources"] = resources
     return doc
+
+
+def egress_entries(peers: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    """One network.egress entry per address the workload connected to, with its ports
+    (no proto: the recorder sees connect() on a socket, not whether it is TCP or UDP)."""
+    ports: dict[str, set[int]] = {}
+    for addr, port in peers:
+        ports.setdefault(addr, set()).add(port)
+    return [{"to": addr, "ports": sorted(p for p in ports[addr] if p)}
+            for addr in sorted(ports, key=lambda a: tuple(int(x) for x in a.split(".")))]
 
 
 def _union(a: list[Any], b: list[Any]) -> list[Any]:
@@ -116,7 +130,7 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for section, keys in (("syscalls", ("arches", "allow", "rules")),
                           ("capabilities", ("add",)),
                           ("filesystem", ("read_only", "writable", "exec", "tmpfs", "deny")),
-                          ("network", ("allow", "bind"))):
+                          ("network", ("allow", "bind", "egress"))):
         o, n = old.get(section) or {}, dict(new.get(section) or {})
         for key in keys:
             if key in o or key in n:

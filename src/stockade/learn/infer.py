@@ -48,6 +48,8 @@ class Learned:
     remote: bool  # connected somewhere that is not loopback
     caps: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    peers: tuple[tuple[str, int], ...] = ()  # IPv4 (address, port): network.egress proposals
+    remote_v6: bool = False  # connected to a non-loopback IPv6 address (private is IPv4)
 
 
 def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = (), root: str = "/") -> Learned:
@@ -109,6 +111,7 @@ def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = (), root
                         "that, so binding is left unrestricted")
         bind = []
     remote = any(call == "connect" and not loop for call, fam, _, loop in rec.sockaddrs if fam in (2, 10))
+    remote_v6 = any(call == "connect" and not loop for call, fam, _, loop in rec.sockaddrs if fam == 10)
     caps = {c for n, c in CAP_BY_SYSCALL.items() if n in names}
     if any(p < 1024 for p in bind):
         caps.add("NET_BIND_SERVICE")
@@ -120,7 +123,7 @@ def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = (), root
                         + ", ".join(rec.unknown))
     return Learned(tuple(arches), tuple(allow), tuple(rules), tuple(read), tuple(write),
                    tuple(exec_all), tuple(sorted(sockets)), tuple(bind), remote,
-                   tuple(sorted(caps)), tuple(warnings))
+                   tuple(sorted(caps)), tuple(warnings), tuple(sorted(rec.peers)), remote_v6)
 
 
 def _rule(name: str, args: list[dict[str, int | str]]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ class Recording:
     unknown: tuple[str, ...] = ()  # "arch:nr" the vocabulary has no name for
     tasks: int = 0
     notifications: int = 0
+    peers: frozenset[tuple[str, int]] = frozenset()  # IPv4 (address, port) connected to
 
     @staticmethod
     def from_json(data: dict[str, Any], native: str) -> Recording:
@@ -47,4 +48,5 @@ class Recording:
             clone3_ns=bool(data.get("clone3_ns")), started=bool(data.get("started")),
             unknown=tuple(sorted(unknown)), tasks=int(data.get("tasks", 0)),
             notifications=int(data.get("notifications", 0)),
+            peers=frozenset((str(a), int(p)) for a, p in data.get("peers", [])),
         )

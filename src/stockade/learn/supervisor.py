@@ -77,6 +77,7 @@ class Recorder:
         self.values: set[tuple[str, int, int]] = set()
         self.paths: set[tuple[str, str]] = set()
         self.sockaddrs: set[tuple[str, int, int, bool]] = set()  # call, family, port, loopback
+        self.peers: set[tuple[str, int]] = set()  # IPv4 (address, port) connected to
         self.clone3_ns = False
         self.pids: set[int] = set()
         self.notifications = 0
@@ -154,6 +155,8 @@ class Recorder:
         if family == socket.AF_INET:
             port = struct.unpack_from("!H", addr, 2)[0]
             self.sockaddrs.add((call, family, port, addr[4] == 127))
+            if call == "connect" and addr[4] != 127 and len(addr) >= 8 and any(addr[4:8]):
+                self.peers.add((socket.inet_ntoa(addr[4:8]), port))  # proposed egress
         elif family == socket.AF_INET6 and len(addr) >= 24:
             port = struct.unpack_from("!H", addr, 2)[0]
             ip = addr[8:24]
@@ -227,6 +230,7 @@ class Recorder:
             "values": sorted([n, i, v] for n, i, v in self.values),
             "paths": sorted([k, p] for k, p in self.paths),
             "sockaddrs": sorted([c, f, p, lo] for c, f, p, lo in self.sockaddrs),
+            "peers": sorted([a, p] for a, p in self.peers),
             "clone3_ns": self.clone3_ns,
             "tasks": len(self.pids),
             "notifications": self.notifications,

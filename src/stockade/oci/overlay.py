@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from stockade.errors import StockadeError
+from stockade.oci import notice
 from stockade.oci.translate import Container
 from stockade.runner import _linux as L
 from stockade.runner._record import replace
@@ -67,9 +68,19 @@ def merge(c: Container, pol: PolicyPart) -> tuple[Container, list[str]]:
     oci_name = {"net": "network"}
     for ns in sorted(wanted - new_ns):
         if oci_name.get(ns, ns) in joined:
+            why = " (network.mode private: the engine owns the container's network)" \
+                if ns == "net" and pol.network == "private" else ""
             raise StockadeError(f"--policy {pol.name}: asks for a new {ns} namespace, "
-                                f"config.json joins one by path")
+                                f"config.json joins one by path{why}")
         new_ns.add(ns)
+    if pol.network == "private":
+        # The jail (veth, egress rules, publish, rates) is `stockade run`'s; over a bundle
+        # the engine owns the network. Never silently: the container gets a namespace of
+        # its own with lo only, stricter than the policy asked.
+        notice.warn(f"--policy {pol.name}: network.mode private is not applied to an OCI "
+                    "bundle (no veth, egress, publish or bandwidth): the container gets "
+                    "its own network namespace with lo only")
+        show("network.mode", "-", "private", "loopback (the jail is stockade run's)")
     show("namespaces", " ".join(sorted(cfg.namespaces)), " ".join(sorted(wanted)),
          " ".join(sorted(new_ns)))
     flags = 0

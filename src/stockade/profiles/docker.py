@@ -7,6 +7,7 @@ import shlex
 
 from stockade.policy.model import Policy
 from stockade.profiles import capabilities as caps
+from stockade.profiles import network_targets as net
 from stockade.profiles.apparmor import profile_filename, render_profile
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 from stockade.profiles.enforcement import constituent_enforcements
@@ -42,7 +43,10 @@ def run_flags(policy: Policy, host: HostFacts, *, seccomp_path: str = SECCOMP_FI
         tmpfs += [e.path for e in fs.writable]
     for path in dict.fromkeys(p for p in tmpfs if not has_glob(p)):
         flags += ["--tmpfs", path]
-    flags += ["--network", "host" if policy.network.mode == "host" else "none"]
+    if net.is_private(policy):
+        flags += net.docker_flags(policy)
+    else:
+        flags += ["--network", "host" if policy.network.mode == "host" else "none"]
     for ns, flag in (("pid", "--pid"), ("ipc", "--ipc"), ("uts", "--uts")):
         if ns not in policy.namespaces:
             flags += [flag, "host"]
@@ -74,7 +78,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
     for e in policy.filesystem.tmpfs:
         out.append(Enforcement(f"filesystem.tmpfs[{e.path}]", "docker", "--tmpfs"))
     out.append(Enforcement(f"network.mode[{policy.network.mode}]", "docker", "--network"))
-    return out
+    return out + net.enforcements(policy, "docker")
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
@@ -97,6 +101,8 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
                         "the flag line cannot ask for one")
     if policy.network.mode == "loopback":
         notes.append("docker: --network none gives a namespace with only lo up (= loopback)")
+    if net.is_private(policy):
+        warnings += net.docker_warnings(policy)
     for e in policy.filesystem.deny:
         warnings.append(f"docker: filesystem.deny[{e.path}] is enforced only by the AppArmor profile")
         break

@@ -197,6 +197,9 @@ def reach(policy: m.Policy, host: str, port: int, proto: str,
         return Reach("yes", "network.mode host: the host's network, with no egress rules")
     if host == "localhost" or (addr is not None and addr.is_loopback):
         return Reach("yes", "lo inside the sandbox's own namespace (never the host's)")
+    if addr is not None and addr.version == 6:
+        return Reach("no", "network.mode private is IPv4 only: IPv6 never leaves the "
+                     "sandbox (dropped by the jail's host-side rules)")
     pending: list[str] = []
     for i, e in enumerate(net.egress):
         if (e.ports and port not in e.ports) or (e.proto and e.proto != proto):

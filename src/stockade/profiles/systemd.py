@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stockade.policy.model import ActionKind, Policy
 from stockade.profiles import capabilities as caps
+from stockade.profiles import network_targets as net
 from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
 from stockade.profiles.paths import subtree_prefix, validate_filesystem
 
@@ -131,8 +132,12 @@ def directives(policy: Policy, host: HostFacts) -> tuple[list[tuple[str, str]], 
     for s in policy.network.allow:
         if s.family not in _AF:
             warnings.append(f"systemd: socket family {s.family} has no AF_ name here; skipped")
+    if not families and net.is_private(policy):
+        families = ["AF_INET", "AF_UNIX"]  # its egress needs inet; IPv6 never leaves
     d.append(("RestrictAddressFamilies", " ".join(families) if families else "none"))
-    if policy.network.mode != "host":
+    if net.is_private(policy):
+        d += net.systemd_directives(policy, warnings)  # host network, IP-filtered
+    elif policy.network.mode != "host":
         d.append(("PrivateNetwork", "yes"))  # a namespace with only lo (up)
     if "uts" in policy.namespaces:
         d.append(("ProtectHostname", "yes"))
@@ -194,7 +199,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
             out.append(Enforcement(f"network.allow[{key}]", "systemd", how))
     kept = ",".join(c.removeprefix("CAP_") for c in caps.ordered(policy.capabilities.kept))
     out.append(Enforcement(f"capabilities.kept[{kept}]", "systemd", "CapabilityBoundingSet="))
-    return out
+    return out + net.enforcements(policy, "systemd")
 
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name

@@ -92,19 +92,24 @@ class Docker:
 
 
 @contextlib.contextmanager
-def dockerd(rootfs: Path, runtimes: dict[str, str], default_runtime: str | None = None
-            ) -> Iterator[Docker]:
-    """A private dockerd: its own data/exec roots and socket, no bridge or iptables
-    (--bridge=none: containers get a network namespace of their own with loopback only),
-    the given runtimes registered (--add-runtime NAME=PATH). Otherwise docker's defaults
-    (the overlay2 storage driver: its rootfs is a mount of its own)."""
+def dockerd(rootfs: Path, runtimes: dict[str, str], default_runtime: str | None = None,
+            bridge: str = "none") -> Iterator[Docker]:
+    """A private dockerd: its own data/exec roots and socket, no iptables, and by default
+    no bridge (--bridge=none: containers get a network namespace of their own with
+    loopback only); `bridge` names one the caller made, for docker's default network
+    (a veth on it, set up by docker's libnetwork-setkey prestart hook), with the host's
+    forwarding and masquerading left alone. The given runtimes are registered
+    (--add-runtime NAME=PATH). Otherwise docker's defaults (the overlay2 storage driver:
+    its rootfs is a mount of its own)."""
     if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("docker") is None:
         raise EngineUnavailable("needs root, dockerd and docker (apt: docker.io)")
     base = Path(tempfile.mkdtemp(prefix="sk-dockerd-", dir="/tmp"))
     sock = base / "docker.sock"
-    cmd = ["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false",
+    cmd = ["dockerd", f"--bridge={bridge}", "--iptables=false", "--ip6tables=false",
            f"--data-root={base / 'data'}", f"--exec-root={base / 'exec'}",
            f"--pidfile={base / 'dockerd.pid'}", f"--host=unix://{sock}"]
+    if bridge != "none":
+        cmd += ["--ip-forward=false", "--ip-masq=false"]
     cmd += [f"--add-runtime={name}={path}" for name, path in runtimes.items()]
     if default_runtime:
         cmd.append(f"--default-runtime={default_runtime}")

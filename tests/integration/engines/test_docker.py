@@ -4,6 +4,8 @@ logs, stop, rm and --restart, with docker's default flags (docs/OCI.md, Engines)
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,14 +21,39 @@ def calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("docker-calls") / "calls.log"
 
 
+# docker's default network is a bridge: one made for the tests, on a test address
+# (RFC 2544's benchmarking range), deleted at the end; dockerd does not touch iptables,
+# forwarding or masquerading (daemons.dockerd), so nothing leaves this machine.
+BRIDGE_GATEWAY = "198.18.250.1"
+
+
 @pytest.fixture(scope="module")
-def docker(shared_rootfs: Path, stockade_wrapper: Path, calls: Path) -> Iterator[Docker]:
-    """dockerd whose default runtime is stockade (through a spy that logs each call)."""
+def bridge() -> Iterator[str]:
+    name = f"skbr{os.getpid() % 100000}"
+    try:
+        subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot make a bridge for docker's default network: {exc}")
+    try:
+        subprocess.run(["ip", "addr", "add", f"{BRIDGE_GATEWAY}/24", "dev", name], check=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def docker(shared_rootfs: Path, stockade_wrapper: Path, calls: Path, bridge: str
+           ) -> Iterator[Docker]:
+    """dockerd whose default runtime is stockade (through a spy that logs each call),
+    containers on its default (bridge) network."""
     spy = calls.parent / "stockade-spy"
     spy.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {stockade_wrapper} "$@"\n')
     spy.chmod(0o755)
     try:
-        with dockerd(shared_rootfs, {"stockade": str(spy)}, default_runtime="stockade") as d:
+        with dockerd(shared_rootfs, {"stockade": str(spy)}, default_runtime="stockade",
+                     bridge=bridge) as d:
             yield d
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
@@ -71,6 +98,21 @@ def test_same_view_as_runc(docker: Docker) -> None:
     # /dev differs by design (docs/OCI.md): stockade's fixed nodes; the rest agrees
     assert out["stockade"][:-1] == out["runc"][:-1]
     assert set(out["stockade"][-1].split()) <= set(out["runc"][-1].split())
+
+
+def test_default_bridge_network(docker: Docker) -> None:
+    """docker's default network: a veth on the bridge, set up by docker's prestart hook
+    (libnetwork-setkey) in the namespace the runtime made; the same under runc."""
+    probe = ("ip -4 -o addr show eth0 | awk '{print $4}'; ip -4 route | sort;"
+             f" ping -c1 -W2 {BRIDGE_GATEWAY} >/dev/null && echo gateway-reached")
+    out = {}
+    for runtime in ("runc", "stockade"):
+        r = docker("run", "--rm", "--runtime", runtime, IMAGE, "sh", "-c", probe)
+        assert r.returncode == 0, (runtime, r.stderr)
+        out[runtime] = [line.strip() for line in r.stdout.splitlines()]
+    assert out["stockade"] == out["runc"]
+    assert out["stockade"][0].startswith("198.18.250.") and "gateway-reached" in out["stockade"]
+    assert f"default via {BRIDGE_GATEWAY} dev eth0" in out["stockade"][1:]
 
 
 def test_exec_logs_stop_rm(docker: Docker, calls: Path) -> None:

@@ -472,6 +472,15 @@ def _failing(bundles: Bundles, rootfs: Path, kind: str) -> Path:
                                     "major": 1, "minor": 3}]
     elif kind == "bad-device-rule":
         cfg["linux"]["resources"]["devices"].append({"allow": True, "type": "x"})
+    elif kind == "missing-bind-source":  # after proc, dev, sys... were mounted
+        cfg["mounts"].append(_bind("/mnt", "/no/such/bind-source"))
+    elif kind == "tmpfs-option-refused":  # by the kernel, mid-way through the mounts
+        cfg["mounts"].append({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=not-a-size"]})
+    elif kind == "failing-prestart-hook":  # the namespaces and cgroup exist by then
+        cfg["hooks"] = {"prestart": [{"path": "/bin/false"}]}
+    elif kind == "cpuset-not-on-host":  # written into the container's new cgroup
+        cfg["linux"]["resources"]["cpu"] = {"cpus": str((os.cpu_count() or 1) + 63)}
     bundle = bundles.make(cfg)
     data = json.loads((bundle / "config.json").read_text())
     data["root"]["path"] = str(rootfs)
@@ -481,7 +490,10 @@ def _failing(bundles: Bundles, rootfs: Path, kind: str) -> Path:
 
 @pytest.mark.parametrize("path", ["python", "frontend"])
 @pytest.mark.parametrize("kind", ["missing-command", "missing-rootfs", "device-not-on-host",
-                                  "bad-device-rule", "read-only-state-root"])
+                                  "bad-device-rule", "read-only-state-root",
+                                  "missing-bind-source", "tmpfs-option-refused",
+                                  "failing-prestart-hook",
+                                  "cpuset-not-on-host"])
 def test_no_failure_leaves_anything(kind: str, path: str, frontend_bin: str,
                                     bundles: Bundles, oci_root: Path,
                                     shared_rootfs_copy: Path) -> None:

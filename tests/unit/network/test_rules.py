@@ -83,6 +83,36 @@ def test_shaping_uses_the_host_side_devices() -> None:
     assert "mirred egress redirect dev stockade3i" in lines[2]
     assert lines[3].startswith("qdisc add dev stockade3i root tbf rate 10000000bit")
     assert burst_bytes(8_000) == MIN_BURST and burst_bytes(10**10) == 10**10 // 800
+    assert all("latency 50ms" in line for line in lines if " tbf " in line)
+
+
+def test_rootless_shaping_queues_what_local_tcp_sends_at_once() -> None:
+    """On the sandbox's own eth0 a 50 ms queue dropped and TCP fell to a tenth of the
+    rate: room for one socket's small-queue share out, one receive window in."""
+    from stockade.runner.network.shaping import (
+        LOCAL_IN_QUEUE_BYTES,
+        LOCAL_OUT_QUEUE_BYTES,
+        shaping_lines,
+    )
+
+    out, _, _, into = shaping_lines("eth0", "eth0i", out_bps=10_000_000, in_bps=50_000_000,
+                                    local=True).splitlines()
+    assert out.endswith(f"limit {burst_bytes(10_000_000) + LOCAL_OUT_QUEUE_BYTES}")
+    assert into.startswith("qdisc add dev eth0i root tbf rate 50000000bit")
+    assert into.endswith(f"limit {burst_bytes(50_000_000) + LOCAL_IN_QUEUE_BYTES}")
+
+
+def test_nsenter_gets_the_path_of_its_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nsenter looked `nft` up in the caller's PATH, which has no sbin for an ordinary
+    user: the rootless run failed "nsenter: failed to execute nft"."""
+    from stockade.runner.network import tools
+
+    monkeypatch.setattr(tools, "_which", lambda name: {"nft": "/usr/sbin/nft"}.get(name))
+    argv = ["nsenter", "--net=/proc/1/ns/net", "--", "nft", "-f", "-"]
+    assert tools._inner_resolved(argv) == [*argv[:3], "/usr/sbin/nft", "-f", "-"]
+    assert tools._inner_resolved(["tc", "-batch", "-"]) == ["tc", "-batch", "-"]
+    with pytest.raises(LookupError):
+        tools._inner_resolved(["nsenter", "--", "tc", "-batch", "-"])
 
 
 def test_names_resolve_once_and_dns_comes_from_resolv_conf(tmp_path: Path) -> None:

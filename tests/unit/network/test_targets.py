@@ -95,6 +95,20 @@ def test_docker_publishes_and_says_what_it_cannot(jail: m.Policy) -> None:
     assert any("network.bandwidth" in w for w in art.warnings)
 
 
+def test_network_policy_and_pod_validate_against_kubernetes_schema(jail: m.Policy) -> None:
+    kv = pytest.importorskip("kubernetes_validate",
+                             reason="pip package kubernetes-validate (test extra)")
+    art = kubernetes.compile(jail, HOST)
+    docs = {f.filename: yaml.safe_load(f.text or "") for f in art.files
+            if f.filename != "all.yaml"}
+    for name in ("networkpolicy.yaml", "pod.yaml"):
+        kv.validate(docs[name], kv.latest_version(), strict=True)
+    broken = dict(docs["networkpolicy.yaml"])
+    broken["spec"] = dict(broken["spec"], egress=[{"to": [{"ipBlock": {"cidr": 5}}]}])
+    with pytest.raises(kv.ValidationError):  # the check can fail
+        kv.validate(broken, kv.latest_version(), strict=True)
+
+
 def test_kube_quantities() -> None:
     assert [kube_quantity(v) for v in (10**6, 2 * 10**9, 1500, 1234567)] == [
         "1M", "2G", "1500", "1234567"]
@@ -136,3 +150,20 @@ def test_explain_reach_on_the_command_line(tmp_path: Path, capsys: pytest.Captur
     assert (out["reachable"], out["target"]) == ("yes", "10.88.0.9:5432/tcp")
     assert main(["explain", str(path), "--reach", "10.88.0.9"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["bad_host!:443", "udp:10.88.0.9:5432"])
+def test_explain_reach_refuses_what_is_no_host(tmp_path: Path, bad: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Was answered "no" as if it were a host name; now one line naming it, exit 2."""
+    path = tmp_path / "jail.yaml"
+    path.write_text(textwrap.dedent(JAIL))
+    assert main(["explain", str(path), "--reach", bad]) == 2
+    err = capsys.readouterr().err
+    assert "--reach" in err and bad.rpartition(":")[0] in err and "Traceback" not in err
+
+
+def test_reach_says_ipv6_never_leaves(jail: m.Policy) -> None:
+    answer = reach(jail, "2001:db8::1", 443, "tcp")
+    assert answer.verdict == "no" and "IPv6 never leaves" in answer.why
+    assert reach(jail, "::1", 80, "tcp").verdict == "yes"  # the sandbox's own lo

@@ -265,6 +265,34 @@ def test_overlay_is_stricter(bundle: Path) -> None:
     assert any("caps.bounding" in line for line in lines)
 
 
+def test_overlay_of_a_private_network_says_it_is_not_applied(
+        bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The jail is `stockade run`'s: over a bundle its egress/publish/rates were dropped
+    without a word. Now a warning, the container on lo only; a joined netns is refused
+    with the reason."""
+    from stockade.errors import StockadeError
+    from stockade.oci.overlay import merge
+    from stockade.policy.loader import load_policy
+    from stockade.runner.prepare import policy_part
+
+    if os.geteuid() != 0:
+        pytest.skip("the overlay adds a user namespace, which needs root here")
+    jail = bundle / "jail.yaml"
+    jail.write_text("stockade: 1\nname: jail\nextends: [default]\nnetwork:\n  mode: private\n"
+                    "  egress: [{to: 10.99.0.0/24, ports: [443]}]\n"
+                    "  publish: ['127.0.0.1:18080:80']\n  bandwidth: {egress: 10Mbit}\n")
+    pol = policy_part(load_policy(str(jail)))
+    merged, lines = merge(_tr(_cfg(), bundle), pol)
+    assert merged.plan.policy.network == "loopback" and "net" in merged.plan.policy.namespaces
+    assert "network.mode private is not applied to an OCI bundle" in capsys.readouterr().err
+    assert any("network.mode: config=- policy=private -> loopback" in line for line in lines)
+    joined = _cfg()
+    joined["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+        {"type": "network", "path": "/proc/self/ns/net"}]
+    with pytest.raises(StockadeError, match="the engine owns the container's network"):
+        merge(_tr(joined, bundle), pol)
+
+
 def test_spec_generation() -> None:
     from stockade.oci.spec import generate
 

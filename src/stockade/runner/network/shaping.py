@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 
 LATENCY_MS = 50  # how long a packet may wait in the bucket before tbf drops it
 MIN_BURST = 64 * 1024  # bytes: a few full-size packets at any rate
-# Without root the buckets are on the sandbox's own eth0 (pasta's tap), where the sending
-# sockets are local: TCP small queues let each put up to net.ipv4.tcp_limit_output_bytes
-# (1 MiB by default) into the qdisc before it waits, and pasta writes what arrives in
-# bursts. A 50 ms queue (62 kB at 10 Mbit) drops from both and TCP falls to a tenth of
-# the rate (measured: 1.6 of 10 Mbit); with room for one socket's worth nothing is
-# dropped and TCP settles at the rate.
-LOCAL_QUEUE_BYTES = 1 << 20
+# Without root the buckets are on the sandbox's own eth0 (pasta's tap), and a 50 ms queue
+# (62 kB at 10 Mbit) drops: TCP then falls to a tenth of the rate (measured: 1.6 of 10
+# Mbit out, 6 of 50 in). Out: the sending sockets are local, and TCP small queues let
+# each put up to net.ipv4.tcp_limit_output_bytes (1 MiB by default) into the qdisc
+# before it waits. In: pasta writes as much as the sandbox's receive window allows at
+# once, up to net.ipv4.tcp_rmem's maximum (6 MiB by default). Queues of those sizes drop
+# nothing and TCP settles at the rate (within 5 %).
+LOCAL_OUT_QUEUE_BYTES = 1 << 20
+LOCAL_IN_QUEUE_BYTES = 6 << 20
 
 
 def burst_bytes(rate_bps: int) -> int:
@@ -40,19 +42,20 @@ def tc_script(slot: Slot, egress_bps: int, ingress_bps: int) -> str:
 def shaping_lines(dev: str, ifb: str, *, out_bps: int, in_bps: int,
                   local: bool = False) -> str:
     """tbf on what leaves `dev`; what arrives on it redirected to `ifb` and shaped there.
-    `local`: `dev` is the sandbox's own interface (rootless), see LOCAL_QUEUE_BYTES."""
+    `local`: `dev` is the sandbox's own interface (rootless), see LOCAL_OUT_QUEUE_BYTES."""
     lines: list[str] = []
     if out_bps:
-        lines.append(_tbf(dev, out_bps, local))
+        lines.append(_tbf(dev, out_bps, LOCAL_OUT_QUEUE_BYTES if local else 0))
     if in_bps:
         lines += [f"qdisc add dev {dev} handle ffff: ingress",
                   f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
                   f"action mirred egress redirect dev {ifb}",
-                  _tbf(ifb, in_bps, local)]
+                  _tbf(ifb, in_bps, LOCAL_IN_QUEUE_BYTES if local else 0)]
     return "".join(line + "\n" for line in lines)
 
 
-def _tbf(dev: str, rate_bps: int, local: bool) -> str:
+def _tbf(dev: str, rate_bps: int, queue_bytes: int) -> str:
+    """queue_bytes 0: what LATENCY_MS holds at the rate."""
     burst = burst_bytes(rate_bps)
-    queue = f"limit {burst + LOCAL_QUEUE_BYTES}" if local else f"latency {LATENCY_MS}ms"
+    queue = f"limit {burst + queue_bytes}" if queue_bytes else f"latency {LATENCY_MS}ms"
     return f"qdisc add dev {dev} root tbf rate {rate_bps}bit burst {burst} {queue}"
