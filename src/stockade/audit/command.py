@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fix", metavar="OUT.yaml|DIR",
                         help="write a stockade policy closing what was found (it passes "
                         "`stockade validate`); with --all, a directory (created if missing) that "
-                        "gets one NAME.yaml policy per container")
+                        "gets one audit-fix-NAME.yaml policy per container (NAME: the container's name or pid)")
     parser.add_argument("--jobs", type=_positive, default=8, metavar="N",
                         help="parallel audits for --all (default 8)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",

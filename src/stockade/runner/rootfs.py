@@ -177,7 +177,12 @@ def build(plan: Plan, trees: dict[str, int]) -> None:
         empty: list[int] = []  # the first masking tmpfs (attached), cloned for the others
         for i, op in enumerate(plan.mounts):
             if i:
-                _apply(root, op, trees.pop(tree_key(i), -1), trees, empty)
+                try:
+                    _apply(root, op, trees.pop(tree_key(i), -1), trees, empty)
+                except OSError as exc:  # name the mount: the bare errno tells a user nothing
+                    origin = f" ({op.why})" if op.why else ""
+                    raise RootfsError(f"mounting {op.kind} at {op.dst}{origin}: "
+                                      f"{exc.strerror or exc}") from exc
         for fd in empty:
             os.close(fd)
         if plan.jail and root_op.readonly:  # the root tmpfs only: not /tmp, not the binds
@@ -217,7 +222,8 @@ def _apply(root: int, op: MountOp, source: int, trees: dict[str, int],
     elif op.kind == "sysfs":
         os.close(_fresh(root, op, "sysfs", {}, _SAFE | L.MOUNT_ATTR_NOEXEC | L.MOUNT_ATTR_RDONLY))
     elif op.kind == "tmpfs":
-        os.close(_fresh(root, op, "tmpfs", {"mode": "1777"}, _SAFE))
+        # data: the SELinux context= of the policy's writable type, when it has one
+        os.close(_fresh(root, op, "tmpfs", {"mode": "1777", **dict(op.data)}, _SAFE))
     elif op.kind == "dev":
         _dev(root, op, trees)
     elif op.kind == "fs":
