@@ -304,7 +304,8 @@ def _identity_steps(plan: Plan, fds: ChildFds, joins: bool = False) -> _Ready:
     path = _find(plan.argv[0], dict(plan.env).get("PATH", DEFAULT_PATH), fds)
     with _Step(fds, "seccomp"):
         filters = tuple(f for f in (seccomp.prepare(p.seccomp_bpf, p.seccomp_flags),
-                                    seccomp.prepare(p.seccomp_extra, p.seccomp_flags))
+                                    seccomp.prepare(p.seccomp_extra, p.seccomp_flags),
+                                    seccomp.prepare(plan.setid_guard))  # runner.setid_guard
                         if f is not None)
     return _Ready(path, filters)
 
@@ -411,9 +412,12 @@ def _seccomp_last(plan: Plan, fds: ChildFds, ready: _Ready) -> None:
     """Last, just before execve: the filter need not allow any of the setup above."""
     with _Step(fds, "seccomp"):
         if plan.seccomp_listener_sock >= 0:  # `stockade learn`: the recorder's filter
+            guard = seccomp.prepare(plan.setid_guard)
+            if guard is not None:  # before: the recorder would see this load as the payload's
+                guard.load()
             seccomp.load_recording(plan.policy.seccomp_bpf, plan.seccomp_listener_sock)
         else:
-            for f in ready.filters:  # both run; the kernel takes the stricter verdict
+            for f in ready.filters:  # all run; the kernel takes the strictest verdict
                 f.load()
 
 

@@ -18,9 +18,8 @@ runs, a filesystem without idmap support or an older kernel fall back to a plain
 with a note: files then show as their host owners (rootless: the invoker's files are
 root's inside).
 
-What the payload's root creates there is the host's root's on disk, set-id bits and file
-capabilities included (nosuid holds inside only): docs/POLICY.md says to give such a
-directory an owner of its own.
+What the payload's root creates there is the host's root's on disk, and nosuid holds
+inside only: runner.setid_guard keeps set-id bits and file capabilities out of it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from stockade._light import suppress
 from stockade.errors import RunnerError, StockadeError
 from stockade.runner import _linux as L
 from stockade.runner import child as child_mod
-from stockade.runner import idalloc, idmount, rootfs, runs
+from stockade.runner import idalloc, idmount, rootfs, runs, setid_guard
 from stockade.runner._record import from_plain, frozen, to_plain
 from stockade.runner.cgroups import (
     CgroupError,
@@ -244,6 +244,8 @@ def _launch_placed(plan: Plan, forward_signals: bool, fault: str, run_id: str) -
             raise runner_error("rootfs", str(exc)) from exc
         plan, idmap_notes = idmount.with_idmapped(plan)  # closed in the finally below
         notes += idmap_notes
+        plan, guard_notes = setid_guard.guarded(plan)  # no set-id files on the host
+        notes += guard_notes
         if plan.policy.net is not None:  # network.mode private (runner.network)
             from stockade.runner.network.jail import open_jail
 

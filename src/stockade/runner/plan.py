@@ -183,6 +183,9 @@ class LsmPlan:
     apparmor_digest: str = ""
     selinux_modules: tuple[tuple[str, str], ...] = ()  # (module name, CIL), template first
     selinux_digest: str = ""
+    # the policy's writable file type, given to the sandbox's fresh tmpfs mounts
+    # (context=): the type may write there, and nothing else is labelled so
+    selinux_file_context: str = ""
 
 
 @frozen
@@ -298,6 +301,9 @@ class Plan:
     # --image: the root gets an idmapped mount too (runner.idmount), so the image's
     # root-owned files are root's inside and its writable layer takes root's writes.
     idmap_root: bool = False
+    # runner.setid_guard: a filter loaded after the policy's when a writable host tree is
+    # idmapped (no set-id modes, openat2, io_uring, new user namespaces); b"": none.
+    setid_guard: bytes = b""
 
 
 def spawns(plan: Plan) -> bool:
@@ -457,15 +463,17 @@ def _mounts(part: PolicyPart, spec: RunSpec, ns: set[str], host_root: bool,
         ops.append(MountOp("sysfs", "/sys", readonly=True, why="fresh sysfs for the net ns"))
     seen = {"/proc", "/dev", "/sys"}
     tmpfs: list[str] = []
+    label = part.lsm.selinux_file_context
+    context: tuple[tuple[str, str | None], ...] = (("context", label),) if label else ()
     if host_root:
         for path, why in (("/tmp", "private /tmp"),
                           ("/run", "hide host sockets (docker.sock, containerd)")):
-            ops.append(MountOp("tmpfs", path, why=why))
+            ops.append(MountOp("tmpfs", path, why=why, data=context))
             seen.add(path)
             tmpfs.append(path)
     for path in part.fs_tmpfs:
         if path not in seen:
-            ops.append(MountOp("tmpfs", path, why="filesystem.tmpfs"))
+            ops.append(MountOp("tmpfs", path, why="filesystem.tmpfs", data=context))
             seen.add(path)
             tmpfs.append(path)
     shown: list[str] = []  # host paths bound in (their secrets are masked in the jail)
