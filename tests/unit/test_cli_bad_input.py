@@ -309,5 +309,5 @@ def test_help_of_compile_documents_strict_and_audit_documents_fix(
     assert "out of its scope" in out and "seccomp-bpf" in out
     assert main(["audit", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "one NAME.yaml policy per container" in out
+    assert "one audit-fix-NAME.yaml policy per container" in out
 

@@ -71,9 +71,18 @@ def test_same_result_stdio_and_errors(helper_mode: None, capfd: pytest.CaptureFi
 
 def test_a_dead_helper_is_replaced(helper_mode: None) -> None:
     assert run(["/bin/true"], policy="default", env=ENV).exit_code == 0
-    old = {h.pid for h in helper._POOL.idle}
+    idle = list(helper._POOL.idle)
+    old = {h.pid for h in idle}
     for pid in old:
         os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: wait until they are dead (a helper dying while
+    # a run is on it is another case, reported as such)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}/stat") and
+              Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+              for pid in old):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert run(["/bin/true"], policy="default", env=ENV).exit_code == 0
     new = {h.pid for h in helper._POOL.idle}
     assert new and not new & old

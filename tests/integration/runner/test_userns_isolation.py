@@ -144,6 +144,13 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
+
+
 def sandboxed(p: subprocess.Popen[str]) -> list[int]:
     """The runner's descendants in another user namespace: the sandbox's processes."""
     ours = os.readlink("/proc/self/ns/user")
@@ -311,10 +318,18 @@ def test_range_with_processes_of_a_killed_runner_is_skipped(
                                "sleep 600 </dev/null >/dev/null 2>&1 & echo ready; read line"],
               policy=str(policy))
     assert line(a) == "ready"
-    pids = sandboxed(a)
+    # The shell's background child may not have exec'd sleep yet when "ready" arrives.
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        pids = sandboxed(a)
+        sleeping = [p for p in pids if _comm(p) == "sleep\n"]
+        if sleeping:
+            break
+        assert time.monotonic() < deadline, "the payload's sleep never started"
+        time.sleep(0.02)
+    stray = sleeping[0]
     runner = min(int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
                  for p in pids)
-    stray = next(p for p in pids if Path(f"/proc/{p}/comm").read_text() == "sleep\n")
     os.kill(runner, signal.SIGKILL)
     try:
         a.wait(WAIT_S)
