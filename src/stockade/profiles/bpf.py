@@ -167,6 +167,63 @@ def run(program: Sequence[Insn], data: bytes, big_endian: bool = False) -> int:
     raise BpfError("fell off the end of the program")
 
 
+def accumulator_clashes(program: Sequence[Insn], data: bytes, unknown: frozenset[int],
+                        big_endian: bool = False) -> list[int]:
+    """Conditional jumps that two paths reach with A loaded from different fields.
+
+    Follows every path of the program for `data`, where the 32-bit words at the offsets in
+    `unknown` (the arguments) may hold any value: a comparison made on one field by one path
+    and on another by a second is a mis-built program, whatever the values are (libseccomp
+    2.5.4 skips the reload before a comparison it shares with a path that loaded another
+    argument). Sampling argument values misses that unless they happen to fall just so."""
+    order = ">" if big_endian else "<"
+    # A's state per instruction: (the field it was loaded from and the ALU steps since,
+    # its value when known); jumps go forward only, so one pass in order sees every path
+    pending: dict[int, set[tuple[tuple[object, ...], int | None]]] = {0: {((), 0)}}
+    clashes = []
+    for pc, ins in enumerate(program):
+        states = pending.pop(pc, None)
+        if not states:
+            continue
+        cls = ins.code & 0x07
+
+        def go(target: int, state: tuple[tuple[object, ...], int | None]) -> None:
+            pending.setdefault(target, set()).add(state)
+
+        if cls == BPF_LD and ins.code & 0xE0 == BPF_ABS and (ins.code & 0x18) == BPF_W:
+            known = None if ins.k in unknown else struct.unpack_from(order + "I", data, ins.k)[0]
+            go(pc + 1, (("ld", ins.k), known))
+        elif cls == BPF_LD and ins.code & 0xE0 == BPF_IMM:
+            go(pc + 1, (("imm",), ins.k))
+        elif cls == BPF_ALU and not ins.code & BPF_X and ins.code & 0xF0 in (BPF_AND, BPF_OR, BPF_XOR):
+            for source, value in states:
+                op = ins.code & 0xF0
+                if value is not None:
+                    value = value & ins.k if op == BPF_AND else value | ins.k if op == BPF_OR else value ^ ins.k
+                go(pc + 1, ((*source, op, ins.k), value))
+        elif cls == BPF_JMP and ins.code & 0xF0 == BPF_JA:
+            for state in states:
+                go(pc + 1 + ins.k, state)
+        elif cls == BPF_JMP and not ins.code & BPF_X:
+            if len({source for source, _ in states}) > 1:
+                clashes.append(pc)
+            op = ins.code & 0xF0
+            for state in states:
+                value = state[1]
+                if value is None:
+                    go(pc + 1 + ins.jt, state)
+                    go(pc + 1 + ins.jf, state)
+                    continue
+                taken = {BPF_JEQ: value == ins.k, BPF_JGT: value > ins.k, BPF_JGE: value >= ins.k,
+                         BPF_JSET: bool(value & ins.k)}.get(op)
+                if taken is None:
+                    raise BpfError(f"unsupported jump {ins.code:#x}")
+                go(pc + 1 + (ins.jt if taken else ins.jf), state)
+        elif cls != BPF_RET:  # libseccomp writes nothing else; neither does enosys_prologue
+            raise BpfError(f"cannot follow instruction {ins.code:#x} at {pc}")
+    return clashes
+
+
 def stmt(code: int, k: int) -> Insn:
     return Insn(code, 0, 0, k)
 

@@ -9,6 +9,7 @@ the policy's kept capabilities and the host facts passed in.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -32,6 +33,7 @@ from stockade.profiles import bpf
 from stockade.profiles.argsets import (
     TERM_LIMIT,
     _too_complex,
+    cell_witnesses,
     complement,
     negate_conjunction,
     normalise,
@@ -113,11 +115,14 @@ class Escalation:
     narrow_pads: frozenset[str] = frozenset()  # padded with `ge 0` even over 64-bit args
     exact: frozenset[str] = frozenset()  # every rule cut down to where no stricter one matches
     no_ranges: frozenset[str] = frozenset()  # range comparisons written as masked blocks
+    no_inverted: frozenset[str] = frozenset()  # no ne/lt/le before a rule's last argument
 
     def escalate(self, wrong: frozenset[str]) -> Escalation:
-        """One more step for each syscall in `wrong`."""
+        """One more step for each syscall in `wrong`: other pads, then rules cut apart
+        exactly, then no inverted comparisons early in a rule, then no range comparisons."""
         return Escalation(self.narrow_pads | wrong, self.exact | (wrong & self.narrow_pads),
-                          self.no_ranges | (wrong & self.exact))
+                          self.no_ranges | (wrong & self.no_inverted),
+                          self.no_inverted | (wrong & self.exact))
 
 
 def plan_arch(policy: m.Policy, arch: str, host: HostFacts, escalation: Escalation = Escalation(),
@@ -141,6 +146,8 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, escalation: Escalati
     for name in sorted(table):
         base = fallback(sc, name).action
         rules = applicable_rules(policy, name, arch, host.kernel)
+        if arch in ARGS_32BIT:
+            rules = _on_low_words(rules)
         unconditional = [r.action for r in rules if not r.args]
         if unconditional:
             # an argument-free rule matches every call; only stricter argument rules matter
@@ -175,13 +182,51 @@ def plan_arch(policy: m.Policy, arch: str, host: HostFacts, escalation: Escalati
         planned = _restrict_sockets(planned, policy, default)
     if escalation.no_ranges:
         planned = [q for r in planned for q in (_as_blocks(r) if r.syscall in escalation.no_ranges else [r])]
+    wide = arch not in ARGS_32BIT if wide_pads is None else wide_pads
+    planned = _pad(planned, wide, escalation.narrow_pads)
+    if escalation.no_inverted:  # after the pads: they decide which argument comes last
+        planned = [q for r in planned for q in (
+            _uninverted(r, ranges=r.syscall not in escalation.no_ranges) if r.syscall in escalation.no_inverted
+            else [r])]
+    if arch in ARGS_32BIT:  # blocks written above may lie wholly above 32 bits: never there
+        planned = [r for r in planned if _low_words(r.args) is not None]
     per_syscall: dict[str, int] = {}
     for pr in planned:
         per_syscall[pr.syscall] = per_syscall.get(pr.syscall, 0) + 1
     if per_syscall and max(per_syscall.values()) > TERM_LIMIT:
         raise _too_complex(max(per_syscall.values()))
-    wide = arch not in ARGS_32BIT if wide_pads is None else wide_pads
-    return ArchPlan(arch, default, tuple(dict.fromkeys(_pad(planned, wide, escalation.narrow_pads))))
+    return ArchPlan(arch, default, tuple(dict.fromkeys(planned)))
+
+
+def _on_low_words(rules: list[m.SyscallRule]) -> list[m.SyscallRule]:
+    """The rules as they read on an arch whose filter sees 32-bit arguments (ARGS_32BIT):
+    a comparison with a wider value decided once (`ge 2**40` never holds, `ne 2**40`
+    always does) instead of left to libseccomp, which compares the value's low word
+    (`ge 2**40` became `ge 0`: always)."""
+    out = []
+    for r in rules:
+        args = _low_words(r.args)
+        if args is not None:
+            out.append(dataclasses.replace(r, args=args))
+    return out
+
+
+def _low_words(conds: tuple[m.ArgCondition, ...]) -> tuple[m.ArgCondition, ...] | None:
+    """`conds` on 32-bit arguments: the ones that always hold left out; None if one never does."""
+    low = 0xFFFFFFFF
+    out = []
+    for c in conds:
+        if c.op is m.ArgOp.MASKED_EQ:
+            if c.value & ~low:
+                return None
+            c = m.ArgCondition(c.index, c.op, c.value, c.mask & low)
+            if c.mask:
+                out.append(c)
+        elif c.value <= low:
+            out.append(c)
+        elif c.op not in (m.ArgOp.NE, m.ArgOp.LT, m.ArgOp.LE):  # every argument is below the value
+            return None
+    return tuple(out)
 
 
 def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
@@ -200,6 +245,41 @@ def _as_blocks(rule: PlannedRule) -> list[PlannedRule]:
         else:
             choices.append([m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
                             for mask, prefix in _blocks(*bounds)])
+    import itertools
+
+    size = math.prod(len(c) for c in choices)
+    if size > TERM_LIMIT:
+        raise _too_complex(size)
+    return [PlannedRule(rule.syscall, rule.action, tuple(combo)) for combo in itertools.product(*choices)]
+
+
+def _uninverted(rule: PlannedRule, ranges: bool = True) -> list[PlannedRule]:
+    """The same rule with no `ne`, `lt` or `le` on any argument but its last one.
+
+    libseccomp stores those as the inverse comparison with the branches swapped, and 2.5.4
+    mis-builds one that has comparisons after it: when a later argument fails, it jumps to
+    the next comparison on the first argument without loading that argument again, so it
+    compares the later argument's value instead (`clone` with `a1 ne 1, a2 ne 0` next to
+    `a1 eq 0, a2 eq 0` gave EPERM to a1=2, a2=0). Written as `gt` and aligned `masked_eq`
+    blocks, which it builds right, the rule means the same (`ranges`: False writes the
+    `gt` as blocks too, see `_as_blocks`)."""
+    from stockade.profiles.argsets import _blocks
+
+    last = max((c.index for c in rule.args), default=0)
+    choices: list[list[m.ArgCondition]] = []
+    for c in rule.args:
+        below = {m.ArgOp.NE: c.value - 1, m.ArgOp.LT: c.value - 1, m.ArgOp.LE: c.value}.get(c.op)
+        if below is None or c.index == last:
+            choices.append([c])
+            continue
+        alternatives = [m.ArgCondition(c.index, m.ArgOp.EQ, prefix) if mask == MAX64
+                        else m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
+                        for mask, prefix in (_blocks(0, below) if below >= 0 else [])]
+        if c.op is m.ArgOp.NE and c.value < MAX64:
+            alternatives += ([m.ArgCondition(c.index, m.ArgOp.GT, c.value)] if ranges else
+                             [m.ArgCondition(c.index, m.ArgOp.MASKED_EQ, prefix, mask)
+                              for mask, prefix in _blocks(c.value + 1, MAX64)])
+        choices.append(alternatives)
     import itertools
 
     size = math.prod(len(c) for c in choices)
@@ -451,7 +531,7 @@ def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
     wrong: frozenset[str] = frozenset()
     refused: _Refused | None = None
     timed_out = False
-    for _ in range(6):
+    for _ in range(7):
         plans = [plan_arch(policy, arch, host, escalation) for arch in arches]
         try:
             main, lossy = _build_bounded(plans, sc.default)
@@ -463,14 +543,14 @@ def _compile_filter(policy: m.Policy, host: HostFacts) -> CompiledFilter:
                 raise
             timed_out = True
             escalation = Escalation(escalation.narrow_pads - narrowed, escalation.exact | narrowed,
-                                    escalation.no_ranges)
+                                    escalation.no_ranges, escalation.no_inverted)
             continue
         except _Refused as exc:
             if exc.syscall in escalation.exact:
                 raise StockadeError(exc.message) from None
             # disjoint rules cannot collide
             escalation = Escalation(escalation.narrow_pads, escalation.exact | {exc.syscall},
-                                    escalation.no_ranges)
+                                    escalation.no_ranges, escalation.no_inverted)
             refused = exc
             continue
         refused = None
@@ -578,7 +658,9 @@ def _tie_to_parent(parent: int, limit: float) -> None:
 def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
                    plans: list[ArchPlan]) -> frozenset[str]:
     """Syscalls with argument rules whose BPF decision differs from the policy's meaning
-    at any boundary value of their conditions."""
+    at any boundary value of their conditions, or whose BPF compares one argument where
+    another was loaded on some path (`bpf.accumulator_clashes`: wrong at values between
+    the boundaries, which sampling misses)."""
     from stockade.policy.semantics import decide
 
     wrong: set[str] = set()
@@ -591,10 +673,16 @@ def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
             nr = table.number(plan.arch, name)
             if nr is None:
                 continue
-            consts = {(c.index, c.value, c.mask) for r in applicable_rules(policy, name, plan.arch, host.kernel)
-                      for c in r.args}
+            rules = applicable_rules(policy, name, plan.arch, host.kernel)
+            consts = {(c.index, c.value, c.mask) for r in rules for c in r.args}
+            big = plan.arch in BIG_ENDIAN
+            data = bpf.seccomp_data(nr, AUDIT_ARCH[plan.arch], big_endian=big)
+            if bpf.accumulator_clashes(_decoded(compiled.program), data, _ARGUMENT_WORDS, big):
+                wrong.add(name)
+                continue
             width = 0xFFFFFFFF if plan.arch in ARGS_32BIT else MAX64
-            for args in {tuple(a & width for a in point) for point in sample_args(consts)}:
+            points = [*sample_args(consts), *cell_witnesses([r.args for r in rules])]
+            for args in {tuple(a & width for a in point) for point in points}:
                 want = decide(policy, name, plan.arch, args, host.kernel).action
                 if evaluate(compiled.program, plan.arch, nr, args) != want:
                     wrong.add(name)
@@ -603,6 +691,7 @@ def _disagreements(policy: m.Policy, host: HostFacts, compiled: CompiledFilter,
 
 
 MAX64 = 0xFFFFFFFFFFFFFFFF
+_ARGUMENT_WORDS = frozenset(range(16, 64, 4))  # offsets of args[0..5] in struct seccomp_data
 # Arches whose filters compare only the low 32 bits of each argument: the 32-bit arches,
 # and the ILP32 ABIs on 64-bit kernels (x32, mips n32), where libseccomp — and so runc
 # and Docker — treat every argument as 32 bits wide. On those, a policy's conditions

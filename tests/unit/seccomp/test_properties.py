@@ -8,7 +8,7 @@ import random
 import tempfile
 
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stockade.errors import PolicyError, StockadeError
@@ -58,6 +58,11 @@ def _load(doc: dict[str, object]) -> m.Policy:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_doc, st.lists(st.tuples(*(VALUES,) * 3), min_size=4, max_size=6))
+@example({"stockade": 1, "name": "prop", "syscalls": {"default": "allow", "allow": [], "deny": [], "rules": [
+    {"syscalls": ["clone"], "action": "errno", "args": [{"index": 2, "op": "eq", "value": 0},
+                                                       {"index": 1, "op": "eq", "value": 0}]},
+    {"syscalls": ["clone"], "action": "errno:EACCES", "args": [{"index": 1, "op": "ne", "value": 1}]}]}},
+    [(0, 0, 0), (0, 2, 0), (0, 1, 0), (0, 0, 2)])  # libseccomp skipped a reload (test_libseccomp_defects)
 def test_random_policies_compile_and_agree(doc: dict[str, object], arg_sets: list[tuple[int, ...]]) -> None:
     policy = _load(doc)
     try:
