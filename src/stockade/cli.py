@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "oci": ("stockade.oci.command", "OCI runtime commands (create/start/state/kill/delete/...)"),
     "learn": ("stockade.learn.command", "learn a policy from a workload"),
     "audit": ("stockade.audit.command", "audit a running container for escape vectors"),
+    "gc": ("stockade.runner.network.command", "remove what killed runs left (network jails)"),
+    "lsm": ("stockade.lsm.command", "load, unload and show AppArmor profiles / SELinux modules"),
     "image": ("stockade.image.command", "load and manage images"),
     "demo": ("stockade.demo", "the README's main job: compile, run, audit the default"),
 }
@@ -53,6 +55,16 @@ def _available(module: str) -> bool:
         return False
 
 
+def _version() -> str:
+    """The installed distribution's version (package metadata: one place, pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stockade")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     import argparse
     import importlib
@@ -63,6 +75,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "Landlock, a hardened runner and an escape audit.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"stockade {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, summary) in COMMANDS.items():
         if only is not None and name != only:

@@ -186,14 +186,14 @@ def profile_filename(policy: Policy) -> str:
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
     text = render_profile(policy, host)
-    warnings = []
+    notes = [f"load with: apparmor_parser -r {profile_filename(policy)}"]
     if policy.lsm.apparmor is None:
-        warnings.append("apparmor: the policy has no lsm.apparmor section; generated in enforce mode")
+        # a note, not a warning: the profile carries the policy (compile --strict passes)
+        notes.append("the policy has no lsm.apparmor section; generated in enforce mode")
     return Artifacts(
         target="apparmor",
         files=(Artifact(profile_filename(policy), text=text,
                         description=f"AppArmor profile '{policy.name}'"),),
         enforcements=tuple(enforcements(policy)),
-        warnings=tuple(warnings),
-        notes=(f"load with: apparmor_parser -r {profile_filename(policy)}",),
+        notes=tuple(notes),
     )

@@ -19,7 +19,7 @@ def test_profile_name_and_rules(web_api: Policy, host: HostFacts) -> None:
     assert "  capability net_bind_service,\n" in text
     assert "  network inet stream,\n" in text and "  network unix,\n" in text
     assert "  /tmp{,/**} rwlk," in text
-    assert "  deny /etc/shadow{,/**} rwklx," in text
+    assert "  audit deny /etc/shadow{,/**} rwklx," in text  # the policy's own: logged
     assert "  /** rmix," in text  # read-only root, no exec list
     assert "  deny mount,\n" in text and "  deny @{PROC}/sysrq-trigger rwklx,\n" in text
     assert "include <abstractions/base>" in text
@@ -29,7 +29,7 @@ def test_complain_mode_and_writable_root(legacy: Policy, host: HostFacts) -> Non
     text = apparmor.render_profile(legacy, host)
     assert "flags=(attach_disconnected,mediate_deleted,complain)" in text
     assert "  /** rwlkmix," in text
-    assert "  deny /etc{,/**} wl," in text  # read_only under a writable root
+    assert "  audit deny /etc{,/**} wl," in text  # read_only under a writable root
     for cap in ("chown", "dac_override", "setgid", "setuid", "net_bind_service"):
         assert f"  capability {cap},\n" in text
 
@@ -64,11 +64,13 @@ def test_deterministic(example_policy: Policy, host: HostFacts) -> None:
     assert a.files[0].content() == b.files[0].content()
 
 
-def test_missing_lsm_section_warns(web_api: Policy, host: HostFacts) -> None:
+def test_missing_lsm_section_is_a_note(web_api: Policy, host: HostFacts) -> None:
+    # a note, not a warning: the profile carries the policy, so `compile --strict` passes
     p = dataclasses.replace(web_api, lsm=Lsm(apparmor=None))
-    assert apparmor.compile(p, host).warnings
+    art = apparmor.compile(p, host)
+    assert not art.warnings and any("no lsm.apparmor section" in n for n in art.notes)
     p = dataclasses.replace(web_api, lsm=Lsm(apparmor=AppArmor("enforce")))
-    assert not apparmor.compile(p, host).warnings
+    assert not any("lsm.apparmor" in n for n in apparmor.compile(p, host).notes)
 
 
 def test_bad_profile_name(web_api: Policy, host: HostFacts) -> None:
