@@ -122,8 +122,10 @@ def from_stockade(cid: str, root: str = STOCKADE_ROOT) -> Target:
         try:
             data = oci_state.read(oci_root, cid)
         except oci_state.StateError as exc:
-            raise StockadeError(f"no container state for {cid} (neither {path} nor the OCI runtime's "
-                                f"{oci_root}: {exc})") from None
+            raise StockadeError(f"no container state for {cid} (no running `stockade run` "
+                                f"record in {os.path.join(root, 'run', cid)}, no {path}, nor "
+                                f"the OCI runtime's {oci_root}: {exc}); `stockade audit "
+                                "--all` lists what runs") from None
         return Target("stockade", _pid_of(data, os.path.join(oci_root, cid)), name=cid, runtime="stockade",
                       rootfs=str(data.get("rootfs") or ""), container_id=cid)
     state = _load_state(path)

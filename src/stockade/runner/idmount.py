@@ -55,19 +55,28 @@ def wanted(plan: Plan) -> list[tuple[str, str]]:
     return out
 
 
+def rootless(plan: Plan) -> bool:
+    """Only the host's root can make idmapped mounts (through a map it writes itself)."""
+    return os.geteuid() != 0 or plan.identity.helper != "direct"
+
+
+def needs_mapping(plan: Plan) -> bool:
+    """A user namespace whose maps are not the identity: host owners would not show."""
+    ident = plan.identity
+    return ident.userns and [(m.inside, m.outside, m.count) for m in ident.uid_map] != [_IDENTITY]
+
+
 def with_idmapped(plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     """The plan with its idmapped trees premade (the caller closes them with close()),
     and notes for what fell back to a plain bind. Root only; else nothing changes."""
-    ident = plan.identity
     todo = wanted(plan)
-    if not todo or not ident.userns:
+    if not todo or not plan.identity.userns:
         return plan, ()
-    if os.geteuid() != 0 or ident.helper != "direct":
+    if rootless(plan):
         return plan, (f"{', '.join(sorted({p for _, p in todo}))}: no idmapped mount "
                       "(rootless): files show as their host owners; the invoker's are "
                       "root's inside",)
-    maps = [(m.inside, m.outside, m.count) for m in ident.uid_map]
-    if maps == [_IDENTITY]:
+    if not needs_mapping(plan):
         return plan, ()
     try:
         userns = mapping_userns(plan)

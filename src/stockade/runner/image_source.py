@@ -95,7 +95,7 @@ def dry_run_plan(img: ImageRun, part: PolicyPart, *, store: str | None = None,
     placeholder = os.path.join(store or default_root(), "containers", "NEW", "merged")
     p2, spec = image_spec(img, part, rootfs=placeholder, binds=binds, cwd=cwd, tty=tty,
                           hostname=hostname, init=init)
-    plan = build_plan(p2, spec)
+    plan = replace(build_plan(p2, spec), idmap_root=True)  # as run_image's
     for check in preflight.CHECKS:
         if check.__name__ != "_rootfs":  # the root does not exist before the run
             check(plan)

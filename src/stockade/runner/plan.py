@@ -576,6 +576,7 @@ def describe(plan: Plan) -> str:
         src = f" -> {op.src}" if op.kind == "symlink" else src
         ro = " ro" if op.readonly else ""
         lines.append(f"mount       {op.kind:9s} {op.dst}{src}{ro}  # {op.why}")
+    lines += _idmap_lines(plan)
     lim = p.limits
     lines.append("cgroup      " + (", ".join(
         f"{k}={v}" for k, v in (("memory", lim.memory), ("swap", lim.swap), ("pids", lim.pids),
@@ -609,6 +610,29 @@ def describe(plan: Plan) -> str:
     for note in plan.notes:
         lines.append(f"note        {note}")
     return "\n".join(lines)
+
+
+def _idmap_lines(plan: Plan) -> list[str]:
+    """What runner.idmount and runner.setid_guard will do at run time to the plan's
+    writable host trees and image root (the caps above are before the guard's drop)."""
+    from stockade.runner import idmount  # idmount imports this module
+
+    todo = idmount.wanted(plan)
+    if not todo or not plan.identity.userns:
+        return []
+    if idmount.rootless(plan):
+        return [f"idmap       {', '.join(sorted({src for _, src in todo}))}: no idmapped "
+                "mount (rootless): files show as their host owners"]
+    if not idmount.needs_mapping(plan):
+        return []
+    lines = [f"idmap       {src}: " + (
+        "the image's overlay rebuilt on idmapped layers (Linux 5.19+), else without them"
+        if key == "/" else "idmapped through the sandbox's maps (Linux 5.12+), else a plain "
+        "bind") + ", with a note" for key, src in todo]
+    if any(key != "/" for key, _ in todo):
+        lines.append("idmap       set-id guard: CAP_SETFCAP dropped from every set, a second "
+                     "seccomp filter refuses set-id modes, io_uring_setup, new user namespaces")
+    return lines
 
 
 def _net_lines(net: NetPolicy | None) -> list[str]:

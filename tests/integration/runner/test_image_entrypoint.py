@@ -84,3 +84,11 @@ def test_root_owned_files_and_the_writable_layer(store: str, tmp_path: Path) -> 
     assert list((Path(store) / "containers").iterdir()) == []  # removed at the end
     with open("/proc/self/mountinfo") as fh:
         assert store not in fh.read()  # no overlay left mounted on the host
+
+
+def test_dry_run_shows_the_idmapped_layers(store: str) -> None:
+    """--dry-run plans the image's root as the run builds it (on idmapped layers)."""
+    proc = _run(store, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "the image's overlay rebuilt on idmapped layers" in proc.stdout
+    assert "set-id guard" not in proc.stdout  # an image's root alone brings none

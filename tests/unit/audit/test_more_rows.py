@@ -84,8 +84,11 @@ def test_stockade_state_is_read_tolerantly(tmp_path: Path) -> None:
     (tmp_path / "d" / "state.json").write_text(json.dumps({"status": "stopped"}))
     with pytest.raises(StockadeError, match="names no running process"):
         targets.from_stockade("d", str(tmp_path))
-    with pytest.raises(StockadeError, match="no container state"):
+    with pytest.raises(StockadeError, match="no container state") as missing:
         targets.from_stockade("zz", str(tmp_path))
+    # the message names where a `stockade run` sandbox would be recorded, and --all
+    assert f"record in {tmp_path / 'run' / 'zz'}" in str(missing.value)
+    assert "--all" in str(missing.value)
 
 
 def test_docker_host_parsing() -> None:

@@ -119,3 +119,21 @@ def test_own_limits_are_not_best_effort(tmp_path: Path) -> None:
     none = tmp_path / "none.yaml"
     none.write_text("stockade: 1\nname: none\nsyscalls: {default: allow}\n")
     assert not _part(str(none)).limits_best_effort  # no limits at all
+
+
+def test_dry_run_says_what_writable_paths_get_at_run_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--dry-run names the idmapped mount and the set-id guard a writable host path brings
+    (before, the plan showed a plain `writable` mount and CAP_SETFCAP kept, unlike the run)."""
+    from stockade.runner import idmount
+
+    part = replace(_part("default"), fs_writable=("/srv/x",))
+    monkeypatch.setattr(idmount.os, "geteuid", lambda: 0)
+    text = describe(build_plan(part, RUN, euid=0))
+    assert "idmap       /srv/x: idmapped through the sandbox's maps" in text
+    assert "idmap       set-id guard: CAP_SETFCAP dropped" in text
+    assert "idmap" not in describe(build_plan(_part("default"), RUN, euid=0))  # nothing to map
+    monkeypatch.setattr(idmount.os, "geteuid", lambda: 1000)
+    rootless = describe(build_plan(part, RUN, euid=1000))
+    assert "idmap       /srv/x: no idmapped mount (rootless)" in rootless
+    assert "set-id guard" not in rootless
