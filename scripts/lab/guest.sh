@@ -44,6 +44,11 @@ set --
 if [ -s "$out/args" ]; then
   while IFS= read -r arg; do set -- "$@" "$arg"; done < "$out/args"
 fi
+# the tests' scratch on a tmpfs of the guest's own: when the repository lives under /tmp
+# (CI), /tmp is the overlay on the 9p share, whose files SELinux sees as unlabeled_t and
+# refuses to create under enforcing
+mkdir -p /run/lab-scratch && mount -t tmpfs -o mode=1777 tmpfs /run/lab-scratch
+export TMPDIR=/run/lab-scratch
 .venv/bin/python -m pytest -q -p no:cacheprovider -o addopts= --color=no -rfE \
-  --junitxml="$out/junit.xml" "tests/lab/test_$lsm.py" "$@"
+  --basetemp=/run/lab-scratch/pytest --junitxml="$out/junit.xml" "tests/lab/test_$lsm.py" "$@"
 finish "rc=$?"
