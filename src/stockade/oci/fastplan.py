@@ -113,6 +113,7 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
         (plan.init, "an init process"),
         (plan.tty, "a terminal"),
         (plan.identity.helper != "direct", "id maps written by newuidmap"),
+        (plan.identity.pool is not None, "an id range of the pool (pinned by create)"),
         (bool(c.join), "namespaces joined by path"),
         (bool(c.hooks) or bool(plan.start_hooks) or plan.pause_before_root, "hooks"),
         (p.lsm.apparmor_profile is not None or p.lsm.selinux_label is not None, "an LSM label"),

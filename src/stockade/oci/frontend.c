@@ -73,11 +73,13 @@ struct fast {
     long pid;
     unsigned long long starttime;
     int hooks;
+    int idrange; /* an id range pinned to the container: delete is Python's (idalloc.unpin) */
     int ncgroups;
     char cgroups[MAX_CGROUPS][4096];
 };
 
-/* `<dir>/fast`: pid=, starttime=, hooks=, cgroup= (repeated). Complete or rejected. */
+/* `<dir>/fast`: pid=, starttime=, hooks=, cgroup= (repeated), idrange=. Complete or
+   rejected. */
 static int read_fast(int dirfd, struct fast *f) {
     char buf[65536];
     int fd = openat(dirfd, "fast", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -111,6 +113,8 @@ static int read_fast(int dirfd, struct fast *f) {
             have_start = 1;
         } else if (strcmp(line, "hooks") == 0) {
             f->hooks = strcmp(v, "0") == 0 ? 0 : 1;
+        } else if (strcmp(line, "idrange") == 0) {
+            f->idrange = strcmp(v, "0") == 0 ? 0 : 1;
         } else if (strcmp(line, "cgroup") == 0) {
             if (f->ncgroups >= MAX_CGROUPS || strlen(v) >= sizeof f->cgroups[0] || v[0] != '/')
                 return -1;
@@ -278,7 +282,7 @@ static int kill_and_rmdir(const char *dir) {
 
 static void __attribute__((noreturn)) do_delete(int dirfd, const char *dir, int force) {
     struct fast f;
-    if (read_fast(dirfd, &f) != 0 || f.hooks != 0)
+    if (read_fast(dirfd, &f) != 0 || f.hooks != 0 || f.idrange != 0)
         fallback();
     if (status_of(dirfd, &f) != STOPPED) {
         if (!force)

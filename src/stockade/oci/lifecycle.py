@@ -112,6 +112,7 @@ def _reap_one(root: str, cid: str) -> None:
         return  # finished (a `fast` file it could not write), or still being created
     _kill_recorded(data)
     remove_container_cgroups(data)
+    unpin_id_range(data, st.container_dir(root, cid))
     st.remove(root, cid)
 
 
@@ -163,6 +164,9 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
     master = -1
     try:
         st.write(root, cid, data)
+        if c.plan.identity.pool is not None:
+            c = _pin_id_range(c, d, data)
+            st.write(root, cid, data)
         for check in CHECKS:
             if check.__name__ != "_seccomp":  # no linux.seccomp: runc loads no filter
                 check(c.plan)
@@ -232,9 +236,40 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         if master >= 0:
             os.close(master)
         remove_container_cgroups(data)
+        unpin_id_range(data, d)
         st.remove(root, cid)
         raise
     return pid, master
+
+
+def _pin_id_range(c: Container, d: str, data: dict[str, Any]) -> Container:
+    """A free range of the id pool for this container (`--policy` gave the bundle a user
+    namespace), pinned to its state directory: no process of ours lives as long as the
+    container to hold the range's lock (runner.idalloc). Recorded for delete, which
+    gives it back."""
+    from stockade.runner import idalloc
+    from stockade.runner._record import replace
+
+    pool = c.plan.identity.pool
+    assert pool is not None
+    lease = idalloc.acquire(pool)
+    try:
+        idalloc.pin(lease, d)
+    finally:
+        idalloc.release(lease)
+    data["id_range"] = {"lock_dir": pool.lock_dir, "base": lease.base}
+    return replace(c, plan=idalloc.placed(c.plan, lease))
+
+
+def unpin_id_range(data: dict[str, Any], d: str) -> None:
+    """Give back the id range create pinned to this container, if any; before its state
+    directory goes (while it exists no sandbox holds the range's lock for long)."""
+    pinned = data.get("id_range")
+    if not pinned:
+        return
+    from stockade.runner import idalloc
+
+    idalloc.unpin(str(pinned["lock_dir"]), int(pinned["base"]), d)
 
 
 def pause_for_tests(point: str) -> None:
@@ -412,6 +447,7 @@ def _delete(root: str, cid: str, force: bool) -> None:
                 set_frozen(_cgroup_dirs(data), False)
             _wait_gone(pid, data.get("starttime"))
     remove_container_cgroups(data)
+    unpin_id_range(data, st.container_dir(root, cid))
     poststop = data.get("hooks", {}).get("poststop", [])
     spec = st.spec_state(root, cid, data, "stopped") if poststop else {}
     st.remove(root, cid)

@@ -18,8 +18,6 @@ from stockade.oci.translate import Container
 from stockade.runner import _linux as L
 from stockade.runner._record import replace
 from stockade.runner.plan import (
-    AUTO_RANGE_BASE,
-    AUTO_RANGE_COUNT,
     RLIM_INFINITY,
     CapsPlan,
     IdentityPlan,
@@ -123,18 +121,22 @@ def merge(c: Container, pol: PolicyPart) -> tuple[Container, list[str]]:
 
     ident = plan.identity
     if "user" in new_ns and not ident.userns:
-        # The policy wants a user namespace the bundle does not have: the runner's
-        # unused range (root inside is an unprivileged id outside), as `stockade run`.
+        # The policy wants a user namespace the bundle does not have: a range of the id
+        # pool of its own (root inside is an unprivileged id outside), as `stockade run`;
+        # create pins it to the container (runner.idalloc.pin), delete gives it back.
         if os.geteuid() != 0:
             raise StockadeError(f"--policy {pol.name}: asks for a user namespace; add "
                                 "linux.uidMappings/gidMappings to config.json")
-        auto = (IdMap(0, AUTO_RANGE_BASE, AUTO_RANGE_COUNT),)
+        from stockade.runner.idalloc import configured_pool
+
+        pool = configured_pool()
+        auto = (IdMap(0, pool.start, pool.range_size),)  # placeholder: the pool's first
         ident = IdentityPlan(ident.uid, ident.gid, True, auto, auto, "allow", "direct",
-                             ident.groups)
-        show("user namespace", "none", "auto", f"0 -> {AUTO_RANGE_BASE} ({AUTO_RANGE_COUNT})")
+                             ident.groups, pool=pool)
+        show("user namespace", "none", "auto",
+             f"0 -> a free range of {pool.range_size} ids from {pool.start}")
     if ident.uid == 0 and pol.user_uid != 0:
-        ident = IdentityPlan(pol.user_uid, pol.user_gid, ident.userns, ident.uid_map,
-                             ident.gid_map, ident.setgroups, ident.helper, ident.groups)
+        ident = replace(ident, uid=pol.user_uid, gid=pol.user_gid)
     show("user", f"{plan.identity.uid}:{plan.identity.gid}", f"{pol.user_uid}:{pol.user_gid}",
          f"{ident.uid}:{ident.gid}")
 

@@ -90,6 +90,8 @@ def write_fast(root: str, cid: str, data: dict[str, Any]) -> None:
     hooks = data.get("start_hooks") or any(data.get("hooks", {}).values())
     lines = [f"pid={int(data['pid'])}", f"starttime={int(data.get('starttime') or 0)}",
              f"hooks={1 if hooks else 0}", *(f"cgroup={x}" for x in dirs)]
+    if data.get("id_range"):  # its delete gives the pinned id range back: Python's
+        lines.append("idrange=1")
     d = container_dir(root, cid)
     # `state` as printed below (json.dumps, indent 2) from its "bundle" line on: the front
     # end prints the id, status and pid itself, then this (fastexec.c writes the same).

@@ -18,6 +18,14 @@ file and empties it on release: a range whose file is not empty was left by a ru
 that died, and is taken again only when no process has an id in it (without a pid
 namespace, a payload's children can outlive the runner). Ranges overlapping an account of
 /etc/passwd or /etc/group, or a range of /etc/subuid or /etc/subgid, are never used.
+
+An OCI container (`stockade oci create --policy` giving a bundle a user namespace)
+outlives the process that made it, so no flock can hold its range: `pin` writes an owner
+record, <first id>.owner beside the lock file (atomically, under the lock), naming the
+container's state directory (path and inode). acquire skips a range whose owner
+directory exists; a record whose directory is gone (a create killed half-way, a state
+directory removed by hand) is stale, and the range is taken again once no process has
+an id in it. `unpin` (the container's delete) removes the record.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import time
 
 from stockade.runner._record import frozen, replace
 from stockade.runner.codes import runner_error
@@ -83,7 +92,7 @@ def acquire(pool: IdPool, in_use: Callable[[int, int], bool] | None = None) -> L
     asked only for ranges a dead runner left."""
     directory = _lock_dir(pool.lock_dir)
     size = pool.range_size
-    held = taken = left = 0
+    held = taken = left = pinned = 0
     for base in range(pool.start, pool.start + pool.size - size + 1, size):
         if range_conflict(base, base + size) is not None:
             taken += 1
@@ -93,9 +102,11 @@ def acquire(pool: IdPool, in_use: Callable[[int, int], bool] | None = None) -> L
             return lease
         held += why == "held"
         left += why == "left"
+        pinned += why == "pinned"
     last = pool.start + pool.size // size * size - 1
     raise runner_error("idmap", f"id pool exhausted: no free range of {size} ids in "
-                       f"{pool.start}-{last} ({held} held by running sandboxes, {left} with "
+                       f"{pool.start}-{last} ({held} held by running sandboxes, {pinned} "
+                       f"pinned to OCI containers, {left} with "
                        f"processes left by a killed runner, {taken} overlapping host accounts "
                        "or /etc/subuid, /etc/subgid); wait for a sandbox to end or give a "
                        f"larger pool ({POOL_ENV}=START:COUNT)")
@@ -107,6 +118,53 @@ def release(lease: Lease) -> None:
         os.ftruncate(lease.fd, 0)  # emptied: released cleanly, no process scan next time
     finally:
         os.close(lease.fd)
+
+
+def pin(lease: Lease, owner_dir: str) -> None:
+    """Keep the leased range for `owner_dir` (an OCI container's state directory) after
+    the lease is released, until unpin or until the directory is gone."""
+    st = os.stat(owner_dir)
+    record = _owner_path(lease.path)
+    tmp = record + ".tmp"  # one writer at a time: we hold the range's lock
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.write(fd, b"%s\n%d\n" % (os.path.abspath(owner_dir).encode(), st.st_ino))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, record)
+    except OSError as exc:
+        raise runner_error("idmap", f"id range owner record {record}: {exc.strerror}") from exc
+
+
+def unpin(lock_dir: str, base: int, owner_dir: str, wait_s: float = 5.0) -> None:
+    """Remove the owner record of range `base` if it still names `owner_dir` (call it
+    while the directory exists: until then no sandbox holds the range's lock for long).
+    A record left (lock busy, an error) is only stale: acquire reclaims it."""
+    path = os.path.join(lock_dir, f"{base}.lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+        record = _owner_path(path)
+        if _read_owner(record)[0] == os.path.abspath(owner_dir):
+            os.unlink(record)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
 
 
 def placed(plan: Plan, lease: Lease) -> Plan:
@@ -162,9 +220,36 @@ def _lock_dir(path: str) -> str:
     return path
 
 
+def _owner_path(lock_path: str) -> str:
+    return lock_path[: -len(".lock")] + ".owner"
+
+
+def _read_owner(record: str) -> tuple[str, int] | tuple[None, None]:
+    """(directory, inode) an owner record names; (None, None) without a record."""
+    try:
+        with open(record, "rb") as fh:
+            lines = fh.read().split(b"\n")
+    except FileNotFoundError:
+        return None, None
+    ino = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else -1
+    return os.fsdecode(lines[0]), ino  # unreadable content: stale (no such directory)
+
+
+def _owner_alive(record: str) -> bool | None:
+    """None: no owner record; True: its container's state directory exists; False: stale."""
+    directory, ino = _read_owner(record)
+    if directory is None:
+        return None
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_ino == ino
+
+
 def _try_lock(directory: str, base: int, count: int,
               in_use: Callable[[int, int], bool]) -> tuple[Lease | None, str]:
-    """(the lease, "") or (None, "held" | "left")."""
+    """(the lease, "") or (None, "held" | "pinned" | "left")."""
     path = os.path.join(directory, f"{base}.lock")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -179,9 +264,16 @@ def _try_lock(directory: str, base: int, count: int,
         os.close(fd)
         raise runner_error("idmap", f"id range lock {path}: {exc.strerror}") from exc
     try:
-        if os.pread(fd, 32, 0) and in_use(base, base + count):
-            os.close(fd)  # a killed runner's sandbox still has processes here
+        record = _owner_path(path)
+        owner = _owner_alive(record)
+        if owner:
+            os.close(fd)  # an OCI container's, for as long as it exists
+            return None, "pinned"
+        if (owner is False or os.pread(fd, 32, 0)) and in_use(base, base + count):
+            os.close(fd)  # a killed runner's or a vanished container's processes are here
             return None, "left"
+        if owner is False:
+            os.unlink(record)
         os.ftruncate(fd, 0)
         os.pwrite(fd, b"%d\n" % os.getpid(), 0)
     except OSError as exc:

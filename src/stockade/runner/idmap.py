@@ -13,7 +13,7 @@ import os
 
 from stockade._light import suppress
 from stockade.runner._record import frozen
-from stockade.runner.plan import AUTO_RANGE_BASE, AUTO_RANGE_COUNT, IdentityPlan, IdMap
+from stockade.runner.plan import IdentityPlan, IdMap
 
 
 class IdmapError(Exception):
@@ -152,14 +152,6 @@ def _stamps() -> tuple[tuple[int, int, int] | None, ...]:
         except OSError:
             out.append(None)
     return tuple(out)
-
-
-def auto_range_is_free() -> str | None:
-    """None when AUTO_RANGE (the OCI overlay's fixed range) is used by no account or
-    subordinate range; else why not."""
-    lo, hi = AUTO_RANGE_BASE, AUTO_RANGE_BASE + AUTO_RANGE_COUNT
-    why = range_conflict(lo, hi)
-    return None if why is None else f"{why}, inside the runner's id range {lo}-{hi - 1}"
 
 
 def range_conflict(lo: int, hi: int) -> str | None:

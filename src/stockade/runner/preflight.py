@@ -10,8 +10,7 @@ import os
 import stat
 
 from stockade.runner.codes import runner_error
-from stockade.runner.idmap import auto_range_is_free
-from stockade.runner.plan import AUTO_RANGE_BASE, Plan
+from stockade.runner.plan import Plan
 
 TYPE_CHECKING = False  # collections.abc at run time pulls in collections (~1 ms)
 if TYPE_CHECKING:
@@ -40,11 +39,8 @@ def _idmap(plan: Plan) -> None:
     ident = plan.identity
     if not ident.userns or os.geteuid() != 0:
         return
-    # A pooled range is checked when the launcher picks it (runner.idalloc).
-    if ident.pool is None and any(m.outside == AUTO_RANGE_BASE for m in ident.uid_map):
-        why = auto_range_is_free()
-        if why is not None:
-            raise runner_error("idmap", why)
+    # A pooled range (`map: auto`, an OCI --policy user namespace) is checked against
+    # the host's accounts when it is picked (runner.idalloc.acquire).
     for m in ident.uid_map + ident.gid_map:
         if m.count <= 0 or m.outside < 0 or m.inside < 0 or m.outside + m.count > 2**32 - 1:
             raise runner_error("idmap", f"bad id map {m.inside} {m.outside} {m.count}")

@@ -48,3 +48,26 @@ def test_stamp_follows_every_file_of_the_package(tmp_path: Path) -> None:
     assert fastplan.stamp(str(pkg)) != second
     (pkg / "new.c").write_text("")
     assert fastplan.stamp(str(pkg)).endswith(("-3", "-4"))  # (+ libseccomp)
+
+
+def test_a_plan_with_a_pooled_id_range_is_never_stored(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--policy` giving a bundle a user namespace: create pins a range of the id pool to
+    # the container (runner.idalloc.pin); the front end's create could not.
+    from stockade.oci import config
+    from stockade.oci.translate import translate
+    from stockade.runner._record import replace
+    from stockade.runner.cgroups import Hierarchy
+    from stockade.runner.plan import IdMap, IdPool
+    from tests.unit.oci.test_translate import BASE
+
+    (tmp_path / "rootfs").mkdir()
+    c = translate(config.strip_nulls(BASE), str(tmp_path), "c1", last_cap=40, euid=0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    h = Hierarchy("v2", v2_mount="/sys/fs/cgroup")
+    assert fastplan.why_not(c, h) is None
+    pool = IdPool(2_000_000_000, 65536, str(tmp_path / "idpool"))
+    m = (IdMap(0, pool.start, pool.range_size),)
+    ident = replace(c.plan.identity, userns=True, uid_map=m, gid_map=m, pool=pool)
+    pooled = replace(c, plan=replace(c.plan, identity=ident))
+    assert fastplan.why_not(pooled, h) == "an id range of the pool (pinned by create)"

@@ -182,3 +182,84 @@ def test_plan_maps_the_pools_first_range_until_placed(tmp_path: Path) -> None:
     # not pooled: map host, rootless, explicit maps
     rootless = build_plan(part, RunSpec(argv=("true",)), euid=1000, pool=p).identity
     assert rootless.pool is None and rootless.owner is None
+
+
+def _pinned(p: IdPool, owner: Path) -> int:
+    """A range pinned to `owner` as `stockade oci create` pins one; its lease released."""
+    lease = idalloc.acquire(p, never)
+    try:
+        idalloc.pin(lease, str(owner))
+    finally:
+        idalloc.release(lease)
+    return lease.base
+
+
+def test_a_pinned_range_stays_taken_until_unpinned(tmp_path: Path) -> None:
+    p = pool(tmp_path, ranges=2)
+    owner = tmp_path / "containers" / "c1"
+    owner.mkdir(parents=True)
+    base = _pinned(p, owner)
+    record = Path(p.lock_dir) / f"{base}.owner"
+    assert record.read_text() == f"{owner}\n{owner.stat().st_ino}\n"
+    assert not list(Path(p.lock_dir).glob("*.tmp"))  # written by rename, nothing half-made
+    other = idalloc.acquire(p, never)  # no flock is held for it, yet it is taken
+    try:
+        assert other.base == base + SIZE
+        with pytest.raises(RunnerError) as exc:
+            idalloc.acquire(p, never)
+        assert "1 pinned to OCI containers" in exc.value.message
+    finally:
+        idalloc.release(other)
+    idalloc.unpin(p.lock_dir, base, str(tmp_path / "containers" / "c2"))  # not its owner
+    assert record.exists()
+    idalloc.unpin(p.lock_dir, base, str(owner))
+    assert not record.exists()
+    again = idalloc.acquire(p, never)
+    try:
+        assert again.base == base
+    finally:
+        idalloc.release(again)
+
+
+def test_a_stale_owner_is_reclaimed_only_when_no_process_uses_its_ids(tmp_path: Path) -> None:
+    p = pool(tmp_path)
+    owner = tmp_path / "c1"
+    owner.mkdir()
+    base = _pinned(p, owner)
+    owner.rmdir()  # the container's state directory removed by hand: a stale record
+    asked: list[tuple[int, int]] = []
+
+    def busy(lo: int, hi: int) -> bool:
+        asked.append((lo, hi))
+        return True
+
+    skipped = idalloc.acquire(p, busy)  # its processes are still there: not reused
+    try:
+        assert skipped.base == base + SIZE and asked[0] == (base, base + SIZE)
+    finally:
+        idalloc.release(skipped)
+    assert (Path(p.lock_dir) / f"{base}.owner").exists()
+    reclaimed = idalloc.acquire(p, never)
+    try:
+        assert reclaimed.base == base
+        assert not (Path(p.lock_dir) / f"{base}.owner").exists()
+    finally:
+        idalloc.release(reclaimed)
+
+
+@pytest.mark.parametrize("content", ["", "relative/dir\n1\n", "{dir}\nnot-an-inode\n",
+                                     "{dir}\n1\n"])
+def test_an_owner_record_not_naming_a_live_directory_is_stale(tmp_path: Path,
+                                                              content: str) -> None:
+    p = pool(tmp_path)
+    live = tmp_path / "live"
+    live.mkdir()
+    os.makedirs(p.lock_dir, mode=0o700)
+    # a record naming a path that is not a directory, or an existing one with another
+    # inode (the state directory deleted and made again by another container)
+    (Path(p.lock_dir) / f"{START}.owner").write_text(content.format(dir=live))
+    lease = idalloc.acquire(p, never)
+    try:
+        assert lease.base == START
+    finally:
+        idalloc.release(lease)
