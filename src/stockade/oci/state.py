@@ -12,6 +12,7 @@ import marshal
 import os
 
 from stockade.errors import StockadeError
+from stockade.runner.procstat import stat_fields
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
 if TYPE_CHECKING:
@@ -50,13 +51,8 @@ def container_dir(root: str, cid: str) -> str:
 
 def proc_starttime(pid: int) -> tuple[int, str] | None:
     """(start time in clock ticks, state letter) of pid, None if there is no such pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2:].split()
-    return int(rest[19]), rest[0].decode()
+    rest = stat_fields(pid)
+    return None if rest is None else (int(rest[19]), rest[0].decode())
 
 
 def read(root: str, cid: str) -> dict[str, Any]:

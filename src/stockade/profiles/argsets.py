@@ -222,9 +222,7 @@ def sample_args(consts: Iterable[tuple[int, int, int]], limit: int = 256) -> lis
         return [(0,) * 6]
     indexes = sorted(per_index)
     pools = [sorted(per_index[i]) for i in indexes]
-    total = 1
-    for pool in pools:
-        total *= len(pool)
+    total = math.prod(len(pool) for pool in pools)
     combos: list[tuple[int, ...]]
     if total <= limit:
         combos = list(itertools.product(*pools))
@@ -233,13 +231,7 @@ def sample_args(consts: Iterable[tuple[int, int, int]], limit: int = 256) -> lis
                   for v in pool]
         rnd = random.Random(total)
         combos += [tuple(rnd.choice(pool) for pool in pools) for _ in range(limit)]
-    out: dict[tuple[int, ...], None] = {}
-    for combo in combos:
-        args = [0] * 6
-        for i, v in zip(indexes, combo, strict=True):
-            args[i] = v
-        out[tuple(args)] = None
-    return list(out)
+    return list(_vectors(indexes, combos))
 
 
 def cell_witnesses(conjunctions: Sequence[Sequence[ArgCondition]], limit: int = 512) -> list[tuple[int, ...]]:
@@ -271,12 +263,7 @@ def cell_witnesses(conjunctions: Sequence[Sequence[ArgCondition]], limit: int = 
     else:
         rnd = random.Random(total)
         combos = [tuple(rnd.choice(pool) for pool in pools) for _ in range(limit)]
-    out: dict[tuple[int, ...], None] = {}
-    for combo in combos:
-        args = [0] * 6
-        for i, v in zip(indexes, combo, strict=True):
-            args[i] = v
-        out[tuple(args)] = None
+    out = _vectors(indexes, combos)
     if total > limit:
         regions = [*map(tuple, conjunctions), *((*a, *b) for a, b in itertools.combinations(conjunctions, 2))]
         for region in regions:
@@ -286,6 +273,18 @@ def cell_witnesses(conjunctions: Sequence[Sequence[ArgCondition]], limit: int = 
                     args[c.index] = _witness(c)
                 out[tuple(args)] = None
     return list(out)
+
+
+def _vectors(indexes: Sequence[int], combos: Iterable[tuple[int, ...]]
+             ) -> dict[tuple[int, ...], None]:
+    """Six-argument vectors (others 0) from values for `indexes`, in order, without repeats."""
+    out: dict[tuple[int, ...], None] = {}
+    for combo in combos:
+        args = [0] * 6
+        for i, v in zip(indexes, combo, strict=True):
+            args[i] = v
+        out[tuple(args)] = None
+    return out
 
 
 def _atoms(conds: list[ArgCondition], budget: int = 4096) -> list[int]:

@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 
+from stockade.runner.procstat import start_time
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
     from stockade.runner.plan import Plan
@@ -30,21 +32,6 @@ def runs_dir(env: dict[str, str] | None = None) -> str | None:
     else:
         return None
     return os.path.join(base, "run")
-
-
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
-    fields = data[data.rfind(b")") + 2:].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 def record(run_id: str, pid: int, plan: Plan, directory: str | None = None) -> str | None:

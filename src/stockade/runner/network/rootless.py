@@ -29,6 +29,7 @@ from stockade.runner.network.addressing import Held, release, state_dir, try_hol
 from stockade.runner.network.peers import Allow, resolv_conf_for, resolve_peers
 from stockade.runner.network.shaping import shaping_lines
 from stockade.runner.network.tools import run_tool
+from stockade.runner.procstat import start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def attach_rootless(jail: RootlessJail, pid: int) -> None:
     pasta = _read_pid(pidfile)
     if pasta is not None:
         state.write_record(jail.directory, index, {"runner_pid": os.getpid(), "pasta": pasta,
-                                                   "pasta_start": _start_time(pasta)})
+                                                   "pasta_start": start_time(pasta)})
     inside = ["nsenter", f"--user=/proc/{pid}/ns/user", f"--net=/proc/{pid}/ns/net",
               "--preserve-credentials", "--"]
     run_tool([*inside, "nft", "-f", "-"], inside_ruleset(jail.allows))
@@ -157,7 +158,7 @@ def _end_pasta(record: dict[str, object] | None, pidfile: str) -> bool:
     recorded the pid; then the process must still be a pasta of this user)."""
     pid = record.get("pasta") if record else None
     if isinstance(pid, int):
-        same = _start_time(pid) == (record or {}).get("pasta_start")
+        same = start_time(pid) == (record or {}).get("pasta_start")
     else:
         pid = _read_pid(pidfile)
         same = pid is not None and _is_pasta(pid)
@@ -189,12 +190,3 @@ def _read_pid(path: str) -> int | None:
         return None
     return int(text) if text.isdigit() else None
 
-
-def _start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: with the pid, names one process for good."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    return int(stat.rsplit(b")", 1)[1].split()[19])

@@ -1,0 +1,24 @@
+"""/proc/PID/stat, read once: the fields after the command name, and the start time that
+with the pid names one process for good (a recycled pid has another)."""
+
+from __future__ import annotations
+
+
+def stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3.. of /proc/PID/stat (state first), None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
+    return data[data.rfind(b")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22: the start time in clock ticks since boot, None when the pid is gone."""
+    fields = stat_fields(pid)
+    try:
+        return int(fields[19]) if fields is not None else None
+    except (IndexError, ValueError):
+        return None
