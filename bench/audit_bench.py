@@ -27,8 +27,9 @@ sys.path.insert(0, str(REPO))
 from tests.conftest import _start_dockerd, make_busybox_rootfs  # noqa: E402
 from tests.integration.audit.conftest import SELF_CMD, SELF_ENV, python_binds  # noqa: E402
 
-from stockade.audit import engine, hostfacts, targets  # noqa: E402
+from stockade.audit import engine, targets  # noqa: E402
 from stockade.audit.docker_api import DockerClient  # noqa: E402
+from stockade.linux.hostfacts import HostFacts  # noqa: E402
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -59,12 +60,12 @@ def main() -> int:
         binds = [a for s, d in python_binds() for a in ("-v", f"{s}:{d}:ro")]
         for n in names:
             daemon.docker("run", "-d", "--name", n, *binds, daemon.image, "sleep", "3600")
-        host = hostfacts.gather(inside=False)
+        host = HostFacts.detect(runtimes=True)
         client = DockerClient(daemon.socket)
         one = targets.from_docker(names[0], client)
         rows.append(("1 container, in-process (view + probes + 53 checks)",
                      f"{median_ms(lambda: engine.audit(one, host), opts.runs * 4):.1f} ms", "engine.audit"))
-        cli = [sys.executable, "-m", "stockade.cli", "audit", "--format", "json"]
+        cli = [sys.executable, "-m", "stockade", "audit", "--format", "json"]
         rows.append(("1 container, CLI wall time (interpreter start included)",
                      f"{median_ms(lambda: subprocess.run([*cli, '--docker', names[0]], env=env, capture_output=True), opts.runs):.0f} ms",
                      "`stockade audit --docker NAME`"))
@@ -112,7 +113,7 @@ def main() -> int:
 def _agree(daemon: object, name: str, exec_env: list[str], env: dict[str, str]) -> bool:
     from tests.integration.audit._helpers import HOST_ONLY
     inside = json.loads(daemon.docker("exec", *exec_env, name, *SELF_CMD, check=False).stdout)  # type: ignore[attr-defined]
-    host = json.loads(subprocess.run([sys.executable, "-m", "stockade.cli", "audit", "--format", "json",
+    host = json.loads(subprocess.run([sys.executable, "-m", "stockade", "audit", "--format", "json",
                                       "--docker", name], env=env, capture_output=True, text=True).stdout)
 
     def opened(doc: dict[str, object]) -> dict[str, str]:

@@ -122,7 +122,7 @@ def median_ms(fn: Callable[[], object], runs: int, setup: Callable[[], object] |
 def start_mode() -> str:
     """cli: `stockade run --image`; api: image_for_run + stockade.api.run in-process (the
     runner exists but its CLI has no --image yet); chroot: no runner at all."""
-    r = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "stockade", "run", "--help"], capture_output=True, text=True)
     if r.returncode == 0 and "--image" in r.stdout:
         return "cli"
     try:
@@ -134,9 +134,9 @@ def start_mode() -> str:
 
 def stockade_cli() -> list[str]:
     """The `stockade` command a user runs: the environment's entry script (the fast one
-    when `python -m stockade.entry_script` wrote it), else `python -m stockade.cli`."""
+    when `python -m stockade.entry_script` wrote it), else `python -m stockade`."""
     script = os.path.join(os.path.dirname(sys.executable), "stockade")
-    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "stockade.cli"]
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "stockade"]
 
 
 @contextlib.contextmanager

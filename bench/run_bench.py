@@ -113,7 +113,7 @@ def main() -> int:
                "PATH=/bin", "--", "/bin/true"]
         if opts.heavy:
             from stockade.policy.loader import load_policy
-            from stockade.profiles.seccomp import compile_bpf
+            from stockade.seccomp.filter import compile_bpf
 
             compile_bpf(load_policy("default"))
         # The CLI compiles the policy into the cache; this process then loads it from

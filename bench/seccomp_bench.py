@@ -25,10 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from stockade.linux.hostfacts import HostFacts  # noqa: E402
 from stockade.policy.loader import load_policy  # noqa: E402
-from stockade.profiles import seccomp as sc  # noqa: E402
-from stockade.profiles.base import HostFacts  # noqa: E402
-from stockade.profiles.docker_reference import compile_docker_profile  # noqa: E402
+from stockade.seccomp import filter as sc  # noqa: E402
+from stockade.seccomp.runc_build import compile_docker_profile  # noqa: E402
 
 MOBY = HERE.parent / "tests" / "data" / "moby-default-seccomp.json"
 ARCHES = ["x86_64", "aarch64", "riscv64", "ppc64le"]

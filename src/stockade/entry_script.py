@@ -7,8 +7,9 @@ tenth of the budget. This writes a script that pip would not: the venv's interpr
 `-IS` (isolated: no PYTHON* variables, no user site, no script directory on sys.path; no
 site), and the paths `site` adds for this environment (site-packages, the editable
 install's src/) written out when the script is made, so nothing has to be computed at
-start. The import lines of .pth files are not replayed: stockade.cli.entry runs
-site.main() on the first import that only they could serve.
+start. The import lines of .pth files are not replayed: a package that only an import
+hook of a .pth file can find is not found (none of stockade's dependencies needs one).
+Measured interleaved with pip's script: ~4 ms less per `stockade run` at load ~3.
 
 `pip install` writes its own script again: run this after it (`make dev` does).
 Pinned to this checkout or install: the script names the interpreter and the package

@@ -203,13 +203,13 @@ def _audited(name: str, caps: tuple[str, ...]) -> AuditResult:
 
 def test_audit_all_fix_writes_one_valid_policy_per_container(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stockade.audit.command import _write_fixes
+    from stockade.audit.fix import write_policies
 
     # the same name twice (`Web` and `web` sanitise alike): two files, two names
     results = [_audited("web", ("CHOWN", "SYS_ADMIN")), _audited("Web", ("NET_RAW",)),
                _audited("db", ())]
     out = tmp_path / "fixes"
-    _write_fixes(str(out), results, many=True)
+    write_policies(str(out), results, many=True)
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["audit-fix-db.yaml", "audit-fix-web-2.yaml",
                                        "audit-fix-web.yaml"]
@@ -222,10 +222,10 @@ def test_audit_all_fix_writes_one_valid_policy_per_container(
 
 def test_audit_fix_for_one_container_is_a_valid_policy_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stockade.audit.command import _write_fixes
+    from stockade.audit.fix import write_policies
 
     out = tmp_path / "fix.yaml"
-    _write_fixes(str(out), [_audited("web", ("CHOWN",))], many=False)
+    write_policies(str(out), [_audited("web", ("CHOWN",))], many=False)
     assert main(["validate", str(out)]) == 0, capsys.readouterr().err
     assert not list(tmp_path.glob(".stockade-*"))
 

@@ -21,8 +21,8 @@ import pytest
 from stockade.cli import build_parser
 from stockade.errors import Location
 from stockade.policy.loader import load_policy
+from stockade.policy.merge.syscalls import ACTION_FORMS, ACTIONS, parse_action
 from stockade.policy.model import ActionKind
-from stockade.policy.resolve import ACTION_FORMS, ACTIONS, parse_action
 from stockade.policy.schema import json_schema
 
 REPO = Path(__file__).resolve().parents[2]

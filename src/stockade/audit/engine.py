@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from stockade.audit import caps, registry
 from stockade.audit.checks import ALL
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Finding, Status, Target
 from stockade.audit.probe import run_probes
 from stockade.audit.registry import Check
 from stockade.audit.view import build_view, still_running
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
 
 
 def audit(target: Target, host: HostFacts, *, active: bool = False,

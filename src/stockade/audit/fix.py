@@ -3,6 +3,7 @@ has now (its current capabilities), so audit -> compile -> run closes the loop."
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 from stockade.audit.model import AuditResult
+from stockade.errors import StockadeError
 
 ALL_NAMESPACES = ["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]
 
@@ -84,3 +86,23 @@ def policies(results: Sequence[AuditResult]) -> list[tuple[str, dict[str, Any]]]
         doc["name"] = name
         out.append((f"{name}.yaml", doc))
     return out
+
+
+def write_policies(path: str, results: Sequence[AuditResult], *, many: bool) -> list[str]:
+    """`--fix PATH`: the policy of one result as the file PATH, or (`many`) one policy per
+    result in the directory PATH (created if missing); returns the files written. Each
+    policy is proven to load, then renamed into place (never a partial file)."""
+    from stockade.learn.output import check_and_write
+
+    try:
+        if not many:
+            check_and_write(policy_for(results[0]), path)
+            return [path]
+        os.makedirs(path, exist_ok=True)
+        written = []
+        for name, doc in policies(results):
+            check_and_write(doc, os.path.join(path, name))
+            written.append(os.path.join(path, name))
+        return written
+    except OSError as exc:
+        raise StockadeError(f"--fix {path}: cannot write: {exc.strerror}") from None

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from stockade.audit import _linux
 from stockade.audit.procfs import map_to_inside
 from stockade.audit.view import View
+from stockade.linux import consts, syscalls
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ def attempt(fn: Callable[[], str | None]) -> Outcome:
 
 
 NS_ORDER = ("ipc", "uts", "net", "cgroup", "mnt")
-NS_FLAGS = {"ipc": _linux.CLONE_NEWIPC, "uts": _linux.CLONE_NEWUTS, "net": _linux.CLONE_NEWNET,
-            "cgroup": _linux.CLONE_NEWCGROUP, "mnt": _linux.CLONE_NEWNS, "pid": _linux.CLONE_NEWPID,
-            "user": _linux.CLONE_NEWUSER}
+# setns flags by /proc/<pid>/ns name (which calls the mount namespace "mnt")
+PROC_NS_FLAGS = {("mnt" if name == "mount" else name): flag
+                 for name, flag in consts.NS_FLAGS.items()}
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def plan_join(view: View) -> JoinPlan:
         raise JoinError("the container is paused (its cgroup is frozen); unpause it to run the probes")
     if view.seccomp_mode == 2:
         try:
-            filters = tuple(_linux.seccomp_filters(pid))
+            filters = tuple(syscalls.seccomp_filters(pid))
         except OSError as exc:
             _close_fds(fds, root_fd)
             raise JoinError(f"copy seccomp filter (PTRACE_SECCOMP_GET_FILTER): {exc.strerror}") from None
@@ -173,34 +173,34 @@ def _enter_outer(plan: JoinPlan) -> None:
     for path in plan.cgroup_procs:
         step(f"join cgroup {path}", partial(_write, path, "0"))  # "0": the writer itself
     if "pid" in plan.ns_fds:
-        step("setns pid", lambda: _linux.setns(plan.ns_fds["pid"], _linux.CLONE_NEWPID))
+        step("setns pid", lambda: syscalls.setns(plan.ns_fds["pid"], consts.CLONE_NEWPID))
 
 
 def _enter_inner(plan: JoinPlan) -> None:
     """In the grandchild (a member of the target's pid namespace): everything else."""
     for name in NS_ORDER:
         if name in plan.ns_fds:
-            step(f"setns {name}", partial(_linux.setns, plan.ns_fds[name], NS_FLAGS[name]))
+            step(f"setns {name}", partial(syscalls.setns, plan.ns_fds[name], PROC_NS_FLAGS[name]))
     # The target may itself be chrooted below its mount namespace's root: use its root.
     step("enter root", lambda: _enter_root(plan.root_fd))
     if "user" in plan.ns_fds:
-        step("setns user", lambda: _linux.setns(plan.ns_fds["user"], _linux.CLONE_NEWUSER))
-    _linux.prctl(_linux.PR_SET_KEEPCAPS, 1)
+        step("setns user", lambda: syscalls.setns(plan.ns_fds["user"], consts.CLONE_NEWUSER))
+    syscalls.prctl(consts.PR_SET_KEEPCAPS, 1)
     for cap in range(plan.last_cap + 1):
         if not plan.cap_bnd >> cap & 1:
-            step(f"drop bounding cap {cap}", partial(_linux.prctl, _linux.PR_CAPBSET_DROP, cap))
+            step(f"drop bounding cap {cap}", partial(syscalls.prctl, consts.PR_CAPBSET_DROP, cap))
     step("setgroups", lambda: _setgroups(plan.groups))
     step("setresgid", lambda: os.setresgid(plan.gid, plan.gid, plan.gid))
     step("setresuid", lambda: os.setresuid(plan.uid, plan.uid, plan.uid))
-    step("capset", lambda: _linux.capset(plan.cap_eff, plan.cap_prm, plan.cap_inh))
+    step("capset", lambda: syscalls.capset(plan.cap_eff, plan.cap_prm, plan.cap_inh))
     # no_new_privs lets us load the filter without CAP_SYS_ADMIN; probes never exec, so
     # it does not change what they can do.
-    step("no_new_privs", lambda: _linux.prctl(_linux.PR_SET_NO_NEW_PRIVS, 1))
+    step("no_new_privs", lambda: syscalls.prctl(consts.PR_SET_NO_NEW_PRIVS, 1))
     if plan.lsm_write is not None:
         attr, value = plan.lsm_write
         step("LSM label", lambda: _write(attr, value))
     for prog in plan.filters:
-        step("load seccomp filter", partial(_linux.load_seccomp, prog))
+        step("load seccomp filter", partial(syscalls.seccomp_set_filter, prog))
     for fd in (*plan.ns_fds.values(), plan.root_fd):
         os.close(fd)
 
@@ -215,7 +215,7 @@ def _setgroups(groups: tuple[int, ...]) -> None:
     # /proc/PID/setgroups "deny" in this user ns: the target cannot have changed its groups
     # either, so the list we keep is what it has.
     with contextlib.suppress(PermissionError):
-        _linux.setgroups(list(groups))
+        syscalls.setgroups(list(groups))
 
 
 def step(name: str, fn: Callable[[], object]) -> None:

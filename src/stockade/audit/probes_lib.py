@@ -12,14 +12,16 @@ import stat
 import struct
 from collections.abc import Callable
 
-from stockade.audit import _linux
 from stockade.audit.probe import Outcome, attempt
+from stockade.linux import consts, syscalls
+from stockade.linux.consts import (
+    BLKGETSIZE64,
+    KEY_SPEC_SESSION_KEYRING,
+    KEYCTL_DESCRIBE,
+    KEYCTL_GET_KEYRING_ID,
+    SIOCSIFFLAGS,
+)
 
-BLKGETSIZE64 = 0x80081272
-SIOCSIFFLAGS = 0x8914
-KEYCTL_GET_KEYRING_ID = 0
-KEYCTL_DESCRIBE = 6
-KEY_SPEC_SESSION_KEYRING = -3
 NULL_DEV = os.makedev(1, 3)
 
 
@@ -68,9 +70,9 @@ def is_exposed(o: Outcome) -> bool:
 
 
 def private_mount_ns() -> None:
-    _linux.unshare(_linux.CLONE_NEWNS)
+    syscalls.unshare(consts.CLONE_NEWNS)
     # Make our copy private first, so nothing we mount can propagate back to a peer.
-    _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE, None)
+    syscalls.mount(None, "/", None, consts.MS_REC | consts.MS_PRIVATE, None)
 
 
 def scratch_dir() -> str:
@@ -84,7 +86,7 @@ def mount_tmpfs() -> Outcome:
     def go() -> str:
         private_mount_ns()
         d = scratch_dir()
-        _linux.mount("stockade-probe", d, "tmpfs", _linux.MS_NOSUID | _linux.MS_NODEV, "size=4k")
+        syscalls.mount("stockade-probe", d, "tmpfs", consts.MS_NOSUID | consts.MS_NODEV, "size=4k")
         return f"tmpfs mounted on {d} in a private mount namespace"
     return attempt(go)
 
@@ -93,10 +95,10 @@ def cgroup_release_agent() -> Outcome:
     def go() -> str:
         private_mount_ns()
         d = scratch_dir()
-        _linux.mount("stockade-probe", d, "tmpfs", 0, "size=4k")
+        syscalls.mount("stockade-probe", d, "tmpfs", 0, "size=4k")
         os.mkdir(d + "/cg")
         # a fresh named hierarchy: only exists in our private namespace, gone when we exit
-        _linux.mount("cgroup", d + "/cg", "cgroup", 0, f"none,name=stockade_probe_{os.getpid()}")
+        syscalls.mount("cgroup", d + "/cg", "cgroup", 0, f"none,name=stockade_probe_{os.getpid()}")
         fd = os.open(d + "/cg/release_agent", os.O_WRONLY)
         os.close(fd)
         return "mounted a named cgroup v1 hierarchy; release_agent opened for write (not written)"
@@ -105,7 +107,7 @@ def cgroup_release_agent() -> Outcome:
 
 def delete_module() -> Outcome:
     def go() -> str:
-        _linux.syscall("delete_module", b"stockade_no_such_module_0", os.O_NONBLOCK)
+        syscalls.syscall("delete_module", b"stockade_no_such_module_0", os.O_NONBLOCK)
         return "delete_module accepted"
     out = attempt(go)
     if out.errno == 2:  # ENOENT: past the capability and seccomp checks
@@ -121,14 +123,14 @@ def open_by_handle(path: str) -> Outcome:
         mfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
-                handle, _ = _linux.name_to_handle_at(path)
+                handle, _ = syscalls.name_to_handle_at(path)
                 how = f"reopened {path} from its handle"
             except OSError as exc:
                 if exc.errno not in (1, 38, 95):
                     raise
                 handle = struct.pack("=Ii", 8, 1) + struct.pack("=II", 2, 0)
                 how = f"opened inode 2 (the filesystem root) of {path}'s filesystem from a crafted handle"
-            fd = _linux.open_by_handle_at(mfd, handle, os.O_RDONLY)
+            fd = syscalls.open_by_handle_at(mfd, handle, os.O_RDONLY)
             os.close(fd)
         finally:
             os.close(mfd)
@@ -173,10 +175,10 @@ def kallsyms_first_line() -> Outcome:
 
 def keyctl_session() -> Outcome:
     def go() -> str:
-        serial = _linux.syscall("keyctl", KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
+        serial = syscalls.syscall("keyctl", KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
         buf = ctypes.create_string_buffer(256)
         try:
-            _linux.syscall("keyctl", KEYCTL_DESCRIBE, serial, ctypes.cast(buf, ctypes.c_void_p), 256)
+            syscalls.syscall("keyctl", KEYCTL_DESCRIBE, serial, ctypes.cast(buf, ctypes.c_void_p), 256)
             desc = buf.value.decode(errors="replace").rsplit(";", 1)[-1]
         except OSError:
             desc = "?"
@@ -189,7 +191,7 @@ def keyctl_session() -> Outcome:
 
 def unshare_user() -> Outcome:
     def go() -> str:
-        _linux.unshare(_linux.CLONE_NEWUSER)
+        syscalls.unshare(consts.CLONE_NEWUSER)
         return "new user namespace"
     return attempt(go)
 
@@ -220,9 +222,9 @@ def mknod_open(major: int, minor: int) -> Outcome:
     def go() -> str:
         private_mount_ns()
         d = scratch_dir()
-        _linux.mount("stockade-probe", d, "tmpfs", 0, "size=4k")
+        syscalls.mount("stockade-probe", d, "tmpfs", 0, "size=4k")
         node = d + "/blk"
-        _linux.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+        os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
         try:
             fd = os.open(node, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from stockade.audit.docker_api import DockerClient
 from stockade.audit.model import Target
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.runtimes import RuntimeInfo
 from stockade.runner import runs
 
 RUNC_ROOT = "/run/runc"
@@ -170,3 +175,16 @@ def discover_all(runc_root: str = RUNC_ROOT, stockade_root: str = STOCKADE_ROOT,
         t = _run_target(state)
         found.setdefault(t.pid, t)
     return list(found.values()), notes
+
+
+def with_docker_version(host: HostFacts, found: Sequence[Target]) -> HostFacts:
+    """The host facts with the Docker Engine's version added when a Docker target is
+    audited (unchanged when the Engine does not answer)."""
+    if not any(t.runtime == "docker" for t in found):
+        return host
+    try:
+        version = DockerClient().version()
+    except StockadeError:
+        return host
+    runtimes = {**host.runtimes, "docker": RuntimeInfo("docker", version)}
+    return dataclasses.replace(host, runtimes=MappingProxyType(runtimes))

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from stockade.audit import procfs
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.procfs import CgroupEntry, IdRange, Mount
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
 
 NAMESPACES = ("pid", "net", "ipc", "uts", "cgroup", "user", "mnt")
 CGROUP_FILES = {

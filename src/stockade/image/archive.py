@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -237,10 +236,11 @@ def _blob_path(desc: dict[str, Any], what: str) -> tuple[str, str, int | None]:
 
 
 def _host_platform() -> tuple[str, str]:
-    machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-            "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
-    return "linux", arch
+    from stockade.linux.syscall_table import GOARCH, canonical_arch
+
+    machine = os.uname().machine
+    arch = canonical_arch(machine) or machine
+    return "linux", GOARCH.get(arch, arch)
 
 
 def _manifests(src: Source, desc: dict[str, Any], names: tuple[str, ...], depth: int = 0) -> Iterator[tuple[dict[str, Any], str, tuple[str, ...]]]:

@@ -27,6 +27,7 @@ from stockade.image.config import ImageConfig
 from stockade.image.copytree import apply_layer
 from stockade.image.fsutil import force_rmtree
 from stockade.image.store import ImageRecord, Store
+from stockade.linux import consts
 
 METHODS = ("auto", "overlay", "copy")
 MAX_MOUNT_DATA = 4000  # mount(2) data is one page
@@ -80,23 +81,14 @@ class PreparedRootfs:
             self._lock_fd = None
 
 
-def remove_container_dir(d: Path) -> None:
-    """For prune: a container directory whose owner is gone."""
-    for sub in ("merged", "rootfs"):
-        p = d / sub
-        if p.is_dir() and _mount.is_mountpoint(str(p)):
-            _mount.umount(str(p))
-    force_rmtree(d)
-
-
 def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tuple[Path, str]:
     merged = cdir / "merged"
     merged.mkdir()
     lowers = [str(store.layer_root(d)) for d in reversed(layers)]  # overlayfs: top first
     if read_only and len(lowers) == 1:
         # overlayfs needs two lowers without an upper; one layer is just a read-only bind
-        _mount.mount(lowers[0], str(merged), None, _mount.MS_BIND)
-        _mount.mount("", str(merged), None, _mount.MS_BIND | _mount.MS_REMOUNT | _mount.MS_RDONLY)
+        _mount.mount(lowers[0], str(merged), None, consts.MS_BIND)
+        _mount.mount("", str(merged), None, consts.MS_BIND | consts.MS_REMOUNT | consts.MS_RDONLY)
         return merged, "bind-ro"
     for p in lowers:
         if "," in p or ":" in p:
@@ -104,7 +96,7 @@ def _overlay(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tu
     data = "lowerdir=" + ":".join(lowers)
     flags = 0
     if read_only:
-        flags |= _mount.MS_RDONLY
+        flags |= consts.MS_RDONLY
     else:
         upper = cdir / "upper"
         upper.mkdir(mode=0o755)
@@ -149,8 +141,8 @@ def _copy(store: Store, layers: list[str], cdir: Path, read_only: bool) -> tuple
     for d in layers:
         apply_layer(store.layer_root(d), store.layer_meta(d), rootfs)
     if read_only and os.geteuid() == 0:
-        _mount.mount(str(rootfs), str(rootfs), None, _mount.MS_BIND)
-        _mount.mount("", str(rootfs), None, _mount.MS_BIND | _mount.MS_REMOUNT | _mount.MS_RDONLY)
+        _mount.mount(str(rootfs), str(rootfs), None, consts.MS_BIND)
+        _mount.mount("", str(rootfs), None, consts.MS_BIND | consts.MS_REMOUNT | consts.MS_RDONLY)
         return rootfs, True
     return rootfs, False
 

@@ -33,9 +33,11 @@ from typing import IO, Any, cast
 from stockade.errors import StockadeError
 from stockade.image import archive, locks
 from stockade.image.config import ImageConfig
+from stockade.image.container_dir import remove_container_dir
 from stockade.image.digest import CHUNK, HashingReader, Reader, check_digest, hex_of
 from stockade.image.fsutil import force_rmtree
 from stockade.image.limits import Budget, LimitError, Limits
+from stockade.image.process import read_in_root
 from stockade.image.unpack import UnpackResult, unpack_layer
 
 ENV_STORE = "STOCKADE_STORE"
@@ -237,8 +239,6 @@ class Store:
         """A small file of the image as its merged root would show it, read from the layers
         without mounting anything (for `run --dry-run`: /etc/passwd, /etc/group). Symlinks
         are not followed; whiteouts and opaque directories are honoured."""
-        from stockade.image.process import read_in_root
-
         rel = "/".join(p for p in rel.split("/") if p)
         prefixes = [rel.rsplit("/", i)[0] for i in range(rel.count("/"), -1, -1)] if rel else []
         for diff_id in reversed(image.layers):  # top layer first
@@ -499,8 +499,6 @@ class Store:
             for d in self.containers_dir.iterdir():
                 kept = (d / "keep").exists() and not all_images
                 if d.is_dir() and not locks.is_held(d / "lock") and not kept:
-                    from stockade.image.rootfs import remove_container_dir
-
                     remove_container_dir(d)
                     containers += 1
             layers = self._gc_layers()

@@ -14,10 +14,10 @@ from pydantic import Field
 
 from stockade.errors import Location, PolicyError
 from stockade.importers.json_input import JsonShape, check_shape, read_json
+from stockade.linux.syscall_table import canonical_arch, syscall_table
 from stockade.policy.source import KeyPath, format_path
 from stockade.policy.vocab.capabilities import canonical_cap
 from stockade.policy.vocab.errnos import errno_name
-from stockade.policy.vocab.syscalls import canonical_arch, syscall_table
 
 _ACTIONS = {
     "SCMP_ACT_ALLOW": "allow", "SCMP_ACT_KILL": "kill-thread", "SCMP_ACT_KILL_THREAD": "kill-thread",
@@ -88,7 +88,7 @@ def _action(name: str, errno_ret: int | None, default_errno: int, where: Locatio
 
 
 def _cond(block: SeccompFilter | None, file: str, at: KeyPath) -> dict[str, Any] | None:
-    from stockade.policy.resolve import parse_kernel
+    from stockade.policy.merge.syscalls import parse_kernel
 
     if block is None:
         return None

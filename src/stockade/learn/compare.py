@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import syscall_table
 from stockade.policy import model as m
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
-from stockade.profiles import bpf
-from stockade.profiles.argsets import sample_args
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import BIG_ENDIAN, ret_action
+from stockade.seccomp.arches import BIG_ENDIAN
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.samples import sample_args
 
 MAX_SAMPLES = 256
 U64 = (1 << 64) - 1
@@ -33,7 +33,7 @@ U64 = (1 << 64) - 1
 class Side:
     label: str
     kind: str  # policy | seccomp-json
-    program: tuple[bpf.Insn, ...]
+    program: bytes  # what the enforcer loads: run through seccomp.check.evaluate
     arches: tuple[str, ...]
     consts: dict[str, set[tuple[int, int, int]]]  # syscall -> {(index, value, mask)}
     policy: m.Policy | None = None
@@ -84,7 +84,8 @@ def load_side(ref: str, host: HostFacts) -> Side:
     if data is not None:
         return _json_side(ref, data, host)
     from stockade.policy.loader import load_policy
-    from stockade.profiles.seccomp import bpf_arches, compile_filter
+    from stockade.seccomp.arches import bpf_arches
+    from stockade.seccomp.filter import compile_filter
 
     if not os.path.exists(ref) and "/" in ref:
         raise StockadeError(f"{ref}: no such file", exit_code=2)
@@ -95,7 +96,7 @@ def load_side(ref: str, host: HostFacts) -> Side:
     for r in policy.syscalls.rules:
         for name in r.syscalls:
             consts.setdefault(name, set()).update((c.index, c.value, c.mask) for c in r.args)
-    return Side(ref, "policy", tuple(bpf.decode(program)), arches, consts, policy)
+    return Side(ref, "policy", program, arches, consts, policy)
 
 
 def _json_or_none(ref: str) -> Any:
@@ -112,7 +113,7 @@ def _json_or_none(ref: str) -> Any:
 
 
 def _json_side(ref: str, data: Any, host: HostFacts) -> Side:
-    from stockade.profiles.docker_reference import _arches, compile_docker_profile
+    from stockade.seccomp.runc_build import compile_docker_profile, profile_arches
 
     if isinstance(data, dict) and isinstance(data.get("linux"), dict):
         data = data["linux"].get("seccomp")
@@ -123,7 +124,7 @@ def _json_side(ref: str, data: Any, host: HostFacts) -> Side:
         raise StockadeError(f"{ref}: unknown format: expected a stockade policy (YAML), a "
                             "Docker/OCI seccomp profile (JSON with defaultAction) or an OCI "
                             "config.json", exit_code=2)
-    arches = [a for a in _arches(data, host.arch) if (a in BIG_ENDIAN) == (host.arch in BIG_ENDIAN)]
+    arches = [a for a in profile_arches(data, host.arch) if (a in BIG_ENDIAN) == (host.arch in BIG_ENDIAN)]
     if not arches:
         raise StockadeError(f"{ref}: none of its architectures can run on {host.arch}", exit_code=2)
     try:
@@ -139,7 +140,7 @@ def _json_side(ref: str, data: Any, host: HostFacts) -> Side:
                     consts.setdefault(name, set()).add((a["index"], a.get("valueTwo", 0), a["value"]))
                 else:
                     consts.setdefault(name, set()).add((a["index"], a["value"], 0))
-    return Side(ref, "seccomp-json", tuple(bpf.decode(program)), tuple(arches), consts)
+    return Side(ref, "seccomp-json", program, tuple(arches), consts)
 
 
 # ------------------------------------------------------------------ comparing
@@ -151,9 +152,7 @@ def samples(consts: Iterable[tuple[int, int, int]]) -> list[tuple[int, ...]]:
 
 
 def _decide(side: Side, arch: str, nr: int, args: tuple[int, ...]) -> m.Action:
-    big = arch in BIG_ENDIAN
-    data = bpf.seccomp_data(nr, AUDIT_ARCH[arch], args, big_endian=big)
-    return ret_action(bpf.run(side.program, data, big_endian=big))
+    return evaluate(side.program, arch, nr, args)
 
 
 def _kind(a: m.Action, b: m.Action) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from stockade.learn.fold import fold_reads, fold_writes
 from stockade.learn.recording import Recording
-from stockade.learn.supervisor import NS_FLAGS
+from stockade.linux.consts import ANY_NEW_NAMESPACE
 
 AF_NAMES = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
 SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}  # stream, dgram, raw, seqpacket
@@ -70,9 +70,9 @@ def learn(rec: Recording, native: str, *, fresh_mounts: Iterable[str] = (), root
         # clone3 gets ENOSYS below, so its callers (glibc's pthread_create, posix_spawn)
         # fall back to clone: allow that without namespace flags even if never seen
         flags = values.get(("clone", 0), set())
-        if any(f & NS_FLAGS == 0 for f in flags) or not flags or "clone3" in names:
-            rules.append(_rule("clone", [_masked(0, NS_FLAGS, 0)]))
-        for f in sorted(f for f in flags if f & NS_FLAGS):
+        if any(f & ANY_NEW_NAMESPACE == 0 for f in flags) or not flags or "clone3" in names:
+            rules.append(_rule("clone", [_masked(0, ANY_NEW_NAMESPACE, 0)]))
+        for f in sorted(f for f in flags if f & ANY_NEW_NAMESPACE):
             rules.append(_rule("clone", [{"index": 0, "op": "eq", "value": f}]))
             warnings.append(f"clone with namespace flags {f:#x}: allowed for exactly these flags")
     if "clone3" in names:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
-from stockade.profiles import bpf
+from stockade.linux.syscall_table import AUDIT_ARCH, syscall_table
+from stockade.seccomp import bpf
 
 _LD_W_ABS = bpf.BPF_LD | bpf.BPF_W | bpf.BPF_ABS
 _JEQ = bpf.BPF_JMP | bpf.BPF_JEQ | bpf.BPF_K
@@ -31,7 +31,7 @@ def _arg_lo(index: int) -> int:
 def recorder_program(native: str, listener_sock: int, send_flags: int,
                      skip: Iterable[str] = ()) -> bytes:
     table = syscall_table()
-    asm = bpf._Assembler()
+    asm = bpf.Assembler()
     asm.stmt(_LD_W_ABS, 4)
     asm.jump(_JEQ, AUDIT_ARCH[native], "native", None)
     asm.stmt(_RET, bpf.SECCOMP_RET_USER_NOTIF)  # inline: the end may be out of jump range

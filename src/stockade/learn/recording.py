@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, X32_SYSCALL_BIT, syscall_table
+from stockade.linux.syscall_table import AUDIT_ARCH, X32_SYSCALL_BIT, syscall_table
 
 
 @dataclass(frozen=True)

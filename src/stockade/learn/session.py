@@ -21,8 +21,8 @@ from stockade.errors import RunnerError, StockadeError
 from stockade.learn.recorder_filter import recorder_program
 from stockade.learn.recording import Recording
 from stockade.learn.supervisor import Recorder, supervise
+from stockade.linux.syscall_table import AUDIT_ARCH, native_arch, syscall_table
 from stockade.policy import model as m
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, native_arch, syscall_table
 
 
 @dataclass(frozen=True)

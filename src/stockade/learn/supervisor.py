@@ -30,19 +30,25 @@ import socket
 import struct
 from collections.abc import Callable
 
+from stockade.linux.consts import (
+    ANY_NEW_NAMESPACE,
+    AT_FDCWD,
+    O_ACCMODE,
+    O_CREAT,
+    O_TRUNC,
+    SECCOMP_IOCTL_NOTIF_ID_VALID,
+    SECCOMP_IOCTL_NOTIF_RECV,
+    SECCOMP_IOCTL_NOTIF_SEND,
+    SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+    SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+    SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+)
+
 # linux/seccomp.h
 _NOTIF = struct.Struct("=QIIiIQ6Q")  # id, pid, flags, nr, arch, ip, args[6]  (80 bytes)
 _RESP = struct.Struct("=QqiI")  # id, val, error, flags  (24 bytes)
-IOCTL_NOTIF_RECV = 0xC0502100
-IOCTL_NOTIF_SEND = 0xC0182101
-IOCTL_NOTIF_ID_VALID = 0x40082102
-IOCTL_NOTIF_SET_FLAGS = 0x40082104
-USER_NOTIF_FLAG_CONTINUE = 1
-USER_NOTIF_FD_SYNC_WAKE_UP = 1
 _ZERO = bytes(_NOTIF.size)
 
-AT_FDCWD = -100
-O_ACCMODE, O_CREAT, O_TRUNC = 3, 0o100, 0o1000
 
 # name -> ((dirfd index | None, path index, kind), ...); kind: r w x, or o<flags index>
 # for open-style calls, or h<how index> for openat2 (flags are the first u64 of `how`).
@@ -92,7 +98,7 @@ class Recorder:
 
     def handle(self, listener: int, buf: bytearray, resp: bytearray) -> None:
         buf[:] = _ZERO  # the kernel refuses a receive buffer that is not zeroed (EINVAL)
-        fcntl.ioctl(listener, IOCTL_NOTIF_RECV, buf, True)
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf, True)
         nid, pid, _flags, nr, arch, _ip, *args = _NOTIF.unpack(buf)
         self.notifications += 1
         if not self.started and arch == self.audit_native \
@@ -107,9 +113,9 @@ class Recorder:
                     h(pid, self.names[nr], tuple(args), nid)
                     if not self._valid(listener, nid):
                         return  # the caller died meanwhile: nothing to answer
-        _RESP.pack_into(resp, 0, nid, 0, 0, USER_NOTIF_FLAG_CONTINUE)
+        _RESP.pack_into(resp, 0, nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
         try:  # noqa: SIM105 - the hot path: a plain try costs less than contextlib.suppress
-            fcntl.ioctl(listener, IOCTL_NOTIF_SEND, resp, False)
+            fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp, False)
         except OSError:
             pass  # ENOENT: the caller was killed while stopped
 
@@ -147,7 +153,7 @@ class Recorder:
                 self._sockaddr(name, addr)
         if name == "clone3":
             head = self._read(pid, args[0], 8)
-            if head and len(head) == 8 and struct.unpack("=Q", head)[0] & NS_FLAGS:
+            if head and len(head) == 8 and struct.unpack("=Q", head)[0] & ANY_NEW_NAMESPACE:
                 self.clone3_ns = True
 
     def _sockaddr(self, call: str, addr: bytes) -> None:
@@ -218,7 +224,7 @@ class Recorder:
     @staticmethod
     def _valid(listener: int, nid: int) -> bool:
         try:
-            fcntl.ioctl(listener, IOCTL_NOTIF_ID_VALID, struct.pack("=Q", nid), False)
+            fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", nid), False)
         except OSError:
             return False
         return True
@@ -235,9 +241,6 @@ class Recorder:
             "tasks": len(self.pids),
             "notifications": self.notifications,
         }
-
-
-NS_FLAGS = 0x7E020080  # CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET,TIME}
 
 
 def _signed32(v: int) -> int:
@@ -269,7 +272,7 @@ def supervise(sock: socket.socket, out_fd: int, recorder: Recorder) -> None:
             raise _Stop
 
     signal.signal(signal.SIGUSR1, on_usr1)
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGUSR1)
     msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
@@ -277,7 +280,7 @@ def supervise(sock: socket.socket, out_fd: int, recorder: Recorder) -> None:
         listener = fds[0]
         # before 6.6 this flag is unknown: the same, one scheduler hop slower
         with contextlib.suppress(OSError):
-            fcntl.ioctl(listener, IOCTL_NOTIF_SET_FLAGS, struct.pack("=Q", USER_NOTIF_FD_SYNC_WAKE_UP),
+            fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, struct.pack("=Q", SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP),
                         False)
         buf = bytearray(_NOTIF.size)
         resp = bytearray(_RESP.size)

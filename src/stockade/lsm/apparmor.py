@@ -1,8 +1,8 @@
 """AppArmor profiles in the kernel: which is loaded, load one (apparmor_parser -r, only
 when the kernel does not already hold this text), unload one, read a task's label.
 
-Whether AppArmor is active is libapparmor's answer (profiles.apparmor_binding), with its
-reason when it is not.
+Whether AppArmor is active is the kernel's list of active LSMs (linux.host.active_lsms,
+the probe the runner's plan also asks), with the reason when it is not.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from stockade.lsm import stamps
 from stockade.runner._record import frozen
 
 # Imported where a profile is loaded, not here: the check a run makes when the kernel
-# already holds its profile (is_current) stays a few file reads, without subprocess,
-# shutil or cffi/ctypes.
+# already holds its profile (is_current) stays one syscall and a few file reads, without
+# subprocess or shutil.
 
 SECURITYFS = "/sys/kernel/security/apparmor"
 PARSER_TIMEOUT = 300  # seconds: one profile compiles in well under a second natively,
@@ -74,12 +74,23 @@ def _parser() -> str:
     return found
 
 
-def require_active() -> None:
-    from stockade.profiles import apparmor_binding
+def unavailable_reason() -> str | None:
+    """Why no profile can be loaded here, or None: AppArmor is an active LSM and its
+    securityfs interface, which apparmor_parser loads through, is mounted."""
+    from stockade.linux.host import active_lsms
 
-    st = apparmor_binding.status()
-    if not st.enabled:
-        raise AppArmorLoadError(st.reason)
+    if "apparmor" not in active_lsms():
+        return ("AppArmor is not active on this host (not built into the kernel, or not "
+                "in the boot lsm= list)")
+    if not os.path.isdir(SECURITYFS):
+        return f"AppArmor's securityfs interface is not mounted ({SECURITYFS})"
+    return None
+
+
+def require_active() -> None:
+    why = unavailable_reason()
+    if why is not None:
+        raise AppArmorLoadError(why)
 
 
 def is_current(name: str, digest: str) -> bool:

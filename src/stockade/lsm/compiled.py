@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import HostFacts
 from stockade.runner.plan import LsmPlan
 
 

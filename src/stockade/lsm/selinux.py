@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 
+from stockade.linux.host import selinux_mode
 from stockade.lsm import stamps
 
 TYPE_CHECKING = False  # annotations only: a run's cached check imports none of these
 if TYPE_CHECKING:
+    from stockade.linux.hostfacts import HostFacts
     from stockade.policy.model import Policy
-    from stockade.profiles.base import HostFacts
 
-SELINUXFS = "/sys/fs/selinux"
 SEMODULE_TIMEOUT = 900  # seconds: ~8 s natively, over a minute under TCG
 
 
@@ -99,18 +99,6 @@ def launch_module(dom: str, runner: str) -> str:
     ))
 
 
-def enabled() -> bool:
-    return os.path.exists(os.path.join(SELINUXFS, "enforce"))
-
-
-def enforcing() -> bool:
-    try:
-        with open(os.path.join(SELINUXFS, "enforce")) as fh:
-            return fh.read().strip() == "1"
-    except OSError:
-        return False
-
-
 def _store() -> str:
     kind = "default"
     try:
@@ -161,7 +149,7 @@ def is_current(modules: tuple[tuple[str, str], ...], digest: str) -> bool:
 def ensure_installed(modules: tuple[tuple[str, str], ...], digest: str) -> bool:
     """Install the modules unless the store holds them from the same text; True when
     they were installed now."""
-    if not enabled():
+    if selinux_mode() == "disabled":
         raise SELinuxLoadError("SELinux is not enabled (no selinuxfs)")
     if is_current(modules, digest):
         return False

@@ -5,8 +5,8 @@ fingerprint, so a profile replaced or removed by someone else, or a reboot, is n
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 
 

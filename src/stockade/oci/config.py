@@ -10,11 +10,12 @@ where they are translated (stockade.oci.translate).
 
 from __future__ import annotations
 
+import json
 import os
 
 from stockade.errors import StockadeError
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: `oci create` loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -158,11 +159,9 @@ class ConfigError(StockadeError):
 
 def load(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
-    from stockade.oci.jsonfast import loads
-
     try:
         with open(path, encoding="utf-8") as fh:
-            cfg = loads(fh.read())
+            cfg = json.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"bundle {bundle}: no config.json") from exc
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -275,7 +274,6 @@ def _bare(path: str) -> str:
 def load_object(path: str, flag: str, what: str) -> dict[str, Any]:
     """A JSON object named on the command line (`-`: standard input), e.g. exec's
     --process or update's --resources. ConfigError naming the flag otherwise."""
-    import json
     import sys
 
     try:

@@ -24,6 +24,8 @@ import os
 import sys
 
 from stockade.errors import StockadeError
+from stockade.executor import protocol
+from stockade.linux.consts import CLONE_PARENT
 from stockade.oci import state as st
 
 TYPE_CHECKING = False
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 # setns order (runc's nsexec): the user namespace first, so that the others can be
 # joined with its capabilities; the mount namespace last (it changes the root).
 NS_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")
-CLONE_PARENT = 0x00008000
 
 
 class ExecError(StockadeError):
@@ -91,8 +92,8 @@ def exec_in(root: str, cid: str, data: dict[str, Any], proc: dict[str, Any],
             console_socket: str | None = None) -> int:
     """Run `proc` in the container (`data`: its state, `cfg`: its config.json); the
     process's exit status (0 once started with detach)."""
+    from stockade.linux.host import cap_last_cap
     from stockade.oci.translate import translate
-    from stockade.policy.vocab.capabilities import read_cap_last_cap
 
     status = st.status(root, cid, data)
     if status not in ("created", "running"):
@@ -101,7 +102,7 @@ def exec_in(root: str, cid: str, data: dict[str, Any], proc: dict[str, Any],
     target = int(data["pid"])
     # The container's hooks ran (or run) for the container, never for an exec.
     c = translate({**cfg, "process": proc, "hooks": {}}, data["bundle"], cid,
-                  last_cap=read_cap_last_cap())
+                  last_cap=cap_last_cap())
     plan = c.plan
     if plan.tty and detach and not console_socket:
         raise ExecError("exec --tty --detach needs --console-socket (the pty master is "
@@ -134,7 +135,7 @@ def _check_userns(plan: Plan, namespaces: dict[str, str]) -> None:
 
 def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: list[str], *,
             detach: bool, pid_file: str | None, console_socket: str | None) -> int:
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
     from stockade.runner import child as child_mod
     from stockade.runner import launcher
 
@@ -172,7 +173,7 @@ def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: li
         got = launcher._read_all(pid_r)
         if got.isdigit():
             pid = int(got)
-        if launcher._read_all(created_r) != b"c":
+        if launcher._read_all(created_r) != protocol.CREATED:
             raise launcher._child_error(launcher._read_all(err_r))
         if tty_parent >= 0:
             master = launcher._recv_master(tty_parent)
@@ -205,7 +206,7 @@ def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,
     from stockade.runner import launcher
 
     def open_gate() -> None:
-        os.write(gate_w, b"s" + bytes(8))  # "s" + no state: as `start` does
+        os.write(gate_w, protocol.START + bytes(protocol.START_LENGTH_BYTES))  # no state: as `start`
         os.close(gate_w)
         err = launcher._read_all(err_r)  # EOF at execve (the pipe is close-on-exec)
         os.close(err_r)
@@ -225,7 +226,7 @@ def _joiner(plan: Plan, fds: Any, target: int, namespaces: dict[str, str],
             cgroup_dirs: list[str], pid_w: int) -> None:
     """In the forked joiner: cgroups, namespaces, then the process itself (CLONE_PARENT:
     the runtime's child, in the container's pid namespace). Never returns."""
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
     from stockade.runner import child as child_mod
     from stockade.runner.codes import EXIT_CODES
 

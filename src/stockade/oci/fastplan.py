@@ -9,19 +9,20 @@ carry it out exactly as the Python runner does, and execs the front end again, w
 runs it (once: with STOCKADE_FAST_PLANNED set, a miss goes to Python for good). So the
 interpreter's runner is never loaded for such a container, the first time included.
 
-The entry holds the config.json bytes (compared whole, so no hash collision can pick a
-wrong plan), the build stamp, the host facts the translation used and the real paths of
-the symlinked paths it resolved, all re-checked by the front end.
+The entry is the executor's plan (executor/plan_json.py, docs/EXECUTOR.md). It holds the
+config.json bytes (compared whole, so no hash collision can pick a wrong plan), the build
+stamp, the host facts the translation used and the real paths of the symlinked paths it
+resolved, all re-checked by the front end.
 
-Not stored (always Python): hooks, a terminal, namespaces joined by path, LSM labels,
-Landlock, newuidmap id maps, an io weight, swap on cgroup v1, a cpuset, linux.devices,
-warnings (ignored properties), a policy overlay.
+Not stored (always Python): hooks, a terminal, namespaces joined by path, an LSM profile
+or module to load (an exec label alone is stored), Landlock (never set by config.json
+alone: only a policy overlay sets it), newuidmap id maps, an io weight, swap on cgroup
+v1, a cpuset, linux.devices, warnings (ignored properties), a policy overlay.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import sys
 
 TYPE_CHECKING = False
@@ -31,24 +32,44 @@ if TYPE_CHECKING:
     from stockade.oci.translate import Container
     from stockade.runner.cgroups import Hierarchy
 
-MAGIC = b"STKFAST1"
-MAX_ITEMS = 64  # fastexec.c FAST_MAX (env: 4x)
 KEEP = 128  # stored plans kept per state root
-KINDS = {"proc": 1, "sysfs": 2, "tmpfs": 3, "dev": 4, "fs": 5, "bind": 6, "writable": 7,
-         "readonly": 8, "mask": 9}
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../stockade
 
 
+BUILD_STAMP = "BUILD_STAMP"  # an installed package's stamp, written by its build (setup.py)
+
+
 def stamp(top: str = PACKAGE) -> str:
-    """The build stamp: the name, size and mtime of every file of the installed package
-    (its Python and C sources, vocabularies, data) and of libseccomp. A plan is the translation of
-    config.json by this code, so a plan stored by other code (an upgrade, an edit) is
-    never used, and a front end built from other sources is never given one. An identity
-    check, not a security boundary (plans are trusted for their owner and mode): zlib,
-    not hashlib (OpenSSL, ~3 ms), ~0.5 ms on the path of a new config.json."""
+    """The build stamp: the stamp of the package's sources and libseccomp's name, size and
+    mtime. A plan is the translation of config.json by this code, so a plan stored by
+    other code (an upgrade, an edit) is never used, and a front end built from other
+    sources is never given one. The sources' stamp is the one fixed by the package's
+    build (BUILD_STAMP) when installed, else (an editable install, a checkout) the name,
+    size and mtime of every file of the package (its Python and C sources, vocabularies,
+    data). An identity check, not a security boundary (plans are trusted for their owner
+    and mode): zlib, not hashlib (which loads OpenSSL): it runs on the path of every new
+    config.json."""
     import zlib
 
+    try:
+        with open(os.path.join(top, BUILD_STAMP)) as fh:
+            entries = [f"built\0{fh.read().strip()}"]
+    except FileNotFoundError:
+        entries = _files(top)
+    # The seccomp programs in a plan were compiled by this libseccomp.
+    arch = getattr(sys.implementation, "_multiarch", "")
+    for lib in (f"/usr/lib/{arch}/libseccomp.so.2", f"/lib/{arch}/libseccomp.so.2"):
+        try:
+            st = os.stat(lib)
+        except OSError:
+            continue
+        entries.append(f"{os.path.realpath(lib)}\0{st.st_size}\0{st.st_mtime_ns}")
+        break
+    return f"{zlib.crc32(chr(10).join(entries).encode()):08x}-{len(entries)}"
+
+
+def _files(top: str) -> list[str]:
+    """name, size and mtime of every file below top (sorted), bytecode aside."""
     entries: list[str] = []
     stack = [top]
     while stack:
@@ -63,44 +84,17 @@ def stamp(top: str = PACKAGE) -> str:
                 st = e.stat(follow_symlinks=False)
                 entries.append(f"{e.path[len(top):]}\0{st.st_size}\0{st.st_mtime_ns}")
     entries.sort()
-    # The seccomp programs in a plan were compiled by this libseccomp.
-    arch = getattr(sys.implementation, "_multiarch", "")
-    for lib in (f"/usr/lib/{arch}/libseccomp.so.2", f"/lib/{arch}/libseccomp.so.2"):
-        try:
-            st = os.stat(lib)
-        except OSError:
-            continue
-        entries.append(f"{os.path.realpath(lib)}\0{st.st_size}\0{st.st_mtime_ns}")
-        break
-    return f"{zlib.crc32(chr(10).join(entries).encode()):08x}-{len(entries)}"
+    return entries
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
+def fix_stamp(top: str) -> None:
+    """The build of an installed package: its sources' stamp, written into it (the files
+    are copied when installed, so their mtimes there are not the ones built from)."""
+    import zlib
 
-    def u64(self, *values: int) -> None:
-        for v in values:
-            self.parts.append(struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
-
-    def raw(self, data: bytes) -> None:
-        self.parts.append(struct.pack("<I", len(data)) + data + b"\0")
-
-    def s(self, *texts: str) -> None:
-        for text in texts:
-            data = text.encode()
-            if b"\0" in data:
-                raise _NotStored("a NUL byte in a string")
-            self.raw(data)
-
-    def count(self, n: int, limit: int = MAX_ITEMS) -> None:
-        if n > limit:
-            raise _NotStored(f"more than {limit} items in a list")
-        self.u64(n)
-
-
-class _NotStored(Exception):
-    pass
+    text = f"{zlib.crc32(chr(10).join(_files(top)).encode()):08x}\n"
+    with open(os.path.join(top, BUILD_STAMP), "w") as fh:
+        fh.write(text)
 
 
 def why_not(c: Container, h: Hierarchy) -> str | None:
@@ -116,7 +110,8 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
         (plan.identity.pool is not None, "an id range of the pool (pinned by create)"),
         (bool(c.join), "namespaces joined by path"),
         (bool(c.hooks) or bool(plan.start_hooks) or plan.pause_before_root, "hooks"),
-        (p.lsm.apparmor_profile is not None or p.lsm.selinux_label is not None, "an LSM label"),
+        (bool(p.lsm.apparmor_text) or bool(p.lsm.selinux_modules),
+         "an LSM profile or module to load"),
         (p.landlock.enabled, "Landlock"),
         (plan.seccomp_listener_sock >= 0, "a seccomp listener"),
         (plan.host_root, "the host's root"),
@@ -135,153 +130,6 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
         if bad:
             return why
     return None
-
-
-def encode(c: Container, h: Hierarchy, config: bytes, last_cap: int,
-           deps: list[tuple[str, str]], build: str) -> bytes:
-    """The entry (fastexec.c load_plan/read_plan read it in this order)."""
-    plan = c.plan
-    p = plan.policy
-    o = _Out()
-    o.parts.append(MAGIC)
-    o.s(build)
-    o.s(c.bundle)
-    o.raw(config)
-    o.u64(last_cap)
-    o.u64(os.geteuid())
-    o.s(os.environ.get("STOCKADE_TEST_CGROUP_V2", ""))  # a test-only switch of detect()
-    o.s(os.uname().release)  # the seccomp program was compiled for this kernel
-    o.count(len(deps))
-    for path, real in deps:
-        o.s(path, real)
-    o.u64(plan.clone_flags)
-    o.u64(int(plan.cgroup_ns))
-    o.u64(int(p.network == "loopback"))
-    o.s(plan.hostname or "")
-    o.count(len(plan.sysctl))
-    for k, v in plan.sysctl:
-        o.s(k, v)
-    _cgroup(o, c, h)
-    o.u64(int(c.oom_score_adj is not None))
-    o.u64(c.oom_score_adj or 0)
-    root = plan.mounts[0]
-    o.s(plan.rootfs)
-    from stockade.runner.linux_consts import PROPAGATION
-
-    # rootfs.build: every mount is rslave as made; another rootfsPropagation is applied
-    # to the new root after pivot_root.
-    o.u64(0 if plan.propagation == "rslave" else PROPAGATION[plan.propagation])
-    o.u64(int(root.readonly))
-    rest = plan.mounts[1:]
-    o.count(len(rest))
-    for m in rest:
-        if m.kind not in KINDS:
-            raise _NotStored(f"mount kind {m.kind}")
-        o.u64(KINDS[m.kind])
-        o.s(m.dst, m.src)
-        o.u64(int(m.readonly), int(m.optional))
-        o.s(m.fstype)
-        o.u64(m.attrs)
-        o.s(m.source)
-        o.u64(m.propagation)
-        o.count(len(m.data))
-        for opt, opt_value in m.data:
-            o.s(opt)
-            o.u64(int(opt_value is not None))
-            o.s(opt_value or "")
-    ident = plan.identity
-    o.u64(int(ident.userns))
-    o.s("".join(f"{m.inside} {m.outside} {m.count}\n" for m in ident.uid_map))
-    o.s("".join(f"{m.inside} {m.outside} {m.count}\n" for m in ident.gid_map))
-    o.u64(int(any(m.inside == 0 for m in ident.uid_map)
-              and any(m.inside == 0 for m in ident.gid_map)))  # child._maps_root
-    o.u64(ident.uid, ident.gid, int(ident.setgroups == "allow"))
-    o.count(len(ident.groups))
-    for g in ident.groups:
-        o.u64(g)
-    caps = p.caps
-    o.u64(caps.bounding, caps.permitted, caps.effective, caps.inheritable, caps.last_cap)
-    o.count(len(caps.ambient))
-    for cap in caps.ambient:
-        o.u64(cap)
-    from stockade.runner.plan import RLIMIT_NAMES
-
-    o.count(len(p.rlimits))
-    for name, soft, hard in p.rlimits:
-        o.u64(RLIMIT_NAMES[name], soft, hard)
-    o.u64(int(p.no_new_privs))
-    o.u64(p.seccomp_flags)
-    o.raw(p.seccomp_bpf)
-    o.raw(p.seccomp_extra)
-    o.s(plan.cwd)
-    o.u64(int(plan.umask is not None))
-    o.u64(plan.umask or 0)
-    o.count(len(plan.argv))
-    for a in plan.argv:
-        o.s(a)
-    env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
-    o.count(len(env), MAX_ITEMS * 4)
-    for k, v in env.items():
-        o.s(f"{k}={v}")
-    # No HOME in config.json: the front end reads it from the rootfs's /etc/passwd when
-    # it runs the plan (translate's _home, the same rules), appended last as translate does.
-    o.u64(int("HOME" not in env), plan.identity.uid)
-    o.s(dict(plan.env).get("PATH", DEFAULT_PATH))
-    o.s(c.rootfs)
-    o.count(len(c.annotations))
-    for k, v in c.annotations:
-        o.s(k, v)
-    o.count(len(plan.notes))  # printed by create, as launch_held's notes
-    for note in plan.notes:
-        o.s(note)
-    return b"".join(o.parts)
-
-
-def _cgroup(o: _Out, c: Container, h: Hierarchy) -> None:
-    """launcher.launch_held + cgroups.create + apply: as root a cgroup always exists.
-    v1: a directory per controller; v2: one, born into with clone3, the device rules an
-    eBPF program. Controller directories are given by their mount; fastexec.c adds the
-    runtime's own cgroup for a relative (or the default stockade/<id>) path."""
-    lim = c.plan.policy.limits
-    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
-    leaf = (c.cgroups_path or "").lstrip("/")
-    if h.mode == "v2" and h.v2_mount is not None:
-        from stockade.runner.cgroups.devices_bpf import program
-        from stockade.runner.cgroups.v2 import WANTED, v2_writes
-
-        o.u64(2)
-        o.count(1)
-        o.s("", h.v2_mount)
-        o.u64(int(absolute))
-        o.s(leaf)
-        v2 = v2_writes(lim)
-        o.count(len(v2))
-        for _ctrl, _key, name, value in v2:
-            o.s("", name, value)
-        enable = WANTED if not leaf else ()  # V2Cgroup.create: only below stockade/
-        o.count(len(enable))
-        o.s(*enable)
-        o.raw(program(lim.devices_allow) if lim.devices_allow is not None else b"")
-        return
-    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
-
-    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
-    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
-    ctrls += ["freezer"] if "freezer" in mounts else []  # as launch_held (pause/resume)
-    o.u64(1)
-    o.count(len(ctrls))
-    for name in ctrls:
-        if name not in mounts:
-            raise _NotStored(f"the {name} controller is not mounted")
-        o.s(name, mounts[name])
-        o.u64(int(absolute))
-    o.s(leaf)
-    v1 = v1_writes(lim)
-    o.count(len(v1))
-    for ctrl, name, value in v1:
-        o.s(ctrl, name, value)
-    o.count(0)
-    o.raw(b"")
 
 
 def deps_of(cfg: dict[str, Any], c: Container) -> list[tuple[str, str]]:
@@ -341,6 +189,8 @@ def hand_back() -> None:
 def store(root: str, c: Container, h: Hierarchy, cfg: dict[str, Any], last_cap: int,
           key_hex: str) -> str:
     """Store the plan (offer checked that the front end can run it); what was done."""
+    from stockade.executor import plan_json
+
     build = os.environ.get("STOCKADE_FAST_STAMP", "")
     try:
         if build != stamp():
@@ -349,7 +199,9 @@ def store(root: str, c: Container, h: Hierarchy, cfg: dict[str, Any], last_cap: 
             config = fh.read()
         # Stored under the front end's key: were config.json to change in between, the
         # entry (holding the bytes read here) would just never match.
-        data = encode(c, h, config, last_cap, deps_of(cfg, c), build)
+        doc = plan_json.document(c, h, config, plan_json.HostFacts.of_this_host(last_cap),
+                                 deps_of(cfg, c), build)
+        data = plan_json.dumps(doc)
         directory = os.path.join(root, ".fast")
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, key_hex)
@@ -359,7 +211,7 @@ def store(root: str, c: Container, h: Hierarchy, cfg: dict[str, Any], last_cap: 
             return f"not stored: cannot write {path}"
         _prune(directory)
         return f"stored {path}"
-    except (_NotStored, OSError, KeyError, TypeError, ValueError) as exc:
+    except (plan_json.NotStored, OSError, KeyError, TypeError, ValueError) as exc:
         return f"not stored: {exc}"
 
 

@@ -1,17 +1,17 @@
 /* stockade-oci: the compiled front end of `stockade oci` for the hot lifecycle verbs.
  *
- * Engines call the runtime once per verb; a Python interpreter costs ~6 ms to start
- * here, a whole `runc start` ~4 ms. This program does `start`, `kill`, `delete` and `state` on
- * the common path itself (reading the `fast` file that `stockade oci create` writes
- * next to its state), `create` and `run` from a stored plan (fastexec.c), and hands
+ * Engines call the runtime once per verb, and starting an interpreter costs more than
+ * a whole `runc start`. This program does `start`, `kill`, `delete` and `state` on the
+ * common path itself (reading the container's state.json), `create` and `run` from a
+ * stored plan (fastexec.c; the plan: docs/EXECUTOR.md), and hands
  * EVERYTHING else to the Python CLI by execv: other verbs, hooks, odd flags, any error
  * or unexpected state. It never prints an error of its own: the Python runtime
  * re-checks from scratch and reports as usual, so the two can only differ in speed.
  * Only ever a no-op, the same effect, or an undone attempt before falling back.
  *
- * Build: cc -O2 -DSTOCKADE_CLI='"/path/to/stockade"' -DSTOCKADE_STAMP='"..."'
- * -o stockade-oci frontend.c (python -m stockade.oci.frontend OUT does this, with
- * stockade.oci.fastplan.stamp(); scripts/dev setup runs it).
+ * Built by the package's build (setup.py, through stockade.oci.frontend.build):
+ * cc -O2 -DSTOCKADE_STAMP='"..."' -o stockade-oci frontend.c -ljson-c; the fallback is
+ * the `stockade` next to it, or -DSTOCKADE_CLI='"/path/to/stockade"'.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -26,10 +26,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <json-c/json.h>
 
-#ifndef STOCKADE_CLI
-#error "build with -DSTOCKADE_CLI='\"/path/to/stockade\"'"
-#endif
+#include "../executor/protocol.h"
+
 #ifndef STOCKADE_STAMP
 #error "build with -DSTOCKADE_STAMP='\"...\"' (stockade.oci.frontend.stamp())"
 #endif
@@ -40,17 +40,34 @@
 static int g_argc;
 static char **g_argv;
 
+/* The Python runtime: STOCKADE_CLI when built with one (the tests' builds), else the
+   `stockade` console script next to this program (pip installs both into one bin/). */
+static const char *cli_path(void) {
+#ifdef STOCKADE_CLI
+    return STOCKADE_CLI;
+#else
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    char *slash = n > 0 ? memrchr(path, '/', (size_t)n) : NULL;
+    if (slash == NULL)
+        return "stockade";
+    strcpy(slash + 1, "stockade");
+    return path;
+#endif
+}
+
 /* The Python runtime, with the arguments exactly as given. */
 static void __attribute__((noreturn)) fallback(void) {
+    const char *cli = cli_path();
     char **args = calloc((size_t)g_argc + 2, sizeof(char *));
     if (args != NULL) {
-        args[0] = STOCKADE_CLI;
+        args[0] = (char *)cli;
         args[1] = "oci";
         for (int i = 1; i < g_argc; i++)
             args[i + 1] = g_argv[i];
-        execv(STOCKADE_CLI, args);
+        execv(cli, args);
     }
-    fprintf(stderr, "stockade-oci: cannot run %s: %s\n", STOCKADE_CLI, strerror(errno));
+    fprintf(stderr, "stockade-oci: cannot run %s: %s\n", cli, strerror(errno));
     _exit(127);
 }
 
@@ -69,61 +86,114 @@ static int valid_id(const char *id) {
     return 1;
 }
 
-struct fast {
+/* What start, kill, delete and state need of a container's state.json (written by
+   stockade.oci.state and by fastexec.c's write_state; its keys: docs/EXECUTOR.md). */
+struct recorded {
     long pid;
     unsigned long long starttime;
     int hooks;
     int idrange; /* an id range pinned to the container: delete is Python's (idalloc.unpin) */
     int ncgroups;
     char cgroups[MAX_CGROUPS][4096];
+    json_object *doc; /* the whole state, for `state` */
 };
 
-/* `<dir>/fast`: pid=, starttime=, hooks=, cgroup= (repeated), idrange=. Complete or
-   rejected. */
-static int read_fast(int dirfd, struct fast *f) {
-    char buf[65536];
-    int fd = openat(dirfd, "fast", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/* A string member of the state, or NULL when it is missing or not a string. */
+static const char *state_str(json_object *doc, const char *key) {
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(doc, key, &v) || json_object_get_type(v) != json_type_string)
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* The non-empty lists of a `hooks` object: any makes start/delete Python's. */
+static int any_hook(json_object *hooks) {
+    if (json_object_get_type(hooks) != json_type_object)
+        return -1;
+    int any = 0;
+    json_object_object_foreach(hooks, kind, list) {
+        (void)kind;
+        if (json_object_get_type(list) != json_type_array)
+            return -1;
+        any |= json_object_array_length(list) > 0;
+    }
+    return any;
+}
+
+/* `<dir>/state.json` of a container whose create has finished: complete or rejected (a
+   create in progress, a key this build does not know, a value of another type: Python
+   decides). */
+static int read_state(int dirfd, struct recorded *f) {
+    static const char *known[] = {"id", "pid", "creator", "creating", "bundle", "rootfs",
+                                  "created", "owner", "annotations", "cgroup_dirs",
+                                  "cgroup_pending", "start_hooks", "hooks", "starttime",
+                                  "id_range"};
+    char buf[1 << 16];
+    int fd = openat(dirfd, "state.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, sizeof buf);
     close(fd);
-    if (n <= 0 || n == (ssize_t)sizeof buf - 1)
+    if (n <= 0 || n == (ssize_t)sizeof buf)
         return -1;
-    buf[n] = '\0';
     memset(f, 0, sizeof *f);
-    f->pid = -1;
-    f->hooks = -1;
-    int have_start = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *eq = strchr(line, '=');
-        if (eq == NULL)
+    json_tokener *tok = json_tokener_new();
+    if (tok == NULL)
+        return -1;
+    json_object *doc = json_tokener_parse_ex(tok, buf, (int)n);
+    int whole = json_tokener_get_error(tok) == json_tokener_success &&
+                json_tokener_get_parse_end(tok) == (size_t)n;
+    json_tokener_free(tok);
+    if (doc == NULL || !whole || json_object_get_type(doc) != json_type_object)
+        return -1;
+    f->doc = doc;
+    int have = 0; /* pid, starttime, creating false, hooks known */
+    json_object_object_foreach(doc, key, v) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(known[k], key) != 0)
+            k++;
+        if (k == sizeof known / sizeof known[0])
             return -1;
-        *eq = '\0';
-        const char *v = eq + 1;
-        char *end = NULL;
-        if (strcmp(line, "pid") == 0) {
-            f->pid = strtol(v, &end, 10);
-            if (*v == '\0' || *end != '\0')
+        json_type t = json_object_get_type(v);
+        if (strcmp(key, "pid") == 0) {
+            if (t != json_type_int || json_object_get_int64(v) <= 0)
                 return -1;
-        } else if (strcmp(line, "starttime") == 0) {
-            f->starttime = strtoull(v, &end, 10);
-            if (*v == '\0' || *end != '\0')
+            f->pid = (long)json_object_get_int64(v);
+            have |= 1;
+        } else if (strcmp(key, "starttime") == 0) {
+            if (t != json_type_int || json_object_get_int64(v) < 0)
                 return -1;
-            have_start = 1;
-        } else if (strcmp(line, "hooks") == 0) {
-            f->hooks = strcmp(v, "0") == 0 ? 0 : 1;
-        } else if (strcmp(line, "idrange") == 0) {
-            f->idrange = strcmp(v, "0") == 0 ? 0 : 1;
-        } else if (strcmp(line, "cgroup") == 0) {
-            if (f->ncgroups >= MAX_CGROUPS || strlen(v) >= sizeof f->cgroups[0] || v[0] != '/')
+            f->starttime = (unsigned long long)json_object_get_int64(v);
+            have |= 2;
+        } else if (strcmp(key, "creating") == 0) {
+            if (t != json_type_boolean || json_object_get_boolean(v))
+                return -1; /* a create in progress */
+            have |= 4;
+        } else if (strcmp(key, "start_hooks") == 0) {
+            if (t != json_type_boolean)
                 return -1;
-            strcpy(f->cgroups[f->ncgroups++], v);
-        } else {
-            return -1; /* a key this build does not know: let Python decide */
+            f->hooks |= json_object_get_boolean(v);
+        } else if (strcmp(key, "hooks") == 0) {
+            int any = any_hook(v);
+            if (any < 0)
+                return -1;
+            f->hooks |= any;
+            have |= 8;
+        } else if (strcmp(key, "id_range") == 0) {
+            f->idrange = t != json_type_null;
+        } else if (strcmp(key, "cgroup_dirs") == 0) {
+            if (t != json_type_array || json_object_array_length(v) > MAX_CGROUPS)
+                return -1;
+            for (size_t i = 0; i < json_object_array_length(v); i++) {
+                json_object *d = json_object_array_get_idx(v, i);
+                const char *dir = json_object_get_type(d) == json_type_string ? json_object_get_string(d) : NULL;
+                if (dir == NULL || dir[0] != '/' || strlen(dir) >= sizeof f->cgroups[0])
+                    return -1;
+                strcpy(f->cgroups[f->ncgroups++], dir);
+            }
         }
     }
-    return (f->pid > 0 && have_start && f->hooks >= 0) ? 0 : -1;
+    return have == 15 ? 0 : -1;
 }
 
 /* One read of a small (kernel) file into buf, NUL-terminated: its length, or -1 if it
@@ -175,7 +245,7 @@ static int proc_stat(long pid, unsigned long long *start, char *state) {
 enum status { STOPPED, CREATED, RUNNING };
 
 /* As stockade.oci.state.status, for a container whose create has finished. */
-static enum status status_of(int dirfd, const struct fast *f) {
+static enum status status_of(int dirfd, const struct recorded *f) {
     unsigned long long start;
     char state;
     if (proc_stat(f->pid, &start, &state) != 0 || start != f->starttime || state == 'Z' ||
@@ -199,13 +269,13 @@ static double now(void) {
 }
 
 static void __attribute__((noreturn)) do_start(int dirfd) {
-    struct fast f;
-    if (read_fast(dirfd, &f) != 0 || f.hooks != 0 || status_of(dirfd, &f) != CREATED)
+    struct recorded f;
+    if (read_state(dirfd, &f) != 0 || f.hooks != 0 || status_of(dirfd, &f) != CREATED)
         fallback();
     int fd = openat(dirfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         fallback(); /* nobody waits on it any more: Python says why */
-    static const char gate[9] = {'s', 0, 0, 0, 0, 0, 0, 0, 0}; /* "s" + no state */
+    static const char gate[1 + MSG_START_LENGTH_BYTES] = {MSG_START}; /* no state */
     ssize_t n = write(fd, gate, sizeof gate);
     close(fd);
     if (n != (ssize_t)sizeof gate)
@@ -246,9 +316,9 @@ static void thaw(const char *dir) {
 }
 
 static void __attribute__((noreturn)) do_kill(int dirfd, const char *sigtext) {
-    struct fast f;
+    struct recorded f;
     int sig = parse_signal(sigtext);
-    if (sig < 0 || read_fast(dirfd, &f) != 0 || status_of(dirfd, &f) == STOPPED)
+    if (sig < 0 || read_state(dirfd, &f) != 0 || status_of(dirfd, &f) == STOPPED)
         fallback();
     if (kill((pid_t)f.pid, sig) != 0 && errno != ESRCH)
         fallback();
@@ -281,8 +351,8 @@ static int kill_and_rmdir(const char *dir) {
 }
 
 static void __attribute__((noreturn)) do_delete(int dirfd, const char *dir, int force) {
-    struct fast f;
-    if (read_fast(dirfd, &f) != 0 || f.hooks != 0 || f.idrange != 0)
+    struct recorded f;
+    if (read_state(dirfd, &f) != 0 || f.hooks != 0 || f.idrange != 0)
         fallback();
     if (status_of(dirfd, &f) != STOPPED) {
         if (!force)
@@ -335,28 +405,87 @@ static int frozen(const char *dir) {
     return 0;
 }
 
-/* `state ID`: lifecycle.state's JSON, as `stockade oci state` prints it, from the `fast`
-   file and the `spec` tail create wrote (no interpreter: engines ask right after create). */
+/* A JSON string as Python's json.dumps writes it (ensure_ascii): 0, or -1 for a byte
+   above 0x7f (its \u escape needs UTF-8 decoding: Python answers then). */
+static int put_json_str(FILE *out, const char *s) {
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c >= 0x80)
+            return -1;
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        const char *named = *c ? strchr("\b\f\n\r\t", *c) : NULL;
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (named != NULL)
+            fprintf(out, "\\%c", "bfnrt"[named - "\b\f\n\r\t"]);
+        else if (*c < 0x20)
+            fprintf(out, "\\u%04x", *c);
+        else
+            fputc(*c, out);
+    }
+    fputc('"', out);
+    return 0;
+}
+
+/* `state ID`: lifecycle.state's JSON, as `stockade oci state` prints it (json.dumps,
+   indent 2), from state.json (no interpreter: engines ask right after create). */
 static void __attribute__((noreturn)) do_state(int dirfd, const char *id) {
-    struct fast f;
-    char tail[65536];
-    if (read_fast(dirfd, &f) != 0)
+    struct recorded f;
+    if (read_state(dirfd, &f) != 0)
         fallback();
-    int fd = openat(dirfd, "spec", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    static const char *keys[] = {"bundle", "rootfs", "created", "owner"};
+    const char *values[4];
+    for (int i = 0; i < 4; i++) {
+        json_object *v = NULL;
+        /* state.spec_state: a missing key is "" */
+        values[i] = !json_object_object_get_ex(f.doc, keys[i], &v) ? "" : state_str(f.doc, keys[i]);
+        if (values[i] == NULL)
+            fallback();
+    }
+    json_object *ann = NULL;
+    if (json_object_object_get_ex(f.doc, "annotations", &ann) &&
+        json_object_get_type(ann) != json_type_object)
         fallback();
-    ssize_t n = read(fd, tail, sizeof tail);
-    close(fd);
-    if (n <= 0 || n == (ssize_t)sizeof tail || memchr(tail, '\0', (size_t)n) != NULL)
-        fallback();
+    int nann = ann != NULL ? json_object_object_length(ann) : 0;
     enum status st = status_of(dirfd, &f);
     const char *name = st == CREATED ? "created" : st == RUNNING ? "running" : "stopped";
     for (int i = 0; st == RUNNING && i < f.ncgroups; i++)
         if (frozen(f.cgroups[i]))
             name = "paused";
-    printf("{\n  \"ociVersion\": \"1.0.2\",\n  \"id\": \"%s\",\n  \"status\": \"%s\",\n"
-           "  \"pid\": %ld,\n%.*s", id, name, st == STOPPED ? 0L : f.pid, (int)n, tail);
-    if (fflush(stdout) != 0)
+    /* composed in memory first: a value Python must print (non-ASCII) leaves no output */
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (out == NULL)
+        fallback();
+    int bad = 0;
+    fprintf(out, "{\n  \"ociVersion\": \"1.0.2\",\n  \"id\": ");
+    bad |= put_json_str(out, id);
+    fprintf(out, ",\n  \"status\": \"%s\",\n  \"pid\": %ld", name, st == STOPPED ? 0L : f.pid);
+    for (int i = 0; i < 4; i++) {
+        fprintf(out, ",\n  \"%s\": ", keys[i]);
+        bad |= put_json_str(out, values[i]);
+    }
+    if (nann > 0) {
+        fprintf(out, ",\n  \"annotations\": {");
+        int first = 1;
+        json_object_object_foreach(ann, k, v) {
+            if (json_object_get_type(v) != json_type_string) {
+                bad = 1;
+                break;
+            }
+            fprintf(out, first ? "\n    " : ",\n    ");
+            first = 0;
+            bad |= put_json_str(out, k);
+            fprintf(out, ": ");
+            bad |= put_json_str(out, json_object_get_string(v));
+        }
+        fprintf(out, "\n  }");
+    }
+    fprintf(out, "\n}\n");
+    if (fclose(out) != 0 || bad)
+        fallback();
+    if (fwrite(text, 1, size, stdout) != size || fflush(stdout) != 0)
         _exit(1);
     _exit(0);
 }
@@ -397,6 +526,10 @@ int main(int argc, char **argv) {
         printf("%s\n", STOCKADE_STAMP);
         return 0;
     }
+#ifdef STOCKADE_TEST_HOOKS
+    if (argc == 3 && strcmp(argv[1], "--read-plan") == 0)
+        read_plan_for_tests(argv[2]);
+#endif
     const char *root = DEFAULT_ROOT;
     int i = 1;
     /* global flags, as stockade.oci.command.parse_fast accepts them */

@@ -1,12 +1,15 @@
-"""Build the compiled front end of `stockade oci` (frontend.c) for this installation.
+"""Build the compiled front end of `stockade oci` (frontend.c, with the executor
+fastexec.c and its set-up steps executor/steps/*.c): the one implementation of that build, used by the package's own build
+(setup.py: `pip install` and `pip install -e .` install it as `stockade-oci` next to the
+`stockade` console script) and by `python -m stockade.oci.frontend [--if-stale] OUT`
+(a checkout whose sources changed since; --if-stale skips the build when OUT already
+has the package's stamp).
 
-`python -m stockade.oci.frontend [--if-stale] OUT` compiles it with the system's C
-compiler, pointing its fallback at the `stockade` console script next to this
-interpreter and stamping it with the package's build stamp (oci/fastplan.stamp: plans
-are only stored for, and read by, a front end built from the installed sources);
---if-stale skips the build when OUT already has that stamp. Optional: without
-a compiler there is no front end and `stockade oci` (Python) does every verb itself.
-What the front end does itself: frontend.c and fastexec.c.
+The front end falls back to the `stockade` console script next to itself (found when
+it runs), and is stamped with the package's build stamp (oci/fastplan.stamp: plans are
+only stored for, and read by, a front end built from the installed sources). It needs
+a C compiler and json-c (Debian: gcc, libjson-c-dev); without them there is no front
+end and `stockade oci` (Python) does every verb itself.
 """
 
 from __future__ import annotations
@@ -18,30 +21,35 @@ import sys
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("frontend.c")
+STEPS = Path(__file__).resolve().parent.parent / "executor" / "steps"  # the set-up steps
+NAME = "stockade-oci"
 
 
-def cli_path() -> str:
-    """The Python runtime the front end falls back to."""
-    script = Path(sys.executable).with_name("stockade")
-    if not os.access(script, os.X_OK):
-        raise FileNotFoundError(f"{script}: no stockade console script next to {sys.executable}")
-    return str(script)
-
-
-def build(out: str, cli: str | None = None) -> str:
-    """Compile frontend.c to `out` (atomically); returns `out`. Raises on failure."""
+def build(out: str, cli: str | None = None, *, test_hooks: bool = False,
+          stamp: str | None = None) -> str:
+    """Compile frontend.c to `out` (atomically); returns `out`. Raises on failure.
+    cli: the fallback's path (default: `stockade` next to the front end, when it runs);
+    test_hooks: the tests' build (STOCKADE_TEST_PAUSE stops, `--read-plan FILE`);
+    stamp: the package's build stamp (default: fastplan.stamp() of this package)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise FileNotFoundError("no C compiler (cc/gcc) on PATH")
-    target = cli or cli_path()
-    if '"' in target or "\\" in target:
-        raise ValueError(f"{target}: unusable in a C string literal")
+    if stamp is None:
+        from stockade.oci.fastplan import stamp as package_stamp
+
+        stamp = package_stamp()
+    defines = [f'-DSTOCKADE_STAMP="{stamp}"']
+    if cli is not None:
+        if '"' in cli or "\\" in cli:
+            raise ValueError(f"{cli}: unusable in a C string literal")
+        defines.append(f'-DSTOCKADE_CLI="{cli}"')
+    if test_hooks:
+        defines.append("-DSTOCKADE_TEST_HOOKS")
     tmp = f"{out}.{os.getpid()}.tmp"
     try:
-        from stockade.oci.fastplan import stamp
-
-        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", f'-DSTOCKADE_CLI="{target}"',
-                        f'-DSTOCKADE_STAMP="{stamp()}"', "-o", tmp, str(SOURCE)],
+        steps = sorted(str(p) for p in STEPS.glob("*.c"))
+        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", *defines, "-I", str(STEPS),
+                        "-o", tmp, str(SOURCE), *steps, "-ljson-c"],
                        check=True, capture_output=True, text=True)
         os.chmod(tmp, 0o755)
         os.replace(tmp, out)

@@ -14,7 +14,7 @@ import os
 from stockade.errors import StockadeError
 from stockade.runner._record import frozen
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: `oci create` loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -47,7 +47,7 @@ _ENTER = (("mnt", 0x00020000), ("net", 0x40000000), ("ipc", 0x08000000),
 
 def _enter(pid: int) -> None:
     """In the forked hook, before exec: join the container's namespaces."""
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
            for name, flag in _ENTER]

@@ -13,6 +13,7 @@ import sys
 import time
 
 from stockade.errors import RunnerError, StockadeError
+from stockade.executor import protocol
 from stockade.oci import state as st
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
@@ -38,7 +39,7 @@ def _now() -> str:
 def _join(join: tuple[tuple[str, str], ...]) -> None:
     """setns into namespaces given by path; the clone that follows inherits them (pid:
     the container's process is born in that pid namespace)."""
-    from stockade.runner import _linux as L  # ctypes: only `create` needs it
+    from stockade.linux import syscalls as L  # ctypes: only `create` needs it
 
     for kind, path in join:
         try:
@@ -82,22 +83,30 @@ _INTERRUPTED_AFTER_S = 60.0  # a state-less directory younger than this may be a
 
 def reap_interrupted(root: str) -> None:
     """Remove what creates killed half-way left behind (SIGKILL skips every cleanup):
-    a container whose create never finished (no `fast` file) and whose creator is gone,
-    its process and cgroups included, or a directory with no state at all, once it is
-    old enough not to be a create between its mkdir and its first write. Never a
-    created container: engines delete those themselves."""
+    a container whose create never finished (its state still says `creating`) and whose
+    creator is gone, its process and cgroups included, or a directory with no state at
+    all, once it is old enough not to be a create between its mkdir and its first
+    write. Never a created container: engines delete those themselves."""
     try:
         names = os.listdir(root)
     except OSError:
         return
     for name in names:
-        if name.startswith(".") or os.path.exists(os.path.join(root, name, st.FAST)):
+        if name.startswith(".") or _finished(root, name):
             continue
         try:
             with st.locked(root, name):
                 _reap_one(root, name)
         except (st.StateError, OSError):
             continue
+
+
+def _finished(root: str, cid: str) -> bool:
+    """A create that finished (the state, read without the lock, says so)."""
+    try:
+        return not st.read(root, cid).get("creating", True)
+    except st.StateError:
+        return False
 
 
 def _reap_one(root: str, cid: str) -> None:
@@ -109,7 +118,7 @@ def _reap_one(root: str, cid: str) -> None:
             st.remove(root, cid)
         return
     if not data.get("creating") or st.status(root, cid, data) != "stopped":
-        return  # finished (a `fast` file it could not write), or still being created
+        return  # finished, or still being created
     _kill_recorded(data)
     remove_container_cgroups(data)
     unpin_id_range(data, st.container_dir(root, cid))
@@ -214,7 +223,6 @@ def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
         stt = st.proc_starttime(pid)
         data.update(pid=pid, starttime=stt[0] if stt else 0, creating=False)
         st.write(root, cid, data)
-        st.write_fast(root, cid, data)
         if c.oom_score_adj is not None:
             with open(f"/proc/{pid}/oom_score_adj", "w") as fh:
                 fh.write(str(c.oom_score_adj))
@@ -320,7 +328,8 @@ def _start(root: str, cid: str) -> dict[str, Any]:
 
         spec = json.dumps(st.spec_state(root, cid, data, "created")).encode()
     try:
-        os.write(fd, b"s" + len(spec).to_bytes(8, "little") + spec)
+        os.write(fd, protocol.START + len(spec).to_bytes(protocol.START_LENGTH_BYTES, "little")
+                 + spec)
     finally:
         os.close(fd)
     os.unlink(fifo)  # from here on the status is "running"
@@ -513,8 +522,9 @@ def forward_and_wait(pid: int, master: int, release: Callable[[], None]) -> int:
     SIGUSR1/2), call `release` (it starts the process), proxy its pty if there is one
     (`master`, closed here), wait: its exit status, 128 + the signal that ended it.
     Forwarding comes first: once started, the process may answer with a signal to us."""
-    from stockade._light import suppress
-    from stockade.runner import _linux as L  # loaded by create already; no signal/enum
+    from contextlib import suppress
+
+    from stockade.linux import syscalls as L  # loaded by create already; no signal/enum
 
     sigs = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 
 from stockade.errors import StockadeError
+from stockade.linux import syscalls as L
 from stockade.oci import notice
 from stockade.oci.translate import Container
-from stockade.runner import _linux as L
 from stockade.runner._record import replace
 from stockade.runner.plan import (
     RLIM_INFINITY,

@@ -11,12 +11,9 @@ import copy
 import json
 import os
 import sys
+from typing import Any
 
 from stockade.errors import StockadeError
-
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
-if TYPE_CHECKING:
-    from typing import Any
 
 _MOUNTS: list[dict[str, Any]] = [
     {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -55,12 +52,12 @@ def base(rootless: bool) -> dict[str, Any]:
 
 
 def generate(policy_ref: str, rootless: bool) -> dict[str, Any]:
+    from stockade.linux.hostfacts import HostFacts
     from stockade.policy.loader import load_policy
     from stockade.profiles.oci import fragment, merge_into
-    from stockade.runner.prepare import host_facts
 
     policy = load_policy(policy_ref)
-    frag, _warnings = fragment(policy, host_facts())
+    frag, _warnings = fragment(policy, HostFacts.detect())
     cfg = merge_into(base(rootless), frag)
     linux = cfg["linux"]
     ns = [n["type"] for n in linux.get("namespaces", [])]

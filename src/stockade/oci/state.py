@@ -1,20 +1,27 @@
-"""Container state on disk: `<root>/<id>/state` and `<root>/<id>/exec.fifo`.
+"""Container state on disk: `<root>/<id>/state.json` and `<root>/<id>/exec.fifo`.
 
 The state outlives the runtime process: every command re-reads it and derives the
 status from the kernel (is the pid alive, with the start time recorded at create, so a
 reused pid is never mistaken for the container), as runc does. `exec.fifo` exists from
 create until start: its presence is what "created" means.
+
+`state.json` is one JSON object, as runc's: written whole and atomically (a temporary
+file renamed over it) by this module and by the compiled front end (oci/fastexec.c,
+json-c), read by both (frontend.c answers start, kill, delete and state from it).
+Its keys (docs/EXECUTOR.md, "State"): id, pid, creator, creating, bundle, rootfs,
+created, owner, annotations, cgroup_dirs, cgroup_pending, start_hooks, hooks,
+starttime (once created), id_range (a pinned id range, if any).
 """
 
 from __future__ import annotations
 
-import marshal
+import json
 import os
 
 from stockade.errors import StockadeError
 from stockade.runner.procstat import stat_fields
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # typing is not imported on the lifecycle verbs' path
 if TYPE_CHECKING:
     from typing import Any
 
@@ -23,9 +30,7 @@ OCI_VERSION = "1.0.2"
 # runc's rule (libcontainer/factory_linux.go): letters, digits, _ + - . ; not . or ..
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
-STATE = "state"
-FAST = "fast"  # what the compiled front end (oci/frontend.c) reads: see write_fast
-SPEC_TAIL = "spec"  # `state`'s JSON after its "pid" line, for the front end's `state`
+STATE = "state.json"
 
 
 class StateError(StockadeError):
@@ -59,47 +64,39 @@ def read(root: str, cid: str) -> dict[str, Any]:
     path = os.path.join(container_dir(root, cid), STATE)
     try:
         with open(path, "rb") as fh:
-            data: dict[str, Any] = marshal.load(fh)
+            data = json.loads(fh.read())
     except FileNotFoundError as exc:
         raise StateError(f"container {cid} does not exist") from exc
-    except (OSError, ValueError, EOFError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise StateError(f"container {cid}: unreadable state ({exc})") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"container {cid}: unreadable state (not a JSON object)")
+    for key, kind in _TYPES.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or
+                                  (kind is int and isinstance(value, bool))):
+            raise StateError(f"container {cid}: unreadable state ({key}: "
+                             f"{_TYPE_NAMES[kind]} expected, found {value!r:.40})")
     return data
 
 
+# The keys the lifecycle verbs compute with, and their types (others are only shown).
+_TYPES: dict[str, type] = {
+    "pid": int, "creator": int, "starttime": int, "creating": bool, "start_hooks": bool,
+    "bundle": str, "rootfs": str, "created": str, "owner": str, "annotations": dict,
+    "cgroup_dirs": list, "cgroup_pending": list, "hooks": dict, "id_range": dict,
+}
+_TYPE_NAMES = {int: "an integer", bool: "true or false", str: "a string", dict: "an object",
+               list: "a list"}
+
+
 def write(root: str, cid: str, data: dict[str, Any]) -> None:
+    """The state, whole: a reader sees the old or the new one, never a part."""
     d = container_dir(root, cid)
     tmp = os.path.join(d, STATE + ".tmp")
-    with open(tmp, "wb") as fh:
-        marshal.dump(data, fh)
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(data))
     os.replace(tmp, os.path.join(d, STATE))
-
-
-def write_fast(root: str, cid: str, data: dict[str, Any]) -> None:
-    """The created container, for the compiled front end's start/kill/delete: `key=value`
-    lines (pid, starttime, hooks 0/1, one cgroup= per directory). Written once, when
-    create has finished; anything it cannot express (a hook, an odd path) is "hooks=1"
-    or no file at all, and the front end then hands the verb to this runtime."""
-    dirs = [str(x) for x in data.get("cgroup_dirs", [])]
-    if any("\n" in x or not x.startswith("/") for x in dirs):
-        return
-    hooks = data.get("start_hooks") or any(data.get("hooks", {}).values())
-    lines = [f"pid={int(data['pid'])}", f"starttime={int(data.get('starttime') or 0)}",
-             f"hooks={1 if hooks else 0}", *(f"cgroup={x}" for x in dirs)]
-    if data.get("id_range"):  # its delete gives the pinned id range back: Python's
-        lines.append("idrange=1")
-    d = container_dir(root, cid)
-    # `state` as printed below (json.dumps, indent 2) from its "bundle" line on: the front
-    # end prints the id, status and pid itself, then this (fastexec.c writes the same).
-    import json
-
-    text = json.dumps(spec_state(root, cid, data, "stopped"), indent=2)
-    tail = text[text.index('\n  "bundle": ') + 1:]
-    for name, content in ((SPEC_TAIL, tail + "\n"), (FAST, "\n".join(lines) + "\n")):
-        tmp = os.path.join(d, name + ".tmp")
-        with open(tmp, "w") as fh:
-            fh.write(content)
-        os.replace(tmp, os.path.join(d, name))
 
 
 def status(root: str, cid: str, data: dict[str, Any]) -> str:
@@ -167,14 +164,14 @@ def list_ids(root: str) -> list[str]:
 
 
 def remove(root: str, cid: str) -> None:
-    # Only our own files live there; no shutil (it pulls in bz2 and lzma, ~2 ms a call).
+    # Only our own files live there; no shutil (it pulls in bz2 and lzma on every delete).
     d = container_dir(root, cid)
     try:
         names = os.listdir(d)
     except FileNotFoundError:
         return
     for name in names:
-        try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
+        try:  # noqa: SIM105 - contextlib is not imported on the delete path
             os.unlink(os.path.join(d, name))
         except FileNotFoundError:
             pass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
+from stockade.linux import consts as L
 from stockade.oci.config import ConfigError
 from stockade.oci.hooks import Hook
-from stockade.runner import linux_consts as L
 from stockade.runner._record import frozen
 from stockade.runner.plan import (
     RLIMIT_NAMES,
@@ -28,7 +28,7 @@ from stockade.runner.plan import (
     PolicyPart,
 )
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: `oci create` loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -264,7 +264,7 @@ def _umask(value: Any) -> int | None:
 def _home(rootfs: str, uid: int) -> str:
     """The user's home in the rootfs's /etc/passwd, read inside the root (symlinks in
     the rootfs are resolved against it, never against the host)."""
-    from stockade.runner import _linux
+    from stockade.linux import syscalls as _linux
 
     try:
         root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -577,7 +577,7 @@ def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
              native: str) -> tuple[bytes, int]:
     if sec is None:
         return b"", 0
-    from stockade.profiles.docker_reference import compile_docker_profile
+    from stockade.seccomp.runc_build import compile_docker_profile
 
     if "defaultAction" not in sec:
         raise _err("linux.seccomp.defaultAction", "is missing")
@@ -593,7 +593,7 @@ def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
         if name not in SECCOMP_FLAGS:
             raise _err("linux.seccomp.flags", f"unknown flag {name}")
         flags |= SECCOMP_FLAGS[name]
-    from stockade.policy.vocab.syscalls import canonical_arch
+    from stockade.linux.syscall_table import canonical_arch
 
     for a in sec.get("architectures", []):
         if canonical_arch(str(a)) is None:

@@ -15,7 +15,8 @@ import os
 
 from stockade.errors import StockadeError
 from stockade.oci import state as st
-from stockade.runner.cgroupfs import CgroupError, cpu_weight, read, write
+from stockade.policy.units import cpu_weight
+from stockade.runner.cgroupfs import CgroupError, read, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The resolved policy: frozen, fully merged, every name checked.
 
-Backends and the runner only ever see these objects; the YAML edge (schema.py,
-loader.py, resolve.py) is the one place that deals with raw documents.
+Backends and the runner only ever see these objects; the YAML edge (schema.py, layers.py,
+merge/, resolve.py) is the one place that deals with raw documents.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stockade.linux.consts import SOCK_TYPE_MASK
 from stockade.policy import model as m
 from stockade.policy.vocab.constants import CONSTANTS
 
 EAFNOSUPPORT = m.Action(m.ActionKind.ERRNO, 97)
-SOCKET_TYPE_MASK = 0xF
 FAMILY = {"unix": "AF_UNIX", "inet": "AF_INET", "inet6": "AF_INET6", "netlink": "AF_NETLINK",
           "packet": "AF_PACKET", "vsock": "AF_VSOCK", "can": "AF_CAN", "bluetooth": "AF_BLUETOOTH",
           "alg": "AF_ALG", "xdp": "AF_XDP", "key": "AF_KEY", "tipc": "AF_TIPC", "rds": "AF_RDS",
@@ -46,7 +46,7 @@ def allowed_region(allow: Sequence[m.SocketRule]) -> list[Term]:
         if types is None:
             terms.append((fam,))
         else:
-            terms += [(fam, m.ArgCondition(1, m.ArgOp.MASKED_EQ, t, SOCKET_TYPE_MASK)) for t in sorted(types)]
+            terms += [(fam, m.ArgCondition(1, m.ArgOp.MASKED_EQ, t, SOCK_TYPE_MASK)) for t in sorted(types)]
     return terms
 
 
@@ -57,4 +57,4 @@ def socket_permitted(allow: Sequence[m.SocketRule], args: Sequence[int]) -> bool
     if args[0] not in types:
         return False
     wanted = types[args[0]]
-    return wanted is None or (args[1] & SOCKET_TYPE_MASK) in wanted
+    return wanted is None or (args[1] & SOCK_TYPE_MASK) in wanted

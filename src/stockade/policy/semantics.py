@@ -83,7 +83,7 @@ def decide(
     else:
         decision = fallback(sc, name)
     if name == "socket" and policy.network.allow:
-        # network.allow decides socket() (profiles.seccomp._restrict_sockets): a listed
+        # network.allow decides socket() (seccomp.plan._restrict_sockets): a listed
         # family is granted even where the syscall rules (a base preset) deny it; an
         # unlisted one the rules allowed fails as if the kernel lacked it.
         if socket_permitted(policy.network.allow, args):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stockade.errors import Location, PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
+from stockade.policy.paths import has_glob, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
 from stockade.profiles.capabilities import ordered
-from stockade.profiles.paths import has_glob, validate_filesystem
 
 PROFILE_PREFIX = ""  # the profile name is the policy name (POLICY.md)
 
@@ -165,7 +166,7 @@ def render_profile(policy: Policy, host: HostFacts) -> str:
     )
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     out = []
     fs = policy.filesystem
     for section in ("read_only", "writable", "exec", "deny", "tmpfs"):
@@ -194,6 +195,6 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
         target="apparmor",
         files=(Artifact(profile_filename(policy), text=text,
                         description=f"AppArmor profile '{policy.name}'"),),
-        enforcements=tuple(enforcements(policy)),
+        enforcements=tuple(enforcements(policy, host)),
         notes=tuple(notes),
     )

@@ -1,6 +1,6 @@
 """The one small interface every compiler target implements.
 
-A backend is a pure function of (Policy, HostFacts): no reads of the host inside it,
+A backend is a pure function of (Policy, linux.hostfacts.HostFacts): no reads of the host inside it,
 so the same inputs give byte-identical artifacts (golden files depend on this).
 """
 
@@ -8,48 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What a backend may know about the machine it compiles for."""
-
-    arch: str = "x86_64"  # libseccomp arch name of the native arch
-    kernel: tuple[int, int] = (6, 1)
-    cap_last_cap: int = 40
-    landlock_abi: int = 0  # 0: Landlock not available
-
-    @staticmethod
-    def detect() -> HostFacts:
-        from stockade.policy.vocab.capabilities import read_cap_last_cap
-        from stockade.policy.vocab.syscalls import native_arch
-
-        release = platform.release().split("-")[0].split(".")
-        try:
-            kernel = (int(release[0]), int(release[1]))
-        except (IndexError, ValueError):
-            kernel = (0, 0)
-        return HostFacts(
-            arch=native_arch(),
-            kernel=kernel,
-            cap_last_cap=read_cap_last_cap(),
-            landlock_abi=_landlock_abi(),
-        )
-
-
-def _landlock_abi() -> int:
-    """Ask the kernel (landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION)."""
-    import ctypes
-
-    if platform.machine() not in ("x86_64", "aarch64", "riscv64", "s390x", "ppc64le"):
-        return 0
-    libc = ctypes.CDLL(None, use_errno=True)
-    nr_landlock_create_ruleset = 444  # same number on every arch since 5.13
-    rc = libc.syscall(nr_landlock_create_ruleset, None, 0, 1)
-    return rc if rc > 0 else 0
 
 
 @dataclass(frozen=True)

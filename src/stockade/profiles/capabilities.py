@@ -10,9 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stockade.errors import Location, PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.policy.vocab.capabilities import CAP_NUMBER, CRITICAL_CAPS, canonical_cap
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
 
 # Numbers (linux/capability.h order) and the audit catalogue's critical list come from
 # the policy vocabulary, so the loader, the backends and the audit agree on one table.
@@ -126,7 +127,7 @@ def systemd_lines(policy: Policy, host: HostFacts) -> list[tuple[str, str]]:
     return lines
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     kept = ordered(policy.capabilities.kept)
     rule = "capabilities.kept[" + ",".join(c.removeprefix("CAP_") for c in kept) + "]"
     return [Enforcement(rule, "capabilities", "bounding/effective/permitted sets")]
@@ -156,6 +157,6 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
                 description="the kept capability set for OCI, Docker, Kubernetes and systemd",
             ),
         ),
-        enforcements=tuple(enforcements(policy)),
+        enforcements=tuple(enforcements(policy, host)),
         warnings=tuple(warnings),
     )

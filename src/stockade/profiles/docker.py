@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import shlex
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
+from stockade.policy.paths import has_glob, validate_filesystem
+from stockade.policy.units import cpu_shares
 from stockade.profiles import capabilities as caps
 from stockade.profiles import network_targets as net
 from stockade.profiles.apparmor import profile_filename, render_profile
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.enforcement import constituent_enforcements
-from stockade.profiles.oci import cpu_shares
-from stockade.profiles.paths import has_glob, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
+from stockade.profiles.registry import constituent_enforcements
 
 SECCOMP_FILE = "seccomp.json"
 FLAGS_FILE = "docker-flags.txt"
@@ -72,7 +73,7 @@ def run_flags(policy: Policy, host: HostFacts, *, seccomp_path: str = SECCOMP_FI
     return flags
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     out = [Enforcement("no_new_privileges", "docker", "--security-opt no-new-privileges"),
            Enforcement(f"filesystem.root[{policy.filesystem.root}]", "docker", "--read-only")]
     for e in policy.filesystem.tmpfs:
@@ -83,7 +84,7 @@ def enforcements(policy: Policy) -> list[Enforcement]:
 
 def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the Backend name
     validate_filesystem(policy)  # one glob language for every target (paths.py)
-    from stockade.profiles.seccomp import docker_seccomp
+    from stockade.seccomp.docker_json import docker_seccomp
 
     files = [Artifact(SECCOMP_FILE, text=json.dumps(docker_seccomp(policy, host), indent=2) + "\n",
                       description="Docker seccomp profile")]
@@ -106,6 +107,6 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
     for e in policy.filesystem.deny:
         warnings.append(f"docker: filesystem.deny[{e.path}] is enforced only by the AppArmor profile")
         break
-    return Artifacts(target="docker", files=tuple(files), enforcements=tuple(enforcements(policy))
+    return Artifacts(target="docker", files=tuple(files), enforcements=tuple(enforcements(policy, host))
         + constituent_enforcements(policy, host, "docker"),
                      warnings=tuple(warnings), notes=tuple(notes))

@@ -6,28 +6,14 @@ restricting rule is enforced by none of the chosen targets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import Artifacts, Enforcement, HostFacts
+from stockade.profiles.base import Artifacts, Enforcement
 from stockade.profiles.capabilities import ordered
-
-# target → the backends a deployment of that target brings (seccomp is the lead's).
-TARGET_BACKENDS: dict[str, tuple[str, ...]] = {
-    "seccomp-bpf": ("seccomp",),
-    "seccomp-docker": ("seccomp",),
-    "seccomp-oci": ("seccomp",),
-    "apparmor": ("apparmor",),
-    "selinux": ("selinux",),
-    "capabilities": ("capabilities",),
-    "landlock": ("landlock",),
-    "docker": ("seccomp", "capabilities", "apparmor?", "selinux?", "docker"),
-    "oci": ("seccomp", "capabilities", "apparmor?", "selinux?", "oci"),
-    "kubernetes": ("seccomp", "capabilities", "apparmor?", "selinux?", "kubernetes"),
-    "systemd": ("systemd",),
-}
-ALL_TARGETS: tuple[str, ...] = tuple(TARGET_BACKENDS)
+from stockade.profiles.registry import TARGETS, backend_enforcements
 
 
 @dataclass(frozen=True)
@@ -60,51 +46,9 @@ def policy_rules(policy: Policy) -> list[tuple[str, bool]]:
     return list(dict.fromkeys(rules))
 
 
-def _backend_enforcements(name: str, policy: Policy, host: HostFacts) -> list[Enforcement]:
-    from stockade.profiles import apparmor, capabilities, docker, kubernetes, landlock, oci, systemd
-    from stockade.profiles import selinux as selinux_mod
-
-    table: dict[str, Callable[[], list[Enforcement]]] = {
-        "apparmor": lambda: apparmor.enforcements(policy),
-        "selinux": lambda: selinux_mod.enforcements(policy),
-        "capabilities": lambda: capabilities.enforcements(policy),
-        "landlock": lambda: landlock.enforcements(policy, host.landlock_abi),
-        "docker": lambda: docker.enforcements(policy),
-        "oci": lambda: oci.enforcements(policy),
-        "kubernetes": lambda: kubernetes.enforcements(policy),
-        "systemd": lambda: systemd.enforcements(policy),
-        "seccomp": lambda: list(_seccomp_enforcements(policy, host)),
-    }
-    return table[name]()
-
-
-def _seccomp_enforcements(policy: Policy, host: HostFacts) -> tuple[Enforcement, ...]:
-    from stockade.profiles.seccomp import compile_seccomp
-
-    return compile_seccomp(policy, host).enforcements
-
-
 def backends_for(targets: Iterable[str], policy: Policy) -> list[str]:
-    out: list[str] = []
-    for t in targets:
-        for b in TARGET_BACKENDS[t]:
-            optional = b.endswith("?")
-            b = b.rstrip("?")
-            if optional and getattr(policy.lsm, b) is None:
-                continue  # the deployment only references the LSM profile when asked for
-            if b not in out:
-                out.append(b)
-    return out
-
-
-def constituent_enforcements(policy: Policy, host: HostFacts, target: str) -> tuple[Enforcement, ...]:
-    """What a composite target (docker, oci, kubernetes) carries besides its own records:
-    the seccomp, capability and (when the policy asks for them) LSM profiles it deploys."""
-    out: list[Enforcement] = []
-    for backend in backends_for([target], policy):
-        if backend != target:
-            out += _backend_enforcements(backend, policy, host)
-    return tuple(out)
+    """The backends the chosen targets' deployments enforce with, each once."""
+    return list(dict.fromkeys(b for t in targets for b in TARGETS[t].backends(policy)))
 
 
 def _table(policy: Policy, records: Iterable[Enforcement]) -> list[RuleEnforcement]:
@@ -122,7 +66,7 @@ def enforcement_table(policy: Policy, host: HostFacts, targets: Iterable[str]) -
     """Every policy rule (and every rule a backend reports, e.g. syscalls) → its enforcers."""
     records: list[Enforcement] = []
     for backend in backends_for(targets, policy):
-        records += _backend_enforcements(backend, policy, host)
+        records += backend_enforcements(backend, policy, host)
     return _table(policy, records)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Bandwidth, Policy
+from stockade.policy.paths import subtree_prefix, validate_filesystem
 from stockade.profiles import capabilities as caps
 from stockade.profiles import network_targets as net
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.enforcement import constituent_enforcements
-from stockade.profiles.paths import subtree_prefix, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
+from stockade.profiles.registry import constituent_enforcements
 
 SPO_GROUP = "security-profiles-operator.x-k8s.io"
 NAMESPACE = "default"
@@ -30,7 +31,7 @@ def _yaml(docs: list[dict[str, Any]]) -> str:
 
 
 def seccomp_profile(policy: Policy, host: HostFacts, warnings: list[str]) -> dict[str, Any]:
-    from stockade.profiles.seccomp import oci_seccomp
+    from stockade.seccomp.docker_json import oci_seccomp
 
     src = oci_seccomp(policy, host)
     spec: dict[str, Any] = {k: src[k] for k in _SPO_SECCOMP_KEYS if k in src}
@@ -215,7 +216,7 @@ def objects(policy: Policy, host: HostFacts) -> tuple[dict[str, dict[str, Any]],
     return out, warnings
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     return [Enforcement("no_new_privileges", "kubernetes", "allowPrivilegeEscalation: false"),
             Enforcement(f"filesystem.root[{policy.filesystem.root}]", "kubernetes",
                         "readOnlyRootFilesystem"), *net.enforcements(policy, "kubernetes")]
@@ -232,7 +233,7 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
     files.append(Artifact("all.yaml", text=_yaml([objs[n] for n in sorted(objs) if n != "pod.yaml"]
                                                + [objs["pod.yaml"]]),
                           description="every object, profiles first (kubectl apply -f all.yaml)"))
-    return Artifacts(target="kubernetes", files=tuple(files), enforcements=tuple(enforcements(policy))
+    return Artifacts(target="kubernetes", files=tuple(files), enforcements=tuple(enforcements(policy, host))
         + constituent_enforcements(policy, host, "kubernetes"),
                      warnings=tuple(warnings + caps.critical_warnings(policy)),
                      notes=("needs the Security Profiles Operator in the cluster",))

@@ -24,9 +24,10 @@ import enum
 from dataclasses import dataclass, field
 
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import subtree_prefix, validate_filesystem
+from stockade.policy.paths import subtree_prefix, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
 
 
 class FsAccess(enum.IntFlag):
@@ -237,10 +238,10 @@ def _scoped(policy: Policy, abi: int, dropped: list[str]) -> int:
     return 0
 
 
-def enforcements(policy: Policy, abi: int) -> list[Enforcement]:
-    if policy.lsm.landlock.mode == "off" or abi <= 0:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
+    if policy.lsm.landlock.mode == "off" or host.landlock_abi <= 0:
         return []
-    rs = landlock_rules(policy, abi)
+    rs = landlock_rules(policy, host.landlock_abi)
     dropped_keys = " ".join(rs.dropped)
     out = []
     fs = policy.filesystem
@@ -265,6 +266,6 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
         files=(Artifact(f"{policy.name}.landlock.json",
                         text=json.dumps(rs.to_json(), indent=2) + "\n",
                         description=f"Landlock ruleset for ABI {rs.abi}"),),
-        enforcements=tuple(enforcements(policy, host.landlock_abi)),
+        enforcements=tuple(enforcements(policy, host)),
         warnings=tuple(rs.dropped),
     )

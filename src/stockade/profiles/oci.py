@@ -9,11 +9,13 @@ import copy
 import json
 from typing import Any
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
+from stockade.policy.paths import has_glob, validate_filesystem
+from stockade.policy.units import cpu_shares
 from stockade.profiles import capabilities as caps
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.enforcement import constituent_enforcements
-from stockade.profiles.paths import has_glob, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
+from stockade.profiles.registry import constituent_enforcements
 
 OCI_VERSION = "1.0.2"
 # Docker's and runc's defaults (moby oci/defaults.go): masked and read-only paths every
@@ -56,13 +58,6 @@ def id_mappings(policy: Policy) -> tuple[list[dict[str, int]], list[dict[str, in
     return one, copy.deepcopy(one)
 
 
-def cpu_shares(weight: int) -> int:
-    """cgroup v2 cpu.weight → v1 cpu.shares (the runner's conversion), kept in 2..262144."""
-    from stockade.runner.cgroupfs import cpu_shares as shares_of
-
-    return max(2, min(262144, shares_of(weight)))
-
-
 def resources(policy: Policy) -> dict[str, Any]:
     r = policy.resources
     out: dict[str, Any] = {}
@@ -95,7 +90,7 @@ def rlimits(policy: Policy) -> list[dict[str, Any]]:
 
 
 def fragment(policy: Policy, host: HostFacts) -> tuple[dict[str, Any], list[str]]:
-    from stockade.profiles.seccomp import oci_seccomp
+    from stockade.seccomp.docker_json import oci_seccomp
 
     warnings: list[str] = []
     fs = policy.filesystem
@@ -184,7 +179,7 @@ def merge_into(config: dict[str, Any], frag: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     out = [Enforcement("no_new_privileges", "oci", "process.noNewPrivileges")]
     for e in policy.filesystem.deny:
         if not has_glob(e.path):
@@ -207,7 +202,7 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
         target="oci",
         files=(Artifact("config.fragment.json", text=json.dumps(doc, indent=2, sort_keys=True) + "\n",
                         description="OCI runtime-spec config.json fragment"),),
-        enforcements=tuple(enforcements(policy))
+        enforcements=tuple(enforcements(policy, host))
         + constituent_enforcements(policy, host, "oci"),
         warnings=tuple(warnings + caps.critical_warnings(policy)),
         notes=tuple(notes),

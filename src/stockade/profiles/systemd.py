@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import ActionKind, Policy
+from stockade.policy.paths import subtree_prefix, validate_filesystem
 from stockade.profiles import capabilities as caps
 from stockade.profiles import network_targets as net
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
-from stockade.profiles.paths import subtree_prefix, validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
 
 _AF = {"unix": "AF_UNIX", "inet": "AF_INET", "inet6": "AF_INET6", "netlink": "AF_NETLINK",
        "packet": "AF_PACKET", "alg": "AF_ALG", "vsock": "AF_VSOCK", "can": "AF_CAN",
@@ -55,7 +56,7 @@ def syscall_filter(policy: Policy, host: HostFacts) -> tuple[list[tuple[str, str
         errno = sc.default
     # Names that exist on none of the policy's arches mean nothing to systemd (which
     # would log and ignore them); the filter lists only the ones that exist.
-    from stockade.policy.vocab.syscalls import syscall_table
+    from stockade.linux.syscall_table import syscall_table
 
     table = syscall_table()
     arches = [a for a in sc.arches if a in table.by_arch] or [host.arch]
@@ -179,7 +180,7 @@ def render(policy: Policy, host: HostFacts) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", warnings
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     fs = policy.filesystem
     out = [Enforcement("no_new_privileges", "systemd", "NoNewPrivileges="),
            Enforcement(f"filesystem.root[{fs.root}]", "systemd", "ProtectSystem=")]
@@ -209,7 +210,7 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
         target="systemd",
         files=(Artifact(f"{policy.name}.service.d/50-stockade.conf", text=text,
                         description="systemd service drop-in"),),
-        enforcements=tuple(enforcements(policy)),
+        enforcements=tuple(enforcements(policy, host)),
         warnings=tuple(warnings + caps.critical_warnings(policy)),
         notes=("copy the drop-in to /etc/systemd/system/UNIT.service.d/ and run systemctl daemon-reload",),
     )

@@ -3,7 +3,7 @@
 Parent (launcher.py; for a big or multi-threaded caller, a launch helper: helper.py):
 plan (plan.py, prepare.py: policy -> frozen PolicyPart, cached with
 the compiled seccomp program) -> preflight.py (checks, nothing created) -> cgroups/ (v1 or
-v2: create, limit) -> clone with the namespaces (_linux.py, the only ctypes layer) ->
+v2: create, limit) -> clone with the namespaces (linux/syscalls.py, the only ctypes layer) ->
 idmap.py (maps written by the parent) -> release -> supervise (signals, tty) -> report
 (cgroup peak memory, cpu, pids peak, OOM) -> remove the cgroup, whatever happened.
 

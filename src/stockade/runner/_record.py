@@ -1,7 +1,8 @@
 """`frozen`: a frozen-dataclass decorator that is cheap to apply at import time.
 
-`@dataclass(frozen=True)` costs ~0.3-0.7 ms per class (it compiles generated code with
-exec); the runner defines ~20 records and `stockade run` must start in a few ms. Type
+Kept because it still pays (bench/shim_bench.py): with `dataclass(frozen=True, slots=True)`
+the run path's modules take ~2.5x as long to import, +20 ms per `stockade run` at idle:
+`dataclass` compiles each generated method with exec and pulls in `inspect`. Type
 checkers see the real `dataclasses.dataclass(frozen=True)` (see the TYPE_CHECKING
 branch), so the fields, __init__ signature and immutability are checked as usual; at run
 time this builds the same behaviour from generic methods: positional/keyword __init__
@@ -82,12 +83,14 @@ else:
         return cls
 
     def replace(obj, **changes):
-        """dataclasses.replace for records (works for real dataclasses too)."""
-        import dataclasses
+        """dataclasses.replace for records (and real dataclasses: only those import
+        dataclasses, which a record's replace must not, see above)."""
+        fields = getattr(type(obj), "_fields", None)
+        if fields is None:
+            import dataclasses
 
-        if dataclasses.is_dataclass(obj):
             return dataclasses.replace(obj, **changes)
-        values = {n: obj.__dict__[n] for n in obj._fields}
+        values = {n: obj.__dict__[n] for n in fields}
         values.update(changes)
         return type(obj)(**values)
 
@@ -97,8 +100,8 @@ _TAG = "\0record"  # never a string of ours (paths and names hold no NUL)
 
 def to_plain(value: object, records: dict[str, type]) -> object:
     """Records as (tag, class name, fields...) tuples, recursively: marshal-able plain
-    data. Not pickle: it imports re, enum and functools (~2 ms on every `stockade run`)
-    and can execute code. Only classes named in `records` are converted."""
+    data. Not pickle: it can execute code when loaded, and it imports re, enum and
+    functools. Only classes named in `records` are converted."""
     cls = type(value)
     fields = getattr(cls, "_fields", None)
     if fields is not None and records.get(cls.__name__) is cls:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-
-from stockade._light import suppress
+from contextlib import suppress
 
 
 def cache_dir(sub: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
 from stockade.runner.plan import CapsPlan, IdentityPlan
 
 

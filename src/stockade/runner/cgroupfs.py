@@ -1,7 +1,7 @@
 """cgroupfs files, shared by the v1 and v2 drivers and by `stockade oci delete`.
 
-A module of its own, outside the cgroups package: `oci delete` needs only this and pays
-for every module it imports (~0.1 ms each, in a process that lives ~10 ms)."""
+A module of its own, outside the cgroups package: `oci delete` needs only this, and
+every module it imports lengthens each delete an engine makes."""
 
 from __future__ import annotations
 
@@ -187,7 +187,8 @@ def kill_and_rmdir(path: str, *, kill_file: str | None = None, timeout: float = 
         except OSError as exc:
             if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
                 raise CgroupError(f"cannot remove {path}: {exc.strerror}") from exc
-        # No contextlib/signal here: `stockade oci delete` imports this module (~4 ms).
+        # No contextlib/signal here: `stockade oci delete` imports this module and loads
+        # neither otherwise.
         if kill_file is not None and os.path.exists(kill_file):
             try:  # noqa: SIM105 - the SIGKILLs below do it too
                 write(kill_file, "1")
@@ -201,18 +202,3 @@ def kill_and_rmdir(path: str, *, kill_file: str | None = None, timeout: float = 
                 continue
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-
-
-def cpu_shares(weight: int) -> int:
-    """cgroup v2 weight (1..10000) -> v1 cpu.shares (2..262144), runc's formula."""
-    return 2 + ((weight - 1) * 262142) // 9999
-
-
-def cpu_weight(shares: int) -> int:
-    """v1 cpu.shares -> cgroup v2 cpu.weight, runc's conversion (OCI cpu.shares on v2)."""
-    return 1 + ((shares - 2) * 9999) // 262142
-
-
-def blkio_weight(weight: int) -> int:
-    """io weight 1..10000 -> blkio weight 10..1000."""
-    return 10 + ((weight - 1) * 990) // 9999

@@ -17,9 +17,19 @@ import os
 import select
 import stat
 import termios
+from contextlib import suppress
 
-from stockade._light import suppress
-from stockade.runner import _linux as L
+from stockade.executor.protocol import (
+    CREATED,
+    EXECUTING,
+    EXITED,
+    GO,
+    HOOKS,
+    KILLED,
+    START,
+    START_LENGTH_BYTES,
+)
+from stockade.linux import syscalls as L
 from stockade.runner import caps, landlock, lsm, namespaces, rlimits, rootfs, seccomp
 from stockade.runner._record import frozen
 from stockade.runner.codes import EXIT_CODES
@@ -33,7 +43,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1,
              L.SIGUSR2, L.SIGWINCH, L.SIGCONT)
 ALL_SIGNALS = set(range(1, L.NSIG)) - {L.SIGKILL, L.SIGSTOP, 32, 33}
-EXECUTING = b"\0"  # on the error pipe: the set-up is done, the payload is being started
 # The processes a sandbox with an init holds before its payload can fork anything.
 PIDS_WITH_INIT = 2
 
@@ -119,8 +128,9 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
     with _Step(fds, "cgroups"):
         # v1: the child moves itself by writing "0" to `tasks` through fds the parent
         # opened (the kernel checks the opener's credentials). Moving a single thread
-        # that is `current` skips the global threadgroup rwsem, whose RCU sync costs
-        # 10-30 ms per fresh process when the parent writes cgroup.procs instead.
+        # that is `current` skips the global threadgroup rwsem, whose RCU sync (a full
+        # grace period) every fresh process would wait out if the parent wrote
+        # cgroup.procs instead.
         for fd in fds.cgroup_tasks:
             os.write(fd, b"0")
             os.close(fd)
@@ -133,7 +143,7 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         # Clone the host-side trees while still holding the invoker's host credentials
         # (before becoming root of the new user namespace, an unmapped id outside).
         trees = rootfs.open_sources(plan)
-    if os.read(fds.sync_r, 1) != b"g":
+    if os.read(fds.sync_r, 1) != GO:
         os._exit(EXIT_CODES["internal"])  # the parent gave up (and will clean up)
     if not plan.pause_before_root:
         os.close(fds.sync_r)
@@ -165,8 +175,8 @@ def _init_steps(plan: Plan, fds: ChildFds) -> None:
         with _Step(fds, "hygiene"):
             # The runtime's hooks run now, in and around our namespaces (OCI
             # createRuntime/createContainer): "h" to the parent, "h" back when done.
-            os.write(fds.created_w, b"h")
-            if os.read(fds.sync_r, 1) != b"h":
+            os.write(fds.created_w, HOOKS)
+            if os.read(fds.sync_r, 1) != HOOKS:
                 os._exit(EXIT_CODES["internal"])  # a hook failed: the parent cleans up
             os.close(fds.sync_r)
     with _Step(fds, "rootfs"):
@@ -244,12 +254,12 @@ def _reap(child: int, status_w: int) -> None:
                 break
             if pid == child:
                 if os.WIFSIGNALED(status):
-                    result = b"s%d" % os.WTERMSIG(status)
+                    result = KILLED + b"%d" % os.WTERMSIG(status)
                 else:
-                    result = b"e%d" % os.WEXITSTATUS(status)
+                    result = EXITED + b"%d" % os.WEXITSTATUS(status)
     os.write(status_w, result)
     code = int(result[1:])
-    os._exit(code if result[:1] == b"e" else 128 + code)
+    os._exit(code if result[:1] == EXITED else 128 + code)
 
 
 @frozen
@@ -463,15 +473,15 @@ def _gate(fds: ChildFds) -> bytes:
     means the container was deleted before start: never run the payload then."""
     with _Step(fds, "hygiene"):
         L.prctl(L.PR_SET_PDEATHSIG, 0)
-        os.write(fds.created_w, b"c")
+        os.write(fds.created_w, CREATED)
         os.close(fds.created_w)
         fcntl.fcntl(fds.gate_r, fcntl.F_SETFL, 0)  # opened O_NONBLOCK by the parent
-        got = _read_exact(fds.gate_r, 9)
+        got = _read_exact(fds.gate_r, 1 + START_LENGTH_BYTES)
         state = b""
-        if got[:1] == b"s" and len(got) == 9:
+        if got[:1] == START and len(got) == 1 + START_LENGTH_BYTES:
             state = _read_exact(fds.gate_r, int.from_bytes(got[1:], "little"))
         os.close(fds.gate_r)
-    if got[:1] != b"s":
+    if got[:1] != START:
         os._exit(EXIT_CODES["internal"])
     return state
 

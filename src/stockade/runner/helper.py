@@ -1,14 +1,14 @@
 """Launch helpers: lean processes that start sandboxes for a big or multi-threaded caller.
 
 Starting a sandbox forks the calling process: the kernel copies its page tables, and
-every page either side writes afterwards is copied again. From a lean process that is
-~7 ms here; from a 480 MiB service ~24 ms (bench/api_size_bench.py). A multi-threaded
-caller must not fork at all (another thread may hold a lock the child needs). Such a
-caller hands the frozen plan to a helper instead: a fresh `python -I -S` that imports
-only the runner, started on first use (~40 ms, once), one per concurrent run, reused,
-dying with its caller (and its sandbox with it). The plan travels as marshal data (records -> plain tuples), with
-the caller's stdin/stdout/stderr as SCM_RIGHTS fds, so the payload's stdio is the
-caller's, as with the in-process path; the RunResult or the RunnerError comes back.
+every page either side writes afterwards is copied again: the bigger the caller, the
+slower each start (bench/api_size_bench.py). A multi-threaded caller must not fork at all
+(another thread may hold a lock the child needs). Such a caller hands the frozen plan to
+a helper instead: a fresh `python -I -S` that imports only the runner, started on first
+use (one interpreter start, paid once), one per concurrent run, reused, dying with its
+caller (and its sandbox with it). The plan travels as marshal data (records -> plain
+tuples), with the caller's stdin/stdout/stderr as SCM_RIGHTS fds, so the payload's stdio
+is the caller's, as with the in-process path; the RunResult or the RunnerError comes back.
 
 Not for runs that need the caller's own fds or signals (`stockade learn`'s listener
 socket, the CLI's signal forwarding): those stay in-process (launcher.route).
@@ -20,8 +20,8 @@ import _thread
 import marshal
 import os
 import sys
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.errors import RunnerError
 from stockade.runner import launcher
 from stockade.runner import plan as plan_mod
@@ -49,7 +49,7 @@ def main(sock_fd: int, parent: int) -> None:
     """The helper: serve launch requests on sock_fd until the caller goes away."""
     import socket
 
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
     if os.getppid() != parent:  # the caller died before the line above

@@ -10,8 +10,8 @@ the invoker's /etc/subuid range when present, else a one-id map with setgroups d
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.runner._record import frozen
 from stockade.runner.plan import IdentityPlan, IdMap
 
@@ -72,7 +72,7 @@ def become_owner(uid: int) -> CreatorState:
     kernels that restrict unprivileged user namespaces); the dumpable flag and
     parent-death signal the change clears are set again (a service's core dumps, a
     launch helper dying with its caller)."""
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     state = CreatorState(L.prctl(L.PR_GET_DUMPABLE), L.pdeathsig())
     caps = L.capget()
@@ -97,7 +97,7 @@ def back_to_root(state: CreatorState) -> None:
 
 
 def _restore(state: CreatorState) -> None:
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     L.prctl(L.PR_SET_DUMPABLE, state.dumpable)
     L.prctl(L.PR_SET_PDEATHSIG, state.deathsig)

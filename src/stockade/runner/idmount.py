@@ -27,16 +27,16 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+from contextlib import suppress
 
-from stockade._light import suppress
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
+from stockade.linux.consts import MOUNT_ATTR_IDMAP
 from stockade.runner._record import frozen, replace
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan
 from stockade.runner.rootfs import RootfsError, tree_key
 
-MOUNT_ATTR_IDMAP = 0x00100000
 _SAFE = L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV
 _IDENTITY = (0, 0, 2**32 - 1)
 _KERNEL_FS = ("/proc", "/sys", "/dev")  # no idmap support, and no files of anyone's

@@ -24,7 +24,7 @@ from stockade.runner._record import replace
 from stockade.runner.launcher import RunResult
 from stockade.runner.plan import Bind, Plan, PolicyPart, RunSpec, build_plan
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from stockade.image.run import ImageRun
 

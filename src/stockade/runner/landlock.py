@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
 from stockade.runner.plan import LandlockPlan
 
 

@@ -13,10 +13,11 @@ import os
 import resource
 import sys
 import time
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.errors import RunnerError, StockadeError
-from stockade.runner import _linux as L
+from stockade.executor import protocol
+from stockade.linux import syscalls as L
 from stockade.runner import child as child_mod
 from stockade.runner import idalloc, idmount, rootfs, runs, setid_guard
 from stockade.runner._record import from_plain, frozen, to_plain
@@ -33,7 +34,7 @@ from stockade.runner.codes import EXIT_CODES, runner_error
 from stockade.runner.idmap import IdmapError, back_to_root, become_owner, write_maps
 from stockade.runner.plan import Plan, without_preset_limits
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -505,18 +506,18 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
         try:
-            os.write(c.sync_w, b"g")
+            os.write(c.sync_w, protocol.GO)
         except OSError as exc:  # the child died before reading it: its error follows
             raise runner_error("internal", f"the container's process is gone: {exc}") from exc
         # Else EOF: the child failed before its pause, and its error follows below.
-        if plan.pause_before_root and os.read(c.created_r, 1) == b"h":
+        if plan.pause_before_root and os.read(c.created_r, 1) == protocol.HOOKS:
             if hold.before_root is not None:
                 hold.before_root(c.pid)
-            os.write(c.sync_w, b"h")
+            os.write(c.sync_w, protocol.HOOKS)
         os.close(c.sync_w)
         sync_closed = True
         got = _read_all(c.created_r)
-        if got != b"c":
+        if got != protocol.CREATED:
             raise _child_error(_read_all(c.err_r), cg, plan.policy.limits.memory)
         if c.tty_sock >= 0:
             master = _recv_master(c.tty_sock)
@@ -595,7 +596,7 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
 
             attach(jail, pid)
         try:
-            os.write(sync_w, b"g")
+            os.write(sync_w, protocol.GO)
         except OSError as exc:  # the child died before reading it: its error follows
             raise runner_error("internal", f"the sandbox's init is gone: {exc}") from exc
     except BaseException as exc:
@@ -611,7 +612,7 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
     os.close(sync_w)
     err = _read_all(err_r)
     os.close(err_r)
-    if err != child_mod.EXECUTING:  # an error line, or a set-up killed before its last step
+    if err != protocol.EXECUTING:  # an error line, or a set-up killed before its last step
         _kill_and_reap(pid)
         os.close(status_r)
         if master >= 0:
@@ -634,10 +635,10 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
     _, wstatus, rusage = _wait4(pid)
     st += _read_all(status_r)
     os.close(status_r)
-    if st[:1] == b"s":
+    if st[:1] == protocol.KILLED:
         sig = int(st[1:])
         return 128 + sig, sig, rusage, usage
-    if st[:1] == b"e":
+    if st[:1] == protocol.EXITED:
         return int(st[1:]), None, rusage, usage
     if os.WIFSIGNALED(wstatus):
         sig = os.WTERMSIG(wstatus)
@@ -663,7 +664,7 @@ def _child_error(err: bytes, cg: V1Cgroup | V2Cgroup | None = None,
                  memory: int | None = None) -> RunnerError:
     """The set-up's failure: the child's first error line; without one, the memory limit
     when the cgroup counted an OOM kill (the child had no chance to write a line)."""
-    first = err.removeprefix(child_mod.EXECUTING).decode(errors="replace").split("\n", 1)[0]
+    first = err.removeprefix(protocol.EXECUTING).decode(errors="replace").split("\n", 1)[0]
     step, _, message = first.partition("\t")  # the first failure wins
     if not step and memory is not None and _oom_killed(cg):
         return runner_error("cgroups", f"resources.memory: the memory limit ({_size(memory)}) "

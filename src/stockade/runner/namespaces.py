@@ -7,12 +7,10 @@ import fcntl
 import os
 import struct
 
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
+from stockade.linux.consts import IFF_UP, SIOCGIFFLAGS, SIOCSIFFLAGS
 
-_libc = L._libc  # one handle to libc for the whole runner
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
+_libc = L.libc  # one handle to libc for the whole runner
 
 
 def set_hostname(name: str) -> None:

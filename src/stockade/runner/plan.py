@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
-from stockade.runner import linux_consts as L
+from stockade.linux import consts as L
 from stockade.runner._record import frozen
 from stockade.runner._record import replace as _replace
 from stockade.runner.codes import runner_error
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from stockade.runner.network.spec import NetPolicy
 

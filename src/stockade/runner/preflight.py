@@ -12,7 +12,7 @@ import stat
 from stockade.runner.codes import runner_error
 from stockade.runner.plan import Plan
 
-TYPE_CHECKING = False  # collections.abc at run time pulls in collections (~1 ms)
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import marshal
 import os
 
-from stockade.policy.vocab.capabilities import read_cap_last_cap
-from stockade.runner import _linux as L
+from stockade.linux import host as this_host
 from stockade.runner._record import from_plain, to_plain
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
@@ -28,43 +27,14 @@ from stockade.runner.plan import (
     PolicyPart,
 )
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from typing import Any
 
+    from stockade.linux.hostfacts import HostFacts
     from stockade.policy.model import Policy
-    from stockade.profiles.base import HostFacts
 
 _CACHE_FORMAT = 3  # 3: marshal of plain tuples (was pickle)
-
-
-def kernel_version() -> tuple[int, int]:
-    parts = os.uname().release.split("-")[0].split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def host_facts() -> HostFacts:
-    from stockade.profiles.base import HostFacts
-
-    arch = {"x86_64": "x86_64", "aarch64": "aarch64"}[L.MACHINE]
-    return HostFacts(arch=arch, kernel=kernel_version(), cap_last_cap=read_cap_last_cap(),
-                     landlock_abi=L.landlock_abi())
-
-
-def lsm_active() -> frozenset[str]:
-    ids = L.lsm_active_ids()
-    if ids is None:
-        try:
-            with open("/sys/kernel/security/lsm") as fh:
-                return frozenset(fh.read().strip().split(","))
-        except OSError:
-            return frozenset()
-    names = {L.LSM_ID_APPARMOR: "apparmor", L.LSM_ID_SELINUX: "selinux",
-             L.LSM_ID_LANDLOCK: "landlock"}
-    return frozenset(names[i] for i in ids if i in names)
 
 
 def policy_part(policy: Policy, host: HostFacts | None = None,
@@ -73,7 +43,10 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
     from stockade.policy.vocab.capabilities import CAP_NUMBER
     from stockade.runner import seccomp
 
-    host = host or host_facts()
+    if host is None:
+        from stockade.linux.hostfacts import HostFacts
+
+        host = HostFacts.detect()
     notes: list[str] = []
     r = policy.resources
     if r.cpu is not None and r.cpu <= 0:
@@ -169,7 +142,7 @@ def _lsm(policy: Policy, host: HostFacts, notes: list[str]) -> LsmPlan:
     lsm = policy.lsm
     if lsm.apparmor is None and lsm.selinux is None:
         return LsmPlan(required=lsm.required)
-    active = lsm_active()
+    active = host.lsms
     aa: str | None = None
     se: str | None = None
     if lsm.apparmor is not None:
@@ -227,8 +200,8 @@ def _host_key() -> str:
     if cached is None:
         from stockade import __version__
 
-        cached = (f"{_CACHE_FORMAT}\0{__version__}\0{L.landlock_abi()}\0{kernel_version()}"
-                  f"\0{read_cap_last_cap()}\0{_layout()}")
+        cached = (f"{_CACHE_FORMAT}\0{__version__}\0{this_host.landlock_abi()}\0{this_host.kernel()}"
+                  f"\0{this_host.cap_last_cap()}\0{_layout()}")
         _host_key.value = cached  # type: ignore[attr-defined]
     return cached
 

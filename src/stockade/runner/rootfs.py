@@ -13,9 +13,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextlib import suppress
 
-from stockade._light import suppress
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
 from stockade.runner.plan import DEV_NODES, MountOp, Plan
 
 STAGING = "/tmp"  # where the new root is attached (in our private mount ns) before pivot

@@ -1,6 +1,6 @@
 """Seccomp for the runner: get the compiled program (cached by policy digest), load it.
 
-The compiler (stockade.profiles.seccomp.compile_bpf) pulls in libseccomp and the whole
+The compiler (stockade.seccomp.filter.compile_bpf) pulls in libseccomp and the whole
 vocabulary; the cache keeps it off the run path after the first run of a policy.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from stockade.runner import _linux as L
+from stockade.linux import syscalls as L
+from stockade.linux.consts import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
 
@@ -38,7 +39,7 @@ def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> 
         if data is not None and data and len(data) % 8 == 0:
             return data
     try:
-        from stockade.profiles.seccomp import compile_bpf
+        from stockade.seccomp.filter import compile_bpf
     except ImportError as exc:
         raise runner_error("seccomp", f"the seccomp compiler is not available: {exc}") from exc
     try:
@@ -59,7 +60,6 @@ def prepare(bpf: bytes, flags: int = 0) -> L.SeccompProgram | None:
     return L.SeccompProgram(bpf, flags) if bpf else None
 
 
-SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 LISTENER_SEND_FLAGS = 0x4040  # MSG_NOSIGNAL | MSG_DONTWAIT: the recorder filter allows
 # exactly sendmsg(listener_sock, ..., LISTENER_SEND_FLAGS), so this hand-off is not
 # itself stopped for a notification nobody could answer yet.

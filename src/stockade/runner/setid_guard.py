@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import os
 
+from stockade.linux.consts import CLONE_NEWUSER
 from stockade.runner._record import replace
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
@@ -53,7 +54,6 @@ MODE_ARGUMENT: dict[str, int] = {
 }
 REFUSED: dict[str, int] = {"openat2": errno.ENOSYS, "io_uring_setup": errno.EPERM,
                            "clone3": errno.ENOSYS}
-CLONE_NEWUSER = 0x10000000
 # The ABIs a task on this kernel can make syscalls in, by native arch: each must be
 # guarded (a policy may allow the compat ones); any other is killed, as by the policy.
 _COMPAT = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}
@@ -119,8 +119,8 @@ def guard_filter() -> bytes:
 def compile_guard(machine: str) -> bytes:
     import pyseccomp
 
-    from stockade.policy.vocab.syscalls import ARCH_TOKENS
-    from stockade.profiles.seccomp import _export
+    from stockade.linux.syscall_table import ARCH_TOKENS
+    from stockade.seccomp.build import export_bpf
 
     flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     for arch in _COMPAT.get(machine, ()):
@@ -136,4 +136,4 @@ def compile_guard(machine: str) -> bytes:
     for name, index in (("clone", flags), ("unshare", 0)):
         flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name,
                      pyseccomp.Arg(index, pyseccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
-    return _export(flt)
+    return export_bpf(flt)

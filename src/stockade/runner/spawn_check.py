@@ -19,8 +19,10 @@ Otherwise the payload is a fork of the init that does its last steps itself.
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # not typing's: this module is imported on the compile path only
+from stockade.linux.consts import CLONE_VFORK, CLONE_VM
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 # rlimits that would bind the init's own interpreter, or its one fork.
 _INIT_RLIMITS = frozenset({"as", "data", "stack", "nproc"})
 
-CLONE_VM = 0x100
-CLONE_VFORK = 0x4000
 SIGCHLD = 17
 PROT_RW = 0x3
 MAP_PRIVATE_ANON_STACK = 0x2 | 0x20 | 0x20000
@@ -76,10 +76,10 @@ def spawn_blockers(no_new_privs: bool, has_lsm_label: bool, rlimit_names: list[s
         why.append("no seccomp filter")
     if why:
         return why
+    from stockade.linux.syscall_table import syscall_table
     from stockade.policy import model as m
-    from stockade.policy.vocab.syscalls import syscall_table
-    from stockade.profiles.bpf import BpfError
-    from stockade.profiles.seccomp import evaluate
+    from stockade.seccomp.bpf import BpfError
+    from stockade.seccomp.check import evaluate
 
     table = syscall_table()
     fatal = (m.ActionKind.KILL_PROCESS, m.ActionKind.KILL_THREAD, m.ActionKind.TRAP,

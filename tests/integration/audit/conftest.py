@@ -40,7 +40,7 @@ def python_binds() -> list[tuple[str, str]]:
     return binds
 
 
-SELF_CMD = [PYTHON, "-S", "-m", "stockade.cli", "audit", "--self", "--format", "json", "--fail-on", "critical"]
+SELF_CMD = [PYTHON, "-S", "-m", "stockade", "audit", "--self", "--format", "json", "--fail-on", "critical"]
 
 # name -> docker run arguments (before the image). The expected verdicts are in the tests.
 DOCKER_ROWS: dict[str, list[str]] = {
@@ -305,7 +305,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # ---- stockade's own runner with the strict preset -------------------------------------
 
 def stockade_run_cmd(rootfs: str, *payload: str) -> list[str]:
-    cmd = [sys.executable, "-m", "stockade.cli", "run", "--policy", "strict", "--rootfs", rootfs]
+    cmd = [sys.executable, "-m", "stockade", "run", "--policy", "strict", "--rootfs", rootfs]
     for src, dst in python_binds():
         cmd += ["--bind", f"{src}:{dst}:ro"]
     for k, v in SELF_ENV.items():
@@ -371,7 +371,7 @@ def _descendant(pid: int, comm: str) -> int | None:
 @pytest.fixture(scope="session")
 def stockade_strict(host_before: dict[str, Any]) -> Iterator[StockadeStrict]:
     require_root()
-    pytest.importorskip("stockade.runner.command")
+    pytest.importorskip("stockade.cli.run")
     base = tempfile.mkdtemp(prefix="stockade-audit-strict-", dir="/tmp")
     os.chmod(base, 0o755)
     rootfs = str(make_busybox_rootfs(Path(base) / "rootfs"))

@@ -22,7 +22,7 @@ from ._helpers import audit_host, errors
 
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stockade.cli", "audit", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "stockade", "audit", *args], capture_output=True,
                           text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
@@ -144,7 +144,7 @@ def test_unprivileged_auditor_gets_errors_not_passes() -> None:
     # nobody cannot read, and the CLI imports lazily
     code = ("import os,sys,io,contextlib,json,encodings.idna; from stockade.cli import main; "
             "import stockade.audit.engine, stockade.audit.report.jsonfmt, stockade.audit.fix, "
-            "stockade.audit.targets, stockade.audit.hostfacts, stockade.audit.command; "
+            "stockade.audit.targets, stockade.linux.hostfacts, stockade.cli.audit; "
             "f=io.StringIO(); c=contextlib.redirect_stdout(f); c.__enter__(); "
             "main(['audit','--list-checks']); c.__exit__(None,None,None); "
             "os.setgroups([]); os.setgid(65534); os.setuid(65534); "

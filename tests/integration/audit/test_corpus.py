@@ -309,7 +309,7 @@ def test_all_finds_the_corpus(docker_corpus: DockerCorpus, runc_corpus: RuncCorp
 
 def test_all_with_progress_display(runc_corpus: RuncCorpus) -> None:
     """--all with the progress display forced on: the report on stdout, progress on stderr."""
-    proc = subprocess.run([sys.executable, "-m", "stockade.cli", "audit", "--all", "--progress", "always",
+    proc = subprocess.run([sys.executable, "-m", "stockade", "audit", "--all", "--progress", "always",
                            "--runc-root", runc_corpus.root, "--stockade-root", "/nonexistent",
                            "--format", "json"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})

@@ -18,7 +18,7 @@ import pytest
 from stockade.runner import runs
 from tests.conftest import require_root
 
-STOCKADE = [sys.executable, "-m", "stockade.cli"]
+STOCKADE = [sys.executable, "-m", "stockade"]
 SEVERE = ("high", "critical")
 OPEN = ("exploitable", "present")
 

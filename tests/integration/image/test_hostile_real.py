@@ -16,7 +16,7 @@ from tests.data.hostile.images import corpus
 
 from stockade.image import export
 
-STOCKADE = [sys.executable, "-m", "stockade.cli"]
+STOCKADE = [sys.executable, "-m", "stockade"]
 NOBODY = 65534
 
 

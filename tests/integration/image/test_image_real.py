@@ -27,7 +27,7 @@ from stockade.image.process import resolve_process
 from stockade.image.rootfs import prepare_rootfs
 from stockade.image.store import Store
 
-STOCKADE = [sys.executable, "-m", "stockade.cli"]
+STOCKADE = [sys.executable, "-m", "stockade"]
 # Files docker's init layer adds to every container: not image content.
 DOCKER_INIT = {".dockerenv", "dev", "proc", "sys", "etc/hostname", "etc/hosts", "etc/mtab",
                "etc/resolv.conf"}

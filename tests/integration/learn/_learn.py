@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import native_arch, syscall_table
 from stockade.policy.loader import load_policy
 from stockade.policy.model import ActionKind
-from stockade.policy.vocab.syscalls import native_arch, syscall_table
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import compile_filter, evaluate
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
 
 PY = sys.executable
 # Never made by any workload here; the learned filter must refuse them.

@@ -39,7 +39,7 @@ def frontend_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the OCI front end cannot be built here")
     out = tmp_path_factory.mktemp("frontend") / "stockade-oci"
-    return build(str(out), cli=STOCKADE[0])
+    return build(str(out), cli=STOCKADE[0], test_hooks=True)
 
 
 @pytest.fixture

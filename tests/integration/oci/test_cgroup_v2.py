@@ -65,9 +65,7 @@ def test_device_rules_become_an_ebpf_program(v2_mount: str, bundles: Bundles,
 
 
 def _dirs(root: Path, cid: str) -> list[str]:
-    import marshal
-
-    data = marshal.loads((root / "stockade" / cid / "state").read_bytes())
+    data = json.loads((root / "stockade" / cid / "state.json").read_bytes())
     dirs: list[str] = data["cgroup_dirs"]
     return dirs
 

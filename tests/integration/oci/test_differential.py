@@ -146,7 +146,7 @@ def _seccomp(action: str, errno_ret: int | None = None,
 
 def _seccomp_default_errno(cfg: dict[str, Any]) -> None:
     """Default action errno 95 (defaultErrnoRet); every known syscall but mkdir allowed."""
-    from stockade.policy.vocab.syscalls import syscall_table
+    from stockade.linux.syscall_table import syscall_table
 
     names = sorted(n for n in syscall_table().all_names if n not in ("mkdir", "mkdirat"))
     cfg["linux"]["seccomp"] = {

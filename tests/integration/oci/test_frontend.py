@@ -54,8 +54,9 @@ def test_start_kill_delete_without_python(native_only: str, bundles: Bundles,
                                           oci_root: Path) -> None:
     b = _bundle(bundles, LOOP)
     assert oci(oci_root, "create", "--bundle", str(b), "n1").returncode == 0
-    fast = (oci_root / "stockade" / "n1" / "fast").read_text()
-    assert "hooks=0" in fast and f"pid={_state(oci_root, 'n1')['pid']}" in fast
+    recorded = json.loads((oci_root / "stockade" / "n1" / "state.json").read_bytes())
+    assert not recorded["start_hooks"] and not any(recorded["hooks"].values())
+    assert recorded["pid"] == _state(oci_root, "n1")["pid"] and not recorded["creating"]
     r = _fe(native_only, oci_root, "state", "n1")  # answered without Python now
     assert r.returncode == 0 and r.stdout == oci(oci_root, "state", "n1").stdout
     assert _fe(native_only, oci_root, "list").returncode == 1  # handed over
@@ -98,7 +99,8 @@ def test_hooks_odd_flags_and_unknown_signals_go_to_python(native_only: str, bund
     hook = {"path": "/bin/sh", "args": ["sh", "-c", f"touch {mark}"]}
     b = _bundle(bundles, LOOP, hooks={"poststart": [hook]})
     assert oci(oci_root, "create", "--bundle", str(b), "n3").returncode == 0
-    assert "hooks=1" in (oci_root / "stockade" / "n3" / "fast").read_text()
+    assert json.loads((oci_root / "stockade" / "n3" / "state.json").read_bytes())["hooks"][
+        "poststart"]
     assert _fe(native_only, oci_root, "start", "n3").returncode == 1  # a hook: Python's
     assert _state(oci_root, "n3")["status"] == "created" and not mark.exists()
     assert _fe(native_only, oci_root, "kill", "n3", "SIGRTMIN").returncode == 1
@@ -139,7 +141,6 @@ def test_rebuilt_only_when_stale(tmp_path: Path, frontend_bin: str) -> None:
     """`python -m stockade.oci.frontend --if-stale OUT`: a front end stamped from the
     installed sources is kept; one built from others is rebuilt (scripts/dev setup)."""
     import shutil
-    import subprocess as sp
 
     from stockade.oci import frontend
     from stockade.oci.fastplan import stamp
@@ -150,8 +151,7 @@ def test_rebuilt_only_when_stale(tmp_path: Path, frontend_bin: str) -> None:
     before = out.stat().st_mtime_ns
     assert frontend.main(["--if-stale", str(out)]) == 0
     assert out.stat().st_mtime_ns == before  # up to date: not rebuilt
-    sp.run(["cc", "-O2", '-DSTOCKADE_CLI="/bin/false"', '-DSTOCKADE_STAMP="old"', "-o",
-            str(out), str(frontend.SOURCE)], check=True)
+    frontend.build(str(out), cli="/bin/false", stamp="old")
     assert frontend.built_stamp(str(out)) == "old"
     assert frontend.main(["--if-stale", str(out)]) == 0
     assert frontend.built_stamp(str(out)) == stamp()

@@ -19,6 +19,6 @@ make_busybox_rootfs = _mod.make_busybox_rootfs
 
 # Fixed host facts for generated output (the real host is asked only where a test runs
 # something on it).
-from stockade.profiles.base import HostFacts  # noqa: E402
+from stockade.linux.hostfacts import HostFacts  # noqa: E402
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 1), cap_last_cap=40, landlock_abi=7)

@@ -13,8 +13,8 @@ sys.path.insert(0, str(HERE.parents[1] / "unit" / "profiles"))
 
 from _policies import EXAMPLE_NAMES, example  # noqa: E402
 
+from stockade.linux.hostfacts import HostFacts  # noqa: E402
 from stockade.policy.model import Policy  # noqa: E402
-from stockade.profiles.base import HostFacts  # noqa: E402
 
 
 @pytest.fixture(params=EXAMPLE_NAMES)

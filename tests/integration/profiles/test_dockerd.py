@@ -9,9 +9,10 @@ import pytest
 from _policies import EXAMPLE_NAMES, example
 from _profiles_env import HOST
 
+from stockade.lsm import apparmor
 from stockade.policy.model import Policy
 from stockade.policy.vocab.capabilities import cap_mask
-from stockade.profiles import apparmor_binding, docker
+from stockade.profiles import docker
 from stockade.profiles.base import write_artifacts
 
 
@@ -36,8 +37,8 @@ def test_docker_accepts_flags_and_profiles(name: str, tmp_path: Path, dockerd: o
 
 
 def test_apparmor_profile_loads() -> None:
-    st = apparmor_binding.status()
-    if not st.enabled:
-        pytest.skip(f"AppArmor is not active on this machine ({st.reason}): the generated profile "
+    why = apparmor.unavailable_reason()
+    if why is not None:
+        pytest.skip(f"AppArmor is not usable on this machine ({why}): the generated profile "
                     "is checked by apparmor_parser -Q -K instead of being loaded into dockerd")
     pytest.skip("loading profiles into the kernel is left to machines with AppArmor active")

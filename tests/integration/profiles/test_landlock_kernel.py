@@ -13,8 +13,8 @@ from _landlock_apply import apply_ruleset
 from _policies import built, with_fs
 
 from stockade.errors import Location
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import PathEntry
-from stockade.profiles.base import HostFacts
 from stockade.profiles.landlock import landlock_rules
 
 

@@ -24,8 +24,8 @@ import pytest
 
 from stockade.api import run
 from stockade.errors import RunnerError
+from stockade.linux import syscalls as L
 from stockade.policy.model import Landlock, Lsm, Policy, User
-from stockade.runner import _linux as L
 from tests.conftest import require_root
 from tests.integration.runner.conftest import with_resources
 

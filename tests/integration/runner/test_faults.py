@@ -109,9 +109,9 @@ def test_rlimit_above_hard_limit(default_policy: Policy, outdir: Path, leak_chec
 
 
 def test_lsm_required_but_absent(default_policy: Policy, outdir: Path, leak_check: None) -> None:
-    from stockade.runner.prepare import lsm_active
+    from stockade.linux.host import active_lsms
 
-    if "apparmor" in lsm_active():
+    if "apparmor" in active_lsms():
         pytest.skip("AppArmor is active on this host")
     pol = dataclasses.replace(default_policy, digest=default_policy.digest + "-aa",
                               lsm=Lsm(apparmor=AppArmor("enforce"), required=True))

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import require_root
 
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 NOTE = "CAP_SETFCAP dropped so the payload cannot write file capabilities effective on the host"
 
 # Each probe prints "<name> OK" or "<name> <ERRNO>"; run in the current directory.

@@ -15,7 +15,7 @@ from stockade.image import export
 from stockade.image.store import Store
 from tests.conftest import require_root
 
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import require_root
 
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 HOST_ONLY = ("/home", "/root", "/var/lib/docker", "/boot", "/var")
 
 

@@ -11,7 +11,7 @@ from stockade.image.store import Store
 from stockade.policy.loader import load_policy
 from tests.integration.runner.test_run_image import APP, _app_layers, _load, base_layer, store  # noqa: F401
 
-STOCKADE = [sys.executable, "-m", "stockade.cli"]
+STOCKADE = [sys.executable, "-m", "stockade"]
 
 
 def test_learn_inside_an_image_then_run_it(store: Store, tmp_path: Path, base_layer: bytes) -> None:  # noqa: F811

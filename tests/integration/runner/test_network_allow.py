@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import require_root
 
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 CLIENT = """
 import socket, time, urllib.request
 for _ in range(100):
@@ -61,7 +61,7 @@ def test_without_allow_strict_refuses_inet(tmp_path: Path) -> None:
 
 def test_explain_names_the_deciding_rule(tmp_path: Path) -> None:
     policy = _policy(tmp_path, '[unix, "inet:tcp"]')
-    explain = [sys.executable, "-m", "stockade.cli", "explain", policy, "socket", "--args"]
+    explain = [sys.executable, "-m", "stockade", "explain", policy, "socket", "--args"]
     granted = subprocess.run([*explain, "2,1,0"], capture_output=True, text=True, timeout=60)
     assert granted.returncode == 0, granted.stderr
     assert "decision: allow" in granted.stdout
@@ -70,7 +70,7 @@ def test_explain_names_the_deciding_rule(tmp_path: Path) -> None:
     default = tmp_path / "d.yaml"
     default.write_text("stockade: 1\nname: d\nextends: [default]\n"
                        "network:\n  mode: loopback\n  allow: [unix]\n")
-    refused = subprocess.run([sys.executable, "-m", "stockade.cli", "explain", str(default),
+    refused = subprocess.run([sys.executable, "-m", "stockade", "explain", str(default),
                               "socket", "--args", "2,1,0"], capture_output=True, text=True,
                              timeout=60)
     assert "decision: errno:EAFNOSUPPORT" in refused.stdout

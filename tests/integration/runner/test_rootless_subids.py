@@ -93,7 +93,7 @@ def _run_as(user: tuple[str, int, str], policy: str, *cmd: str) -> subprocess.Co
     os.chown(cache, uid, uid)
     try:
         return subprocess.run(["setpriv", f"--reuid={name}", f"--regid={name}", "--clear-groups",
-                               python, "-m", "stockade.cli", "run", "--policy", policy, "--",
+                               python, "-m", "stockade", "run", "--policy", policy, "--",
                                *cmd], env=_env(cache), capture_output=True, text=True,
                               timeout=120, cwd="/")
     finally:

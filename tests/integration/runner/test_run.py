@@ -23,7 +23,7 @@ from tests.integration.runner.conftest import no_resources, with_resources
 
 pytestmark = pytest.mark.root
 HERE = Path(__file__).parent
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 

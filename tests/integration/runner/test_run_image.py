@@ -22,7 +22,7 @@ from stockade.policy.model import Policy, User
 from tests.conftest import Dockerd, require_root
 from tests.integration.runner.conftest import stockade_cgroups
 
-STOCKADE = [sys.executable, "-m", "stockade.cli"]
+STOCKADE = [sys.executable, "-m", "stockade"]
 APP: dict[str, object] = {
     "Entrypoint": ["/bin/sh", "-c"],
     "Cmd": ["echo $FOO $BAR; pwd; id -u; id -g; grep -E '^(NoNewPrivs|CapEff)' /proc/self/status"],

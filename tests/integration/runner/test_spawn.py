@@ -74,11 +74,11 @@ def test_spawned_payload_keeps_the_filter_and_a_missing_command_is_127(
 
 
 def test_blockers_name_what_the_init_could_not_survive() -> None:
+    from stockade.linux.hostfacts import HostFacts
     from stockade.policy.loader import load_policy
-    from stockade.profiles.seccomp import compile_bpf
-    from stockade.runner.prepare import host_facts
+    from stockade.seccomp.filter import compile_bpf
 
-    host = host_facts()
+    host = HostFacts.detect()
     bpf = compile_bpf(load_policy("default"), host)
     assert spawn_blockers(True, False, [], bpf, host.arch) == []
     assert "no_new_privileges is false" in spawn_blockers(False, False, [], bpf, host.arch)

@@ -101,7 +101,7 @@ def sandboxes() -> Iterator[list[subprocess.Popen[str]]]:
 
 def start(started: list[subprocess.Popen[str]], env: dict[str, str], argv: list[str],
           policy: str = "default") -> subprocess.Popen[str]:
-    p = subprocess.Popen([sys.executable, "-m", "stockade.cli", "run", "--policy", policy,
+    p = subprocess.Popen([sys.executable, "-m", "stockade", "run", "--policy", policy,
                           "--", *argv], env=env, text=True, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     started.append(p)
@@ -254,7 +254,7 @@ def test_inotify_exhaustion_stays_in_its_own_sandbox(env: dict[str, str],
     a = start(sandboxes, env, [PYTHON, "-c", EXHAUST])
     held, n, err = line(a).split()
     assert (held, int(n), int(err)) == ("held", limit, errno.EMFILE)  # A used up its budget
-    b = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--policy", "strict",
+    b = subprocess.run([sys.executable, "-m", "stockade", "run", "--policy", "strict",
                         "--", PYTHON, "-c", ONE], env=env, text=True, capture_output=True,
                        timeout=WAIT_S)
     assert b.returncode == 0, b.stderr
@@ -274,7 +274,7 @@ def test_sandbox_without_pid_namespace_cannot_stop_another(
     payload = next(pid for pid in sandboxed(b) if Path(f"/proc/{pid}/comm").read_text() == "sh\n")
     policy = tmp_path / "no-pid-ns.yaml"
     policy.write_text(NO_PID_NS)
-    a = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--policy", str(policy),
+    a = subprocess.run([sys.executable, "-m", "stockade", "run", "--policy", str(policy),
                         "--", "/bin/sh", "-c",
                         f"test -d /proc/{payload} && kill -STOP {payload}; echo rc=$?"],
                        env=env, text=True, capture_output=True, timeout=WAIT_S)
@@ -298,7 +298,7 @@ def test_runner_killed_frees_its_range(env: dict[str, str], tmp_path: Path,
         wait_until_gone(base, base + SIZE)  # the init dies with its runner, and the rest
         locked, text = lock_state(tmp_path / "state", base)
         assert not locked and text.strip() == str(runner)  # left as "in use by <pid>"
-        again = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--", "/bin/cat",
+        again = subprocess.run([sys.executable, "-m", "stockade", "run", "--", "/bin/cat",
                                 "/proc/self/uid_map"], env=env, text=True, capture_output=True,
                                timeout=WAIT_S)
         assert again.returncode == 0, again.stderr
@@ -334,7 +334,7 @@ def test_range_with_processes_of_a_killed_runner_is_skipped(
     try:
         a.wait(WAIT_S)
         assert ids_in_use(START, START + SIZE)  # the stray keeps range 0's ids
-        again = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--", "/bin/cat",
+        again = subprocess.run([sys.executable, "-m", "stockade", "run", "--", "/bin/cat",
                                 "/proc/self/uid_map"], env=env, text=True, capture_output=True,
                                timeout=WAIT_S)
         assert again.returncode == 0, again.stderr
@@ -350,7 +350,7 @@ def test_exhausted_pool_fails_closed(env: dict[str, str], tmp_path: Path,
     env = dict(env, STOCKADE_ID_POOL=f"{START}:{SIZE}")  # one range
     a = start(sandboxes, env, ["/bin/sh", "-c", HOLD])
     assert line(a) == "ready"
-    b = subprocess.Popen([sys.executable, "-m", "stockade.cli", "run", "--", "/bin/echo", "RAN"],
+    b = subprocess.Popen([sys.executable, "-m", "stockade", "run", "--", "/bin/echo", "RAN"],
                          env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = b.communicate(timeout=WAIT_S)
     assert b.returncode == 113  # the runner's idmap code
@@ -360,7 +360,7 @@ def test_exhausted_pool_fails_closed(env: dict[str, str], tmp_path: Path,
     assert "\n" not in err and "Traceback" not in err
     assert cgroups_of(b.pid) == []  # it failed before creating anything
     assert end(a) == 0
-    c = subprocess.run([sys.executable, "-m", "stockade.cli", "run", "--", "/bin/echo", "RAN"],
+    c = subprocess.run([sys.executable, "-m", "stockade", "run", "--", "/bin/echo", "RAN"],
                        env=env, text=True, capture_output=True, timeout=WAIT_S)
     assert c.returncode == 0 and c.stdout.strip() == "RAN", c.stderr  # free again
 
@@ -369,7 +369,7 @@ def test_the_runner_gets_its_own_credentials_back() -> None:
     """The runner creates the namespace as its owner (runner.idmap.become_owner), then is
     root again, keeping what a uid change clears: a service calling stockade.run()
     in-process keeps its core dumps and its parent-death signal."""
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     r, w = os.pipe()
     pid = os.fork()

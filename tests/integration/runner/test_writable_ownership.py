@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import require_root
 
-CLI = [sys.executable, "-m", "stockade.cli", "run"]
+CLI = [sys.executable, "-m", "stockade", "run"]
 SQLITE = ("import sqlite3; c = sqlite3.connect('app.db'); c.execute('create table t (x)'); "
           "c.execute('insert into t values (42)'); c.commit(); "
           "print(c.execute('select x from t').fetchone()[0])")

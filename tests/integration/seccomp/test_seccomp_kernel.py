@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscalls import prctl, seccomp_set_filter
 from stockade.policy.loader import load_policy
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import compile_bpf
-from stockade.runner._linux import prctl, seccomp_set_filter
+from stockade.seccomp.filter import compile_bpf
 
 PR_SET_NO_NEW_PRIVS = 38
 libc = ctypes.CDLL(None, use_errno=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.loader import load_policy
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import docker_seccomp, oci_seccomp
+from stockade.seccomp.docker_json import docker_seccomp, oci_seccomp
 from tests.conftest import Dockerd, require_root, require_tool
 
 PROBE = "mkdir /tmp/x 2>&1; echo mkdir=$?; uname -s; echo uname=$?"

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stockade.audit.hostfacts import HostFacts
+from stockade.linux.hostfacts import HostFacts
 
 DOCKER_STATUS = {
     "Name": "sleep", "Pid": "4242", "Uid": "0\t0\t0\t0", "Gid": "0\t0\t0\t0", "Groups": "",

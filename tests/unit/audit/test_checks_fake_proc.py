@@ -116,7 +116,7 @@ def test_vanished_process_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_runc_rows_only_from_the_host(tmp_path: Path) -> None:
-    from stockade.audit.hostfacts import RuntimeInfo
+    from stockade.linux.runtimes import RuntimeInfo
     fake = FakeProc(tmp_path)
     fake.write()
     old = RuntimeInfo("runc", "1.0.0-rc6", "1.0.0~rc6+dfsg1-3", frozenset())

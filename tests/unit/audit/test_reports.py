@@ -11,10 +11,10 @@ import yaml
 
 from stockade.audit import fix
 from stockade.audit.checks import ALL
-from stockade.audit.command import exit_status
 from stockade.audit.model import AuditResult, Finding, Severity, Status, Target
 from stockade.audit.report import FORMATS
 from stockade.audit.report.jsonfmt import schema
+from stockade.cli.audit import exit_status
 
 from .fakeproc import host_facts
 

@@ -21,7 +21,7 @@ from tests.data.hostile.images import corpus
 
 from stockade import cli
 from stockade.errors import StockadeError
-from stockade.image import command, export
+from stockade.image import export, spool
 from stockade.image import store as store_module
 from stockade.image.copytree import apply_layer
 from stockade.image.digest import sha256_bytes
@@ -319,7 +319,7 @@ def test_bad_limit_option_is_one_line(store: Store, tmp_path: Path, capsys: pyte
 
 def test_stdin_spool_is_limited(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(command, "STDIN_SLACK", 0)
+    monkeypatch.setattr(spool, "SLACK", 0)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(bytes(3 << 20))))
     _refused(store, Path("-"), capsys, "archive size (stdin) limit", "--max-size", "1M")
 

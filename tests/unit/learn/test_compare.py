@@ -9,7 +9,7 @@ import pytest
 
 from stockade.cli import main
 from stockade.learn.compare import compare, load_side, samples
-from stockade.profiles.base import HostFacts
+from stockade.linux.hostfacts import HostFacts
 from tests.conftest import MOBY_PROFILE
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40)

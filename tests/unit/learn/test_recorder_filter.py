@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from stockade.learn.recorder_filter import recorder_program
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
-from stockade.profiles import bpf
+from stockade.linux.syscall_table import AUDIT_ARCH, syscall_table
+from stockade.seccomp import bpf
 
 NOTIF, ALLOW = bpf.SECCOMP_RET_USER_NOTIF, bpf.SECCOMP_RET_ALLOW
 

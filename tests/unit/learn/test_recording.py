@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stockade.learn.recording import Recording
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
+from stockade.linux.syscall_table import AUDIT_ARCH, syscall_table
 
 
 def test_numbers_become_names_per_arch() -> None:

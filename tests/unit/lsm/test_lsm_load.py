@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import RunnerError
+from stockade.linux import host
 from stockade.lsm import apparmor, load, stamps, verify
-from stockade.profiles import apparmor_binding
 from stockade.runner.plan import LsmPlan
 
 PARSER = """#!/bin/sh
@@ -37,8 +37,7 @@ def fake_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     monkeypatch.setenv("STOCKADE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(apparmor, "SECURITYFS", str(fs))
-    monkeypatch.setattr(apparmor_binding, "status",
-                        lambda: apparmor_binding.AppArmorStatus(True, "enabled"))
+    monkeypatch.setattr(host, "active_lsms", lambda: ("lockdown", "apparmor"))
     return fs
 
 
@@ -85,9 +84,18 @@ def test_a_profile_that_fails_to_load_stops_the_run_with_step_lsm(
 
 def test_inactive_apparmor_is_refused_with_the_reason(
         fake_kernel: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(apparmor_binding, "status", lambda: apparmor_binding.AppArmorStatus(
-        False, "AppArmor is not active in this kernel"))
+    monkeypatch.setattr(host, "active_lsms", lambda: ("lockdown", "landlock"))
     with pytest.raises(apparmor.AppArmorLoadError, match="not active"):
+        apparmor.ensure_loaded("web", "profile web {}\n", "d1")
+    assert _calls(fake_kernel) == 0
+
+
+def test_unmounted_securityfs_is_refused_with_the_reason(
+        fake_kernel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Active but without securityfs (a container that did not mount it): apparmor_parser
+    could not load anything, so the loader says so instead of running it."""
+    monkeypatch.setattr(apparmor, "SECURITYFS", str(tmp_path / "not-mounted"))
+    with pytest.raises(apparmor.AppArmorLoadError, match="securityfs interface is not mounted"):
         apparmor.ensure_loaded("web", "profile web {}\n", "d1")
     assert _calls(fake_kernel) == 0
 

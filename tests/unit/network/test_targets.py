@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from stockade.cli import main
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
 from stockade.profiles import docker, kubernetes, systemd
-from stockade.profiles.base import HostFacts
 from stockade.profiles.network_targets import kube_quantity, reach
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 1), cap_last_cap=40, landlock_abi=6)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from stockade.linux import consts as L
 from stockade.oci import fastplan, hooks, notice
 from stockade.oci.config import ConfigError
 from stockade.oci.translate import check_grantable
-from stockade.runner import linux_consts as L
 from stockade.runner.cgroups import Hierarchy
 from stockade.runner.cgroups.v1 import v1_writes
 from stockade.runner.cgroups.v2 import v2_writes

@@ -54,9 +54,10 @@ def test_allow_under_default_keeps_eafnosupport(tmp_path: Path) -> None:
 
 
 def test_compiled_filter_agrees(tmp_path: Path) -> None:
-    from stockade.policy.vocab.syscalls import syscall_table
-    from stockade.profiles.base import HostFacts
-    from stockade.profiles.seccomp import compile_filter, evaluate
+    from stockade.linux.hostfacts import HostFacts
+    from stockade.linux.syscall_table import syscall_table
+    from stockade.seccomp.check import evaluate
+    from stockade.seccomp.filter import compile_filter
 
     pol = load_policy(_write(tmp_path, 'network:\n  mode: loopback\n  allow: [unix, "inet:tcp"]\n'))
     host = HostFacts(arch="x86_64", kernel=(6, 1), cap_last_cap=40, landlock_abi=7)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from stockade.errors import PolicyError
+from stockade.policy.layers import PRESETS, preset_text
 from stockade.policy.loader import load_policy
-from stockade.policy.resolve import PRESETS, preset_text
 from tests.conftest import EXAMPLES
 from tests.unit._mutations import mutated, mutated_text
 
@@ -69,7 +69,7 @@ def test_hostile_extends_is_refused(tmp_path: Path, extends: str) -> None:
 def test_extends_chain_depth_is_capped(tmp_path: Path) -> None:
     # a chain of 40 files, each extending the next: refused at MAX_EXTENDS_DEPTH, where
     # the layer that would go one deeper names its `extends`
-    from stockade.policy.resolve import MAX_EXTENDS_DEPTH
+    from stockade.policy.layers import MAX_EXTENDS_DEPTH
 
     for i in range(40):
         (tmp_path / f"p{i}.yaml").write_text(f"stockade: 1\nname: p{i}\nextends: [p{i + 1}.yaml]\n")

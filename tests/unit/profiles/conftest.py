@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _policies import EXAMPLE_NAMES, built, example  # noqa: E402
 
+from stockade.linux.hostfacts import HostFacts  # noqa: E402
 from stockade.policy.model import Policy  # noqa: E402
-from stockade.profiles.base import HostFacts  # noqa: E402
 
 # Fixed host facts: golden files and assertions must not depend on the machine.
 HOST = HostFacts(arch="x86_64", kernel=(6, 1), cap_last_cap=40, landlock_abi=7)

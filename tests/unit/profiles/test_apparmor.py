@@ -6,9 +6,9 @@ import pytest
 from _policies import with_fs
 
 from stockade.errors import Location, PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import AppArmor, Lsm, PathEntry, Policy
 from stockade.profiles import apparmor
-from stockade.profiles.base import HostFacts
 
 L = Location("p.yaml", 3, 5, "filesystem.exec[0]")
 

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from stockade.errors import PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Capabilities, Policy
 from stockade.profiles import capabilities as caps
-from stockade.profiles.base import HostFacts
 
 
 def _with_caps(p: Policy, kept: set[str], ambient: tuple[str, ...] = ()) -> Policy:

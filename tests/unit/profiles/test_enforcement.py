@@ -2,15 +2,23 @@ from __future__ import annotations
 
 import pytest
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.profiles import enforcement as enf
-from stockade.profiles.base import HostFacts
+from stockade.profiles import registry
+from stockade.profiles.base import Enforcement
 
 
 @pytest.fixture(autouse=True)
 def _no_seccomp(monkeypatch: pytest.MonkeyPatch) -> None:
     # seccomp's own records are the seccomp tests' business; here only ours count.
-    monkeypatch.setattr(enf, "_seccomp_enforcements", lambda policy, host: ())
+    real = registry.backend_enforcements
+
+    def without_seccomp(backend: str, policy: Policy, host: HostFacts) -> tuple[Enforcement, ...]:
+        return () if backend == "seccomp" else real(backend, policy, host)
+
+    monkeypatch.setattr(registry, "backend_enforcements", without_seccomp)
+    monkeypatch.setattr(enf, "backend_enforcements", without_seccomp)
 
 
 def test_path_rules_need_a_path_backend(web_api: Policy, host: HostFacts) -> None:
@@ -34,7 +42,7 @@ def test_docker_brings_apparmor_only_when_asked(web_api: Policy, batch: Policy) 
 
 
 def test_all_targets_leave_nothing_unenforced(example_policy: Policy, host: HostFacts) -> None:
-    rows = enf.enforcement_table(example_policy, host, enf.ALL_TARGETS)
+    rows = enf.enforcement_table(example_policy, host, registry.TARGETS)
     assert enf.unenforced_rules(rows) == []
     assert "NOT ENFORCED" not in enf.format_table(rows)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _policies import EXAMPLE_NAMES, example
 
-from stockade.profiles.base import HostFacts
+from stockade.linux.hostfacts import HostFacts
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 HOST = HostFacts(arch="x86_64", kernel=(6, 1), cap_last_cap=40, landlock_abi=7)

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from spo_schemas import SCHEMAS
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.profiles import kubernetes
-from stockade.profiles.base import HostFacts
 
 
 def test_pod_validates_against_kubernetes_schema(example_policy: Policy, host: HostFacts) -> None:

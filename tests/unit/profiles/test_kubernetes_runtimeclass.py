@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.profiles import kubernetes
-from stockade.profiles.base import HostFacts
 
 
 def test_runtimeclass_is_emitted_and_validates(example_policy: Policy, host: HostFacts) -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.profiles import docker, oci
-from stockade.profiles.base import HostFacts
 
 
 def test_oci_fragment_web_api(web_api: Policy, host: HostFacts) -> None:

@@ -5,7 +5,7 @@ from _policies import built, with_fs
 
 from stockade.errors import Location, PolicyError
 from stockade.policy.model import PathEntry
-from stockade.profiles.paths import subtree_prefix, validate_filesystem, validate_path
+from stockade.policy.paths import subtree_prefix, validate_filesystem, validate_path
 
 LOC = Location("p.yaml", 7, 3, "filesystem.writable[0]")
 

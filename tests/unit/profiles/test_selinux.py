@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from stockade.errors import PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Lsm, Policy, SELinux
 from stockade.profiles import selinux
-from stockade.profiles.base import HostFacts
 from stockade.profiles.selinux import cil
 
 

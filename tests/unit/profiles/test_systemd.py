@@ -6,9 +6,9 @@ from types import MappingProxyType
 from _policies import with_fs
 
 from stockade.errors import Location
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import PathEntry, Policy
 from stockade.profiles import systemd
-from stockade.profiles.base import HostFacts
 
 
 def _directives(p: Policy, host: HostFacts) -> dict[str, str]:

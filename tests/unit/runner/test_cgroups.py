@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stockade.runner.cgroupfs import CgroupError, blkio_weight, cpu_shares
+from stockade.policy.units import blkio_weight, cpu_shares
+from stockade.runner.cgroupfs import CgroupError
 from stockade.runner.cgroups import V1Cgroup, V2Cgroup, detect
 from stockade.runner.plan import Limits
 

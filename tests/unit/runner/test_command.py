@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from stockade.runner.command import _env, configure
+from stockade.cli.run import _env, configure
 
 
 def test_env_flags(monkeypatch: pytest.MonkeyPatch) -> None:

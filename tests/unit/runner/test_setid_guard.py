@@ -9,13 +9,13 @@ import pytest
 
 from stockade.errors import RunnerError
 from stockade.policy.loader import load_policy
-from stockade.profiles.seccomp import evaluate
 from stockade.runner import setid_guard
 from stockade.runner._record import replace
 from stockade.runner.plan import RunSpec, build_plan
 from stockade.runner.prepare import policy_part
 from stockade.runner.rootfs import tree_key
 from stockade.runner.setid_guard import CAP_SETFCAP, MODE_ARGUMENT, compile_guard, guarded
+from stockade.seccomp.check import evaluate
 
 FAKE_BPF = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # one instruction: RET ALLOW
 X32_BIT = 0x40000000

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from stockade.cli import main
-from stockade.policy.vocab.syscalls import syscall_table
-from stockade.profiles.seccomp import BIG_ENDIAN, compile_filter, evaluate
+from stockade.linux.syscall_table import syscall_table
+from stockade.seccomp.arches import BIG_ENDIAN
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
 from tests.unit.seccomp.test_presets import HOST
 
 POLICY = """\

@@ -20,8 +20,9 @@ import pytest
 COMPILE = textwrap.dedent("""
     import os, sys
     from stockade.policy.loader import load_policy
-    from stockade.profiles import seccomp
-    from stockade.profiles.base import HostFacts
+    from stockade.seccomp import forked_build
+    from stockade.seccomp.filter import compile_filter
+    from stockade.linux.hostfacts import HostFacts
 
     def spin(*args, **kwargs):
         with open(sys.argv[1] + ".tmp", "w") as fh:
@@ -30,9 +31,9 @@ COMPILE = textwrap.dedent("""
         while True:
             pass
 
-    seccomp._libseccomp_filter = spin
+    forked_build.libseccomp_filter = spin
     policy = load_policy("strict")
-    seccomp.compile_filter(policy, HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7))
+    compile_filter(policy, HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7))
 """)
 
 

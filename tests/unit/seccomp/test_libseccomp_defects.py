@@ -10,22 +10,19 @@ import pytest
 import yaml
 
 from stockade.errors import StockadeError
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import AUDIT_ARCH, syscall_table
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
 from stockade.policy.semantics import decide
-from stockade.policy.vocab.syscalls import AUDIT_ARCH, syscall_table
-from stockade.profiles import bpf
-from stockade.profiles.argsets import cell_witnesses
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import (
-    _ARGUMENT_WORDS,
-    PlannedRule,
-    _export,
-    _uninverted,
-    action_ret,
-    compile_filter,
-    evaluate,
-)
+from stockade.seccomp import bpf
+from stockade.seccomp.actions import action_ret
+from stockade.seccomp.build import export_bpf
+from stockade.seccomp.check import ARGUMENT_WORDS, evaluate
+from stockade.seccomp.filter import compile_filter
+from stockade.seccomp.rewrite import uninverted
+from stockade.seccomp.rules import PlannedRule
+from stockade.seccomp.samples import cell_witnesses
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7)
 EPERM, EACCES = m.DENY_EPERM, m.Action(m.ActionKind.ERRNO, 13)
@@ -75,7 +72,7 @@ def _clone_build(rules: list[PlannedRule]) -> bytes:
                               c.mask if c.op is m.ArgOp.MASKED_EQ else c.value,
                               c.value if c.op is m.ArgOp.MASKED_EQ else 0) for c in rule.args]
         flt.add_rule(action_ret(rule.action), rule.syscall, *args)
-    return _export(flt)
+    return export_bpf(flt)
 
 
 def _clone_at(program: bytes, a1: int, a2: int) -> m.Action:
@@ -84,7 +81,7 @@ def _clone_at(program: bytes, a1: int, a2: int) -> m.Action:
 
 def _clashes(program: bytes) -> list[int]:
     nr = syscall_table().by_arch["x86_64"]["clone"]
-    return bpf.accumulator_clashes(bpf.decode(program), bpf.seccomp_data(nr, AUDIT_ARCH["x86_64"]), _ARGUMENT_WORDS)
+    return bpf.accumulator_clashes(bpf.decode(program), bpf.seccomp_data(nr, AUDIT_ARCH["x86_64"]), ARGUMENT_WORDS)
 
 
 def test_libseccomp_compares_the_wrong_argument_after_an_inverted_one_and_the_rewrite_avoids_it() -> None:
@@ -101,7 +98,7 @@ def test_libseccomp_compares_the_wrong_argument_after_an_inverted_one_and_the_re
     if _clone_at(raw, 2, 0) == EACCES:
         pytest.skip("this libseccomp builds the inverted comparison right (the 2.5.4 defect is fixed)")
     assert _clashes(raw), "the mis-built program is not recognised"
-    rewritten = [q for r in plan for q in _uninverted(r)]
+    rewritten = [q for r in plan for q in uninverted(r)]
     assert all(cond.op is not m.ArgOp.NE for r in rewritten for cond in r.args if cond.index == 1)
     fixed = _clone_build(rewritten)
     assert not _clashes(fixed)
@@ -122,10 +119,10 @@ def test_accumulator_clashes_tells_a_shared_comparison_from_a_clean_one() -> Non
                 bpf.jump(jeq, 5, 0, 1),  # a1.lo == 5: reached with a1 or (without the reload) a2 in A
                 bpf.stmt(ret, 1), bpf.stmt(ret, 0)]
 
-    assert bpf.accumulator_clashes(program(reload=False), data, _ARGUMENT_WORDS) == [6]
-    assert bpf.accumulator_clashes(program(reload=True), data, _ARGUMENT_WORDS) == []
+    assert bpf.accumulator_clashes(program(reload=False), data, ARGUMENT_WORDS) == [6]
+    assert bpf.accumulator_clashes(program(reload=True), data, ARGUMENT_WORDS) == []
     other = bpf.seccomp_data(8, AUDIT_ARCH["x86_64"])  # another syscall never gets there
-    assert bpf.accumulator_clashes(program(reload=False), other, _ARGUMENT_WORDS) == []
+    assert bpf.accumulator_clashes(program(reload=False), other, ARGUMENT_WORDS) == []
 
 
 def test_a_value_between_the_boundaries_is_decided_right(tmp_path: Path) -> None:

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from stockade.cli import main
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import syscall_table
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
 from stockade.policy.semantics import decide
-from stockade.policy.vocab.syscalls import syscall_table
-from stockade.profiles.argsets import sample_args
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import ARGS_32BIT, compile_filter, evaluate
+from stockade.seccomp.arches import ARGS_32BIT
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
+from stockade.seccomp.samples import sample_args
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7)
 # what the issue found strict allowing while default denies

@@ -12,16 +12,17 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stockade.errors import PolicyError, StockadeError
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import syscall_table
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
 from stockade.policy.semantics import decide
-from stockade.policy.vocab.syscalls import syscall_table
-from stockade.profiles.argsets import complement, normalise
-from stockade.profiles.base import HostFacts
-from stockade.profiles.seccomp import compile_filter, evaluate
+from stockade.seccomp.argsets import complement, normalise
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7)
-os.environ.setdefault("STOCKADE_LIBSECCOMP_TIMEOUT", "3")  # see seccomp._build_bounded
+os.environ.setdefault("STOCKADE_LIBSECCOMP_TIMEOUT", "3")  # see seccomp.forked_build.build_bounded
 NAMES = sorted(syscall_table().by_arch["x86_64"])[:60] + ["clone", "socket", "personality", "ioctl"]
 ACTIONS = ["allow", "errno", "errno:EACCES", "enosys", "kill", "trap", "log"]
 OPS = ["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"]

@@ -7,7 +7,7 @@ on x32 and mips n32 libseccomp compares only the low 32 bits of an argument, as 
 32-bit arch, and the check judged `personality == 0xffffffff` on all 64.
 
 The reference is the original JSON compiled the way moby and runc do
-(profiles.docker_reference), one arch at a time: the BPF program against Docker on a host
+(seccomp.runc_build), one arch at a time: the BPF program against Docker on a host
 of that arch; the JSON outputs (resolved for the compiling host) against the original on
 this host, for the arches an x86_64 kernel runs.
 """
@@ -21,13 +21,15 @@ from pathlib import Path
 import pytest
 
 from stockade.cli import main
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import syscall_table
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
-from stockade.policy.vocab.syscalls import syscall_table
-from stockade.profiles.argsets import sample_args
-from stockade.profiles.base import HostFacts
-from stockade.profiles.docker_reference import compile_docker_profile, load_json
-from stockade.profiles.seccomp import ARGS_32BIT, BIG_ENDIAN, compile_filter, evaluate
+from stockade.seccomp.arches import ARGS_32BIT, BIG_ENDIAN
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
+from stockade.seccomp.runc_build import compile_docker_profile, load_json
+from stockade.seccomp.samples import sample_args
 from tests.conftest import MOBY_PROFILE
 
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from stockade.linux.hostfacts import HostFacts
+from stockade.linux.syscall_table import syscall_table
 from stockade.policy import model as m
 from stockade.policy.loader import load_policy
 from stockade.policy.semantics import decide
 from stockade.policy.vocab.constants import CONSTANTS
-from stockade.policy.vocab.syscalls import syscall_table
-from stockade.profiles.base import HostFacts
-from stockade.profiles.docker_reference import compile_docker_profile, load_json
-from stockade.profiles.seccomp import compile_filter, compile_seccomp, evaluate
+from stockade.profiles.seccomp import compile_seccomp
+from stockade.seccomp.check import evaluate
+from stockade.seccomp.filter import compile_filter
+from stockade.seccomp.runc_build import compile_docker_profile, load_json
 from tests.conftest import EXAMPLES, MOBY_PROFILE
 
 HOST = HostFacts(arch="x86_64", kernel=(6, 18), cap_last_cap=40, landlock_abi=7)
@@ -90,9 +92,9 @@ def test_network_allow_restricts_socket(tmp_path: Path) -> None:
 def test_output_is_deterministic() -> None:
     p1 = load_policy("default")
     a = compile_seccomp(p1, HOST)
-    from stockade.profiles import seccomp
+    from stockade.seccomp import filter as seccomp_filter
 
-    seccomp._CACHE.clear()
+    seccomp_filter._CACHE.clear()
     b = compile_seccomp(load_policy("default"), HOST)
     assert [f.content() for f in a.files] == [f.content() for f in b.files]
 

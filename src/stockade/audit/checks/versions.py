@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from stockade.audit import versions
-from stockade.audit.hostfacts import RuntimeInfo
 from stockade.audit.model import Severity, Status, Verdict, absent, na
 from stockade.audit.registry import Proofs, check
 from stockade.audit.view import View
+from stockade.linux.runtimes import RuntimeInfo
 
 HOST_ONLY = "host view only: the host's runtime binaries are not visible from inside"
 

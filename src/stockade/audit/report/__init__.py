@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult
+from stockade.linux.hostfacts import HostFacts
 
 Renderer = Callable[[Sequence[AuditResult], HostFacts], str]
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Finding, Severity, Status
+from stockade.linux.hostfacts import HostFacts
 
 SCHEMA_ID = "https://stockade.dev/schemas/audit-report-1.json"
 VERSION = 1

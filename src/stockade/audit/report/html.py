@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Status
 from stockade.audit.report.document import open_by_severity
+from stockade.linux.hostfacts import HostFacts
 
 COLORS = {"critical": "#8b0000", "high": "#d9480f", "medium": "#e8a400", "low": "#4a7ab7",
           "info": "#888888"}

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult
 from stockade.audit.report.document import build
+from stockade.linux.hostfacts import HostFacts
 
 
 def render(results: Sequence[AuditResult], host: HostFacts) -> str:

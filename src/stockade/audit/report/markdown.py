@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Status
+from stockade.linux.hostfacts import HostFacts
 
 
 def _cell(text: str) -> str:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from stockade.audit.checks import ALL
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Severity, Status
+from stockade.linux.hostfacts import HostFacts
 
 _LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
           Severity.LOW: "note", Severity.INFO: "note"}

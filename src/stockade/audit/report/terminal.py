@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from stockade.audit.hostfacts import HostFacts
 from stockade.audit.model import AuditResult, Status
+from stockade.linux.hostfacts import HostFacts
 
 STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 

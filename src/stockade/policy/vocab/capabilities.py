@@ -30,16 +30,12 @@ CRITICAL_CAPS: frozenset[str] = frozenset({
 })
 
 
-def read_cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return len(CAPABILITY_NAMES) - 1
-
-
 def known_capabilities(cap_last_cap: int | None = None) -> tuple[str, ...]:
-    last = read_cap_last_cap() if cap_last_cap is None else cap_last_cap
+    if cap_last_cap is None:
+        from stockade.linux.host import cap_last_cap as running_kernel_last_cap
+
+        cap_last_cap = running_kernel_last_cap()
+    last = cap_last_cap
     return CAPABILITY_NAMES[: last + 1]
 
 

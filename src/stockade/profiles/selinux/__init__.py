@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from importlib import resources
 
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import Artifact, Artifacts, Enforcement, HostFacts
+from stockade.policy.paths import validate_filesystem
+from stockade.profiles.base import Artifact, Artifacts, Enforcement
 from stockade.profiles.capabilities import ordered
-from stockade.profiles.paths import validate_filesystem
 from stockade.profiles.selinux import cil
 from stockade.profiles.selinux.module import BASES, build_module, validate_selinux
 
@@ -37,7 +38,7 @@ def base_text() -> str:
     return resources.files("stockade.profiles.selinux").joinpath("base", "base.cil").read_text()
 
 
-def enforcements(policy: Policy) -> list[Enforcement]:
+def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:
     out = []
     fs = policy.filesystem
     for section in ("read_only", "writable", "exec", "deny", "tmpfs"):
@@ -71,7 +72,7 @@ def compile(policy: Policy, host: HostFacts) -> Artifacts:  # noqa: A001 - the B
                      description="the container base template the module calls"),
             Artifact("INSTALL", text=hint + "\n", description="install hint"),
         ),
-        enforcements=tuple(enforcements(policy)),
+        enforcements=tuple(enforcements(policy, host)),
         notes=(f"install with: {hint}",
                f"run with context system_u:system_r:{policy.selinux_type}:s0"),
     )

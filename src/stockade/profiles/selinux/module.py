@@ -4,8 +4,8 @@ rules for the policy's paths, ports, sockets and capabilities)."""
 from __future__ import annotations
 
 from stockade.errors import Location, PolicyError
+from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
-from stockade.profiles.base import HostFacts
 from stockade.profiles.capabilities import CAP_NUMBERS, ordered
 from stockade.profiles.selinux import cil
 

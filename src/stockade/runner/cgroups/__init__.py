@@ -15,7 +15,7 @@ from stockade.runner.cgroupfs import CgroupError, Usage
 from stockade.runner.cgroups.v1 import V1Cgroup
 from stockade.runner.cgroups.v2 import V2Cgroup
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -175,7 +175,7 @@ def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
 
 
 def is_cgroup2(path: str) -> bool:
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     try:
         return L.statfs_type(path) == L.CGROUP2_SUPER_MAGIC

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import struct
 
+from stockade.linux.consts import (
+    BPF_CGROUP_DEVICE,
+    BPF_F_ALLOW_MULTI,
+    BPF_PROG_ATTACH,
+    BPF_PROG_LOAD,
+    BPF_PROG_TYPE_CGROUP_DEVICE,
+)
+
 _PROLOGUE_LEN = 6
 # struct bpf_cgroup_dev_ctx { u32 access_type /* access << 16 | type */; u32 major, minor; }
 _DEV_BLOCK, _DEV_CHAR = 1, 2
 _ACC = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
-BPF_PROG_TYPE_CGROUP_DEVICE = 15
-BPF_CGROUP_DEVICE = 6
-BPF_F_ALLOW_MULTI = 2
-BPF_PROG_LOAD = 5
-BPF_PROG_ATTACH = 8
 LICENSE = b"Apache-2.0\0"  # the verifier only asks; no GPL-only helper is called
 
 
@@ -120,7 +123,7 @@ def attach(cgroup_dir: str, prog: bytes) -> None:
     import ctypes
     import os
 
-    from stockade.runner import _linux as L
+    from stockade.linux import syscalls as L
 
     insns = ctypes.create_string_buffer(prog, len(prog))
     lic = ctypes.create_string_buffer(LICENSE, len(LICENSE))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 
+from stockade.policy.units import blkio_weight, cpu_shares
 from stockade.runner._record import frozen
 from stockade.runner.cgroupfs import (
     CgroupError,
     Usage,
-    blkio_weight,
-    cpu_shares,
     keyed,
     kill_and_rmdir,
     make_below,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
+from stockade.policy.units import cpu_weight
 from stockade.runner._record import frozen
 from stockade.runner.cgroupfs import (
     CgroupError,
     Usage,
-    cpu_weight,
     keyed,
     kill_and_rmdir,
     make_below,

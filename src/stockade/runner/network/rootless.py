@@ -20,8 +20,8 @@ rootless run, or by `stockade gc`.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.runner._record import frozen
 from stockade.runner.codes import runner_error
 from stockade.runner.network import state

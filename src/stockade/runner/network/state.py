@@ -14,8 +14,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from contextlib import suppress
 
-from stockade._light import suppress
 from stockade.runner.network.addressing import try_hold
 
 FORWARDING_FILE = "forwarding.json"

@@ -1,8 +1,8 @@
 """ip, nft and tc, run with a script on stdin: one process per tool and step.
 
 posix_spawn and pipes rather than the subprocess module: subprocess pulls in selectors,
-threading, signal and locale (~10 ms of imports on a start that is otherwise a few ms),
-and a run spawns up to seven of these. The script goes in through a memfd (any size, no
+threading, signal and locale, which a run loads for nothing else, and a run spawns up
+to seven of these. The script goes in through a memfd (any size, no
 writer to deadlock against); stderr is read after stdout, which is fine for these tools
 (their errors are a few lines).
 """

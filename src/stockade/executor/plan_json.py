@@ -1,0 +1,335 @@
+"""The plan the compiled executor carries out, as one versioned JSON document.
+
+Produced only here (document + dumps); read by oci/fastexec.c with json-c, which refuses
+a document of another `version` or with a missing or mistyped field (the front end then
+hands the call to Python, as for any miss). docs/EXECUTOR.md describes every field and
+the order in which the executor applies them; tests/data/plans/ holds a golden document
+per plan kind (tools/regen_plans.py rewrites them).
+
+A value JSON cannot hold exactly is written as documented there: byte strings (seccomp
+filters, the device program) as lowercase hex, RLIM_INFINITY as -1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from stockade.oci.translate import Container
+    from stockade.runner.cgroups import Hierarchy
+
+VERSION = 1
+MAX_ITEMS = 64  # every list in a plan (the environment: 4x); fastexec.c FAST_MAX
+MOUNT_KINDS = ("proc", "sysfs", "tmpfs", "dev", "fs", "bind", "writable", "readonly", "mask")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+UNLIMITED = -1  # RLIM_INFINITY in `rlimits`
+
+
+class NotStored(Exception):
+    """The container cannot be written as a plan the executor carries out exactly."""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the translation took from the host; the executor re-checks each one."""
+
+    cap_last_cap: int
+    euid: int
+    kernel: str  # the seccomp filters were compiled for this kernel release
+
+    @classmethod
+    def of_this_host(cls, cap_last_cap: int) -> HostFacts:
+        return cls(cap_last_cap, os.geteuid(), os.uname().release)
+
+
+def _text(value: str) -> str:
+    if "\0" in value:
+        raise NotStored("a NUL byte in a string")
+    return value
+
+
+def _text_or_none(value: str | None) -> str | None:
+    return _text(value) if value else None
+
+
+def _texts(values: Any, limit: int = MAX_ITEMS) -> list[str]:
+    out = [_text(v) for v in values]
+    return _bounded(out, limit)
+
+
+def _bounded(items: list[Any], limit: int = MAX_ITEMS) -> list[Any]:
+    if len(items) > limit:
+        raise NotStored(f"more than {limit} items in a list")
+    return items
+
+
+def _rlim(value: int) -> int:
+    from stockade.runner.plan import RLIM_INFINITY
+
+    return UNLIMITED if value in (RLIM_INFINITY, -1) else value
+
+
+def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
+             deps: list[tuple[str, str]], build: str) -> dict[str, Any]:
+    """The plan of this container for the executor: a JSON-ready dict, keys in the
+    documented order. Raises NotStored for what it cannot express."""
+    from stockade.runner.plan import RLIMIT_NAMES
+
+    plan = c.plan
+    p = plan.policy
+    try:
+        config_text = config.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotStored("config.json is not UTF-8") from exc
+    if not plan.mounts or plan.mounts[0].kind != "root":
+        raise NotStored("no root mount first")
+    root = plan.mounts[0]
+    from stockade.linux.consts import PROPAGATION
+
+    env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
+    ident = plan.identity
+    caps = p.caps
+    return {
+        "version": VERSION,
+        "build": _text(build),
+        "bundle": _text(c.bundle),
+        "config": config_text,
+        "host": {"cap_last_cap": host.cap_last_cap, "euid": host.euid,
+                 "kernel": _text(host.kernel)},
+        "deps": _bounded([[_text(path), _text(real)] for path, real in deps]),
+        "namespaces": {
+            "clone_flags": plan.clone_flags,
+            "cgroup_ns": plan.cgroup_ns,
+            "loopback": p.network == "loopback",
+            "hostname": None if plan.hostname is None else _text(plan.hostname),
+            "sysctl": _bounded([[_text(k), _text(v)] for k, v in plan.sysctl]),
+        },
+        "cgroups": _cgroups(c, h),
+        "oom_score_adj": c.oom_score_adj,
+        "root": {
+            "path": _text(plan.rootfs),
+            "readonly": root.readonly,
+            # every mount is rslave as made; another rootfsPropagation is applied to the
+            # new root after pivot_root (0: none)
+            "propagation": 0 if plan.propagation == "rslave" else PROPAGATION[plan.propagation],
+        },
+        "mounts": _bounded([_mount(m) for m in plan.mounts[1:]]),
+        "identity": {
+            "userns": ident.userns,
+            "uid_map": _bounded([[m.inside, m.outside, m.count] for m in ident.uid_map]),
+            "gid_map": _bounded([[m.inside, m.outside, m.count] for m in ident.gid_map]),
+            "uid": ident.uid,
+            "gid": ident.gid,
+            "setgroups": ident.setgroups == "allow",
+            "groups": _bounded(list(ident.groups)),
+        },
+        # the exec label (written through the new root's /proc, the first identity step);
+        # the kernel already holds the profile: plans needing one loaded are not stored
+        "lsm": {
+            "apparmor_profile": _text_or_none(p.lsm.apparmor_profile),
+            "selinux_label": _text_or_none(p.lsm.selinux_label),
+        },
+        "caps": {
+            "bounding": caps.bounding, "permitted": caps.permitted,
+            "effective": caps.effective, "inheritable": caps.inheritable,
+            "ambient": _bounded(list(caps.ambient)), "last_cap": caps.last_cap,
+        },
+        "rlimits": _bounded([[RLIMIT_NAMES[name], _rlim(soft), _rlim(hard)]
+                             for name, soft, hard in p.rlimits]),
+        "no_new_privs": p.no_new_privs,
+        "seccomp": {
+            "flags": p.seccomp_flags,
+            "filters": [f.hex() for f in (p.seccomp_bpf, p.seccomp_extra) if f],
+        },
+        "process": {
+            "argv": _texts(plan.argv),
+            "env": _texts((f"{k}={v}" for k, v in env.items()), MAX_ITEMS * 4),
+            "cwd": _text(plan.cwd),
+            "umask": plan.umask,
+            # no HOME in config.json: read from the rootfs's /etc/passwd for this uid
+            # when the plan runs (translate's _home, the same rules), appended last
+            "home_of_uid": ident.uid if "HOME" not in env else None,
+            "path": _text(env.get("PATH", DEFAULT_PATH)),
+        },
+        "state": {
+            "rootfs": _text(c.rootfs),
+            "annotations": _bounded([[_text(k), _text(v)] for k, v in c.annotations]),
+        },
+        "notes": _texts(plan.notes),
+    }
+
+
+def _mount(m: Any) -> dict[str, Any]:
+    if m.kind not in MOUNT_KINDS:
+        raise NotStored(f"mount kind {m.kind}")
+    return {
+        "kind": m.kind,
+        "destination": _text(m.dst),
+        "source": _text(m.src),
+        "readonly": m.readonly,
+        "optional": m.optional,
+        "fstype": _text(m.fstype),
+        "attrs": m.attrs,
+        "fs_source": _text(m.source),
+        "propagation": m.propagation,
+        "data": _bounded([[_text(k), None if v is None else _text(v)] for k, v in m.data]),
+    }
+
+
+def _cgroups(c: Container, h: Hierarchy) -> dict[str, Any]:
+    """launcher.launch_held + cgroups.create + apply: as root a cgroup always exists.
+    v1: a directory per controller; v2: one, born into with clone3, the device rules an
+    eBPF program. Controller directories are given by their mount; the executor adds the
+    runtime's own cgroup for a relative (or the default stockade/<id>) path."""
+    lim = c.plan.policy.limits
+    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
+    leaf = _text((c.cgroups_path or "").lstrip("/"))
+    if h.mode == "v2" and h.v2_mount is not None:
+        from stockade.runner.cgroups.devices_bpf import program
+        from stockade.runner.cgroups.v2 import WANTED, v2_writes
+
+        return {
+            "mode": "v2",
+            "controllers": [{"name": "", "mount": _text(h.v2_mount)}],
+            "absolute": absolute,
+            "leaf": leaf,
+            "writes": _bounded([{"controller": "", "file": _text(name), "value": _text(value)}
+                                for _ctrl, _key, name, value in v2_writes(lim)]),
+            # V2Cgroup.create: enabled in the parents only for the default stockade/<id>
+            "enable": list(WANTED) if not leaf else [],
+            "device_program": (program(lim.devices_allow).hex()
+                               if lim.devices_allow is not None else ""),
+        }
+    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
+
+    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
+    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
+    ctrls += ["freezer"] if "freezer" in mounts else []  # as launch_held (pause/resume)
+    for name in ctrls:
+        if name not in mounts:
+            raise NotStored(f"the {name} controller is not mounted")
+    return {
+        "mode": "v1",
+        "controllers": [{"name": name, "mount": _text(mounts[name])} for name in ctrls],
+        "absolute": absolute,
+        "leaf": leaf,
+        "writes": _bounded([{"controller": ctrl, "file": _text(name), "value": _text(value)}
+                            for ctrl, name, value in v1_writes(lim)]),
+        "enable": [],
+        "device_program": "",
+    }
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    """The stored form: UTF-8 JSON, keys in document order, one field a line (golden
+    files compare it exactly)."""
+    return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+class PlanError(ValueError):
+    """A document that is not a plan of this version (the executor refuses it too)."""
+
+
+# The document's shape: what fastexec.c's reader checks, checked here the same way.
+_INT, _BOOL, _STR = "int", "bool", "str"
+_SHAPE: dict[str, Any] = {
+    "version": _INT, "build": _STR, "bundle": _STR, "config": _STR,
+    "host": {"cap_last_cap": _INT, "euid": _INT, "kernel": _STR},
+    "deps": [[_STR, _STR]],
+    "namespaces": {"clone_flags": _INT, "cgroup_ns": _BOOL, "loopback": _BOOL,
+                   "hostname": (_STR, None), "sysctl": [[_STR, _STR]]},
+    "cgroups": {"mode": _STR, "controllers": [{"name": _STR, "mount": _STR}],
+                "absolute": _BOOL, "leaf": _STR,
+                "writes": [{"controller": _STR, "file": _STR, "value": _STR}],
+                "enable": [_STR], "device_program": _STR},
+    "oom_score_adj": (_INT, None),
+    "root": {"path": _STR, "readonly": _BOOL, "propagation": _INT},
+    "mounts": [{"kind": _STR, "destination": _STR, "source": _STR, "readonly": _BOOL,
+                "optional": _BOOL, "fstype": _STR, "attrs": _INT, "fs_source": _STR,
+                "propagation": _INT, "data": [[_STR, (_STR, None)]]}],
+    "identity": {"userns": _BOOL, "uid_map": [[_INT, _INT, _INT]],
+                 "gid_map": [[_INT, _INT, _INT]], "uid": _INT, "gid": _INT,
+                 "setgroups": _BOOL, "groups": [_INT]},
+    "lsm": {"apparmor_profile": (_STR, None), "selinux_label": (_STR, None)},
+    "caps": {"bounding": _INT, "permitted": _INT, "effective": _INT, "inheritable": _INT,
+             "ambient": [_INT], "last_cap": _INT},
+    "rlimits": [[_INT, _INT, _INT]],
+    "no_new_privs": _BOOL,
+    "seccomp": {"flags": _INT, "filters": [_STR]},
+    "process": {"argv": [_STR], "env": [_STR], "cwd": _STR, "umask": (_INT, None),
+                "home_of_uid": (_INT, None), "path": _STR},
+    "state": {"rootfs": _STR, "annotations": [[_STR, _STR]]},
+    "notes": [_STR],
+}
+
+
+def _check(value: Any, shape: Any, where: str) -> None:
+    if isinstance(shape, tuple):  # a type or null
+        if value is None:
+            return
+        shape = shape[0]
+    if shape == _INT:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif shape == _BOOL:
+        ok = isinstance(value, bool)
+    elif shape == _STR:
+        ok = isinstance(value, str)
+    elif isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise PlanError(f"{where}: an object expected")
+        for key, sub in shape.items():
+            if key not in value:
+                raise PlanError(f"{where}.{key}: missing")
+            _check(value[key], sub, f"{where}.{key}")
+        return
+    elif isinstance(shape, list) and len(shape) == 1:  # a list of one kind
+        if not isinstance(value, list):
+            raise PlanError(f"{where}: a list expected")
+        for i, item in enumerate(value):
+            _check(item, shape[0], f"{where}[{i}]")
+        return
+    else:  # a fixed-length list (a tuple)
+        if not isinstance(value, list) or len(value) != len(shape):
+            raise PlanError(f"{where}: a list of {len(shape)} expected")
+        for i, (item, sub) in enumerate(zip(value, shape, strict=True)):
+            _check(item, sub, f"{where}[{i}]")
+        return
+    if not ok:
+        raise PlanError(f"{where}: {shape} expected, found {type(value).__name__}")
+
+
+def loads(data: bytes) -> dict[str, Any]:
+    """A stored plan, checked as the executor checks it. Raises PlanError."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlanError(f"plan: not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise PlanError("plan: an object expected")
+    if doc.get("version") != VERSION:
+        raise PlanError(f"plan.version: {VERSION} expected, found {doc.get('version')!r}")
+    _check(doc, _SHAPE, "plan")
+    _check_values(doc)
+    return doc
+
+
+def _check_values(doc: dict[str, Any]) -> None:
+    """The values the executor refuses besides types (fastexec.c read_plan)."""
+    for i, m in enumerate(doc["mounts"]):
+        if m["kind"] not in MOUNT_KINDS:
+            raise PlanError(f"plan.mounts[{i}].kind: {m['kind']!r} is not a mount kind")
+    if doc["cgroups"]["mode"] not in ("v1", "v2"):
+        raise PlanError(f"plan.cgroups.mode: v1 or v2 expected, found {doc['cgroups']['mode']!r}")
+    programs = [("seccomp.filters", f) for f in doc["seccomp"]["filters"]]
+    for where, text in [*programs, ("cgroups.device_program", doc["cgroups"]["device_program"])]:
+        if len(text) % 16 or text.strip("0123456789abcdef"):
+            raise PlanError(f"plan.{where}: not lowercase hex of whole BPF instructions")
+    if len(doc["seccomp"]["filters"]) > 2:
+        raise PlanError("plan.seccomp.filters: at most 2")
+    if not doc["process"]["argv"]:
+        raise PlanError("plan.process.argv: empty")

@@ -1,0 +1,22 @@
+/* Generated from src/stockade/executor/protocol.py by `python -m
+   stockade.executor.protocol`: edit that file, not this one. */
+#ifndef STOCKADE_PROTOCOL_H
+#define STOCKADE_PROTOCOL_H
+
+/* sync pipe, runtime -> child: the id maps are written, go on (also: a closed pipe means the runtime gave up) */
+#define MSG_GO 'g'
+/* created pipe, child -> runtime: namespaces made, root not built: run the createRuntime/createContainer hooks; sync pipe, runtime -> child: they ran */
+#define MSG_HOOKS 'h'
+/* created pipe, child -> runtime: set up, waiting at the gate */
+#define MSG_CREATED 'c'
+/* exec.fifo (the gate), runtime -> child: start; followed by an 8-byte little-endian length and the state JSON for startContainer hooks */
+#define MSG_START 's'
+/* status pipe, init -> runtime: e<decimal exit status> */
+#define MSG_EXITED 'e'
+/* status pipe, init -> runtime: s<decimal signal number> */
+#define MSG_KILLED 's'
+/* error pipe, child -> runtime: set-up done, the payload is being started (anything else there is a failed step's message) */
+#define MSG_EXECUTING '\x00'
+#define MSG_START_LENGTH_BYTES 8
+
+#endif

@@ -1,0 +1,51 @@
+"""The messages between the runtime and the container's process, defined once.
+
+Python (runner/launcher.py, runner/child.py, oci/lifecycle.py, oci/execute.py) uses
+these constants; the C executor and front end (oci/fastexec.c, oci/frontend.c) include
+protocol.h, generated from this module (`python -m stockade.executor.protocol` rewrites
+it; a unit test checks it is current). Each message is one byte on its pipe.
+"""
+
+from __future__ import annotations
+
+# (name, byte, pipe and direction, meaning)
+MESSAGES: tuple[tuple[str, bytes, str], ...] = (
+    ("GO", b"g", "sync pipe, runtime -> child: the id maps are written, go on (also: a "
+                 "closed pipe means the runtime gave up)"),
+    ("HOOKS", b"h", "created pipe, child -> runtime: namespaces made, root not built: run "
+                    "the createRuntime/createContainer hooks; sync pipe, runtime -> child: "
+                    "they ran"),
+    ("CREATED", b"c", "created pipe, child -> runtime: set up, waiting at the gate"),
+    ("START", b"s", "exec.fifo (the gate), runtime -> child: start; followed by an 8-byte "
+                    "little-endian length and the state JSON for startContainer hooks"),
+    ("EXITED", b"e", "status pipe, init -> runtime: e<decimal exit status>"),
+    ("KILLED", b"s", "status pipe, init -> runtime: s<decimal signal number>"),
+    ("EXECUTING", b"\0", "error pipe, child -> runtime: set-up done, the payload is being "
+                         "started (anything else there is a failed step's message)"),
+)
+
+GO, HOOKS, CREATED, START, EXITED, KILLED, EXECUTING = (byte for _, byte, _ in MESSAGES)
+START_LENGTH_BYTES = 8  # the length after START
+
+
+def header() -> str:
+    """protocol.h: the same messages for C."""
+    lines = ["/* Generated from src/stockade/executor/protocol.py by `python -m",
+             "   stockade.executor.protocol`: edit that file, not this one. */",
+             "#ifndef STOCKADE_PROTOCOL_H", "#define STOCKADE_PROTOCOL_H", ""]
+    for name, byte, meaning in MESSAGES:
+        lines.append(f"/* {meaning} */")
+        char = byte.decode() if byte.isalpha() else f"\\x{byte[0]:02x}"
+        lines.append(f"#define MSG_{name} '{char}'")
+    lines += [f"#define MSG_START_LENGTH_BYTES {START_LENGTH_BYTES}", "",
+              "#endif", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "protocol.h")
+    with open(path, "w") as fh:
+        fh.write(header())
+    print(path)

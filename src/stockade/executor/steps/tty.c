@@ -1,0 +1,95 @@
+/* e. The OCI terminal (child.py _pty_inside and _session), runc's console-socket way:
+ * the pty comes from the container's own devpts (the root is built, so /dev/pts is
+ * the container's), never from the host's; its master goes to the runtime over a unix
+ * socket (SCM_RIGHTS), the slave becomes the payload's stdio and controlling terminal.
+ */
+#define _GNU_SOURCE
+#include "steps.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int send_fd(int sock, int fd) {
+    char byte = 'm'; /* child.py sends b"m" with the fd */
+    struct iovec iov = {&byte, 1};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -1;
+}
+
+int stk_pty_inside(int sock_fd, const struct stk_console_size *size, int *slave,
+                   struct stk_result *r) {
+    *slave = -1;
+    int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        return stk_fail(r, "hygiene", errno, "/dev/pts/ptmx: %s", strerror(errno));
+    int unlock = 0;
+    unsigned num = 0;
+    char path[32];
+    int rc = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &num) != 0)
+        rc = stk_fail(r, "hygiene", errno, "pty: %s", strerror(errno));
+    else {
+        snprintf(path, sizeof path, "/dev/pts/%u", num);
+        *slave = open(path, O_RDWR | O_NOCTTY);
+        if (*slave < 0)
+            rc = stk_fail(r, "hygiene", errno, "%s: %s", path, strerror(errno));
+        else if (send_fd(sock_fd, master) != 0)
+            rc = stk_fail(r, "hygiene", errno, "console socket: %s", strerror(errno));
+        close(sock_fd); /* child.py closes the socket once the master is sent */
+    }
+    close(master);
+    if (rc == 0 && size != NULL) {
+        struct winsize ws = {size->rows, size->cols, 0, 0};
+        if (ioctl(*slave, TIOCSWINSZ, &ws) != 0)
+            rc = stk_fail(r, "hygiene", errno, "console size: %s", strerror(errno));
+    }
+    if (rc != 0 && *slave >= 0) {
+        close(*slave);
+        *slave = -1;
+    }
+    return rc;
+}
+
+int stk_tty_stdio(int slave, struct stk_result *r) {
+    for (int target = 0; target < 3; target++)
+        if (dup2(slave, target) < 0)
+            return stk_fail(r, "hygiene", errno, "terminal as fd %d: %s", target, strerror(errno));
+    if (slave > 2)
+        close(slave);
+    /* Own session first (setsid, by the caller): the slave becomes its controlling tty. */
+    if (ioctl(0, TIOCSCTTY, 0) != 0)
+        return stk_fail(r, "hygiene", errno, "controlling terminal: %s", strerror(errno));
+    return 0;
+}
+
+int stk_session(int tty_slave, int tty_sock, const struct stk_console_size *size,
+                struct stk_result *r) {
+    if (setsid() < 0)
+        return stk_fail(r, "hygiene", errno, "setsid: %s", strerror(errno));
+    if (tty_sock >= 0 && stk_pty_inside(tty_sock, size, &tty_slave, r) != 0)
+        return -1;
+    if (tty_slave >= 0)
+        return stk_tty_stdio(tty_slave, r);
+    return 0;
+}

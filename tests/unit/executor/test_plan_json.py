@@ -1,0 +1,186 @@
+"""The executor's plan (executor/plan_json.py): the golden document of each plan kind,
+the round trip, and the typed refusals of both readers (Python's loads and the C
+executor's, through the tests' build of the front end: `--read-plan FILE`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.executor import plan_json
+from tests.unit.executor.plan_kinds import GOLDEN, KINDS, document, golden_text
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_plan_of_each_kind_is_its_golden_file(kind: str, tmp_path: Path) -> None:
+    got = golden_text(kind, tmp_path)
+    want = (GOLDEN / f"{kind}.json").read_bytes()
+    assert got == want, f"plan of {kind} changed: review, then `python tools/regen_plans.py`"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_round_trip(kind: str, tmp_path: Path) -> None:
+    doc = document(kind, tmp_path)
+    assert doc["version"] == plan_json.VERSION
+    assert plan_json.loads(plan_json.dumps(doc)) == doc
+    assert list(plan_json.loads(plan_json.dumps(doc))) == list(doc)  # the documented order
+
+
+def test_the_golden_files_differ_where_their_kinds_do() -> None:
+    docs = {k: json.loads((GOLDEN / f"{k}.json").read_bytes()) for k in KINDS}
+    assert docs["cgroup_v2_limits"]["cgroups"]["mode"] == "v2"
+    assert len(docs["cgroup_v2_limits"]["cgroups"]["device_program"]) % 16 == 0  # 8-byte insns
+    assert docs["cgroup_v2_limits"]["cgroups"]["device_program"]
+    assert docs["cgroup_v1_limits"]["cgroups"]["mode"] == "v1"
+    assert {w["file"] for w in docs["cgroup_v1_limits"]["cgroups"]["writes"]} >= {
+        "memory.limit_in_bytes", "pids.max", "cpu.cfs_quota_us"}
+    assert docs["userns"]["identity"]["userns"] is True
+    assert docs["userns"]["identity"]["uid_map"] == [[0, 100000, 65536]]
+    assert docs["minimal"]["identity"]["uid_map"] == []
+    assert docs["minimal"]["lsm"] == {"apparmor_profile": None, "selinux_label": None}
+    assert docs["lsm_labels"]["lsm"] == {
+        "apparmor_profile": "docker-default",
+        "selinux_label": "system_u:system_r:container_t:s0:c1,c2"}
+    docker = docs["docker_like"]
+    assert docker["process"]["home_of_uid"] == 1000 and docker["process"]["umask"] == 18
+    assert [plan_json.UNLIMITED, plan_json.UNLIMITED] in [r[1:] for r in docker["rlimits"]]
+    assert {m["kind"] for m in docker["mounts"]} >= {"mask", "readonly", "bind", "fs"}
+    assert docker["oom_score_adj"] == 500
+    assert docker["state"]["annotations"][1] == ["x", 'y"z']
+
+
+def _golden(kind: str = "minimal") -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((GOLDEN / f"{kind}.json").read_bytes())
+    return doc
+
+
+# (what is changed, the refusal both readers give)
+BAD: list[tuple[str, Any, str]] = [
+    ("version", 2, "version"),
+    ("namespaces.loopback", "yes", "loopback"),
+    ("namespaces.clone_flags", 1.5, "clone_flags"),
+    ("caps", None, "caps"),
+    ("identity.uid", "0", "uid"),
+    ("mounts.0.kind", "overlay", "kind"),
+    ("mounts.0.readonly", 0, "readonly"),
+    ("process.argv", "sh", "argv"),
+    ("cgroups.mode", "v3", "mode"),
+    ("seccomp.filters", ["0g"], "hex"),
+    ("root", {"path": "/r", "readonly": False}, "propagation"),
+    ("lsm.selinux_label", 5, "selinux_label"),
+]
+
+
+def _edit(doc: dict[str, Any], where: str, value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    *parents, last = where.split(".")
+    cur: Any = doc
+    for key in parents:
+        cur = cur[int(key)] if isinstance(cur, list) else cur[key]
+    cur[last] = value
+    return doc
+
+
+@pytest.mark.parametrize(("where", "value", "named"), BAD, ids=[b[0] for b in BAD])
+def test_python_refuses_a_mistyped_field(where: str, value: Any, named: str) -> None:
+    with pytest.raises(plan_json.PlanError) as exc:
+        plan_json.loads(json.dumps(_edit(_golden(), where, value)).encode())
+    assert named in str(exc.value) or where.split(".")[-1] in str(exc.value)
+
+
+def test_python_refuses_a_missing_field() -> None:
+    doc = _golden()
+    del doc["process"]["cwd"]
+    with pytest.raises(plan_json.PlanError, match=r"plan\.process\.cwd: missing"):
+        plan_json.loads(json.dumps(doc).encode())
+
+
+def test_what_cannot_be_written_is_not_stored(tmp_path: Path) -> None:
+    from stockade.oci import config as oci_config
+    from stockade.oci.translate import translate
+    from stockade.runner._record import replace
+    from tests.unit.executor.plan_kinds import BUILD, HOST, HYBRID, RUNC_SPEC, make_bundle
+
+    raw = make_bundle(tmp_path, RUNC_SPEC)
+    c = translate(oci_config.strip_nulls(copy.deepcopy(RUNC_SPEC)), str(tmp_path), "x",
+                  last_cap=40, euid=0)
+    with pytest.raises(plan_json.NotStored, match="UTF-8"):
+        plan_json.document(c, HYBRID, b"\xff" + raw, HOST, [], BUILD)
+    nul = replace(c, plan=replace(c.plan, argv=("sh", "a\0b")))
+    with pytest.raises(plan_json.NotStored, match="NUL"):
+        plan_json.document(nul, HYBRID, raw, HOST, [], BUILD)
+    many = replace(c, plan=replace(c.plan, argv=("x",) * (plan_json.MAX_ITEMS + 1)))
+    with pytest.raises(plan_json.NotStored, match="more than"):
+        plan_json.document(many, HYBRID, raw, HOST, [], BUILD)
+
+
+# --- the C reader (oci/fastexec.c), through the tests' build of the front end --------
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from stockade.oci.frontend import build
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the executor cannot be built here")
+    if not Path("/usr/include/json-c/json.h").exists():
+        pytest.skip("no json-c headers (Debian libjson-c-dev): the executor cannot be built")
+    out = tmp_path_factory.mktemp("executor") / "stockade-oci"
+    return build(str(out), cli="/bin/false", test_hooks=True)
+
+
+def _read(reader: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([reader, "--read-plan", str(path)], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_executor_reads_each_golden_plan(reader: str, kind: str) -> None:
+    doc = _golden(kind)
+    r = _read(reader, GOLDEN / f"{kind}.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    cg = doc["cgroups"]
+    rlimits = " ".join(f"{res}:{soft % 2**64}:{hard % 2**64}"
+                       for res, soft, hard in doc["rlimits"])  # -1: RLIM_INFINITY
+    filters = [len(f) // 2 for f in doc["seccomp"]["filters"]] + [0, 0]
+    uid_map = "".join(f"{i} {o} {n}\n" for i, o, n in doc["identity"]["uid_map"])
+    maps_root = any(m[0] == 0 for m in doc["identity"]["uid_map"]) and \
+        any(m[0] == 0 for m in doc["identity"]["gid_map"])
+    oom = doc["oom_score_adj"]
+    want = (f"argv0={doc['process']['argv'][0]} mounts={len(doc['mounts'])} "
+            f"cgroup={cg['mode']} writes={len(cg['writes'])} "
+            f"devprog={len(cg['device_program']) // 2} filters={filters[0]},{filters[1]} "
+            f"rlimits={len(doc['rlimits'])} {rlimits} "
+            f"lsm={doc['lsm']['apparmor_profile'] or '-'},{doc['lsm']['selinux_label'] or '-'} "
+            f"uid_map={uid_map}"
+            f"maps_root={int(maps_root)} home={int(doc['process']['home_of_uid'] is not None)} "
+            f"oom={int(oom is not None)}:{oom or 0}\n")
+    assert r.stdout == want
+
+
+@pytest.mark.parametrize(("where", "value", "named"), BAD, ids=[b[0] for b in BAD])
+def test_the_executor_refuses_a_mistyped_field(reader: str, tmp_path: Path, where: str,
+                                               value: Any, named: str) -> None:
+    plan = tmp_path / "plan"
+    plan.write_text(json.dumps(_edit(_golden("docker_like"), where, value)))
+    r = _read(reader, plan)
+    assert r.returncode == 1 and r.stdout.startswith("refused: ") and named in r.stdout, r.stdout
+
+
+def test_the_executor_refuses_a_missing_field_or_no_json(reader: str, tmp_path: Path) -> None:
+    doc = _golden()
+    del doc["identity"]["gid_map"]
+    plan = tmp_path / "plan"
+    plan.write_text(json.dumps(doc))
+    r = _read(reader, plan)
+    assert r.returncode == 1 and r.stdout == "refused: field gid_map: missing\n"
+    plan.write_bytes((GOLDEN / "minimal.json").read_bytes()[:-20])
+    r = _read(reader, plan)
+    assert r.returncode == 1 and r.stdout.startswith("refused: not JSON")
+    plan.write_bytes(b"STKFAST1\0\0\0\0")  # the positional encoding of before
+    assert _read(reader, plan).stdout.startswith("refused: not JSON")

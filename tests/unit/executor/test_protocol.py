@@ -1,0 +1,35 @@
+"""The child protocol is defined once (executor/protocol.py); the C side includes the
+header generated from it, which must be current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stockade.executor import protocol
+
+HEADER = Path(protocol.__file__).with_name("protocol.h")
+
+
+def test_the_c_header_is_generated_from_the_python_definition() -> None:
+    assert HEADER.read_text() == protocol.header(), \
+        "run `python -m stockade.executor.protocol` after editing protocol.py"
+    assert "#define MSG_START 's'" in HEADER.read_text()
+    assert "#define MSG_EXECUTING '\\x00'" in HEADER.read_text()
+
+
+def test_messages_sharing_a_pipe_differ() -> None:
+    pipes = {"sync": (protocol.GO, protocol.HOOKS),
+             "created": (protocol.HOOKS, protocol.CREATED),
+             "status": (protocol.EXITED, protocol.KILLED)}
+    for pipe, messages in pipes.items():
+        assert len(set(messages)) == len(messages), pipe
+    assert all(len(byte) == 1 for _, byte, _ in protocol.MESSAGES)
+
+
+def test_the_c_sources_use_the_header() -> None:
+    oci = Path(protocol.__file__).parents[1] / "oci"
+    for name in ("fastexec.c", "frontend.c"):
+        text = (oci / name).read_text()
+        assert '#include "../executor/protocol.h"' in text or name == "fastexec.c"
+        for literal in ("'g'", "'c'", "'s'", '"g", 1', '"c", 1'):
+            assert literal not in text, (name, literal)
