@@ -1,8 +1,9 @@
 """The package's build step: the compiled OCI front end and executor.
 
 Metadata lives in pyproject.toml; this file only adds the build of `stockade-oci`
-(src/stockade/oci/frontend.c with fastexec.c), installed next to the `stockade` console
-script by `pip install` and `pip install -e .`, by the one implementation of that build
+(src/stockade/oci/frontend.c, fastexec.c and the executor's steps in
+src/stockade/executor/), installed next to the `stockade` console script by `pip install`
+and `pip install -e .`, by the one implementation of that build
 (stockade.oci.frontend.build). A non-editable install also fixes the package's build
 stamp (oci/fastplan.BUILD_STAMP). Without a C compiler or json-c the package installs
 without the front end (a warning says why) and `stockade oci` does every verb itself.

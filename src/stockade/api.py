@@ -118,8 +118,7 @@ def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
                           keep=keep, store=store)
     p = plan(argv, policy=policy, rootfs=rootfs, binds=binds, env=env, cwd=cwd or "/", tty=tty,
              hostname=hostname, init=init, seccomp_bpf=seccomp_bpf)
-    return launch(p, forward_signals=forward_signals,
-                  fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
+    return launch(p, forward_signals=forward_signals)
 
 
 def _run_image(argv: Sequence[str], image: str, *, policy: str | Policy | PolicyPart,

@@ -1,15 +1,15 @@
 """Write the fast `stockade` entry script: `python -m stockade.entry_script [--check] [PATH]`.
 
-pip's console script starts the interpreter with `site` (~2 ms here: the venv, every .pth
-file, setuptools' distutils hack) and runs `import re` before anything of ours (~2-5 ms:
-re, enum, functools). For `stockade run`, whose start competes with runc's, that is a
-tenth of the budget. This writes a script that pip would not: the venv's interpreter with
+pip's console script starts the interpreter with `site` (the venv, every .pth file,
+setuptools' distutils hack) and runs `import re` (re, enum, functools) before anything of
+ours: work every `stockade run` pays before it starts, though its start competes with
+runc's and none of it is needed. This writes a script that pip would not: the venv's interpreter with
 `-IS` (isolated: no PYTHON* variables, no user site, no script directory on sys.path; no
 site), and the paths `site` adds for this environment (site-packages, the editable
 install's src/) written out when the script is made, so nothing has to be computed at
 start. The import lines of .pth files are not replayed: a package that only an import
 hook of a .pth file can find is not found (none of stockade's dependencies needs one).
-Measured interleaved with pip's script: ~4 ms less per `stockade run` at load ~3.
+What it saves: bench/RESULTS.md (the CLI rows are timed through this script).
 
 `pip install` writes its own script again: run this after it (`make dev` does).
 Pinned to this checkout or install: the script names the interpreter and the package
@@ -24,7 +24,7 @@ import sys
 TEMPLATE = """\
 #!{python} -IS
 # stockade's fast entry, written by `python -m stockade.entry_script` (see there): pip's
-# console script would import site and re first, ~4 ms of every `stockade run`.
+# console script would import site and re first, on every `stockade run`.
 import sys
 sys.path.extend({paths!r})
 from stockade.cli import entry

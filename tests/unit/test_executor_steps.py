@@ -279,7 +279,7 @@ TTY_TWIN = """
 import fcntl, os, struct, sys, termios, types
 from stockade.runner import child
 child._session(types.SimpleNamespace(console_size=(int(sys.argv[2]), int(sys.argv[3]))),
-               types.SimpleNamespace(tty_slave=-1, tty_sock=int(sys.argv[1]), fault=""))
+               types.SimpleNamespace(tty_slave=-1, tty_sock=int(sys.argv[1])))
 rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, bytes(8)))[:2]
 try:
     os.close(os.open("/dev/tty", os.O_RDWR))

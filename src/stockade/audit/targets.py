@@ -15,6 +15,7 @@ from stockade.errors import StockadeError
 from stockade.linux.hostfacts import HostFacts
 from stockade.linux.runtimes import RuntimeInfo
 from stockade.runner import runs
+from stockade.runner.procstat import first_child, stat_fields
 
 RUNC_ROOT = "/run/runc"
 STOCKADE_ROOT = "/run/stockade"
@@ -39,23 +40,18 @@ def from_pid(pid: int, stockade_root: str = STOCKADE_ROOT) -> Target:
 
 
 def _parent(pid: int) -> int | None:
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        return int(data[data.rfind(b")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
+        return int(fields[1]) if fields is not None else None
+    except (IndexError, ValueError):
         return None
 
 
 def _payload(init: int) -> int:
     """The process to audit in a `stockade run` sandbox: the payload (the init's first
     child) when there is an init, else the recorded process itself."""
-    try:
-        with open(f"/proc/{init}/task/{init}/children") as fh:
-            children = fh.read().split()
-    except OSError:
-        return init
-    return int(children[0]) if children else init
+    child = first_child(init)
+    return child if child is not None else init
 
 
 def _run_target(state: dict[str, Any]) -> Target:

@@ -39,8 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 # Verbs whose process is done when the command returns: the interpreter's teardown
-# (finalising every module and object) is skipped; measured interleaved, ~15 ms of a
-# `stockade run` of /bin/true at load ~3.
+# (finalising every module and object) is skipped, since it frees only what the kernel
+# frees at exit anyway, and the caller of `stockade run` would wait for it.
 SKIP_TEARDOWN = frozenset({"run", "oci"})
 
 

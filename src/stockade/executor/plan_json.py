@@ -1,8 +1,8 @@
 """The plan the compiled executor carries out, as one versioned JSON document.
 
-Produced only here (document + dumps); read by oci/fastexec.c with json-c, which refuses
-a document of another `version` or with a missing or mistyped field (the front end then
-hands the call to Python, as for any miss). docs/EXECUTOR.md describes every field and
+Produced only here (document + dumps); read by the executor (executor/plan_read.c) with
+json-c, which refuses a document of another `version` or with a missing or mistyped
+field (the front end then hands the call to Python, as for any miss). docs/EXECUTOR.md describes every field and
 the order in which the executor applies them; tests/data/plans/ holds a golden document
 per plan kind (tools/regen_plans.py rewrites them).
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+
+from stockade.runner._record import frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from stockade.runner.cgroups import Hierarchy
 
 VERSION = 1
-MAX_ITEMS = 64  # every list in a plan (the environment: 4x); fastexec.c FAST_MAX
+MAX_ITEMS = 64  # every list in a plan (the environment: 4x); executor.h FAST_MAX
 MOUNT_KINDS = ("proc", "sysfs", "tmpfs", "dev", "fs", "bind", "writable", "readonly", "mask")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNLIMITED = -1  # RLIM_INFINITY in `rlimits`
@@ -34,7 +35,7 @@ class NotStored(Exception):
     """The container cannot be written as a plan the executor carries out exactly."""
 
 
-@dataclass(frozen=True)
+@frozen
 class HostFacts:
     """What the translation took from the host; the executor re-checks each one."""
 
@@ -235,7 +236,8 @@ class PlanError(ValueError):
     """A document that is not a plan of this version (the executor refuses it too)."""
 
 
-# The document's shape: what fastexec.c's reader checks, checked here the same way.
+# The document's shape: what the C reader (executor/plan_read.c) checks, checked here
+# the same way.
 _INT, _BOOL, _STR = "int", "bool", "str"
 _SHAPE: dict[str, Any] = {
     "version": _INT, "build": _STR, "bundle": _STR, "config": _STR,
@@ -319,7 +321,7 @@ def loads(data: bytes) -> dict[str, Any]:
 
 
 def _check_values(doc: dict[str, Any]) -> None:
-    """The values the executor refuses besides types (fastexec.c read_plan)."""
+    """The values the executor refuses besides types (executor/plan_read.c read_plan)."""
     for i, m in enumerate(doc["mounts"]):
         if m["kind"] not in MOUNT_KINDS:
             raise PlanError(f"plan.mounts[{i}].kind: {m['kind']!r} is not a mount kind")

@@ -3,6 +3,9 @@
 Docker's `includes`/`excludes` become `when`/`unless`: includes.caps = every cap kept,
 excludes.caps = any cap kept, includes.arches = the arch, minKernel = min_kernel.
 Names this libseccomp does not know are dropped with a warning, as Docker and runc do.
+`SCMP_ACT_TRACE` becomes `enosys`: no tracer is attached, so the kernel answers ENOSYS.
+Every arch of `archMap` (and `architectures`) is kept: the policy serves any host, where
+`seccomp.runc_build` takes only the host's own entry, as moby does when it loads one.
 """
 
 from __future__ import annotations
@@ -15,17 +18,9 @@ from pydantic import Field
 from stockade.errors import Location, PolicyError
 from stockade.importers.json_input import JsonShape, check_shape, read_json
 from stockade.linux.syscall_table import canonical_arch, syscall_table
+from stockade.policy.names import capability
 from stockade.policy.source import KeyPath, format_path
-from stockade.policy.vocab.capabilities import canonical_cap
-from stockade.policy.vocab.errnos import errno_name
-
-_ACTIONS = {
-    "SCMP_ACT_ALLOW": "allow", "SCMP_ACT_KILL": "kill-thread", "SCMP_ACT_KILL_THREAD": "kill-thread",
-    "SCMP_ACT_KILL_PROCESS": "kill", "SCMP_ACT_TRAP": "trap", "SCMP_ACT_LOG": "log",
-    "SCMP_ACT_NOTIFY": "notify", "SCMP_ACT_ERRNO": "errno", "SCMP_ACT_TRACE": "errno",
-}
-_OPS = {"SCMP_CMP_EQ": "eq", "SCMP_CMP_NE": "ne", "SCMP_CMP_LT": "lt", "SCMP_CMP_LE": "le",
-        "SCMP_CMP_GT": "gt", "SCMP_CMP_GE": "ge", "SCMP_CMP_MASKED_EQ": "masked_eq"}
+from stockade.seccomp.names import ACTION_NAMES, OP_OF_NAME, json_action
 
 # The profile's shape: the OCI runtime-spec's LinuxSeccomp plus moby's additions
 # (archMap, name, comment, includes/excludes), with the spec's types and ranges.
@@ -78,16 +73,14 @@ class Imported:
 
 
 def _action(name: str, errno_ret: int | None, default_errno: int, where: Location) -> str:
-    if name not in _ACTIONS:
+    if name not in ACTION_NAMES:
         raise PolicyError(where, "unknown seccomp action", found=repr(name), expected="SCMP_ACT_*")
-    act = _ACTIONS[name]
-    if act == "errno":
-        n = errno_ret if errno_ret is not None else default_errno
-        return "enosys" if n == 38 else f"errno:{errno_name(n)}"
-    return act
+    return str(json_action(name, errno_ret, default_errno))
 
 
 def _cond(block: SeccompFilter | None, file: str, at: KeyPath) -> dict[str, Any] | None:
+    """includes/excludes as when/unless; capabilities and the kernel version read as the
+    policy reads them."""
     from stockade.policy.merge.syscalls import parse_kernel
 
     if block is None:
@@ -97,20 +90,14 @@ def _cond(block: SeccompFilter | None, file: str, at: KeyPath) -> dict[str, Any]
         arches = []
         for i, a in enumerate(block.arches):
             c = canonical_arch(a)
-            if c is None:
+            if c is None:  # not policy.names.architecture: "native" and "all" are no words here
                 raise PolicyError(_at(file, *at, "arches", i), "unknown architecture in includes/excludes",
-                                  found=repr(a))
+                                  found=repr(a), expected="a SCMP_ARCH_* or Go architecture name")
             arches.append(c)
         out["arch"] = sorted(set(arches))
     if block.caps:
-        caps = []
-        for i, name in enumerate(block.caps):
-            cap = canonical_cap(name)
-            if cap is None:
-                raise PolicyError(_at(file, *at, "caps", i), "unknown capability", found=repr(name),
-                                  expected="a name like CAP_SYS_ADMIN")
-            caps.append(cap.removeprefix("CAP_"))
-        out["caps"] = sorted(set(caps))
+        out["caps"] = sorted({capability(c, _at(file, *at, "caps", i)).removeprefix("CAP_")
+                              for i, c in enumerate(block.caps)})
     if block.minKernel:
         parse_kernel(block.minKernel, _at(file, *at, "minKernel"))
         out["min_kernel"] = block.minKernel
@@ -162,8 +149,8 @@ def import_profile(data: Any, *, file: str, name: str = "imported", at: KeyPath 
         args = []
         seen_index: set[int] = set()
         for j, a in enumerate(sc.args or []):
-            op = _OPS.get(a.op)
-            if op is None:
+            arg_op = OP_OF_NAME.get(a.op)
+            if arg_op is None:
                 raise PolicyError(_at(file, *here, "args", j, "op"), "unknown comparison",
                                   found=repr(a.op), expected="SCMP_CMP_*")
             if a.index in seen_index:
@@ -171,6 +158,7 @@ def import_profile(data: Any, *, file: str, name: str = "imported", at: KeyPath 
                                   "two conditions on the same argument in one rule",
                                   found=f"index {a.index} twice", expected="one condition per index")
             seen_index.add(a.index)
+            op = arg_op.value
             arg: dict[str, Any] = {"index": a.index, "op": op}
             if op == "masked_eq":
                 arg["mask"] = a.value

@@ -3,6 +3,8 @@ into a plan without loading the syscall wrappers."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 # clone(2) / clone3(2) / unshare(2) / setns(2)
 CSIGNAL = 0x000000FF
 CLONE_NEWTIME = 0x00000080
@@ -105,7 +107,16 @@ PTRACE_SECCOMP_GET_FILTER = 0x420C
 # seccomp(2)
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+# the ones an OCI bundle may name in linux.seccomp.flags (NEW_LISTENER is the runtime's
+# own business: the spec asks for a listener through listenerPath instead)
+OCI_SECCOMP_FLAGS = MappingProxyType({
+    "SECCOMP_FILTER_FLAG_TSYNC": SECCOMP_FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": SECCOMP_FILTER_FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+})
 # the user-notification listener's ioctls (SECCOMP_IOCTL_NOTIF_*) and flags
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101

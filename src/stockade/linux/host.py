@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from stockade.linux import consts as _c
-from stockade.linux import syscalls
 
 _CAPABILITY_COUNT = 41  # CAP_CHOWN .. CAP_CHECKPOINT_RESTORE (linux/capability.h, 5.9+)
 
@@ -46,12 +45,16 @@ def cap_last_cap() -> int:
 
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version; 0: Landlock not available."""
+    from stockade.linux import syscalls  # ctypes: not loaded for the other facts (oci_bench)
+
     return syscalls.landlock_abi()
 
 
 def active_lsms() -> tuple[str, ...]:
     """The active LSMs in stacking order: lsm_list_modules (6.8+), else securityfs, else
     the module parameters (a container without securityfs)."""
+    from stockade.linux import syscalls
+
     ids = syscalls.lsm_active_ids()
     if ids is not None:
         return tuple(_c.LSM_NAMES.get(i, f"lsm{i}") for i in ids)

@@ -1,9 +1,10 @@
 """The one ctypes layer: raw Linux syscalls Python 3.11 does not wrap, one wrapper each.
 
 Every wrapper raises OSError(errno) on failure, so callers never test return codes.
-Syscall numbers come from libseccomp's resolver (linux.libseccomp), resolved once at
-import for every name used here: the runner's child calls these after clone, where it
-must not load or look up anything.
+Syscall numbers come from libseccomp's resolver (linux.libseccomp), resolved together
+for every name used here by the first wrapper called (`numbers()`): a path that makes no
+raw syscall never loads libseccomp, and a child after clone finds them resolved (the
+clone itself resolved them), so it loads and looks up nothing.
 
 The flags the wrappers take are defined in linux.consts; they are importable from here
 too (as <sys/mount.h> brings MS_* with mount()), so a caller needs one module.
@@ -20,7 +21,6 @@ from contextlib import suppress
 
 from stockade.linux import consts as _c
 from stockade.linux.consts import *  # noqa: F403 - the wrappers' flags, see the docstring
-from stockade.linux.libseccomp import native_number
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
 if TYPE_CHECKING:
@@ -40,13 +40,25 @@ MACHINE = os.uname().machine  # not platform.machine(): importing platform costs
 # raw clone below is written for these, and fails closed elsewhere.
 _CLONE_ARCHES = ("x86_64", "aarch64")
 
-NR: dict[str, int] = {name: native_number(name) for name in (
+# Resolved on first use, not at import: a path without raw syscalls (the OCI create path,
+# the executor's launch) never loads libseccomp (bench/RESULTS.md, "start-up").
+WRAPPED: tuple[str, ...] = (
     "clone", "clone3", "unshare", "setns", "pivot_root", "mount", "umount2", "open_tree",
     "move_mount", "fsopen", "fsconfig", "fsmount", "mount_setattr", "openat2", "capget",
     "capset", "setgroups", "prctl", "seccomp", "bpf", "pidfd_open", "close_range",
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
     "lsm_list_modules", "delete_module", "keyctl", "name_to_handle_at", "open_by_handle_at",
-)}
+)
+_numbers: dict[str, int] = {}
+
+
+def numbers() -> dict[str, int]:
+    """The native number of every syscall in WRAPPED (libseccomp's, resolved once)."""
+    if not _numbers:
+        from stockade.linux.libseccomp import native_number
+
+        _numbers.update((name, native_number(name)) for name in WRAPPED)
+    return _numbers
 
 # The C signal module. signal.py's wrappers turn every signal number they return into
 # an enum member (a Python-level call each: ~60 for a full mask), which in a freshly
@@ -111,7 +123,7 @@ def _arg(v: object) -> object:
 
 
 def syscall(name: str, *args: object) -> int:
-    return _check(libc.syscall(ctypes.c_long(NR[name]), *(_arg(a) for a in args)))
+    return _check(libc.syscall(ctypes.c_long(numbers()[name]), *(_arg(a) for a in args)))
 
 
 def _path(p: str | None) -> bytes | None:
@@ -135,7 +147,7 @@ def clone_fork(flags: int) -> int:
     """
     _clone_arch()
     sigchld = 17
-    rc = _pylibc.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | sigchld),
+    rc = _pylibc.syscall(ctypes.c_long(numbers()["clone"]), ctypes.c_long(flags | sigchld),
                          ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
                          ctypes.c_void_p(0))
     return _check(rc)
@@ -151,7 +163,7 @@ def clone3_into_cgroup(flags: int, cgroup_fd: int) -> int:
     args = struct.pack("11Q", flags | _c.CLONE_INTO_CGROUP, 0, 0, 0, sigchld, 0, 0, 0, 0, 0,
                        cgroup_fd)
     buf = ctypes.create_string_buffer(args, len(args))
-    rc = _pylibc.syscall(ctypes.c_long(NR["clone3"]), buf, ctypes.c_long(len(args)))
+    rc = _pylibc.syscall(ctypes.c_long(numbers()["clone3"]), buf, ctypes.c_long(len(args)))
     return _check(rc)
 
 
@@ -365,9 +377,10 @@ class SeccompProgram:
         self._fprog = ctypes.create_string_buffer(
             struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(self._prog)), 16)
         self._flags = flags
+        self._nr = numbers()["seccomp"]  # resolved here: load() may run after Landlock
 
     def load(self) -> int:
-        return _check(_syscall_4(NR["seccomp"], _c.SECCOMP_SET_MODE_FILTER, self._flags,
+        return _check(_syscall_4(self._nr, _c.SECCOMP_SET_MODE_FILTER, self._flags,
                                  ctypes.addressof(self._fprog)))
 
 

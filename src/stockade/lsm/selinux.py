@@ -27,8 +27,9 @@ class SELinuxLoadError(Exception):
 def modules_for(policy: Policy, host: HostFacts) -> tuple[tuple[str, str], ...]:
     """(module name, CIL text): the container template, the policy's module, and the
     launch module for the domain this runner runs in (see launch_module)."""
-    from stockade.profiles.selinux import cil, template_text
-    from stockade.profiles.selinux.module import BASES, build_module, validate_selinux
+    from stockade.profiles.selinux import cil
+    from stockade.profiles.selinux.module import build_module, validate_selinux
+    from stockade.profiles.selinux.shipped import BASES, template_text
 
     validate_selinux(policy)
     base = policy.lsm.selinux.base if policy.lsm.selinux is not None else "container"

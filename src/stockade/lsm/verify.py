@@ -8,19 +8,13 @@ the sandbox if it is not the one asked for."""
 from __future__ import annotations
 
 from stockade.runner.plan import LsmPlan
+from stockade.runner.procstat import first_child
 
 
 def payload_pid(pid: int, has_init: bool) -> int | None:
     """The payload's host pid: the sandbox's process itself, or its init's only child.
     None when it has already ended (nothing left to check)."""
-    if not has_init:
-        return pid
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            children = fh.read().split()
-    except OSError:
-        return None
-    return int(children[0]) if children else None
+    return first_child(pid) if has_init else pid
 
 
 def _read(path: str) -> str:

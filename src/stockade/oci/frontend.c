@@ -3,14 +3,15 @@
  * Engines call the runtime once per verb, and starting an interpreter costs more than
  * a whole `runc start`. This program does `start`, `kill`, `delete` and `state` on the
  * common path itself (reading the container's state.json), `create` and `run` from a
- * stored plan (fastexec.c; the plan: docs/EXECUTOR.md), and hands
+ * stored plan (fastexec.c, with the executor's steps; the plan: docs/EXECUTOR.md), and hands
  * EVERYTHING else to the Python CLI by execv: other verbs, hooks, odd flags, any error
  * or unexpected state. It never prints an error of its own: the Python runtime
  * re-checks from scratch and reports as usual, so the two can only differ in speed.
  * Only ever a no-op, the same effect, or an undone attempt before falling back.
  *
  * Built by the package's build (setup.py, through stockade.oci.frontend.build):
- * cc -O2 -DSTOCKADE_STAMP='"..."' -o stockade-oci frontend.c -ljson-c; the fallback is
+ * cc -O2 -DSTOCKADE_STAMP='"..."' -o stockade-oci frontend.c fastexec.c, the executor's
+ * sources (../executor/, ../executor/steps/) and -ljson-c; the fallback is
  * the `stockade` next to it, or -DSTOCKADE_CLI='"/path/to/stockade"'.
  */
 #define _GNU_SOURCE
@@ -29,6 +30,7 @@
 #include <json-c/json.h>
 
 #include "../executor/protocol.h"
+#include "frontend.h"
 
 #ifndef STOCKADE_STAMP
 #error "build with -DSTOCKADE_STAMP='\"...\"' (stockade.oci.frontend.stamp())"
@@ -57,7 +59,7 @@ static const char *cli_path(void) {
 }
 
 /* The Python runtime, with the arguments exactly as given. */
-static void __attribute__((noreturn)) fallback(void) {
+void fallback(void) {
     const char *cli = cli_path();
     char **args = calloc((size_t)g_argc + 2, sizeof(char *));
     if (args != NULL) {
@@ -196,32 +198,9 @@ static int read_state(int dirfd, struct recorded *f) {
     return have == 15 ? 0 : -1;
 }
 
-/* One read of a small (kernel) file into buf, NUL-terminated: its length, or -1 if it
-   cannot be opened or read or is empty. */
-static ssize_t read_text(const char *path, char *buf, size_t size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    return n > 0 ? n : -1;
-}
-
-/* One write of `text` to an existing (kernel) file: 0, or -1 with errno. */
-static int write_text(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    int e = errno;
-    close(fd);
-    errno = e;
-    return n == (ssize_t)strlen(text) ? 0 : -1;
-}
 
 /* Field 22 (start time) and field 3 (state) of /proc/pid/stat; 0: read, -1: no such pid. */
-static int proc_stat(long pid, unsigned long long *start, char *state) {
+int proc_stat(long pid, unsigned long long *start, char *state) {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     if (read_text(path, buf, sizeof buf) < 0)
@@ -329,7 +308,7 @@ static void __attribute__((noreturn)) do_kill(int dirfd, const char *sigtext) {
 }
 
 /* SIGKILL what is left in the cgroup, then rmdir it (as cgroupfs.kill_and_rmdir). */
-static int kill_and_rmdir(const char *dir) {
+int kill_and_rmdir(const char *dir) {
     thaw(dir);
     double deadline = now() + 2.0;
     long delay = 500000;
@@ -390,8 +369,6 @@ static void __attribute__((noreturn)) do_delete(int dirfd, const char *dir, int 
         fallback();
     _exit(0);
 }
-
-#include "fastexec.c"
 
 /* cgroupfs.is_frozen: v1 freezer.state FROZEN, v2 cgroup.events "frozen 1". */
 static int frozen(const char *dir) {
@@ -494,8 +471,7 @@ static void __attribute__((noreturn)) do_state(int dirfd, const char *id) {
 static void __attribute__((noreturn)) do_create(const char *root, int i, int run) {
     const char *bundle = ".", *pid_file = NULL, *id = NULL;
     const char *mode = getenv("STOCKADE_FAST");
-    const char *fault = getenv("STOCKADE_TEST_FAULT"); /* injected faults: Python's steps */
-    if ((mode != NULL && strcmp(mode, "off") == 0) || (fault != NULL && fault[0]))
+    if (mode != NULL && strcmp(mode, "off") == 0)
         fallback();
     for (; i < g_argc; i++) {
         const char *a = g_argv[i];

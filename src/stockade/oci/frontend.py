@@ -1,5 +1,6 @@
-"""Build the compiled front end of `stockade oci` (frontend.c, with the executor
-fastexec.c and its set-up steps executor/steps/*.c): the one implementation of that build, used by the package's own build
+"""Build the compiled front end of `stockade oci` (frontend.c and fastexec.c, with the
+executor's set-up steps executor/*.c and executor/steps/*.c): the one implementation of
+that build, used by the package's own build
 (setup.py: `pip install` and `pip install -e .` install it as `stockade-oci` next to the
 `stockade` console script) and by `python -m stockade.oci.frontend [--if-stale] OUT`
 (a checkout whose sources changed since; --if-stale skips the build when OUT already
@@ -21,7 +22,9 @@ import sys
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("frontend.c")
-STEPS = Path(__file__).resolve().parent.parent / "executor" / "steps"  # the set-up steps
+FAST = Path(__file__).with_name("fastexec.c")  # its create/run from a stored plan
+EXECUTOR = Path(__file__).resolve().parent.parent / "executor"  # the set-up steps
+STEPS = EXECUTOR / "steps"
 NAME = "stockade-oci"
 
 
@@ -47,9 +50,9 @@ def build(out: str, cli: str | None = None, *, test_hooks: bool = False,
         defines.append("-DSTOCKADE_TEST_HOOKS")
     tmp = f"{out}.{os.getpid()}.tmp"
     try:
-        steps = sorted(str(p) for p in STEPS.glob("*.c"))
-        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", *defines, "-I", str(STEPS),
-                        "-o", tmp, str(SOURCE), *steps, "-ljson-c"],
+        steps = sorted(str(p) for p in (*EXECUTOR.glob("*.c"), *STEPS.glob("*.c")))
+        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", *defines, "-I", str(EXECUTOR),
+                        "-I", str(STEPS), "-o", tmp, str(SOURCE), str(FAST), *steps, "-ljson-c"],
                        check=True, capture_output=True, text=True)
         os.chmod(tmp, 0o755)
         os.replace(tmp, out)

@@ -128,7 +128,8 @@ def write_spec(policy_ref: str, rootless: bool, bundle: str, output: str | None,
 
 
 def features() -> dict[str, Any]:
-    from stockade.oci.translate import HOOK_KINDS, NS_TYPES, SECCOMP_FLAGS
+    from stockade.linux.consts import OCI_SECCOMP_FLAGS
+    from stockade.oci.translate import HOOK_KINDS, NS_TYPES
 
     return {
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
@@ -144,7 +145,7 @@ def features() -> dict[str, Any]:
                                                      "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
                                                      "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
                                                      "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
-                        "supportedFlags": sorted(SECCOMP_FLAGS)},
+                        "supportedFlags": sorted(OCI_SECCOMP_FLAGS)},
             "apparmor": {"enabled": True}, "selinux": {"enabled": True},
         },
     }

@@ -10,7 +10,9 @@ file renamed over it) by this module and by the compiled front end (oci/fastexec
 json-c), read by both (frontend.c answers start, kill, delete and state from it).
 Its keys (docs/EXECUTOR.md, "State"): id, pid, creator, creating, bundle, rootfs,
 created, owner, annotations, cgroup_dirs, cgroup_pending, start_hooks, hooks,
-starttime (once created), id_range (a pinned id range, if any).
+starttime (once created), id_range (a pinned id range, if any), creator_starttime (the
+creator's start time, while creating only: delete --force of a create in progress
+signals the creator only if it is still that process).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ OCI_VERSION = "1.0.2"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state.json"
+# Dropped by delete --force before it ends a create in progress: tells the creator why.
+DELETING = "deleting"
 
 
 class StateError(StockadeError):
@@ -82,7 +86,8 @@ def read(root: str, cid: str) -> dict[str, Any]:
 
 # The keys the lifecycle verbs compute with, and their types (others are only shown).
 _TYPES: dict[str, type] = {
-    "pid": int, "creator": int, "starttime": int, "creating": bool, "start_hooks": bool,
+    "pid": int, "creator": int, "creator_starttime": int, "starttime": int, "creating": bool,
+    "start_hooks": bool,
     "bundle": str, "rootfs": str, "created": str, "owner": str, "annotations": dict,
     "cgroup_dirs": list, "cgroup_pending": list, "hooks": dict, "id_range": dict,
 }
@@ -90,13 +95,18 @@ _TYPE_NAMES = {int: "an integer", bool: "true or false", str: "a string", dict: 
                list: "a list"}
 
 
-def write(root: str, cid: str, data: dict[str, Any]) -> None:
-    """The state, whole: a reader sees the old or the new one, never a part."""
-    d = container_dir(root, cid)
+def write(root: str, cid: str, data: dict[str, Any], dir_fd: int | None = None) -> None:
+    """The state, whole: a reader sees the old or the new one, never a part. dir_fd: the
+    container's directory, held open by its create: once delete has removed it, the write
+    fails (FileNotFoundError: no file can be made in a removed directory) instead of
+    landing in a directory of that name made since, and no directory is ever re-made."""
+    d = container_dir(root, cid) if dir_fd is None else ""
     tmp = os.path.join(d, STATE + ".tmp")
-    with open(tmp, "w") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644,
+                 dir_fd=dir_fd)
+    with open(fd, "w") as fh:
         fh.write(json.dumps(data))
-    os.replace(tmp, os.path.join(d, STATE))
+    os.replace(tmp, os.path.join(d, STATE), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def status(root: str, cid: str, data: dict[str, Any]) -> str:
@@ -104,7 +114,9 @@ def status(root: str, cid: str, data: dict[str, Any]) -> str:
     if data.get("creating") or not pid:
         # A create in progress (its hooks may be asking): its own process is recorded.
         creator = int(data.get("creator") or 0)
-        alive = creator and proc_starttime(creator) is not None
+        found = proc_starttime(creator) if creator else None
+        recorded = data.get("creator_starttime")  # absent from states of older versions
+        alive = found is not None and recorded in (None, found[0]) and found[1] not in "ZX"
         return "creating" if alive else "stopped"
     st = proc_starttime(pid)
     if st is None or st[0] != data.get("starttime") or st[1] in ("Z", "X"):

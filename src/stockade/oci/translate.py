@@ -37,8 +37,6 @@ NS_TYPES = {"pid": "pid", "network": "net", "mount": "mount", "ipc": "ipc", "uts
 JOINABLE = ("network", "ipc", "uts", "pid", "cgroup")  # setns by the creating process
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
-SECCOMP_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 # runc always allows these (libcontainer/specconv AllowedDevices): the nodes of its /dev.
 DEFAULT_DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm",
                         "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 5:2 rwm", "c 136:* rwm")
@@ -590,9 +588,9 @@ def _seccomp(sec: dict[str, Any] | None, proc: dict[str, Any],
         raise _err("linux.seccomp", "SCMP_ACT_NOTIFY needs a listenerPath, not supported")
     flags = 0
     for name in _strs(sec.get("flags", []), "linux.seccomp.flags"):
-        if name not in SECCOMP_FLAGS:
+        if name not in L.OCI_SECCOMP_FLAGS:
             raise _err("linux.seccomp.flags", f"unknown flag {name}")
-        flags |= SECCOMP_FLAGS[name]
+        flags |= L.OCI_SECCOMP_FLAGS[name]
     from stockade.linux.syscall_table import canonical_arch
 
     for a in sec.get("architectures", []):

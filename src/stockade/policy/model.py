@@ -93,6 +93,16 @@ class ArgCondition:
         raise AssertionError(self.op)
 
 
+def kernel_version(text: str) -> tuple[int, int]:
+    """(major, minor) of "MAJOR.MINOR" (a missing minor is 0), as a policy's `min_kernel`
+    and a Docker profile's `minKernel` write it. ValueError for anything else."""
+    major, minor = (text.split(".") + ["0"])[:2]
+    try:
+        return int(major), int(minor)
+    except ValueError:
+        raise ValueError(f"kernel version {text!r}: expected MAJOR.MINOR, e.g. 5.8") from None
+
+
 @dataclass(frozen=True)
 class Condition:
     """`when` / `unless` of a rule. None means "not constrained"."""

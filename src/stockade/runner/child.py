@@ -54,7 +54,6 @@ class ChildFds:
     status_w: int  # the init reports the payload's end here
     tty_slave: int = -1
     cgroup_tasks: tuple[int, ...] = ()  # v1 "tasks" files, opened by the parent
-    fault: str = ""  # fault injection for tests (STOCKADE_TEST_FAULT): fail at this step
     # OCI create/start: the payload writes "c" on created_w once set up, then waits on
     # gate_r (the container's exec fifo) for the byte `start` writes.
     created_w: int = -1
@@ -86,8 +85,7 @@ class _Step:
         self.name = name
 
     def __enter__(self) -> None:
-        if self.fds.fault == self.name:
-            raise StepFailed(self.name, "fault injected (STOCKADE_TEST_FAULT)")
+        """Nothing to do on entry: a step's errors are translated on its way out."""
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: object) -> None:
@@ -541,8 +539,6 @@ def _wait_hook(pid: int, timeout: int | None) -> int | None:
 
 def _find(cmd: str, path_var: str, fds: ChildFds) -> str:
     """execvp's search, done before seccomp so a miss is reported (127, like runc)."""
-    if fds.fault == "exec":
-        raise StepFailed("exec", "fault injected (STOCKADE_TEST_FAULT)")
     candidates = [cmd] if "/" in cmd else [os.path.join(d or ".", cmd) for d in path_var.split(":")]
     denied = None
     for cand in candidates:

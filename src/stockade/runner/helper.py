@@ -79,11 +79,10 @@ def _serve_one(msg: bytes, fds: list[int]) -> launcher.RunResult:
     for target, fd in zip((0, 1, 2), fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)
-    plain, fault = marshal.loads(msg)
-    plan = from_plain(plain, RECORDS)
+    plan = from_plain(marshal.loads(msg), RECORDS)
     if not isinstance(plan, plan_mod.Plan):
         raise runner_error("internal", "the launch helper got no plan")
-    return launcher.launch_here(plan, fault)
+    return launcher.launch_here(plan)
 
 
 # --- the caller's side ---------------------------------------------------------------
@@ -110,10 +109,10 @@ class _Helper:
             theirs.close()
         self.sock: socket.socket = mine
 
-    def launch(self, plan: plan_mod.Plan, fault: str) -> launcher.RunResult:
+    def launch(self, plan: plan_mod.Plan) -> launcher.RunResult:
         import socket
 
-        request: Any = (to_plain(plan, RECORDS), fault)  # plain data (to_plain)
+        request: Any = to_plain(plan, RECORDS)  # plain data
         msg = marshal.dumps(request)
         stdio = _stdio()
         try:
@@ -268,12 +267,12 @@ class _NotDelivered(Exception):
     """The helper was gone before it read the request: nothing ran, a retry is safe."""
 
 
-def launch(plan: plan_mod.Plan, fault: str = "") -> launcher.RunResult:
+def launch(plan: plan_mod.Plan) -> launcher.RunResult:
     """Run the plan in a helper; like launcher.launch (RunResult, or RunnerError)."""
     for attempt in (1, 2):
         h = _POOL.take()
         try:
-            return _launch_on(h, plan, fault)
+            return _launch_on(h, plan)
         except _NotDelivered:
             h.close()
             if attempt == 2:
@@ -282,9 +281,9 @@ def launch(plan: plan_mod.Plan, fault: str = "") -> launcher.RunResult:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _launch_on(h: _Helper, plan: plan_mod.Plan, fault: str) -> launcher.RunResult:
+def _launch_on(h: _Helper, plan: plan_mod.Plan) -> launcher.RunResult:
     try:
-        result = h.launch(plan, fault)
+        result = h.launch(plan)
     except _NotDelivered:
         raise
     except RunnerError:

@@ -114,6 +114,5 @@ def run_image(img: ImageRun, part: PolicyPart, *, binds: Sequence[Bind] = (),
                           hostname=hostname, init=init)
     plan = replace(build_plan(p2, spec), idmap_root=True)  # runner.idmount
     preflight.check(plan)
-    result = launch(plan, forward_signals=forward_signals,
-                    fault=os.environ.get("STOCKADE_TEST_FAULT", ""))
+    result = launch(plan, forward_signals=forward_signals)
     return replace(result, notes=(*result.notes, *image_notes(img)))

@@ -88,19 +88,19 @@ def _threads() -> int:
         return 1
 
 
-def launch(plan: Plan, *, forward_signals: bool = False, fault: str = "") -> RunResult:
+def launch(plan: Plan, *, forward_signals: bool = False) -> RunResult:
     """Run the plan; returns the payload's result or raises RunnerError (payload never ran)."""
     threads = _threads()
     if route(plan, forward_signals, threads) == "helper":
         from stockade.runner import helper
 
         try:
-            return helper.launch(plan, fault)
+            return helper.launch(plan)
         except helper.Unavailable as exc:  # nothing was sent: start it from here instead
             if os.environ.get("STOCKADE_LAUNCHER") == "helper":
                 raise runner_error("internal", str(exc)) from exc
             threads = _threads()  # the helpers' spawner thread may exist now
-    return launch_here(plan, fault, forward_signals, threads)
+    return launch_here(plan, forward_signals, threads)
 
 
 HELPER_RSS_MIB = 48  # above this, a fork of the caller costs more than a helper's round trip
@@ -134,24 +134,24 @@ def _rss_mib() -> float:
     return resident * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def launch_here(plan: Plan, fault: str = "", forward_signals: bool = False,
+def launch_here(plan: Plan, forward_signals: bool = False,
                 threads: int | None = None) -> RunResult:
     """Start the sandbox from this process (a fork of it), whatever its size."""
     run_id = _run_id()
     if (threads or _threads()) > 1:
         # A raw clone() in a multi-threaded process could inherit locks held by other
         # threads (malloc, import). Do the whole launch from a forked single-threaded child.
-        return _launch_via_fork(plan, fault, run_id)
-    return _launch(plan, forward_signals, fault, run_id)
+        return _launch_via_fork(plan, run_id)
+    return _launch(plan, forward_signals, run_id)
 
 
-def _launch_via_fork(plan: Plan, fault: str, run_id: str) -> RunResult:
+def _launch_via_fork(plan: Plan, run_id: str) -> RunResult:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            os.write(w, encode_outcome(_launch, plan, False, fault, run_id))
+            os.write(w, encode_outcome(_launch, plan, False, run_id))
         finally:
             os._exit(0)
     os.close(w)
@@ -191,20 +191,20 @@ def decode_outcome(data: bytes) -> RunResult:
     raise err
 
 
-def _launch(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunResult:
+def _launch(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
     pool = plan.identity.pool
     if pool is None:
-        return _launch_placed(plan, forward_signals, fault, run_id)
+        return _launch_placed(plan, forward_signals, run_id)
     # root's `map: auto`: a host id range no other running sandbox holds, kept locked
     # until the sandbox is gone (its cgroup removed, its init reaped: see _launch_placed).
     lease = idalloc.acquire(pool)
     try:
-        return _launch_placed(idalloc.placed(plan, lease), forward_signals, fault, run_id)
+        return _launch_placed(idalloc.placed(plan, lease), forward_signals, run_id)
     finally:
         idalloc.release(lease)
 
 
-def _launch_placed(plan: Plan, forward_signals: bool, fault: str, run_id: str) -> RunResult:
+def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
     started = time.perf_counter()
     _load_lsm(plan)
     limits = plan.policy.limits
@@ -214,8 +214,6 @@ def _launch_placed(plan: Plan, forward_signals: bool, fault: str, run_id: str) -
     jail: AnyJail | None = None
     try:
         if use_cgroup:
-            if fault == "cgroups":
-                raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
             try:
                 cg = _create(lambda h: create(h, run_id, io=limits.io_weight is not None))
                 notes += cg.apply(limits)
@@ -251,7 +249,7 @@ def _launch_placed(plan: Plan, forward_signals: bool, fault: str, run_id: str) -
             from stockade.runner.network.jail import open_jail
 
             jail = open_jail(plan.policy.net, plan.rootfs, plan.host_root)
-        result = _spawn(plan, cg, forward_signals, fault, jail, run_id)
+        result = _spawn(plan, cg, forward_signals, jail, run_id)
     finally:
         if cg is not None:
             try:
@@ -326,7 +324,7 @@ def _check_confined(plan: Plan, pid: int) -> str | None:
     return None if payload is None else mismatch(lsm, payload)
 
 
-def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
+def launch_held(plan: Plan, hold: Hold) -> Held:
     """Set the container up and stop it at its gate; raises RunnerError, leaving nothing.
 
     Unlike launch(), the cgroup outlives this call (the container is managed by later
@@ -343,8 +341,6 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
     cg: V1Cgroup | V2Cgroup | None = None
     try:
         if os.geteuid() == 0 or limits.any or hold.cgroup_path is not None:
-            if fault == "cgroups":
-                raise runner_error("cgroups", "fault injected (STOCKADE_TEST_FAULT)")
             try:
                 cg = _create(lambda h: create(h, hold.name, io=limits.io_weight is not None,
                                               path=hold.cgroup_path,
@@ -361,9 +357,9 @@ def launch_held(plan: Plan, hold: Hold, fault: str = "") -> Held:
             rootfs.prepare_mountpoints(plan)
         except (OSError, rootfs.RootfsError) as exc:
             raise runner_error("rootfs", str(exc)) from exc
-        c = _clone(plan, cg, fault, hold)
+        c = _clone(plan, cg, hold)
         L.sigmask(L.SIG_SETMASK, c.old_mask)
-        pid, master = _supervise_held(plan, c, cg, hold, fault)
+        pid, master = _supervise_held(plan, c, cg, hold)
     except BaseException:
         if cg is not None:
             with suppress(CgroupError):
@@ -399,21 +395,21 @@ class _Cloned:
 
 
 def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
-           fault: str, jail: AnyJail | None = None, run_id: str = "",
+           jail: AnyJail | None = None, run_id: str = "",
            ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
-    c = _clone(plan, cg, fault, None)
+    c = _clone(plan, cg, None)
     # for `stockade audit --all/--stockade ID` while it runs (runner.runs)
     record = runs.record(run_id, c.pid, plan) if run_id else None
     try:
         with _forwarding(c.pid, forward_signals, c.master):
             L.sigmask(L.SIG_SETMASK, c.old_mask)
             return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r,
-                              c.master, c.fds.cgroup_tasks, fault, jail)
+                              c.master, c.fds.cgroup_tasks, jail)
     finally:
         runs.remove(record)
 
 
-def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
+def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
            hold: Hold | None) -> _Cloned:
     err_r, err_w = os.pipe()
     sync_r, sync_w = os.pipe()
@@ -442,7 +438,7 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None, fault: str,
                 if fd >= 0:
                     os.close(fd)
             raise runner_error("cgroups", f"attach: {exc}") from exc
-    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, fault, created_w,
+    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, created_w,
                              -1 if hold is None else hold.gate_fd, tty_child)
     # The child starts with the forwarded signals blocked: they stay pending until its
     # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
@@ -488,8 +484,8 @@ def _clone_call(plan: Plan, cg_fd: int) -> int:
     return pid
 
 
-def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold: Hold,
-                    fault: str) -> tuple[int, int]:
+def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None,
+                    hold: Hold) -> tuple[int, int]:
     """Release the child like _supervise, then wait for "created" (or its error)."""
     fds = c.fds
     for fd in (fds.err_w, fds.sync_r, fds.status_w, fds.tty_slave, fds.created_w,
@@ -500,8 +496,6 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None, hold
     sync_closed = False
     try:
         try:
-            if fault == "idmap":
-                raise IdmapError("fault injected (STOCKADE_TEST_FAULT)")
             write_maps(c.pid, plan.identity)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
@@ -572,7 +566,7 @@ def _send_fd(path: str, fd: int) -> None:
 
 def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,
                sync_w: int, err_r: int, status_r: int, master: int, tasks: tuple[int, ...],
-               fault: str, jail: AnyJail | None = None,
+               jail: AnyJail | None = None,
                ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     slave = fds.tty_slave
     err_w, sync_r, status_w = fds.err_w, fds.sync_r, fds.status_w
@@ -581,8 +575,6 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_
             os.close(fd)
     try:
         try:
-            if fault == "idmap":
-                raise IdmapError("fault injected (STOCKADE_TEST_FAULT)")
             write_maps(pid, plan.identity)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc

@@ -1,5 +1,6 @@
-"""/proc/PID/stat, read once: the fields after the command name, and the start time that
-with the pid names one process for good (a recycled pid has another)."""
+"""What /proc says of one process, read once for the runner, OCI state and the audit: the
+stat fields after the command name, the start time that with the pid names one process
+for good (a recycled pid has another), and its first child (a sandbox init's payload)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ def start_time(pid: int) -> int | None:
         return int(fields[19]) if fields is not None else None
     except (IndexError, ValueError):
         return None
+
+
+def first_child(pid: int) -> int | None:
+    """The first child of `pid` (for a sandbox's init: the payload), None when it has no
+    child or is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = fh.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None

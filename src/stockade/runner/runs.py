@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 from stockade.runner.procstat import start_time
 
@@ -60,14 +59,26 @@ def record(run_id: str, pid: int, plan: Plan, directory: str | None = None) -> s
             os.close(fd)
         os.rename(tmp, os.path.join(path, "state.json"))
     except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_tree(path)
         return None
     return path
 
 
 def remove(path: str | None) -> None:
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove a record written by record(): its directory holds state.json alone."""
+    if path is None:
+        return
+    try:
+        os.unlink(os.path.join(path, "state.json"))
+        os.rmdir(path)
+    except OSError:  # not what record() left: remove whatever is there
+        _remove_tree(path)
+
+
+def _remove_tree(path: str) -> None:
+    import shutil  # only here: remove() of a whole record needs none
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def read(path: str) -> dict[str, object] | None:
@@ -107,4 +118,4 @@ def clean_stale(directory: str) -> None:
     for name in names:
         path = os.path.join(directory, name)
         if os.path.exists(os.path.join(path, "state.json")) and read(path) is None:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_tree(path)

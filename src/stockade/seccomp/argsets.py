@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from types import MappingProxyType
 
 from stockade.errors import StockadeError
 from stockade.policy.model import ArgCondition, ArgOp
@@ -23,36 +24,30 @@ TERM_LIMIT = 256  # libseccomp rules per syscall; past that, adding rules gets s
 Term = tuple[ArgCondition, ...]  # a conjunction, at most one condition per index
 
 
+# a comparison's negation with the same value: one comparison again
+_OPPOSITE = MappingProxyType({ArgOp.EQ: ArgOp.NE, ArgOp.NE: ArgOp.EQ, ArgOp.LT: ArgOp.GE,
+                              ArgOp.GE: ArgOp.LT, ArgOp.LE: ArgOp.GT, ArgOp.GT: ArgOp.LE})
+
+
 def negate(c: ArgCondition) -> list[ArgCondition]:
     """¬c as a disjunction of pairwise disjoint single conditions on the same argument."""
     i = c.index
-    match c.op:
-        case ArgOp.EQ:
-            return [ArgCondition(i, ArgOp.NE, c.value)]
-        case ArgOp.NE:
-            return [ArgCondition(i, ArgOp.EQ, c.value)]
-        case ArgOp.LT:
-            return [ArgCondition(i, ArgOp.GE, c.value)]
-        case ArgOp.LE:
-            return [ArgCondition(i, ArgOp.GT, c.value)]
-        case ArgOp.GT:
-            return [ArgCondition(i, ArgOp.LE, c.value)]
-        case ArgOp.GE:
-            return [ArgCondition(i, ArgOp.LT, c.value)]
-        case ArgOp.MASKED_EQ:
-            if c.value & ~c.mask & MAX:
-                return [ArgCondition(i, ArgOp.GE, 0)]  # (x & m) == v can never hold: ¬ is "always"
-            # (x & m) != v  <=>  the lowest differing bit of m is bit b: lower bits of m
-            # agree with v, bit b does not (disjoint alternatives, one per bit of m)
-            out = []
-            below = 0
-            for bit in range(64):
-                b = 1 << bit
-                if c.mask & b:
-                    out.append(ArgCondition(i, ArgOp.MASKED_EQ, (c.value & below) | ((c.value & b) ^ b), below | b))
-                    below |= b
-            return out or [ArgCondition(i, ArgOp.LT, 0)]  # mask 0: (x & 0) == 0 always; ¬ never
-    raise AssertionError(c.op)
+    if c.op in _OPPOSITE:
+        return [ArgCondition(i, _OPPOSITE[c.op], c.value)]
+    if c.op is not ArgOp.MASKED_EQ:
+        raise AssertionError(c.op)
+    if c.value & ~c.mask & MAX:
+        return [ArgCondition(i, ArgOp.GE, 0)]  # (x & m) == v can never hold: ¬ is "always"
+    # (x & m) != v  <=>  the lowest differing bit of m is bit b: lower bits of m
+    # agree with v, bit b does not (disjoint alternatives, one per bit of m)
+    out = []
+    below = 0
+    for bit in range(64):
+        b = 1 << bit
+        if c.mask & b:
+            out.append(ArgCondition(i, ArgOp.MASKED_EQ, (c.value & below) | ((c.value & b) ^ b), below | b))
+            below |= b
+    return out or [ArgCondition(i, ArgOp.LT, 0)]  # mask 0: (x & 0) == 0 always; ¬ never
 
 
 def negate_conjunction(conj: Sequence[ArgCondition]) -> list[Term]:

@@ -79,30 +79,24 @@ def run(program: Sequence[Insn], data: bytes, big_endian: bool = False) -> int:
         ins = program[pc]
         cls = ins.code & 0x07
         pc += 1
-        if cls == BPF_LD:
+        if cls in (BPF_LD, BPF_LDX):  # the same modes for both registers; ABS only for A
             mode = ins.code & 0xE0
-            if mode == BPF_ABS and (ins.code & 0x18) == BPF_W:
+            if mode == BPF_ABS and cls == BPF_LD and (ins.code & 0x18) == BPF_W:
                 if ins.k % 4 or ins.k + 4 > len(data):
                     raise BpfError(f"bad load offset {ins.k}")
-                (a,) = struct.unpack_from(order + "I", data, ins.k)
+                (value,) = struct.unpack_from(order + "I", data, ins.k)
             elif mode == BPF_IMM:
-                a = ins.k
+                value = ins.k
             elif mode == BPF_MEM:
-                a = mem[ins.k]
+                value = mem[ins.k]
             elif mode == BPF_LEN:
-                a = len(data)
+                value = len(data)
             else:
-                raise BpfError(f"unsupported load {ins.code:#x}")
-        elif cls == BPF_LDX:
-            mode = ins.code & 0xE0
-            if mode == BPF_IMM:
-                x = ins.k
-            elif mode == BPF_MEM:
-                x = mem[ins.k]
-            elif mode == BPF_LEN:
-                x = len(data)
+                raise BpfError(f"unsupported {'load' if cls == BPF_LD else 'ldx'} {ins.code:#x}")
+            if cls == BPF_LD:
+                a = value
             else:
-                raise BpfError(f"unsupported ldx {ins.code:#x}")
+                x = value
         elif cls == BPF_ST:
             mem[ins.k] = a
         elif cls == BPF_STX:

@@ -8,7 +8,6 @@ runc adds socket rules to the multiplexed socketcall() too (see `_runc_collision
 from __future__ import annotations
 
 import errno
-from types import MappingProxyType
 
 import pyseccomp
 
@@ -21,24 +20,9 @@ from stockade.seccomp.actions import action_ret
 from stockade.seccomp.arches import ARGS_32BIT, MULTIPLEXED, bpf_buildable
 from stockade.seccomp.build import LIBSECCOMP_OP, arch_filter
 from stockade.seccomp.filter import compile_filter
+from stockade.seccomp.names import OP_OF_NAME, SCMP_ACTION, SCMP_OP, json_action
 from stockade.seccomp.plan import Escalation, plan_arch
 from stockade.seccomp.rules import ArchPlan, PlannedRule, ordered
-
-# the JSON's words for actions and comparisons (libseccomp's SCMP_ACT_* / SCMP_CMP_* names)
-SCMP_ACTION = MappingProxyType({
-    m.ActionKind.ALLOW: "SCMP_ACT_ALLOW",
-    m.ActionKind.LOG: "SCMP_ACT_LOG",
-    m.ActionKind.KILL_PROCESS: "SCMP_ACT_KILL_PROCESS",
-    m.ActionKind.KILL_THREAD: "SCMP_ACT_KILL_THREAD",
-    m.ActionKind.TRAP: "SCMP_ACT_TRAP",
-    m.ActionKind.NOTIFY: "SCMP_ACT_NOTIFY",
-    m.ActionKind.ERRNO: "SCMP_ACT_ERRNO",
-})
-SCMP_OP = MappingProxyType({
-    m.ArgOp.EQ: "SCMP_CMP_EQ", m.ArgOp.NE: "SCMP_CMP_NE", m.ArgOp.LT: "SCMP_CMP_LT",
-    m.ArgOp.LE: "SCMP_CMP_LE", m.ArgOp.GT: "SCMP_CMP_GT", m.ArgOp.GE: "SCMP_CMP_GE",
-    m.ArgOp.MASKED_EQ: "SCMP_CMP_MASKED_EQ",
-})
 
 
 def _scmp_arch(arch: str) -> str:
@@ -133,12 +117,10 @@ def json_profile(policy: m.Policy, host: HostFacts,
 def _runc_collision(entries: list[dict[str, object]], arch: str, default: m.Action) -> str | None:
     """The first syscall whose rules libseccomp refuses on `arch` the way runc adds them."""
     flt = arch_filter(default, arch)
-    ops = {v: k for k, v in SCMP_OP.items()}
     table = syscall_table().by_arch[arch]
     for entry in entries:
-        action = m.Action(next(k for k, v in SCMP_ACTION.items() if v == entry["action"]),
-                          int(entry.get("errnoRet", 0)))  # type: ignore[call-overload]
-        args = [pyseccomp.Arg(a["index"], LIBSECCOMP_OP[ops[a["op"]]], a["value"], a["valueTwo"])
+        action = json_action(str(entry["action"]), entry.get("errnoRet"), 0)  # type: ignore[arg-type]
+        args = [pyseccomp.Arg(a["index"], LIBSECCOMP_OP[OP_OF_NAME[a["op"]]], a["value"], a["valueTwo"])
                 for a in entry.get("args", [])]  # type: ignore[attr-defined]
         for name in entry["names"]:  # type: ignore[attr-defined]
             if name not in table:

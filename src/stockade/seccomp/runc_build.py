@@ -15,6 +15,7 @@ from typing import Any
 import pyseccomp
 
 from stockade.linux.syscall_table import ARCH_TOKENS, GOARCH, canonical_arch, syscall_table
+from stockade.policy.model import kernel_version
 from stockade.policy.vocab.capabilities import DOCKER_DEFAULT_CAPS
 from stockade.seccomp import bpf
 from stockade.seccomp.build import export_bpf
@@ -41,6 +42,9 @@ def _ret(action: str, errno_ret: int | None, default_errno: int) -> int:
 
 
 def profile_arches(profile: dict[str, Any], native: str) -> list[str]:
+    """The arches moby loads the profile for on a `native` host: `architectures`, else
+    only the native arch's `archMap` entry (the importer keeps every entry instead: a
+    policy serves any host)."""
     if profile.get("architectures"):
         out = [canonical_arch(a) for a in profile["architectures"]]
         return [a for a in out if a]
@@ -52,16 +56,17 @@ def profile_arches(profile: dict[str, Any], native: str) -> list[str]:
 
 
 def _included(entry: dict[str, Any], caps: frozenset[str], native: str, kernel: tuple[int, int]) -> bool:
+    """Moby's reading of includes/excludes, written out here rather than through
+    `policy.model.Condition`: the importer turns them into Conditions, and the tests compare
+    the two, so only the version grammar (`kernel_version`) is shared."""
     inc, exc = entry.get("includes") or {}, entry.get("excludes") or {}
     goarch = {GOARCH.get(native, native), native}
     if inc.get("arches") and not goarch & set(inc["arches"]):
         return False
     if inc.get("caps") and not all(c in caps for c in inc["caps"]):
         return False
-    if inc.get("minKernel"):
-        major, minor = (str(inc["minKernel"]).split(".") + ["0"])[:2]
-        if kernel < (int(major), int(minor)):
-            return False
+    if inc.get("minKernel") and kernel < kernel_version(str(inc["minKernel"])):
+        return False
     if exc.get("arches") and goarch & set(exc["arches"]):
         return False
     return not (exc.get("caps") and any(c in caps for c in exc["caps"]))

@@ -16,8 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_root, require_tool
+from tests.support import hooks
 
 STOCKADE = [str(Path(sys.executable).with_name("stockade")), "oci"]
+# The same CLI with the tests' hooks (STOCKADE_TEST_PAUSE, STOCKADE_TEST_CGROUP_V2), which
+# production code does not read: tests/support/hooks.py.
+STOCKADE_HOOKED = [*hooks.ARGV, "oci"]
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +42,10 @@ def frontend_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the OCI front end cannot be built here")
-    out = tmp_path_factory.mktemp("frontend") / "stockade-oci"
-    return build(str(out), cli=STOCKADE[0], test_hooks=True)
+    out = tmp_path_factory.mktemp("frontend")
+    # its fallback is the tests' CLI: the hooks hold on both paths
+    fallback = hooks.write_script(out / "stockade")
+    return build(str(out / "stockade-oci"), cli=fallback, test_hooks=True)
 
 
 @pytest.fixture
@@ -124,7 +130,8 @@ def twins(bundles: Bundles, oci_root: Path) -> Iterator[Callable[..., str]]:
 
 def oci(root: Path, *args: str, runtime: str = "stockade", check: bool = False,
         timeout: float = 30, **kw: Any) -> subprocess.CompletedProcess[str]:
-    base = STOCKADE if runtime == "stockade" else ["runc"]
+    hooked = hooks.wanted(kw.get("env"))
+    base = (STOCKADE_HOOKED if hooked else STOCKADE) if runtime == "stockade" else ["runc"]
     kw.setdefault("stdin", subprocess.DEVNULL)
     argv = [*base, "--root", str(root / runtime), *args]
     if "create" in args[:1] or "--detach" in args:

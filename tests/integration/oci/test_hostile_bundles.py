@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.oci.conftest import STOCKADE, Bundles, leftovers, oci
+from tests.integration.oci.conftest import STOCKADE, STOCKADE_HOOKED, Bundles, leftovers, oci
 
 HOSTILE = sorted((Path(__file__).resolve().parents[2] / "data" / "hostile" / "oci")
                  .glob("*.json"))
@@ -131,7 +131,8 @@ def _stopped(pid: int) -> bool:
 def _kill_create_at(exe: list[str], root: Path, bundle: Path, cid: str, point: str,
                     env: dict[str, str]) -> None:
     """Start create with STOCKADE_TEST_PAUSE=point, wait until it stops itself there
-    (SIGSTOP), SIGKILL it."""
+    (SIGSTOP), SIGKILL it. (The pause is a test hook: the Python path runs the hooked CLI.)"""
+    exe = STOCKADE_HOOKED if exe == STOCKADE else exe
     proc = subprocess.Popen([*exe, "--root", str(root / "stockade"), "create", "--bundle", str(bundle), cid],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,

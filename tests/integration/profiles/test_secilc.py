@@ -14,6 +14,7 @@ from _profiles_env import HOST, require_tool
 from stockade.policy.model import Policy
 from stockade.profiles import selinux
 from stockade.profiles.selinux import cil
+from stockade.profiles.selinux.shipped import base_text
 
 
 def secilc(tmp_path: Path, *texts: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +36,7 @@ def _module_and_template(policy: Policy) -> tuple[str, str]:
 
 def test_examples_compile(example_policy: Policy, tmp_path: Path) -> None:
     module, template = _module_and_template(example_policy)
-    res = secilc(tmp_path, selinux.base_text(), template, module)
+    res = secilc(tmp_path, base_text(), template, module)
     assert res.returncode == 0, f"secilc failed:\n{res.stdout}{res.stderr}\n{module}"
     assert (tmp_path / "policy.bin").stat().st_size > 0
 
@@ -44,11 +45,11 @@ def test_neverallow_on_denied_paths_bites(tmp_path: Path) -> None:
     """Granting what filesystem.deny forbids makes the real compiler refuse the policy."""
     module, template = _module_and_template(built("web-api"))
     leak = cil.render(cil.Module("leak", (), (cil.allow("web_api_t", "web_api_deny_file_t", "file", ["read"]),)))
-    res = secilc(tmp_path, selinux.base_text(), template, module, leak)
+    res = secilc(tmp_path, base_text(), template, module, leak)
     assert res.returncode != 0 and "neverallow" in (res.stdout + res.stderr).lower()
 
 
 def test_unknown_permission_bites(tmp_path: Path) -> None:
     module, template = _module_and_template(built("web-api"))
     bad = cil.render(cil.Module("bad", (), (cil.allow("web_api_t", "self", "capability", ["no_such_perm"]),)))
-    assert secilc(tmp_path, selinux.base_text(), template, module, bad).returncode != 0
+    assert secilc(tmp_path, base_text(), template, module, bad).returncode != 0

@@ -3,15 +3,18 @@
 The payload would create a marker file in a writable bind; every case checks that the
 marker does not exist, that the error names the step with its exit code, and (through
 `leak_check`) that no cgroup, mount, fd or zombie is left behind. Real failures are used
-where the kernel can be made to refuse; the rest use the STOCKADE_TEST_FAULT hook, which
-can only make a run fail, never weaken it.
+where the kernel can be made to refuse; the rest inject a fault by patching this process
+(`inject_fault`): production code holds no fault switch, and a run started in-process
+(a fork or clone of this process) carries the patch into its child, which imports nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, NoReturn
 
 import pytest
 
@@ -46,13 +49,45 @@ def test_marker_is_created_when_nothing_fails(outdir: Path, leak_check: None) ->
     assert res.exit_code == 0 and (outdir / "ran").exists()
 
 
+INJECTED = "fault injected (test)"
+
+
+def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """Make `step` fail at its first point, as a real failure there would: the parent's
+    steps (cgroups, idmap) raise their own errors, the child's fail on entering the step."""
+    from stockade.runner import child, launcher
+    from stockade.runner.cgroups import CgroupError
+    from stockade.runner.idmap import IdmapError
+
+    # a launch helper is another process: the patch must reach the clone, so in-process
+    monkeypatch.setenv("STOCKADE_LAUNCHER", "in-process")
+
+    def refuse(error: Callable[[], Exception]) -> Callable[..., NoReturn]:
+        def fail(*_args: object, **_kw: object) -> NoReturn:
+            raise error()
+        return fail
+
+    if step == "cgroups":
+        monkeypatch.setattr(launcher, "_create", refuse(lambda: CgroupError(INJECTED)))
+    elif step == "idmap":
+        monkeypatch.setattr(launcher, "write_maps", refuse(lambda: IdmapError(INJECTED)))
+    elif step == "exec":  # the payload's lookup (execvp's search, before seccomp)
+        monkeypatch.setattr(child, "_find", refuse(lambda: child.StepFailed("exec", INJECTED)))
+    else:
+        def enter(self: Any) -> None:
+            if self.name == step:
+                raise child.StepFailed(step, INJECTED)
+        monkeypatch.setattr(child._Step, "__enter__", enter)
+
+
 @pytest.mark.parametrize("step", ["cgroups", "idmap", "namespaces", "rootfs", "rlimits", "lsm",
                                   "capabilities", "no_new_privs", "landlock", "hygiene",
                                   "seccomp", "exec"])
 def test_injected_fault(step: str, outdir: Path, monkeypatch: pytest.MonkeyPatch,
                         leak_check: None) -> None:
-    monkeypatch.setenv("STOCKADE_TEST_FAULT", step)
-    assert attempt(outdir).step == step
+    inject_fault(monkeypatch, step)
+    err = attempt(outdir)
+    assert err.step == step and INJECTED in err.message
 
 
 def test_missing_rootfs(outdir: Path, leak_check: None) -> None:

@@ -48,7 +48,7 @@ def _helper_leftovers(pids: set[int]) -> list[str]:
 
 
 def test_same_result_stdio_and_errors(helper_mode: None, capfd: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      tmp_path: Path) -> None:
     res = run(["/bin/sh", "-c", "echo out; echo err >&2; grep -E '^(NoNewPrivs|Seccomp):' "
                "/proc/self/status; exit 3"], policy="default", env=ENV)
     assert res.exit_code == 3 and res.cgroup in ("v1", "v2") and res.pids_peak
@@ -61,9 +61,11 @@ def test_same_result_stdio_and_errors(helper_mode: None, capfd: pytest.CaptureFi
     with pytest.raises(RunnerError) as exc:
         run(["no-such-command-xyz"], policy="default", env=ENV)
     assert exc.value.step == "exec" and exc.value.exit_code == 127
-    monkeypatch.setenv("STOCKADE_TEST_FAULT", "rootfs")  # fault injection travels too
+    # a set-up step that fails in the helper's sandbox (a mountpoint missing in the
+    # read-only host root) comes back as that step's error
     with pytest.raises(RunnerError) as exc:
-        run(["/bin/true"], policy="default", env=ENV)
+        run(["/bin/true"], policy="default", env=ENV, rootfs="/",
+            binds=[f"{tmp_path}:/no/such/dir"])
     assert exc.value.step == "rootfs"
     assert {h.pid for h in helper._POOL.idle} == pids  # reused, still serving
     assert not _helper_leftovers(pids)

@@ -27,9 +27,12 @@ def test_messages_sharing_a_pipe_differ() -> None:
 
 
 def test_the_c_sources_use_the_header() -> None:
-    oci = Path(protocol.__file__).parents[1] / "oci"
-    for name in ("fastexec.c", "frontend.c"):
-        text = (oci / name).read_text()
-        assert '#include "../executor/protocol.h"' in text or name == "fastexec.c"
+    package = Path(protocol.__file__).parents[1]
+    sources = [package / "oci" / "fastexec.c", package / "oci" / "frontend.c",
+               *sorted((package / "executor").glob("*.c"))]
+    assert '#include "../executor/protocol.h"' in (package / "oci" / "frontend.c").read_text()
+    assert '#include "protocol.h"' in (package / "executor" / "executor.h").read_text()
+    for source in sources:
+        text = source.read_text()
         for literal in ("'g'", "'c'", "'s'", '"g", 1', '"c", 1'):
-            assert literal not in text, (name, literal)
+            assert literal not in text, (source.name, literal)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,8 @@ def test_wrapper_numbers_are_the_tables_numbers() -> None:
     name the table knows they agree, so no hand-kept list can drift from it."""
     table = syscall_table()
     arch = native_arch()
-    known = {n: nr for n, nr in syscalls.NR.items() if table.number(arch, n) is not None}
-    assert len(known) >= len(syscalls.NR) - 1  # lsm_list_modules may be newer than libseccomp
+    known = {n: nr for n, nr in syscalls.numbers().items() if table.number(arch, n) is not None}
+    assert len(known) >= len(syscalls.numbers()) - 1  # lsm_list_modules may be newer than libseccomp
     for name, nr in known.items():
         assert table.number(arch, name) == nr, name
 
@@ -31,7 +33,7 @@ def test_wrapper_numbers_are_the_tables_numbers() -> None:
 def test_syscall_newer_than_libseccomp_has_the_unified_number() -> None:
     """lsm_list_modules (6.8) is unknown to Debian 12's libseccomp 2.5.4: the fallback is
     the asm-generic unified number, the same on every supported arch."""
-    assert syscalls.NR["lsm_list_modules"] == 461
+    assert syscalls.numbers()["lsm_list_modules"] == 461
 
 
 def test_unknown_syscall_name_fails_closed() -> None:
@@ -159,3 +161,25 @@ def test_image_platform_is_the_native_arch_in_go_words(monkeypatch: pytest.Monke
         monkeypatch.setattr(os, "uname", lambda m=machine: os.uname_result(
             ("Linux", "h", "6.1", "#1", m)))
         assert archive._host_platform() == ("linux", goarch), machine
+
+
+def test_importing_the_wrappers_loads_no_libseccomp() -> None:
+    """A path that makes no raw syscall (the CLI's parse, a cached plan) does not load
+    libseccomp; the first wrapper's number resolves the whole table at once, so a child
+    after clone finds every number already there."""
+    code = ("import sys; from stockade.linux import syscalls as L;"
+            "print('stockade.linux.libseccomp' in sys.modules, len(L._numbers));"
+            "n = L.numbers()['mount'];"
+            "print('stockade.linux.libseccomp' in sys.modules, len(L._numbers) == len(L.WRAPPED))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False 0", "True True"]
+
+
+def test_host_facts_without_syscalls_load_no_ctypes() -> None:
+    """The OCI create path reads cap_last_cap and the kernel release only: linux.host
+    loads the ctypes layer just for the facts that need a raw syscall."""
+    code = ("import sys; from stockade.linux import host; host.cap_last_cap(); host.kernel();"
+            "print('ctypes' in sys.modules, 'stockade.linux.syscalls' in sys.modules);"
+            "host.landlock_abi(); print('stockade.linux.syscalls' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False False", "True"]

@@ -5,6 +5,7 @@ traceback or a guess."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,30 @@ def test_a_damaged_state_is_named(tmp_path: Path, text: str, why: str) -> None:
 def test_a_missing_state_is_no_container(tmp_path: Path) -> None:
     with pytest.raises(st.StateError, match="^container c2 does not exist$"):
         st.read(str(tmp_path), "c2")
+
+
+def test_a_write_through_a_removed_directory_fails(tmp_path: Path) -> None:
+    """create writes through its directory held open: once delete has removed it, the
+    write fails instead of landing in a directory of that name made since."""
+    (tmp_path / "c1").mkdir()
+    fd = os.open(tmp_path / "c1", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        st.write(str(tmp_path), "c1", DATA, dir_fd=fd)
+        assert st.read(str(tmp_path), "c1") == DATA
+        st.remove(str(tmp_path), "c1")
+        (tmp_path / "c1").mkdir()  # a later create of the same id
+        with pytest.raises(FileNotFoundError):
+            st.write(str(tmp_path), "c1", DATA, dir_fd=fd)
+        assert list((tmp_path / "c1").iterdir()) == []
+    finally:
+        os.close(fd)
+
+
+def test_a_create_in_progress_is_its_creator_only(tmp_path: Path) -> None:
+    """creating while the recorded creator lives; a pid reused by another process (its
+    start time differs) is not the creator: stopped."""
+    me = st.proc_starttime(os.getpid())
+    assert me is not None
+    creating = {**DATA, "pid": 0, "creating": True, "creator": os.getpid()}
+    assert st.status(str(tmp_path), "c1", {**creating, "creator_starttime": me[0]}) == "creating"
+    assert st.status(str(tmp_path), "c1", {**creating, "creator_starttime": me[0] + 1}) == "stopped"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from stockade.audit import caps, probes_lib
 from stockade.audit.checks._ns import host_ns
 from stockade.audit.model import Severity, Status, Verdict, absent
 from stockade.audit.probe import Probe
 from stockade.audit.procfs import mask_of
-from stockade.audit.registry import Proofs, check
+from stockade.audit.registry import Check, Evaluate, Proofs, check
 from stockade.audit.view import View
 
 CIS_CAPS = "CIS Docker 5.3"
@@ -20,13 +20,28 @@ def _drop(*names: str) -> tuple[tuple[str, object], ...]:
     return (("capabilities.drop", list(names)),)
 
 
-def _cap_row(view: View, proofs: Proofs, name: str, key: str, fix: str) -> Verdict:
+def _cap_row(view: View, proofs: Proofs, name: str, key: str) -> Verdict:
     if not caps.has(view.cap_eff, name):
         return absent(view.status_line("CapEff"))
     ev = (view.status_line("CapEff"), f"CAP_{name} (bit {caps.CAP[name]}) is effective")
-    o = proofs.get(key)
-    status = Status.EXPLOITABLE if o is not None and o.ok else Status.PRESENT
-    return Verdict(status, ev, proofs.line(key), fix=_drop(fix))
+    status = Status.EXPLOITABLE if proofs.ok(key) else Status.PRESENT
+    return Verdict(status, ev, proofs.line(key), fix=_drop(name))
+
+
+def _cap_check(name: str, title: str, severity: Severity, key: str, probe: Callable[[View], Probe],
+               *, why: str = "", evaluate: Evaluate | None = None) -> Check:
+    """The row of one effective capability (`why` its catalogue text), proved by one probe
+    (`key`) that runs only when the capability is effective; `evaluate` instead of the
+    plain row for one that reads more than the capability."""
+    def plan(view: View) -> Mapping[str, Probe]:
+        return {key: probe(view)} if caps.has(view.cap_eff, name) else {}
+
+    def row(view: View, proofs: Proofs) -> Verdict:
+        return _cap_row(view, proofs, name, key)
+
+    row.__doc__ = why
+    return check(f"CAP-{name}", title, severity, remediation=f"capabilities.drop: [{name}]",
+                 references=(CIS_CAPS, "CWE-250"), probes=plan)(evaluate or row)
 
 
 @check("PRIV-ALLCAPS", "every capability is effective (privileged)", Severity.CRITICAL,
@@ -42,51 +57,32 @@ def priv_allcaps(view: View, proofs: Proofs) -> Verdict:
     return absent(*ev)
 
 
-def _sys_admin_probes(view: View) -> Mapping[str, Probe]:
-    if not caps.has(view.cap_eff, "SYS_ADMIN"):
-        return {}
-    return {"mount": Probe(probes_lib.mount_tmpfs, isolated=True)}
+cap_sys_admin = _cap_check(
+    "SYS_ADMIN", "CAP_SYS_ADMIN is effective", Severity.CRITICAL,
+    "mount", lambda _view: Probe(probes_lib.mount_tmpfs, isolated=True),
+    why="CAP_SYS_ADMIN allows mounts, namespace games and most of the known escapes.\n"
+        "Proof: unshare(CLONE_NEWNS) and mount a tmpfs in the private copy.")
 
 
-@check("CAP-SYS_ADMIN", "CAP_SYS_ADMIN is effective", Severity.CRITICAL,
-       remediation="capabilities.drop: [SYS_ADMIN]", references=(CIS_CAPS, "CWE-250"),
-       probes=_sys_admin_probes)
-def cap_sys_admin(view: View, proofs: Proofs) -> Verdict:
-    """CAP_SYS_ADMIN allows mounts, namespace games and most of the known escapes.
-    Proof: unshare(CLONE_NEWNS) and mount a tmpfs in the private copy."""
-    return _cap_row(view, proofs, "SYS_ADMIN", "mount", "SYS_ADMIN")
-
-
-def _dac_probes(view: View) -> Mapping[str, Probe]:
-    if not caps.has(view.cap_eff, "DAC_READ_SEARCH"):
-        return {}
+def _dac_probe(view: View) -> Probe:
     # a file on a bind mount when there is one (the classic shocker target), else /etc
     target = "/etc/hostname"
     for m in view.mounts:
         if m.mountpoint in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
             target = m.mountpoint
             break
-    return {"handle": Probe(lambda: probes_lib.open_by_handle(target))}
+    return Probe(lambda: probes_lib.open_by_handle(target))
 
 
-@check("CAP-DAC_READ_SEARCH", "CAP_DAC_READ_SEARCH with open_by_handle_at (shocker)",
-       Severity.CRITICAL, remediation="capabilities.drop: [DAC_READ_SEARCH]",
-       references=(CIS_CAPS, "CWE-250"), probes=_dac_probes)
-def cap_dac_read_search(view: View, proofs: Proofs) -> Verdict:
-    """open_by_handle_at with CAP_DAC_READ_SEARCH opens host files by inode handle."""
-    return _cap_row(view, proofs, "DAC_READ_SEARCH", "handle", "DAC_READ_SEARCH")
+cap_dac_read_search = _cap_check(
+    "DAC_READ_SEARCH", "CAP_DAC_READ_SEARCH with open_by_handle_at (shocker)", Severity.CRITICAL,
+    "handle", _dac_probe,
+    why="open_by_handle_at with CAP_DAC_READ_SEARCH opens host files by inode handle.")
 
-
-def _module_probes(view: View) -> Mapping[str, Probe]:
-    return {"delete_module": Probe(probes_lib.delete_module)} if caps.has(view.cap_eff, "SYS_MODULE") else {}
-
-
-@check("CAP-SYS_MODULE", "CAP_SYS_MODULE: kernel modules can be loaded", Severity.CRITICAL,
-       remediation="capabilities.drop: [SYS_MODULE]", references=(CIS_CAPS, "CWE-250"),
-       probes=_module_probes)
-def cap_sys_module(view: View, proofs: Proofs) -> Verdict:
-    """Proof: delete_module on a name that does not exist; ENOENT means it was allowed."""
-    return _cap_row(view, proofs, "SYS_MODULE", "delete_module", "SYS_MODULE")
+cap_sys_module = _cap_check(
+    "SYS_MODULE", "CAP_SYS_MODULE: kernel modules can be loaded", Severity.CRITICAL,
+    "delete_module", lambda _view: Probe(probes_lib.delete_module),
+    why="Proof: delete_module on a name that does not exist; ENOENT means it was allowed.")
 
 
 def _ptrace_probes(view: View) -> Mapping[str, Probe]:
@@ -111,45 +107,29 @@ def cap_sys_ptrace_hostpid(view: View, proofs: Proofs) -> Verdict:
                    fix=_drop("SYS_PTRACE") + (("namespaces", ["pid"]),))
 
 
-def _rawio_probes(view: View) -> Mapping[str, Probe]:
-    return {"mem": Probe(lambda: probes_lib.open_rdonly("/dev/mem"))} if caps.has(view.cap_eff, "SYS_RAWIO") else {}
+cap_sys_rawio = _cap_check(
+    "SYS_RAWIO", "CAP_SYS_RAWIO: raw I/O ports and memory", Severity.HIGH,
+    "mem", lambda _view: Probe(lambda: probes_lib.open_rdonly("/dev/mem")),
+    why="Proof: open /dev/mem read-only, if the node exists in the container.")
 
 
-@check("CAP-SYS_RAWIO", "CAP_SYS_RAWIO: raw I/O ports and memory", Severity.HIGH,
-       remediation="capabilities.drop: [SYS_RAWIO]", references=(CIS_CAPS, "CWE-250"),
-       probes=_rawio_probes)
-def cap_sys_rawio(view: View, proofs: Proofs) -> Verdict:
-    """Proof: open /dev/mem read-only, if the node exists in the container."""
-    return _cap_row(view, proofs, "SYS_RAWIO", "mem", "SYS_RAWIO")
-
-
-def _net_admin_probes(view: View) -> Mapping[str, Probe]:
-    return {"ioctl": Probe(probes_lib.ifflags_nonexistent)} if caps.has(view.cap_eff, "NET_ADMIN") else {}
-
-
-@check("CAP-NET_ADMIN", "CAP_NET_ADMIN: network configuration", Severity.MEDIUM,
-       remediation="capabilities.drop: [NET_ADMIN]", references=(CIS_CAPS, "CWE-250"),
-       probes=_net_admin_probes)
-def cap_net_admin(view: View, proofs: Proofs) -> Verdict:
+def _net_admin_row(view: View, proofs: Proofs) -> Verdict:
     """Medium in its own network namespace, high with the host's (firewall, routes, sniffing).
     Proof: SIOCSIFFLAGS on an interface name that does not exist (ENODEV = allowed)."""
-    v = _cap_row(view, proofs, "NET_ADMIN", "ioctl", "NET_ADMIN")
+    v = _cap_row(view, proofs, "NET_ADMIN", "ioctl")
     is_host, ns_ev = host_ns(view, "net")
     if v.status.is_open and is_host:
         return Verdict(v.status, (*v.evidence, ns_ev), v.proof, Severity.HIGH, v.fix)
     return v
 
 
-def _raw_probes(view: View) -> Mapping[str, Probe]:
-    return {"raw": Probe(probes_lib.raw_socket)} if caps.has(view.cap_eff, "NET_RAW") else {}
+cap_net_admin = _cap_check(
+    "NET_ADMIN", "CAP_NET_ADMIN: network configuration", Severity.MEDIUM, "ioctl",
+    lambda _view: Probe(probes_lib.ifflags_nonexistent), evaluate=_net_admin_row)
 
-
-@check("CAP-NET_RAW", "CAP_NET_RAW: raw sockets (spoofing, ARP/DNS poisoning)", Severity.MEDIUM,
-       remediation="capabilities.drop: [NET_RAW]", references=(CIS_CAPS, "CWE-250"),
-       probes=_raw_probes)
-def cap_net_raw(view: View, proofs: Proofs) -> Verdict:
-    """Proof: open and close a raw ICMP socket."""
-    return _cap_row(view, proofs, "NET_RAW", "raw", "NET_RAW")
+cap_net_raw = _cap_check(
+    "NET_RAW", "CAP_NET_RAW: raw sockets (spoofing, ARP/DNS poisoning)", Severity.MEDIUM,
+    "raw", lambda _view: Probe(probes_lib.raw_socket), why="Proof: open and close a raw ICMP socket.")
 
 
 def _kinfo_probes(view: View) -> Mapping[str, Probe]:

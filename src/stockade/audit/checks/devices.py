@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Mapping
-from functools import partial
 
 from stockade.audit import probes_lib
+from stockade.audit.checks._opens import existing, open_probes
 from stockade.audit.model import Severity, Status, Verdict, absent
 from stockade.audit.probe import Outcome, Probe
 from stockade.audit.registry import Proofs, check
@@ -51,27 +50,16 @@ def dev_block(view: View, proofs: Proofs) -> Verdict:
 KERNEL_DEVS = ("/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg")
 
 
-def _kdev_probes(view: View) -> Mapping[str, Probe]:
-    return {p: Probe(partial(probes_lib.open_rdonly, p)) for p in KERNEL_DEVS}
-
-
 @check("DEV-MEM-KMSG", "/dev/mem, /dev/kmem, /dev/port or /dev/kmsg openable", Severity.HIGH,
        remediation="filesystem.deny: [/dev/mem, /dev/kmem, /dev/port, /dev/kmsg]",
-       references=("CIS Docker 5.17", "CWE-668"), probes=_kdev_probes)
+       references=("CIS Docker 5.17", "CWE-668"), probes=open_probes(KERNEL_DEVS, write=False))
 def dev_mem_kmsg(view: View, proofs: Proofs) -> Verdict:
     """Physical memory, I/O ports and the kernel log. Proof: open O_RDONLY, close."""
-    present, opened = [], []
-    for p in KERNEL_DEVS:
-        o = proofs.get(p)
-        if o is None:
-            if proofs.error:
-                return Verdict(Status.ERROR, (proofs.error,))
-            continue
-        if o.errno == 2:
-            continue
-        present.append(p)
-        if probes_lib.is_exposed(o):
-            opened.append(p)
+    found = existing(proofs, KERNEL_DEVS)
+    if found is None:
+        return Verdict(Status.ERROR, (proofs.error,))
+    present = [p for p, _ in found]
+    opened = [p for p, o in found if probes_lib.is_exposed(o)]
     if not present:
         return absent("none of " + ", ".join(KERNEL_DEVS) + " exists")
     ev = tuple(proofs.line(p) for p in present)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 
 from stockade.audit import probes_lib
+from stockade.audit.checks._opens import existing, open_probes
 from stockade.audit.model import Severity, Status, Verdict, absent
 from stockade.audit.probe import Probe
-from stockade.audit.registry import ProbePlan, Proofs, check
+from stockade.audit.registry import Proofs, check
 from stockade.audit.view import View
-
-
-def _opens(paths: tuple[str, ...], write: bool) -> ProbePlan:
-    def plan(view: View) -> Mapping[str, Probe]:
-        fn = probes_lib.open_wronly if write else probes_lib.open_rdonly
-        return {p: Probe(partial(fn, p)) for p in paths}
-    return plan
 
 
 def _write_verdict(proofs: Proofs, paths: tuple[str, ...], extra: tuple[str, ...] = ()) -> Verdict:
@@ -39,7 +32,7 @@ CORE = ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe")
 
 @check("PROCSYS-CORE-PATTERN", "core_pattern / modprobe writable", Severity.CRITICAL,
        remediation="filesystem.deny: [/proc/sys/kernel/core_pattern] (keep /proc/sys read-only)",
-       references=("CWE-732",), probes=_opens(CORE, True))
+       references=("CWE-732",), probes=open_probes(CORE, write=True))
 def procsys_core_pattern(view: View, proofs: Proofs) -> Verdict:
     """A writable core_pattern or modprobe path runs a program as host root on the next crash
     or module request. Proof: open O_WRONLY, close without writing."""
@@ -51,19 +44,18 @@ BINFMT = ("/proc/sys/fs/binfmt_misc/register",)
 
 @check("BINFMT-MISC", "binfmt_misc register writable", Severity.CRITICAL,
        remediation="filesystem.deny: [/proc/sys/fs/binfmt_misc]", references=("CWE-732",),
-       probes=_opens(BINFMT, True))
+       probes=open_probes(BINFMT, write=True))
 def binfmt_misc(view: View, proofs: Proofs) -> Verdict:
     """A registered interpreter runs for every matching exec on the host (and with the C flag,
     with the binary's credentials). Proof: open register O_WRONLY, close."""
     return _write_verdict(proofs, BINFMT)
 
 
-def _sysfs_probes(view: View) -> Mapping[str, Probe]:
-    return {"/sys/kernel/uevent_helper": Probe(lambda: probes_lib.open_wronly("/sys/kernel/uevent_helper"))}
+UEVENT_HELPER = ("/sys/kernel/uevent_helper",)
 
 
 @check("SYSFS-RW", "sysfs (or securityfs/efivarfs/debugfs) writable", Severity.CRITICAL,
-       remediation="filesystem.read_only: [/sys]", references=("CWE-732",), probes=_sysfs_probes)
+       remediation="filesystem.read_only: [/sys]", references=("CWE-732",), probes=open_probes(UEVENT_HELPER, write=True))
 def sysfs_rw(view: View, proofs: Proofs) -> Verdict:
     """A writable /sys: uevent_helper runs a program as host root on the next uevent; a
     writable securityfs, efivarfs or debugfs is as bad. Proof: open uevent_helper O_WRONLY."""
@@ -71,7 +63,7 @@ def sysfs_rw(view: View, proofs: Proofs) -> Verdict:
           if m.fstype in ("sysfs", "securityfs", "efivarfs", "debugfs", "tracefs")
           and not m.read_only and (m.mountpoint == "/sys" or m.mountpoint.startswith("/sys/"))]
     extra = tuple(f"read-write: {m.line()}" for m in rw)
-    return _write_verdict(proofs, ("/sys/kernel/uevent_helper",), extra)
+    return _write_verdict(proofs, UEVENT_HELPER, extra)
 
 
 DOS = ("/proc/sysrq-trigger", "/proc/sys/vm/panic_on_oom")
@@ -79,7 +71,7 @@ DOS = ("/proc/sysrq-trigger", "/proc/sys/vm/panic_on_oom")
 
 @check("PROC-DOS-KNOBS", "sysrq-trigger / panic_on_oom writable", Severity.HIGH,
        remediation="filesystem.deny: [/proc/sysrq-trigger] (keep /proc/sys read-only)",
-       references=("CWE-400",), probes=_opens(DOS, True))
+       references=("CWE-400",), probes=open_probes(DOS, write=True))
 def proc_dos_knobs(view: View, proofs: Proofs) -> Verdict:
     """sysrq-trigger reboots or crashes the host; panic_on_oom turns an OOM into a panic.
     Proof: open O_WRONLY, close — never written."""
@@ -91,20 +83,16 @@ MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", 
 
 @check("MASKED-PATHS-MISSING", "masked paths are exposed", Severity.MEDIUM,
        remediation="filesystem.deny: [/proc/kcore, /proc/keys, /proc/timer_list, /sys/firmware]",
-       references=("CWE-200",), probes=_opens(MASKED, False))
+       references=("CWE-200",), probes=open_probes(MASKED, write=False))
 def masked_paths_missing(view: View, proofs: Proofs) -> Verdict:
     """Runtimes hide these behind /dev/null or an empty read-only tmpfs; without that,
     kernel memory layout, keys and timers leak. Proof: open O_RDONLY, close."""
     covered = {m.mountpoint for m in view.mounts}
     exposed, lines = [], []
-    for p in MASKED:
-        o = proofs.get(p)
-        if o is None:
-            if proofs.error:
-                return Verdict(Status.ERROR, (proofs.error,))
-            continue
-        if o.errno == 2:  # the kernel does not have it
-            continue
+    found = existing(proofs, MASKED)
+    if found is None:
+        return Verdict(Status.ERROR, (proofs.error,))
+    for p, o in found:
         if p in covered or "masked" in o.detail:
             lines.append(f"{p}: masked")
             continue

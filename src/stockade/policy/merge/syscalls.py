@@ -56,8 +56,7 @@ def parse_action(text: str, loc: Location) -> m.Action:
 def parse_kernel(value: str | float, loc: Location) -> tuple[int, int]:
     text = str(value)
     try:
-        major, minor = (text.split(".") + ["0"])[:2]
-        return int(major), int(minor)
+        return m.kernel_version(text)
     except ValueError:
         raise PolicyError(loc, "invalid kernel version", found=repr(text), expected='"MAJOR.MINOR", e.g. "5.8"') from None
 

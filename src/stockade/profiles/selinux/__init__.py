@@ -16,26 +16,16 @@ Validation, in tests, with the real toolchain, twice:
 
 from __future__ import annotations
 
-from importlib import resources
-
 from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.policy.paths import validate_filesystem
 from stockade.profiles.base import Artifact, Artifacts, Enforcement
 from stockade.profiles.capabilities import ordered
 from stockade.profiles.selinux import cil
-from stockade.profiles.selinux.module import BASES, build_module, validate_selinux
+from stockade.profiles.selinux.module import build_module, validate_selinux
+from stockade.profiles.selinux.shipped import BASES, template_text
 
-__all__ = ["compile", "build_module", "validate_selinux", "template_text", "base_text"]
-
-
-def template_text(base: str = "container") -> str:
-    return resources.files("stockade.profiles.selinux").joinpath(
-        "templates", f"{base}.cil").read_text()
-
-
-def base_text() -> str:
-    return resources.files("stockade.profiles.selinux").joinpath("base", "base.cil").read_text()
+__all__ = ["compile", "build_module", "validate_selinux"]
 
 
 def enforcements(policy: Policy, host: HostFacts) -> list[Enforcement]:

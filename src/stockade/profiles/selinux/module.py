@@ -8,9 +8,7 @@ from stockade.linux.hostfacts import HostFacts
 from stockade.policy.model import Policy
 from stockade.profiles.capabilities import CAP_NUMBERS, ordered
 from stockade.profiles.selinux import cil
-
-# base name (lsm.selinux.base) → the template module that provides its macros
-BASES: dict[str, str] = {"container": "stockade_container"}
+from stockade.profiles.selinux.shipped import BASES, template_text
 
 _FILE_RW = ("read", "write", "append", "create", "unlink", "rename", "link", "getattr",
             "setattr", "open", "map", "lock", "ioctl")
@@ -90,8 +88,6 @@ def module_name(dom: str) -> str:
 def _template_names(template: str) -> frozenset[str]:
     """The types, attributes and macros the template module declares."""
     import re
-
-    from stockade.profiles.selinux import template_text
 
     text = template_text(next(b for b, t in BASES.items() if t == template))
     return frozenset(re.findall(r"^\s*\((?:type|typeattribute|macro)\s+([A-Za-z0-9_]+)", text, re.M))

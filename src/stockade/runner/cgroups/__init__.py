@@ -63,10 +63,6 @@ def detect(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cg
                     if opt in V1_CONTROLLERS and opt not in v1:
                         v1[opt] = mnt
     mounts = tuple((c, m, own_v1.get(c, "/")) for c, m in sorted(v1.items()))
-    if v2 is not None and os.environ.get("STOCKADE_TEST_CGROUP_V2") == "1":
-        # Tests only: treat a hybrid host's unified mount as a pure v2 host (no resource
-        # controllers there, but cgroups, clone3 into them and device programs work).
-        return Hierarchy("v2", (), v2, own_v2)
     if v1:
         mode = "hybrid" if v2 is not None else "v1"
     elif v2 is not None:
