@@ -117,7 +117,7 @@ sys.stdout.flush()
 os._exit(0)
 """
 STEPS = ("imports of the run path (stockade.cli, cli.run -> api -> runner)",
-         "argument parsing (argparse: the run verb's parser)",
+         "argument parsing (the run verb's fast reader; argparse when it declines)",
          "planning: policy part from the cache + plan, first in the process",
          "launch: executor + kernel + supervision, to the payload's exit")
 

@@ -51,7 +51,18 @@ def test_a_verb_imports_its_module_only() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('stockade.cli.')"
             " or m.split('.')[0] in ('pydantic', 'rich', 'jinja2', 'yaml')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['stockade.cli.run']"
+    assert out.stdout.strip() == "['stockade.cli.optable', 'stockade.cli.run']"
+
+
+@pytest.mark.parametrize("argv", [["run", "--", "/bin/true"], ["oci", "--root", "R", "state", "ID"]])
+def test_the_fast_path_does_not_import_argparse(argv: list[str]) -> None:
+    """run/oci lines the option table's fast reader takes never import argparse (its
+    imports and parser cost ~14 ms a start, bench/run_bench.py)."""
+    code = ("import sys; from stockade.cli import parse;"
+            f"a = parse({argv!r}); assert a.command == {argv[0]!r};"
+            "print('argparse' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_argparse_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,12 +10,15 @@ The arrows run downward: this package calls the domain packages, none of them ca
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+
+TYPE_CHECKING = False  # not typing's: the fast path imports no more than it needs
+if TYPE_CHECKING:
+    import argparse
 
 # verb -> (module in this package, one-line help). Order is the order of `stockade --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # frees at exit anyway, and the caller of `stockade run` would wait for it.
 SKIP_TEARDOWN = frozenset({"run", "oci"})
 
+# Verbs whose module has `parse_fast(argv) -> dict | None`: the plain command lines of
+# the hot paths are read from the verb's option table without argparse (cli/optable.py).
+FAST_VERBS = frozenset({"run", "oci"})
+
 
 def _version() -> str:
     """The installed distribution's version (package metadata: one place, pyproject.toml)."""
@@ -54,17 +61,24 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-class _VersionAction(argparse.Action):
-    """--version, reading the package metadata only when asked (it costs an import of
-    importlib.metadata, which every other command would pay for)."""
+def _version_action() -> type[argparse.Action]:
+    import argparse
 
-    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+    class VersionAction(argparse.Action):
+        """--version, reading the package metadata only when asked (it costs an import of
+        importlib.metadata, which every other command would pay for)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> None:
-        print(f"stockade {_version()}")
-        parser.exit()
+        def __init__(self, option_strings: Sequence[str], dest: str,
+                     help: str | None = None) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                             help=help)
+
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: object, option_string: str | None = None) -> None:
+            print(f"stockade {_version()}")
+            parser.exit()
+
+    return VersionAction
 
 
 def _verb_module(verb: str) -> ModuleType:
@@ -73,6 +87,8 @@ def _verb_module(verb: str) -> ModuleType:
 
 def verb_parser(verb: str) -> argparse.ArgumentParser:
     """`stockade VERB`'s own parser (what `stockade VERB --help` shows)."""
+    import argparse
+
     summary = COMMANDS[verb][1]
     parser = argparse.ArgumentParser(prog=f"stockade {verb}", description=summary)
     _verb_module(verb).configure(parser)
@@ -82,13 +98,15 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
 def build_parser(*, verbs: bool = True) -> argparse.ArgumentParser:
     """The whole command line: global flags and every verb, each configured (`verbs`)
     or, for `stockade --help` and a mistyped verb, just named."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="stockade",
         description="One policy, many enforcers: seccomp, AppArmor, SELinux, capabilities, "
         "Landlock, a hardened runner and an escape audit.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
-    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    parser.add_argument("--version", action=_version_action(), help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for verb, (_, summary) in COMMANDS.items():
         p = sub.add_parser(verb, help=summary, description=summary, add_help=verbs)
@@ -105,11 +123,16 @@ def _verb_at(argv: Sequence[str]) -> int | None:
     return at if at < len(argv) and argv[at] in COMMANDS else None
 
 
-def parse(argv: Sequence[str]) -> argparse.Namespace:
+def parse(argv: Sequence[str]) -> argparse.Namespace | SimpleNamespace:
     """The parsed command line; argparse's SystemExit for --help and usage errors.
     A command line naming a verb is parsed by that verb's parser alone: the other
-    verbs' modules are not imported."""
+    verbs' modules are not imported. `run` and `oci` lines their fast reader takes
+    give the same attributes without argparse (anything else still goes to argparse)."""
     at = _verb_at(argv)
+    if at is not None and argv[at] in FAST_VERBS:
+        values = _verb_module(argv[at]).parse_fast(list(argv[at + 1:]))
+        if values is not None:
+            return SimpleNamespace(**values, command=argv[at], verbose=at > 0)
     if at is not None:
         args = verb_parser(argv[at]).parse_args(argv[at + 1:])
         args.command, args.verbose = argv[at], at > 0

@@ -7,50 +7,96 @@ stockade-oci-runtime, the wrapper for `podman --runtime`).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from stockade.cli import optable
+from stockade.cli.optable import FLAG, INT, SUPPRESS, VALUE, Option, Positional, add_to
 from stockade.oci.state import DEFAULT_ROOT
+
+TYPE_CHECKING = False  # not typing's: argparse stays unimported on the fast path
+if TYPE_CHECKING:
+    import argparse
+
+# runc's global flags (before the subcommand).
+GLOBAL_OPTIONS: tuple[Option, ...] = (
+    Option(("--root",), "root", VALUE, DEFAULT_ROOT, f"state directory (default {DEFAULT_ROOT})"),
+    Option(("--log",), "log", VALUE, None, "also write errors to this file (engines read it)"),
+    Option(("--log-format",), "log_format", VALUE, "text",
+           "format of the --log file (default text)", choices=("text", "json")),
+    Option(("--debug",), "debug", FLAG, False, "accepted for runc compatibility"),
+    Option(("--systemd-cgroup",), "systemd_cgroup", FLAG, False,
+           "refused: stockade has no systemd cgroup driver"),
+)
+# --root is accepted after the subcommand too; SUPPRESS keeps the one given before it.
+SUB_ROOT = Option(("--root",), "root", VALUE, SUPPRESS, "state directory")
+CREATING: tuple[Option, ...] = (
+    Option(("--bundle", "-b"), "bundle", VALUE, ".", "bundle directory (default .)"),
+    Option(("--pid-file",), "pid_file", VALUE, None, "write the container's pid here"),
+    Option(("--console-socket",), "console_socket", VALUE, None,
+           "unix socket that receives the pty master"),
+    Option(("--policy",), "policy", VALUE, None,
+           "stockade policy laid over config.json: the stricter of the two wins"),
+    Option(("--dry-run",), "dry_run", FLAG, False,
+           "print the merged plan (config.json + --policy) and run nothing"),
+    Option(("--no-pivot",), "no_pivot", FLAG, False, "refused: always pivot_root"),
+    Option(("--no-new-keyring",), "no_new_keyring", FLAG, False,
+           "accepted: stockade never creates a session keyring"),
+    Option(("--preserve-fds",), "preserve_fds", INT, 0,
+           "refused unless 0: every fd above 2 is closed"),
+)
+ID: Positional = ("id", "the container's id", None)
+# The subcommands engines call on every container, from one table each:
+# name -> (help, options, positionals); the fast reader takes these only.
+TABLED: dict[str, tuple[str, tuple[Option, ...], tuple[Positional, ...]]] = {
+    "create": ("create a container, stopped before its program runs", CREATING, (ID,)),
+    "run": ("create, start and wait for a container, then delete it",
+            (*CREATING, Option(("--detach", "-d"), "detach", FLAG, False, "return after start")),
+            (ID,)),
+    "start": ("run the program of a created container", (), (ID,)),
+    "state": ("the container's state (runtime spec JSON)", (), (ID,)),
+    "kill": ("send a signal to the container's process",
+             (Option(("--all", "-a"), "all", FLAG, False, "every process of its cgroup"),),
+             (ID, ("signal", "name or number (SIGTERM)", "SIGTERM"))),
+    "delete": ("remove a stopped container (--force: kill it first)",
+               (Option(("--force", "-f"), "force", FLAG, False,
+                       "kill a running container first"),),
+               (ID,)),
+}
+_SUBCOMMANDS = frozenset(TABLED)
+
+
+def parse_fast(argv: list[str]) -> dict[str, object] | None:
+    """The fast reader's result for `stockade oci ARGV` (None: argparse's case)."""
+    outer = optable.parse_fast(argv, GLOBAL_OPTIONS, stop=_SUBCOMMANDS)
+    if outer is None:
+        return None
+    values, at = outer
+    _, options, positionals = TABLED[argv[at]]
+    inner = optable.parse_fast(argv[at + 1:], (SUB_ROOT, *options), positionals=positionals)
+    if inner is None:
+        return None
+    return {**values, **inner[0], "oci_command": argv[at]}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default=DEFAULT_ROOT,
-                        help=f"state directory (default {DEFAULT_ROOT})")
-    parser.add_argument("--log", help="also write errors to this file (engines read it)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="format of the --log file (default text)")
-    parser.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
-    parser.add_argument("--systemd-cgroup", action="store_true",
-                        help="refused: stockade has no systemd cgroup driver")
+    import argparse
+
+    add_to(parser, GLOBAL_OPTIONS)
     sub = parser.add_subparsers(dest="oci_command", metavar="SUBCOMMAND", required=True)
-    # --root is accepted after the subcommand too; SUPPRESS keeps the one given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default=argparse.SUPPRESS, help="state directory")
+    add_to(common, (SUB_ROOT,))
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
 
-    def creating(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bundle", "-b", default=".", help="bundle directory (default .)")
-        p.add_argument("--pid-file", help="write the container's pid here")
-        p.add_argument("--console-socket", help="unix socket that receives the pty master")
-        p.add_argument("--policy", help="stockade policy laid over config.json: the "
-                       "stricter of the two wins")
-        p.add_argument("--dry-run", action="store_true",
-                       help="print the merged plan (config.json + --policy) and run nothing")
-        p.add_argument("--no-pivot", action="store_true", help="refused: always pivot_root")
-        p.add_argument("--no-new-keyring", action="store_true",
-                       help="accepted: stockade never creates a session keyring")
-        p.add_argument("--preserve-fds", type=int, default=0,
-                       help="refused unless 0: every fd above 2 is closed")
-        p.add_argument("id", help="the container's id")
+    def tabled(name: str) -> None:
+        help_, options, positionals = TABLED[name]
+        add_to(add(name, help_), options, positionals)
 
-    creating(add("create", "create a container, stopped before its program runs"))
-    p = add("run", "create, start and wait for a container, then delete it")
-    creating(p)
-    p.add_argument("--detach", "-d", action="store_true", help="return after start")
-    add("start", "run the program of a created container").add_argument("id", help="the container's id")
+    tabled("create")
+    tabled("run")
+    tabled("start")
     p = add("exec", "run another process in a created or running container, confined as "
             "its own (its seccomp filter; capabilities, rlimits, user from its process)")
     p.add_argument("--process", "-p", help="a process.json (config.json's process section) "
@@ -73,7 +119,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="the container's id")
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="COMMAND",
                    help="COMMAND [ARG...]")
-    add("state", "the container's state (runtime spec JSON)").add_argument("id", help="the container's id")
+    tabled("state")
     add("pause", "freeze every process of a running container").add_argument("id", help="the container's id")
     add("resume", "thaw a paused container").add_argument("id", help="the container's id")
     p = add("update", "change a running container's resources (0: unchanged, -1: no limit)")
@@ -96,14 +142,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="the container's id")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTION",
                    help="options for ps (table; default -ef)")
-    p = add("kill", "send a signal to the container's process")
-    p.add_argument("--all", "-a", action="store_true", help="every process of its cgroup")
-    p.add_argument("id", help="the container's id")
-    p.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
-    p = add("delete", "remove a stopped container (--force: kill it first)")
-    p.add_argument("--force", "-f", action="store_true",
-                   help="kill a running container first")
-    p.add_argument("id", help="the container's id")
+    tabled("kill")
+    tabled("delete")
     p = add("list", "list containers")
     p.add_argument("--format", "-f", choices=("table", "json"), default="table",
                    help="output format (default table)")

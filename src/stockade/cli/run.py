@@ -3,14 +3,19 @@ for --image, stockade.runner.image_source)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable
 
 from stockade import api
 from stockade.api import RunResult
+from stockade.cli import optable
+from stockade.cli.optable import APPEND, FLAG, VALUE, Option, Positional, add_to
 from stockade.runner.codes import describe_codes
+
+TYPE_CHECKING = False  # not typing's: argparse stays unimported on the fast path
+if TYPE_CHECKING:
+    import argparse
 
 EPILOG = (
     "exit status: the payload's, or 128+signal when a signal ended it. Runner failures "
@@ -18,59 +23,72 @@ EPILOG = (
     + describe_codes()
 )
 
-# (flags, dest, kind, metavar, help); kind: "value" | "append" (default []) | "flag".
-OPTIONS: tuple[tuple[tuple[str, ...], str, str, str | None, str], ...] = (
-    (("--policy",), "policy", "value", None,
-     "policy file or preset name (default: the 'default' preset)"),
-    (("--rootfs",), "rootfs", "value", None,
-     "directory to use as / (default: a jail: the host's /usr and an /etc allow-list "
-     "read-only, fresh /proc /dev /tmp, nothing else of the host; `--rootfs /`: the "
-     "host's whole tree read-only)"),
-    (("--bundle",), "bundle", "value", "DIR",
-     "OCI bundle: rootfs, args, env, cwd and hostname from its config.json (confinement "
-     "still comes from --policy)"),
-    (("--image",), "image", "value", "NAME[:TAG]|ID",
-     "image from the store (`stockade image load`): its layers are the root (overlayfs, "
-     "writable layer per container) and its Entrypoint/Cmd, Env, WorkingDir and User apply "
-     "unless `-- CMD`, --env, --cwd override them; the policy still decides"),
-    (("--entrypoint",), "entrypoint", "value", "CMD",
-     "--image: replaces the image's Entrypoint, as Docker's (the image's Cmd is then not "
-     "used; `-- ARGS` follow it); \"\" clears it"),
-    (("--keep",), "keep", "flag", None,
-     "--image: keep the container's writable layer (under STORE/containers/ID)"),
-    (("--store",), "store", "value", "DIR",
-     "--image: store root (default: $STOCKADE_STORE, /var/lib/stockade as root, "
-     "$XDG_DATA_HOME/stockade rootless)"),
-    (("--bind",), "bind", "append", "SRC:DST[:ro]", "bind SRC (host) on DST (inside); repeatable"),
-    (("--env", "-e"), "env", "append", "KEY[=VALUE]",
-     "environment for the payload (nothing else is passed); KEY alone copies the runner's "
-     "value"),
-    (("--cwd",), "cwd", "value", None,
-     "working directory inside (default: the image's WorkingDir, else /)"),
-    (("--hostname",), "hostname", "value", None, "hostname inside (default: the policy's)"),
-    (("--tty", "-t"), "tty", "flag", None, "allocate a pty"),
-    (("--no-init",), "no_init", "flag", None,
-     "no tiny init: the payload is PID 1 of its pid namespace"),
-    (("--dry-run",), "dry_run", "flag", None, "print the frozen plan and run nothing"),
-    (("--json-report",), "json_report", "value", "FILE",
-     "write the usage report (exit, peak memory, cpu, pids, oom) as JSON"),
-)
+# The options of `stockade run` (argparse and the fast reader both read this table).
 DEFAULT_POLICY = "default"
+OPTIONS: tuple[Option, ...] = (
+    Option(("--policy",), "policy", VALUE, DEFAULT_POLICY,
+           "policy file or preset name (default: the 'default' preset)"),
+    Option(("--rootfs",), "rootfs", VALUE, None,
+           "directory to use as / (default: a jail: the host's /usr and an /etc allow-list "
+           "read-only, fresh /proc /dev /tmp, nothing else of the host; `--rootfs /`: the "
+           "host's whole tree read-only)"),
+    Option(("--bundle",), "bundle", VALUE, None,
+           "OCI bundle: rootfs, args, env, cwd and hostname from its config.json "
+           "(confinement still comes from --policy)",
+           metavar="DIR"),
+    Option(("--image",), "image", VALUE, None,
+           "image from the store (`stockade image load`): its layers are the root "
+           "(overlayfs, writable layer per container) and its Entrypoint/Cmd, Env, "
+           "WorkingDir and User apply unless `-- CMD`, --env, --cwd override them; the "
+           "policy still decides",
+           metavar="NAME[:TAG]|ID"),
+    Option(("--entrypoint",), "entrypoint", VALUE, None,
+           "--image: replaces the image's Entrypoint, as Docker's (the image's Cmd is then "
+           "not used; `-- ARGS` follow it); \"\" clears it",
+           metavar="CMD"),
+    Option(("--keep",), "keep", FLAG, False,
+           "--image: keep the container's writable layer (under STORE/containers/ID)"),
+    Option(("--store",), "store", VALUE, None,
+           "--image: store root (default: $STOCKADE_STORE, /var/lib/stockade as root, "
+           "$XDG_DATA_HOME/stockade rootless)",
+           metavar="DIR"),
+    Option(("--bind",), "bind", APPEND, [],
+           "bind SRC (host) on DST (inside); repeatable",
+           metavar="SRC:DST[:ro]"),
+    Option(("--env", "-e"), "env", APPEND, [],
+           "environment for the payload (nothing else is passed); KEY alone copies the "
+           "runner's value",
+           metavar="KEY[=VALUE]"),
+    Option(("--cwd",), "cwd", VALUE, None,
+           "working directory inside (default: the image's WorkingDir, else /)"),
+    Option(("--hostname",), "hostname", VALUE, None,
+           "hostname inside (default: the policy's)"),
+    Option(("--tty", "-t"), "tty", FLAG, False,
+           "allocate a pty"),
+    Option(("--no-init",), "no_init", FLAG, False,
+           "no tiny init: the payload is PID 1 of its pid namespace"),
+    Option(("--dry-run",), "dry_run", FLAG, False,
+           "print the frozen plan and run nothing"),
+    Option(("--json-report",), "json_report", VALUE, None,
+           "write the usage report (exit, peak memory, cpu, pids, oom) as JSON",
+           metavar="FILE"),
+)
+CMD: Positional = ("cmd", "-- CMD [ARG...]", None)  # argparse.REMAINDER
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    for flags, dest, kind, metavar, help_ in OPTIONS:
-        if kind == "flag":
-            parser.add_argument(*flags, dest=dest, action="store_true", help=help_)
-        elif kind == "append":
-            parser.add_argument(*flags, dest=dest, action="append", default=[],
-                                metavar=metavar, help=help_)
-        else:
-            parser.add_argument(*flags, dest=dest, metavar=metavar, help=help_,
-                                default=DEFAULT_POLICY if dest == "policy" else None)
-    parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    add_to(parser, OPTIONS)
+    parser.add_argument(CMD[0], nargs=argparse.REMAINDER, help=CMD[1])
+
+
+def parse_fast(argv: list[str]) -> dict[str, object] | None:
+    """The fast reader's result for `stockade run ARGV` (None: argparse's case)."""
+    parsed = optable.parse_fast(argv, OPTIONS, rest=CMD[0])
+    return None if parsed is None else parsed[0]
 
 
 def _env(items: list[str]) -> dict[str, str]:

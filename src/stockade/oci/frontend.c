@@ -508,7 +508,7 @@ int main(int argc, char **argv) {
 #endif
     const char *root = DEFAULT_ROOT;
     int i = 1;
-    /* global flags, as stockade.oci.command.parse_fast accepts them */
+    /* global flags, as stockade.cli.oci.parse_fast accepts them */
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--debug") == 0)

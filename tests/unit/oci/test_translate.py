@@ -336,6 +336,7 @@ def test_engine_command_lines_parse(argv: list[str], expected: dict[str, object]
     oci.configure(parser)
     ns = vars(parser.parse_args(argv))
     assert {key: ns[key] for key in expected} == expected
+    assert oci.parse_fast(argv) == ns  # the fast reader takes each, exactly as argparse
 
 
 @pytest.mark.parametrize("res,needle", [
