@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stockade.runner.procstat import stat_fields
 from tests.conftest import require_root, require_tool
 from tests.support import hooks
 
@@ -170,3 +171,9 @@ def leftovers(cid: str) -> list[str]:
 
 def busybox() -> str:
     return shutil.which("busybox") or "/bin/busybox"
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP: a test pause point reached)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] == b"T"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.oci import conftest
-from tests.integration.oci.conftest import Bundles, leftovers, oci
+from tests.integration.oci.conftest import Bundles, leftovers, oci, stopped
 
 MESSAGE = "was deleted while being created"
 
@@ -54,9 +54,9 @@ def _start_create(root: Path, bundle: Path, cid: str,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait_stopped(proc: subprocess.Popen[str], point: str) -> None:
+def _waitstopped(proc: subprocess.Popen[str], point: str) -> None:
     deadline = time.monotonic() + 20
-    while not _stopped(proc.pid):
+    while not stopped(proc.pid):
         assert proc.poll() is None, (point, proc.returncode, proc.communicate()[1])
         assert time.monotonic() < deadline, f"create never reached {point}"
         time.sleep(0.01)
@@ -79,14 +79,6 @@ def _cgroups_named(cid: str) -> list[str]:
         if dirpath.count("/") > 9:
             dirnames.clear()
     return found
-
-
-def _stopped(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
 
 
 def _assert_gone(root: Path, cid: str, proc: subprocess.Popen[str], marker: str) -> None:
@@ -124,7 +116,7 @@ def test_delete_force_in_a_cgroup_window(point: str, bundles: Bundles, oci_root:
     marker = _marker()
     cid = f"dw-{point}-{uuid.uuid4().hex[:6]}"
     proc = _start_create(oci_root, _creating(bundles, marker), cid, point)
-    _wait_stopped(proc, point)
+    _waitstopped(proc, point)
     if point == "cgroups":
         assert _cgroups_named(cid)  # made, and the state records them
     assert "creating" in oci(oci_root, "state", cid).stdout
@@ -140,7 +132,7 @@ def test_create_ends_if_its_directory_goes_before_its_first_write(
     marker = _marker()
     cid = f"dm-{uuid.uuid4().hex[:8]}"
     proc = _start_create(oci_root, _creating(bundles, marker), cid, "mkdir")
-    _wait_stopped(proc, "mkdir")
+    _waitstopped(proc, "mkdir")
     assert oci(oci_root, "delete", "--force", cid).returncode == 0
     assert not (oci_root / "stockade" / cid).exists()
     proc.send_signal(signal.SIGCONT)
@@ -166,7 +158,7 @@ def test_delete_force_ends_a_front_end_create(frontend_bin: str, bundles: Bundle
     proc = subprocess.Popen([frontend_bin, "--root", root, "create", "--bundle", str(bundle),
                              cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env)
-    _wait_stopped(proc, "planned")
+    _waitstopped(proc, "planned")
     state = oci(oci_root, "state", cid).stdout
     assert "creating" in state, state
     r = subprocess.run([frontend_bin, "--root", root, "delete", "-f", cid],

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.oci.conftest import STOCKADE, STOCKADE_HOOKED, Bundles, leftovers, oci
+from tests.integration.oci.conftest import (
+    STOCKADE,
+    STOCKADE_HOOKED,
+    Bundles,
+    leftovers,
+    oci,
+    stopped,
+)
 
 HOSTILE = sorted((Path(__file__).resolve().parents[2] / "data" / "hostile" / "oci")
                  .glob("*.json"))
@@ -120,14 +127,6 @@ def test_cgroups_path_of_the_top_is_refused(runtime: list[str], bundles: Bundles
     assert not (oci_root / "stockade" / "top1").exists()
 
 
-def _stopped(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
-
-
 def _kill_create_at(exe: list[str], root: Path, bundle: Path, cid: str, point: str,
                     env: dict[str, str]) -> None:
     """Start create with STOCKADE_TEST_PAUSE=point, wait until it stops itself there
@@ -138,7 +137,7 @@ def _kill_create_at(exe: list[str], root: Path, bundle: Path, cid: str, point: s
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, **env, "STOCKADE_TEST_PAUSE": point})
     deadline = time.monotonic() + 20
-    while not _stopped(proc.pid):
+    while not stopped(proc.pid):
         assert proc.poll() is None, f"create ended ({proc.returncode}) before {point}"
         assert time.monotonic() < deadline, f"create never reached {point}"
         time.sleep(0.01)
