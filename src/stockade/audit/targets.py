@@ -15,7 +15,7 @@ from stockade.errors import StockadeError
 from stockade.linux.hostfacts import HostFacts
 from stockade.linux.runtimes import RuntimeInfo
 from stockade.runner import runs
-from stockade.runner.procstat import first_child, stat_fields
+from stockade.runner.procstat import first_child, parent_pid
 
 RUNC_ROOT = "/run/runc"
 STOCKADE_ROOT = "/run/stockade"
@@ -35,16 +35,8 @@ def from_pid(pid: int, stockade_root: str = STOCKADE_ROOT) -> Target:
             return Target("pid", pid, name=str(pid), runtime="stockade",
                           rootfs=str(inits[p].get("rootfs") or ""),
                           container_id=str(inits[p].get("id", "")))
-        p = _parent(p)
+        p = parent_pid(p)
     return Target("pid", pid, name=str(pid))
-
-
-def _parent(pid: int) -> int | None:
-    fields = stat_fields(pid)
-    try:
-        return int(fields[1]) if fields is not None else None
-    except (IndexError, ValueError):
-        return None
 
 
 def _payload(init: int) -> int:

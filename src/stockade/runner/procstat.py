@@ -16,13 +16,22 @@ def stat_fields(pid: int) -> list[bytes] | None:
     return data[data.rfind(b")") + 2:].split()
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22: the start time in clock ticks since boot, None when the pid is gone."""
+def _field(pid: int, index: int) -> int | None:
     fields = stat_fields(pid)
     try:
-        return int(fields[19]) if fields is not None else None
+        return int(fields[index]) if fields is not None else None
     except (IndexError, ValueError):
         return None
+
+
+def parent_pid(pid: int) -> int | None:
+    """Field 4: the parent's pid, None when the pid is gone."""
+    return _field(pid, 1)
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22: the start time in clock ticks since boot, None when the pid is gone."""
+    return _field(pid, 19)
 
 
 def first_child(pid: int) -> int | None:

@@ -14,7 +14,7 @@ import pytest
 
 from stockade.audit import targets
 from stockade.lsm.verify import payload_pid
-from stockade.runner.procstat import first_child
+from stockade.runner.procstat import first_child, parent_pid
 
 _PARENT_OF_SLEEP = "import subprocess, sys; p = subprocess.Popen(['sleep', '30']); print(p.pid, flush=True); p.wait()"
 
@@ -34,7 +34,7 @@ def test_first_child_is_the_inits_payload_for_the_audit_and_the_lsm_check() -> N
         assert first_child(payload) is None
         assert targets._payload(payload) == payload
         assert payload_pid(payload, has_init=True) is None
-        assert targets._parent(payload) == init.pid
+        assert parent_pid(payload) == init.pid
     finally:
         os.kill(payload, signal.SIGKILL)  # the sleep this test started; its parent then exits
         init.wait()
@@ -43,4 +43,4 @@ def test_first_child_is_the_inits_payload_for_the_audit_and_the_lsm_check() -> N
 def test_a_gone_process_has_no_parent_and_no_child() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
-    assert first_child(gone.pid) is None and targets._parent(gone.pid) is None
+    assert first_child(gone.pid) is None and parent_pid(gone.pid) is None
