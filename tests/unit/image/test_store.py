@@ -420,7 +420,7 @@ def test_cli_load_stdin(store: Store, tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_cli_load_stdin_error_names_stdin(store: Store, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    # it used to name the spool file (STORE/tmp/stdin-XXXX.tar), already removed
+    # names "stdin", not the temporary spool file the bytes were copied to (gone by then)
     import io
     import sys
 
