@@ -66,6 +66,21 @@ def stockade_run(pol: Path, root: Path, script: str, *extra: str) -> Ran:
                "--", "/bin/sh", "-c", script)
 
 
+def run_with_failing_tool(pol: Path, root: Path, tool: str, message: str,
+                          scratch: Path) -> Ran:
+    """`stockade run` of a payload that would write /data/broken-ran, with a fake `tool`
+    (apparmor_parser, semodule) first on PATH that prints `message` and fails."""
+    fake = scratch / "bin"
+    fake.mkdir()
+    (fake / tool).write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+    (fake / tool).chmod(0o755)
+    proc = subprocess.run([STOCKADE, "run", "--policy", str(pol), "--rootfs", str(root),
+                           "--", "/bin/sh", "-c", "echo ran > /data/broken-ran"],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          env={"PATH": f"{fake}:/usr/sbin:/usr/bin:/sbin:/bin"})
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
 def kmsg_mark() -> int:
     """The kernel log's length now: later lines are this test's."""
     return len(kernel_log())

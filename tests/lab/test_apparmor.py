@@ -123,19 +123,12 @@ def test_required_profile_that_fails_to_load_never_runs(root: Path, tmp_path: Pa
 
     name = "lab-aa-broken"
     apparmor.unload(name)
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    parser = fake / "apparmor_parser"  # found first on PATH: the load fails
-    parser.write_text("#!/bin/sh\necho 'AppArmor parser error: injected' >&2\nexit 1\n")
-    parser.chmod(0o755)
     pol = lab.policy(tmp_path, name, "apparmor: {mode: enforce}")
     before = lab.no_leftovers()
-    got = subprocess.run([lab.STOCKADE, "run", "--policy", str(pol), "--rootfs", str(root),
-                          "--", "/bin/sh", "-c", "echo ran > /data/broken-ran"],
-                         capture_output=True, text=True, timeout=600, check=False,
-                         env={"PATH": f"{fake}:/usr/sbin:/usr/bin:/sbin:/bin"})
-    assert got.returncode == 115, got
-    assert "step 'lsm' failed" in got.stderr and "injected" in got.stderr, got.stderr
+    got = lab.run_with_failing_tool(pol, root, "apparmor_parser",
+                                    "AppArmor parser error: injected", tmp_path)
+    assert got.rc == 115, got
+    assert "step 'lsm' failed" in got.err and "injected" in got.err, got.err
     assert not (root / "data" / "broken-ran").exists()
     assert apparmor.kernel_profile(name) is None
     assert lab.no_leftovers() == before

@@ -133,19 +133,11 @@ def test_tmpfs_mounts_carry_the_writable_type(pol: Path, root: Path, enforcing: 
 def test_required_module_that_fails_to_install_never_runs(root: Path, tmp_path: Path) -> None:
     from stockade.lsm import selinux
 
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    semodule = fake / "semodule"  # found first on PATH: the install fails
-    semodule.write_text("#!/bin/sh\necho 'Failed! injected' >&2\nexit 1\n")
-    semodule.chmod(0o755)
     pol = lab.policy(tmp_path, "lab-se-broken", "selinux: {type: lab_se_broken_t}")
     before = lab.no_leftovers()
-    got = subprocess.run([lab.STOCKADE, "run", "--policy", str(pol), "--rootfs", str(root),
-                          "--", "/bin/sh", "-c", "echo ran > /data/broken-ran"],
-                         capture_output=True, text=True, timeout=600, check=False,
-                         env={"PATH": f"{fake}:/usr/sbin:/usr/bin:/sbin:/bin"})
-    assert got.returncode == 115, got
-    assert "step 'lsm' failed" in got.stderr and "injected" in got.stderr, got.stderr
+    got = lab.run_with_failing_tool(pol, root, "semodule", "Failed! injected", tmp_path)
+    assert got.rc == 115, got
+    assert "step 'lsm' failed" in got.err and "injected" in got.err, got.err
     assert not (root / "data" / "broken-ran").exists()
     assert not selinux.module_installed("stockade_lab_se_broken")
     assert lab.no_leftovers() == before

@@ -12,6 +12,7 @@ import pytest
 
 from stockade.policy.loader import load_policy
 from stockade.policy.model import Policy, Resources
+from tests.conftest import require_root
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +86,14 @@ def outdir(tmp_path: Path) -> Path:
 
 def alarm(seconds: int) -> None:
     signal.alarm(seconds)
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    """A root-owned 0755 data directory the jail can bind (a host service's data dir)."""
+    require_root()
+    os.chmod(tmp_path, 0o755)  # the jail binds it; pytest's base dir is 0700 for others
+    data = tmp_path / "srv-data"
+    data.mkdir(mode=0o755)
+    os.chown(data, 0, 0)
+    return data

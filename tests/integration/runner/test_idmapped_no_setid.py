@@ -68,16 +68,6 @@ REFUSED = {"chmod_suid": "EPERM", "chmod_sgid": "EPERM", "fchmod_suid": "EPERM",
            **({"chmod_high_bits": "EPERM"} if os.uname().machine == "x86_64" else {})}
 
 
-@pytest.fixture()
-def data_dir(tmp_path: Path) -> Path:
-    require_root()
-    os.chmod(tmp_path, 0o755)  # the jail binds it; pytest's base dir is 0700 for others
-    data = tmp_path / "srv-data"
-    data.mkdir(mode=0o755)
-    os.chown(data, 0, 0)
-    return data
-
-
 def _policy(tmp_path: Path, writable: Path | None, extra: str = "") -> str:
     path = tmp_path / ("app.yaml" if writable else "plain.yaml")
     text = "stockade: 1\nname: app\nextends: [default]\n" + extra

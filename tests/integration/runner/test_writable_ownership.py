@@ -12,22 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-
 CLI = [sys.executable, "-m", "stockade", "run"]
 SQLITE = ("import sqlite3; c = sqlite3.connect('app.db'); c.execute('create table t (x)'); "
           "c.execute('insert into t values (42)'); c.commit(); "
           "print(c.execute('select x from t').fetchone()[0])")
-
-
-@pytest.fixture()
-def data_dir(tmp_path: Path) -> Path:
-    require_root()
-    os.chmod(tmp_path, 0o755)  # the jail binds it; pytest's base dir is 0700 for others
-    data = tmp_path / "srv-data"
-    data.mkdir(mode=0o755)
-    os.chown(data, 0, 0)
-    return data
 
 
 def _policy(tmp_path: Path, data: Path) -> str:
