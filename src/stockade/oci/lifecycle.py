@@ -16,14 +16,14 @@ from stockade.errors import RunnerError, StockadeError
 from stockade.executor import protocol
 from stockade.oci import state as st
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms
+TYPE_CHECKING = False  # not typing's: its import would be on every engine's call
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
     from stockade.oci.translate import Container
 
-# Not signal's constants: `import signal` pulls in enum (~2 ms) on every start/delete.
+# Not signal's constants: `import signal` pulls in enum on every start/delete.
 SIGKILL = 9
 SIGTERM = 15
 SIGCONT = 18
@@ -74,7 +74,7 @@ def remove_container_cgroups(data: dict[str, Any]) -> None:
     remove_cgroups(made)
     for d in data.get("cgroup_pending") or []:
         if str(d) not in made:
-            try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
+            try:  # noqa: SIM105 - no contextlib on the delete path (its import would be on every engine's delete)
                 os.rmdir(str(d))
             except OSError:
                 pass
@@ -132,10 +132,7 @@ def _kill_recorded(data: dict[str, Any]) -> None:
     pid = int(data.get("pid") or 0)
     stt = st.proc_starttime(pid) if pid else None
     if stt is not None and stt[0] == data.get("starttime"):
-        try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
-            os.kill(pid, SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(pid, SIGKILL)
 
 
 def create(c: Container, root: str, cid: str, *, pid_file: str | None = None,
@@ -450,7 +447,7 @@ def state(root: str, cid: str) -> dict[str, Any]:
 
 
 def parse_signal(text: str) -> int:
-    # The C module's constants: `signal` would build its enums (~1.5 ms) on every kill.
+    # The C module's constants: `signal` would build its enums on every kill.
     csignal = __import__("_signal")
     if text.isdigit():
         num = int(text)
@@ -513,10 +510,7 @@ def _delete(root: str, cid: str, force: bool) -> None:
             raise st.StateError(f"container {cid} is {status}: stop it first or use --force")
         pid = int(data.get("pid") or 0)
         if pid:
-            try:  # noqa: SIM105 - no contextlib on this path (~2.5 ms to import)
-                os.kill(pid, SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal(pid, SIGKILL)
             if status == "paused":  # a frozen process cannot die: thaw it
                 from stockade.runner.cgroupfs import set_frozen
 
@@ -566,12 +560,6 @@ def _end_create(root: str, cid: str, data: dict[str, Any]) -> None:
         if _is_process(creator, born):
             _signal(creator, SIGKILL)
             _wait_gone(creator, born)
-    elif creator and born is None:
-        # A create by the front end (fastexec.c records no start time): no hooks, it is
-        # over in milliseconds; waited for, never signalled (its pid is not verifiable).
-        found = st.proc_starttime(creator)
-        if found is not None:
-            _wait_gone(creator, found[0], _CREATOR_GRACE_S)
     if not _is_dir(d, ours):
         return  # the creator removed it (a directory there now is a later create's)
     try:
@@ -593,7 +581,7 @@ def _is_process(pid: int, starttime: object) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:  # noqa: SIM105 - no contextlib on the delete path (~2.5 ms to import)
+    try:  # noqa: SIM105 - no contextlib on the delete path (its import would be on every engine's delete)
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
@@ -602,7 +590,7 @@ def _signal(pid: int, sig: int) -> None:
 def _wait_gone(pid: int, starttime: object, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:  # noqa: SIM105 - no contextlib on this path (~2.5 ms to import)
+        try:  # noqa: SIM105 - no contextlib on this path (its import would be on every engine's delete)
             os.waitpid(pid, os.WNOHANG)  # our child when run by `oci run`
         except ChildProcessError:
             pass
