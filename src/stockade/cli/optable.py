@@ -19,7 +19,7 @@ SUPPRESS = object()
 
 
 class Option:
-    """One option of the table (a plain class: dataclasses imports inspect, ~10 ms)."""
+    """One option of the table (a plain class: dataclasses would import inspect on every start)."""
 
     __slots__ = ("flags", "dest", "kind", "default", "help", "metavar", "choices")
 

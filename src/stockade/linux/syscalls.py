@@ -22,7 +22,7 @@ from contextlib import suppress
 from stockade.linux import consts as _c
 from stockade.linux.consts import *  # noqa: F403 - the wrappers' flags, see the docstring
 
-TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms on the run path
+TYPE_CHECKING = False  # not typing's: typing would be imported on every run (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
@@ -35,7 +35,7 @@ libc.ptrace.restype = ctypes.c_long
 _pylibc = ctypes.PyDLL(None, use_errno=True)
 _pylibc.syscall.restype = ctypes.c_long
 
-MACHINE = os.uname().machine  # not platform.machine(): importing platform costs ~2 ms
+MACHINE = os.uname().machine  # not platform.machine(): platform would be imported on every run
 # clone's argument order differs by architecture (s390 swaps the first two, ...); the
 # raw clone below is written for these, and fails closed elsewhere.
 _CLONE_ARCHES = ("x86_64", "aarch64")
