@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 
+from stockade.linux.consts import PROPAGATION
 from stockade.runner._record import frozen
+from stockade.runner.plan import RLIM_INFINITY, RLIMIT_NAMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ def _bounded(items: list[Any], limit: int = MAX_ITEMS) -> list[Any]:
 
 
 def _rlim(value: int) -> int:
-    from stockade.runner.plan import RLIM_INFINITY
-
     return UNLIMITED if value in (RLIM_INFINITY, -1) else value
 
 
@@ -79,8 +79,6 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
              deps: list[tuple[str, str]], build: str) -> dict[str, Any]:
     """The plan of this container for the executor: a JSON-ready dict, keys in the
     documented order. Raises NotStored for what it cannot express."""
-    from stockade.runner.plan import RLIMIT_NAMES
-
     plan = c.plan
     p = plan.policy
     try:
@@ -90,8 +88,6 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
     if not plan.mounts or plan.mounts[0].kind != "root":
         raise NotStored("no root mount first")
     root = plan.mounts[0]
-    from stockade.linux.consts import PROPAGATION
-
     env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
     ident = plan.identity
     caps = p.caps
