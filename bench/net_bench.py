@@ -159,7 +159,7 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="stockade-netbench-"))
     env = dict(os.environ, STOCKADE_STATE_DIR=str(tmp / "state"),
-               STOCKADE_CACHE_DIR=str(tmp / "cache"), STOCKADE_LAUNCHER="in-process")
+               STOCKADE_CACHE_DIR=str(tmp / "cache"))
     servers: list[subprocess.Popen[bytes]] = []
     drop_world()
     make_world()

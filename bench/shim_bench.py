@@ -34,7 +34,7 @@ CONFIGS = sorted(glob.glob(str(REPO / "tests/data/engines/*/*.json")))
 
 # The modules `stockade run` imports before it starts the sandbox (and the API's).
 RUN_PATH = ("stockade.api", "stockade.runner.prepare", "stockade.runner.preflight",
-            "stockade.runner.launcher", "stockade.runner.child")
+            "stockade.runner.launcher")
 # The modules `stockade oci create` imports before it reads config.json.
 CREATE_PATH = ("stockade.oci.config", "stockade.oci.lifecycle", "stockade.oci.state",
                "stockade.oci.translate", "stockade.oci.fastplan")

@@ -13,16 +13,26 @@ from pathlib import Path
 
 import pytest
 
-# The test process is big (pytest, pydantic...), so `stockade.run` would hand its runs
-# to a launch helper (runner.helper), where monkeypatches in this process cannot reach.
-# Tests run in-process unless they ask for the helper (tests/.../test_helper.py).
-os.environ.setdefault("STOCKADE_LAUNCHER", "in-process")
-
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 # Docker's default seccomp profile (moby, Apache-2.0): tests/data/NOTICE.md says where from
 MOBY_PROFILE = REPO / "tests" / "data" / "moby-default-seccomp.json"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The executor every run starts (`stockade-oci --executor`, next to the interpreter)
+    must be built from these sources: rebuilt when a C or Python file changed since
+    (`scripts/dev` does the same before the suite; this covers a bare `pytest`)."""
+    from stockade.executor import spawn
+    from stockade.oci import frontend
+
+    try:
+        target = spawn.binary()
+    except spawn.ExecutorMissing:
+        return  # every run reports it; the tests that run something say so
+    if frontend.main(["--if-stale", target]) != 0:
+        raise pytest.UsageError(f"{target} is stale and could not be rebuilt")
 
 
 def require_root() -> None:

@@ -103,11 +103,6 @@ def run(argv: Sequence[str], *, policy: str | Policy | PolicyPart = "default",
     Returns a RunResult (exit_code is the payload's status or 128+signal). Raises
     stockade.errors.RunnerError (with .step and .exit_code) when a step failed: the
     payload then never ran and nothing is left behind.
-
-    A caller above 48 MiB resident or with several threads starts its sandboxes from a
-    launch helper (stockade.runner.helper: a lean process, one per concurrent run, kept
-    for reuse and ended with the caller; the payload still gets this process's stdio).
-    $STOCKADE_LAUNCHER=in-process|helper|auto (default) decides otherwise.
     """
     from stockade.runner.launcher import launch
 

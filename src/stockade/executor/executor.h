@@ -40,6 +40,8 @@
 #include "steps.h"
 
 #define FAST_MAX 64 /* every list in a plan (more: not stored by fastplan.py) */
+#define MAX_ARGS 4096 /* a command's arguments, its environment: plan_json.MAX_ARGS */
+#define MAX_MOUNTS 256 /* but the mounts (the jail alone has about 60): plan_json.MAX_MOUNTS */
 
 /* <linux/mount.h> and <linux/openat2.h> clash with glibc's headers: the few constants */
 #define X_OPEN_TREE_CLONE 1
@@ -69,7 +71,9 @@
 struct x_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 struct x_open_how { uint64_t flags, mode, resolve; };
 
-enum mount_kind { K_PROC = 1, K_SYSFS, K_TMPFS, K_DEV, K_FS, K_BIND, K_WRITABLE, K_READONLY, K_MASK };
+enum mount_kind { K_PROC = 1, K_SYSFS, K_TMPFS, K_DEV, K_FS, K_BIND, K_WRITABLE, K_READONLY, K_MASK,
+                  K_SYMLINK, K_FILE };
+extern const char *const MOUNT_KINDS[]; /* by enum mount_kind (plan_read.c) */
 
 struct kv { const char *key, *value; }; /* value NULL: a flag option */
 
@@ -77,9 +81,23 @@ struct mop {
     uint64_t kind, readonly, optional, attrs;
     const char *dst, *src, *fstype;
     const char *source;   /* fresh filesystems: mountinfo's source ("" : the type's name) */
+    const char *why;      /* why the mount is made (error messages; "": none) */
     uint64_t propagation; /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE (| MS_REC), 0: unchanged */
     int ndata;
     struct kv data[FAST_MAX];
+};
+
+/* plan.exec_mode: OCI create (the gate), stockade run (EXECUTING, no gate), oci exec */
+#define EXEC_CREATE 0
+#define EXEC_RUN 1
+#define EXEC_EXEC 2
+
+/* An OCI startContainer hook (child._start_hooks). */
+struct start_hook {
+    const char *path;
+    char **argv; /* NULL-terminated; empty: [path] */
+    char **env;
+    int64_t timeout; /* seconds; -1: none */
 };
 
 struct cgctl { const char *name, *mount; uint64_t absolute; };
@@ -106,11 +124,14 @@ struct plan {
     int64_t oom;
     const char *rootfs;
     uint64_t root_propagation, root_readonly; /* after pivot_root; 0: rslave as made */
+    uint64_t root_host; /* the host's /: read-only (when root_readonly) at open_sources */
+    uint64_t root_jail; /* rootfs "": a fresh tmpfs, read-only (when so) after the mounts */
     int nmounts;
     struct mop *mounts;
     uint64_t userns, maps_root;
     const char *uid_map, *gid_map;
     uint64_t uid, gid, setgroups;
+    uint64_t has_owner, owner; /* the host uid that owns the new user namespace */
     int ngroups;
     gid_t groups[FAST_MAX];
     uint64_t bounding, permitted, effective, inheritable, last_cap_plan;
@@ -119,19 +140,31 @@ struct plan {
     int nrlimits;
     uint64_t rlimits[FAST_MAX][3];
     uint64_t nnp, seccomp_flags;
-    const unsigned char *bpf[2];
-    size_t bpf_len[2];
+    const unsigned char *bpf[3]; /* policy, extra, setid guard (child.c loads them in order) */
+    size_t bpf_len[3];
     const char *cwd;
     uint64_t has_umask, umask;
     int nargv, nenv;
-    char *argv[FAST_MAX + 1];
-    char *env[FAST_MAX * 4 + 2]; /* + HOME, + NULL */
+    char **argv; /* NULL-terminated */
+    char **env;  /* NULL-terminated, one slot spare (HOME) */
     uint64_t home_lookup, home_uid;
     const char *path_var, *st_rootfs;
     int nann;
     struct kv ann[FAST_MAX];
     int nnotes;
     const char *notes[FAST_MAX];
+    /* read_process_extras: the process steps beyond version 1 (child.c) */
+    uint64_t exec_mode; /* EXEC_CREATE (0), EXEC_RUN, EXEC_EXEC */
+    uint64_t init;      /* a tiny init is PID 1, the payload its child */
+    uint64_t has_console;
+    struct stk_console_size console; /* OCI consoleSize of the pty made inside */
+    struct stk_landlock landlock;    /* .enabled 0: none */
+    uint64_t seccomp_listener; /* the last filter loads with a listener, sent on fds.listener */
+    uint64_t has_pids_limit;
+    int64_t pids_limit;
+    uint64_t pause_before_root; /* OCI hooks: "h" before the root is built */
+    int nstart_hooks;
+    struct start_hook *start_hooks; /* startContainer hooks, run after the gate */
 };
 
 
@@ -139,7 +172,7 @@ struct plan {
 
 /* --- plan_read.c: the plan's JSON, checked field by field ---------------------------- */
 
-#define PLAN_VERSION 1
+#define PLAN_VERSION 2
 
 /* A typed refusal: the first field missing or not of its documented type. */
 struct rd { int bad; char why[512]; };
@@ -152,18 +185,31 @@ json_object *r_obj(struct rd *r, json_object *o, const char *key);
 json_object *r_list(struct rd *r, json_object *o, const char *key, int max, int *n);
 json_object *r_tuple(struct rd *r, json_object *list, int i, size_t want, const char *what);
 json_object *r_item(json_object *list, int i);
+uint64_t r_intv(struct rd *r, json_object *v, const char *what);
 /* The plan's set-up part (namespaces ... notes) into p; 0 and r->why on a refusal. */
 int read_plan(struct rd *r, json_object *doc, struct plan *p);
+/* init, tty, landlock, seccomp.listener, pids_limit, hooks, exec_mode into p (read_plan
+   calls it; a refusal in r). */
+void read_process_extras(struct rd *r, json_object *doc, struct plan *p);
 
 /* --- rootfs.c: the new root ------------------------------------------------------- */
 
 /* open_sources' trees: one per mount (by its index), and the /dev nodes' */
-struct trees { int fd[FAST_MAX + 1]; int dev[NDEV]; };
+struct trees {
+    int fd[MAX_MOUNTS]; /* by p->mounts index: binds' clones or premade trees, -1 */
+    int dev[NDEV];
+    int ndevices; /* user namespace: the linux.devices' host nodes, by name */
+    struct { const char *name; int fd; } devices[FAST_MAX];
+};
+struct child_fds;
 int x_openat2(int dfd, const char *path, uint64_t flags, uint64_t resolve);
-/* O_PATH fd of path inside the root; create: 0 none, 1 dir, 2 file. */
-int resolve(int root, const char *path, int create);
-/* The host-side source trees, cloned while the host tree is still visible. */
-void open_sources(const struct plan *p, struct trees *t, int *rootfd);
+/* O_PATH fd of path inside the root (create: R_NONE, or a missing path is made: mkdir -p /
+   touch); -1 + errno, and in why the runner's message for the failures it names (else ""). */
+enum { R_NONE, R_DIR, R_FILE };
+int resolve(int root, const char *path, int create, char *why, size_t whylen);
+/* The host-side source trees, cloned while the host tree is still visible (or f's premade
+   idmapped ones); *rootfd -1: the jail (build_root makes its tmpfs). */
+void open_sources(const struct plan *p, const struct child_fds *f, struct trees *t, int *rootfd);
 /* Attach the new root, mount everything into it, pivot, detach the old root. */
 void build_root(const struct plan *p, struct trees *t, int roottree);
 
@@ -185,6 +231,22 @@ int cgroup_make(const struct plan *p, const char *base, const char *rel, const c
                 char *why, size_t whylen);
 int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, char *why, size_t whylen);
 
+/* Fault injection, in the tests' build only (tests/integration/runner/test_faults.py):
+   STOCKADE_TEST_FAULT=STEP makes STEP fail where it starts, as a real failure would. */
+#ifdef STOCKADE_TEST_HOOKS
+void test_fault(const char *step);
+#define STEP_STARTS(step) test_fault(step)
+#else
+#define STEP_STARTS(step) ((void)0)
+#endif
+
+/* --- main.c: the executor verb (`stockade-oci --executor FD`) ---------------------- */
+
+/* Read a run document from FD (runner/launcher.py, oci/execute.py), join what it says,
+   clone the container's process as the caller's child (CLONE_PARENT), report its pid and
+   exit; the process carries the plan out (child_main). */
+void executor_main(const char *fd_arg) __attribute__((noreturn));
+
 /* --- files.c ------------------------------------------------------------------------ */
 
 ssize_t read_text(const char *path, char *buf, size_t size);
@@ -197,7 +259,20 @@ void child_fail(const char *step, const char *fmt, ...) __attribute__((noreturn,
 void step_failed(const struct stk_result *r) __attribute__((noreturn));
 #define CHECK(step, expr) do { if ((expr) < 0) child_fail(step, "%s: %s", #expr, strerror(errno)); } while (0)
 
-struct child_fds { int err_w, sync_r, status_w, created_w, gate; int tasks[FAST_MAX]; int ntasks; };
+/* The fds the runtime hands the container's process (-1: none). */
+struct premade_tree { const char *key; int fd; }; /* "/" or "mount N" (rootfs.tree_key) */
+struct child_fds {
+    int err_w, sync_r, status_w, created_w, gate;
+    int tasks[FAST_MAX];
+    int ntasks;
+    int tty_slave;  /* run: a host pty's slave, the payload's stdio */
+    int tty_sock;   /* OCI terminal: the pty is made inside, its master sent here */
+    int listener;   /* stockade learn: the recorder's listener fd is sent here */
+    int ntrees;
+    struct premade_tree trees[FAST_MAX + 1]; /* the parent's idmapped trees */
+};
+/* A child_fds with every fd -1 and no tasks or trees. */
+void child_fds_none(struct child_fds *f);
 /* From the clone to execve: the steps in the order of docs/EXECUTOR.md. */
 void child_main(const struct plan *p, struct child_fds *f) __attribute__((noreturn));
 

@@ -17,7 +17,7 @@ import os
 
 from stockade.linux.consts import PROPAGATION
 from stockade.runner._record import frozen
-from stockade.runner.plan import RLIM_INFINITY, RLIMIT_NAMES
+from stockade.runner.plan import RLIM_INFINITY, RLIMIT_NAMES, Plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,9 +26,14 @@ if TYPE_CHECKING:
     from stockade.oci.translate import Container
     from stockade.runner.cgroups import Hierarchy
 
-VERSION = 1
-MAX_ITEMS = 64  # every list in a plan (the environment: 4x); executor.h FAST_MAX
-MOUNT_KINDS = ("proc", "sysfs", "tmpfs", "dev", "fs", "bind", "writable", "readonly", "mask")
+VERSION = 2
+MAX_ITEMS = 64  # every other list in a plan; executor.h FAST_MAX
+MAX_ARGS = 4096  # a command's arguments, its environment, a hook's; executor.h MAX_ARGS
+MAX_MOUNTS = 256  # but the mounts (the jail alone has about 60); executor.h MAX_MOUNTS
+MAX_LANDLOCK_RULES = 1024  # each Landlock rule list; plan_read.c LANDLOCK_MAX
+MOUNT_KINDS = ("proc", "sysfs", "tmpfs", "dev", "fs", "bind", "writable", "readonly", "mask",
+               "symlink", "file")
+EXEC_MODES = ("create", "run", "exec")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNLIMITED = -1  # RLIM_INFINITY in `rlimits`
 
@@ -77,20 +82,18 @@ def _rlim(value: int) -> int:
 
 def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
              deps: list[tuple[str, str]], build: str) -> dict[str, Any]:
-    """The plan of this container for the executor: a JSON-ready dict, keys in the
-    documented order. Raises NotStored for what it cannot express."""
+    """The stored plan of this container for the front end: a JSON-ready dict, keys in
+    the documented order. Raises NotStored for what it cannot express."""
     plan = c.plan
-    p = plan.policy
     try:
         config_text = config.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotStored("config.json is not UTF-8") from exc
-    if not plan.mounts or plan.mounts[0].kind != "root":
-        raise NotStored("no root mount first")
-    root = plan.mounts[0]
-    env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
-    ident = plan.identity
-    caps = p.caps
+    env = dict(plan.env)
+    # no HOME in config.json: read from the rootfs's /etc/passwd for this uid when the
+    # plan runs (translate's _home, the same rules), appended last
+    home_of_uid = plan.identity.uid if "HOME" not in env else None
+    setup = _setup(plan, "create", home_of_uid)
     return {
         "version": VERSION,
         "build": _text(build),
@@ -99,6 +102,95 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
         "host": {"cap_last_cap": host.cap_last_cap, "euid": host.euid,
                  "kernel": _text(host.kernel)},
         "deps": _bounded([[_text(path), _text(real)] for path, real in deps]),
+        "namespaces": setup.pop("namespaces"),
+        "cgroups": _cgroups(c, h),
+        "oom_score_adj": c.oom_score_adj,
+        **{key: setup.pop(key) for key in ("root", "mounts", "identity", "lsm", "caps",
+                                           "rlimits", "no_new_privs", "seccomp", "process")},
+        "state": {
+            "rootfs": _text(c.rootfs),
+            "annotations": _bounded([[_text(k), _text(v)] for k, v in c.annotations]),
+        },
+        "notes": _texts(plan.notes),
+        **setup,
+    }
+
+
+@frozen
+class ExecFds:
+    """The fds the runtime hands the executor (-1: none); docs/EXECUTOR.md "Run documents"."""
+
+    report: int  # the executor writes the container process's pid here
+    err: int
+    sync: int
+    status: int
+    created: int = -1
+    gate: int = -1
+    tty_slave: int = -1
+    tty_socket: int = -1
+    listener: int = -1
+    cgroup: int = -1  # cgroup v2: the directory clone3 puts the process into
+    tasks: tuple[int, ...] = ()  # cgroup v1: `tasks` files the process writes itself into
+    trees: tuple[tuple[str, int], ...] = ()  # premade (idmapped) trees: "/" or "mount N"
+
+
+@frozen
+class Join:
+    """`oci exec`: what the executor enters before its clone (cgroups, then namespaces)."""
+
+    cgroup_procs: tuple[int, ...]  # cgroup.procs files, opened by the runtime
+    namespaces: tuple[tuple[str, int], ...]  # (name, fd) in setns order
+
+
+def run_document(plan: Plan, exec_mode: str, fds: ExecFds,
+                 join: Join | None = None) -> dict[str, Any]:
+    """The plan of one launch (`stockade run`, the API, Python `oci create`, `oci exec`):
+    the set-up keys, the fds and what to join. The runtime keys of a stored plan (build,
+    bundle, host, deps, state, notes) are not the executor's business here: the runtime
+    made the cgroups already (`cgroups.mode` "none")."""
+    setup = _setup(plan, exec_mode, None)
+    return {
+        "version": VERSION,
+        "namespaces": setup.pop("namespaces"),
+        "cgroups": {"mode": "none", "controllers": [], "absolute": False, "leaf": "",
+                    "writes": [], "enable": [], "device_program": ""},
+        "oom_score_adj": None,
+        **{key: setup.pop(key) for key in ("root", "mounts", "identity", "lsm", "caps",
+                                           "rlimits", "no_new_privs", "seccomp", "process")},
+        "state": {"rootfs": "", "annotations": []},
+        "notes": [],
+        **setup,
+        "fds": {
+            "report": fds.report, "err": fds.err, "sync": fds.sync, "status": fds.status,
+            "created": fds.created, "gate": fds.gate, "tty_slave": fds.tty_slave,
+            "tty_socket": fds.tty_socket, "listener": fds.listener, "cgroup": fds.cgroup,
+            "tasks": _bounded(list(fds.tasks)),
+            "trees": _bounded([[_text(key), fd] for key, fd in fds.trees]),
+        },
+        "join": None if join is None else {
+            "cgroup_procs": _bounded(list(join.cgroup_procs)),
+            "namespaces": _bounded([[_text(name), fd] for name, fd in join.namespaces]),
+        },
+    }
+
+
+def _setup(plan: Plan, exec_mode: str, home_of_uid: int | None) -> dict[str, Any]:
+    """The set-up keys of a plan (both kinds of document)."""
+    p = plan.policy
+    if not plan.mounts or plan.mounts[0].kind != "root":
+        raise NotStored("no root mount first")
+    if exec_mode not in EXEC_MODES:
+        raise NotStored(f"exec mode {exec_mode}")
+    root = plan.mounts[0]
+    env = dict(plan.env)  # as the runner's execve: the last of a repeated key wins
+    ident = plan.identity
+    caps = p.caps
+    ll = p.landlock
+    filters = [f for f in (p.seccomp_bpf, p.seccomp_extra, plan.setid_guard) if f]
+    listener = plan.seccomp_listener_sock >= 0
+    if listener:  # `stockade learn`: the guard first, then the recorder (its listener)
+        filters = [f for f in (plan.setid_guard, p.seccomp_bpf) if f]
+    return {
         "namespaces": {
             "clone_flags": plan.clone_flags,
             "cgroup_ns": plan.cgroup_ns,
@@ -106,16 +198,16 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
             "hostname": None if plan.hostname is None else _text(plan.hostname),
             "sysctl": _bounded([[_text(k), _text(v)] for k, v in plan.sysctl]),
         },
-        "cgroups": _cgroups(c, h),
-        "oom_score_adj": c.oom_score_adj,
         "root": {
-            "path": _text(plan.rootfs),
+            "path": _text(root.src),  # "": the jail's own tmpfs
             "readonly": root.readonly,
             # every mount is rslave as made; another rootfsPropagation is applied to the
             # new root after pivot_root (0: none)
             "propagation": 0 if plan.propagation == "rslave" else PROPAGATION[plan.propagation],
+            "host": plan.host_root,
+            "jail": plan.jail,
         },
-        "mounts": _bounded([_mount(m) for m in plan.mounts[1:]]),
+        "mounts": _bounded([_mount(m) for m in plan.mounts[1:]], MAX_MOUNTS),
         "identity": {
             "userns": ident.userns,
             "uid_map": _bounded([[m.inside, m.outside, m.count] for m in ident.uid_map]),
@@ -124,9 +216,9 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
             "gid": ident.gid,
             "setgroups": ident.setgroups == "allow",
             "groups": _bounded(list(ident.groups)),
+            "owner": ident.owner,
         },
-        # the exec label (written through the new root's /proc, the first identity step);
-        # the kernel already holds the profile: plans needing one loaded are not stored
+        # the exec label (written through the new root's /proc, the first identity step)
         "lsm": {
             "apparmor_profile": _text_or_none(p.lsm.apparmor_profile),
             "selinux_label": _text_or_none(p.lsm.selinux_label),
@@ -141,23 +233,38 @@ def document(c: Container, h: Hierarchy, config: bytes, host: HostFacts,
         "no_new_privs": p.no_new_privs,
         "seccomp": {
             "flags": p.seccomp_flags,
-            "filters": [f.hex() for f in (p.seccomp_bpf, p.seccomp_extra) if f],
+            "filters": [f.hex() for f in filters],
+            "listener": listener,
         },
         "process": {
-            "argv": _texts(plan.argv),
-            "env": _texts((f"{k}={v}" for k, v in env.items()), MAX_ITEMS * 4),
+            "argv": _texts(plan.argv, MAX_ARGS),
+            "env": _texts((f"{k}={v}" for k, v in env.items()), MAX_ARGS),
             "cwd": _text(plan.cwd),
             "umask": plan.umask,
-            # no HOME in config.json: read from the rootfs's /etc/passwd for this uid
-            # when the plan runs (translate's _home, the same rules), appended last
-            "home_of_uid": ident.uid if "HOME" not in env else None,
+            "home_of_uid": home_of_uid,
             "path": _text(env.get("PATH", DEFAULT_PATH)),
         },
-        "state": {
-            "rootfs": _text(c.rootfs),
-            "annotations": _bounded([[_text(k), _text(v)] for k, v in c.annotations]),
+        "init": plan.init,
+        "tty": {"console_size": None if plan.console_size is None
+                else list(plan.console_size)},
+        "landlock": None if not ll.enabled else {
+            "mode": ll.mode, "abi": ll.abi, "handled_fs": ll.handled_fs,
+            "handled_net": ll.handled_net, "scoped": ll.scoped,
+            "paths": _bounded([[_text(path), access] for path, access in ll.paths],
+                              MAX_LANDLOCK_RULES),
+            "extra": _bounded([[_text(path), access] for path, access in plan.landlock_extra],
+                              MAX_LANDLOCK_RULES),
+            "ports": _bounded([[port, access] for port, access in ll.ports], MAX_LANDLOCK_RULES),
         },
-        "notes": _texts(plan.notes),
+        "pids_limit": p.limits.pids,
+        "hooks": {
+            "pause_before_root": plan.pause_before_root,
+            "start": _bounded([{"path": _text(path), "args": _texts(args, MAX_ARGS),
+                                "env": _texts(env_, MAX_ARGS),
+                                "timeout": timeout}
+                               for path, args, env_, timeout in plan.start_hooks]),
+        },
+        "exec_mode": exec_mode,
     }
 
 
@@ -175,6 +282,7 @@ def _mount(m: Any) -> dict[str, Any]:
         "fs_source": _text(m.source),
         "propagation": m.propagation,
         "data": _bounded([[_text(k), None if v is None else _text(v)] for k, v in m.data]),
+        "why": _text(m.why),
     }
 
 
@@ -246,23 +354,33 @@ _SHAPE: dict[str, Any] = {
                 "writes": [{"controller": _STR, "file": _STR, "value": _STR}],
                 "enable": [_STR], "device_program": _STR},
     "oom_score_adj": (_INT, None),
-    "root": {"path": _STR, "readonly": _BOOL, "propagation": _INT},
+    "root": {"path": _STR, "readonly": _BOOL, "propagation": _INT, "host": _BOOL,
+             "jail": _BOOL},
     "mounts": [{"kind": _STR, "destination": _STR, "source": _STR, "readonly": _BOOL,
                 "optional": _BOOL, "fstype": _STR, "attrs": _INT, "fs_source": _STR,
-                "propagation": _INT, "data": [[_STR, (_STR, None)]]}],
+                "propagation": _INT, "data": [[_STR, (_STR, None)]], "why": _STR}],
     "identity": {"userns": _BOOL, "uid_map": [[_INT, _INT, _INT]],
                  "gid_map": [[_INT, _INT, _INT]], "uid": _INT, "gid": _INT,
-                 "setgroups": _BOOL, "groups": [_INT]},
+                 "setgroups": _BOOL, "groups": [_INT], "owner": (_INT, None)},
     "lsm": {"apparmor_profile": (_STR, None), "selinux_label": (_STR, None)},
     "caps": {"bounding": _INT, "permitted": _INT, "effective": _INT, "inheritable": _INT,
              "ambient": [_INT], "last_cap": _INT},
     "rlimits": [[_INT, _INT, _INT]],
     "no_new_privs": _BOOL,
-    "seccomp": {"flags": _INT, "filters": [_STR]},
+    "seccomp": {"flags": _INT, "filters": [_STR], "listener": _BOOL},
     "process": {"argv": [_STR], "env": [_STR], "cwd": _STR, "umask": (_INT, None),
                 "home_of_uid": (_INT, None), "path": _STR},
     "state": {"rootfs": _STR, "annotations": [[_STR, _STR]]},
     "notes": [_STR],
+    "init": _BOOL,
+    "tty": {"console_size": ([_INT, _INT], None)},
+    "landlock": ({"mode": _STR, "abi": _INT, "handled_fs": _INT, "handled_net": _INT,
+                  "scoped": _INT, "paths": [[_STR, _INT]], "extra": [[_STR, _INT]],
+                  "ports": [[_INT, _INT]]}, None),
+    "pids_limit": (_INT, None),
+    "hooks": {"pause_before_root": _BOOL,
+              "start": [{"path": _STR, "args": [_STR], "env": [_STR], "timeout": (_INT, None)}]},
+    "exec_mode": _STR,
 }
 
 
@@ -321,13 +439,17 @@ def _check_values(doc: dict[str, Any]) -> None:
     for i, m in enumerate(doc["mounts"]):
         if m["kind"] not in MOUNT_KINDS:
             raise PlanError(f"plan.mounts[{i}].kind: {m['kind']!r} is not a mount kind")
-    if doc["cgroups"]["mode"] not in ("v1", "v2"):
-        raise PlanError(f"plan.cgroups.mode: v1 or v2 expected, found {doc['cgroups']['mode']!r}")
+    if doc["cgroups"]["mode"] not in ("v1", "v2", "none"):
+        raise PlanError("plan.cgroups.mode: v1, v2 or none expected, found "
+                        f"{doc['cgroups']['mode']!r}")
+    if doc["exec_mode"] not in EXEC_MODES:
+        raise PlanError(f"plan.exec_mode: one of {', '.join(EXEC_MODES)} expected, found "
+                        f"{doc['exec_mode']!r}")
     programs = [("seccomp.filters", f) for f in doc["seccomp"]["filters"]]
     for where, text in [*programs, ("cgroups.device_program", doc["cgroups"]["device_program"])]:
         if len(text) % 16 or text.strip("0123456789abcdef"):
             raise PlanError(f"plan.{where}: not lowercase hex of whole BPF instructions")
-    if len(doc["seccomp"]["filters"]) > 2:
-        raise PlanError("plan.seccomp.filters: at most 2")
+    if len(doc["seccomp"]["filters"]) > 3:
+        raise PlanError("plan.seccomp.filters: at most 3")
     if not doc["process"]["argv"]:
         raise PlanError("plan.process.argv: empty")

@@ -73,7 +73,7 @@ static const char *r_str_or_null(struct rd *r, json_object *o, const char *key) 
     return v == NULL ? NULL : r_strv(r, v, key);
 }
 
-static uint64_t r_intv(struct rd *r, json_object *v, const char *what) {
+uint64_t r_intv(struct rd *r, json_object *v, const char *what) {
     if (r->bad)
         return 0;
     if (json_object_get_type(v) != json_type_int) {
@@ -205,8 +205,23 @@ static int r_strings(struct rd *r, json_object *o, const char *key, int max, con
     return n;
 }
 
-static const char *const MOUNT_KINDS[] = {"", "proc", "sysfs", "tmpfs", "dev", "fs", "bind",
-                                          "writable", "readonly", "mask"};
+/* A NULL-terminated vector of the strings of list `key`, with `spare` slots more (HOME). */
+static char **r_vector(struct rd *r, json_object *o, const char *key, int max, int spare, int *n) {
+    json_object *list = r_list(r, o, key, max, n);
+    char **out = calloc((size_t)*n + (size_t)spare + 1, sizeof *out);
+    if (out == NULL) {
+        r_fail(r, "%s: out of memory", key);
+        *n = 0;
+        static char *none[1] = {NULL};
+        return none;
+    }
+    for (int i = 0; i < *n; i++)
+        out[i] = (char *)r_strv(r, r_item(list, i), key);
+    return out;
+}
+
+const char *const MOUNT_KINDS[] = {"", "proc", "sysfs", "tmpfs", "dev", "fs", "bind",
+                                   "writable", "readonly", "mask", "symlink", "file"};
 
 static void read_mount(struct rd *r, json_object *o, struct mop *m) {
     if (!r->bad && json_object_get_type(o) != json_type_object) {
@@ -215,7 +230,7 @@ static void read_mount(struct rd *r, json_object *o, struct mop *m) {
     }
     const char *kind = r_str(r, o, "kind");
     m->kind = 0;
-    for (uint64_t k = K_PROC; k <= K_MASK; k++)
+    for (uint64_t k = K_PROC; k <= K_FILE; k++)
         if (strcmp(kind, MOUNT_KINDS[k]) == 0)
             m->kind = k;
     if (!r->bad && m->kind == 0)
@@ -229,13 +244,15 @@ static void read_mount(struct rd *r, json_object *o, struct mop *m) {
     m->source = r_str(r, o, "fs_source");
     m->propagation = r_int(r, o, "propagation");
     m->ndata = r_pairs(r, o, "data", m->data, 1);
+    m->why = r_str(r, o, "why");
 }
 
 static void read_cgroups(struct rd *r, json_object *o, struct plan *p) {
     const char *mode = r_str(r, o, "mode");
+    /* "none": a run document (the runtime made the cgroups itself) */
     p->cg_mode = strcmp(mode, "v1") == 0 ? 1 : strcmp(mode, "v2") == 0 ? 2 : 0;
-    if (!r->bad && p->cg_mode == 0)
-        r_fail(r, "cgroups.mode: v1 or v2 expected, found %s", mode);
+    if (!r->bad && p->cg_mode == 0 && strcmp(mode, "none") != 0)
+        r_fail(r, "cgroups.mode: v1, v2 or none expected, found %s", mode);
     json_object *ctls = r_list(r, o, "controllers", FAST_MAX, &p->nctl);
     int absolute = r_bool(r, o, "absolute");
     for (int i = 0; i < p->nctl; i++) {
@@ -273,7 +290,9 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     p->rootfs = r_str(r, root, "path");
     p->root_readonly = (uint64_t)r_bool(r, root, "readonly");
     p->root_propagation = r_int(r, root, "propagation");
-    json_object *mounts = r_list(r, doc, "mounts", FAST_MAX, &p->nmounts);
+    p->root_host = (uint64_t)r_bool(r, root, "host");
+    p->root_jail = (uint64_t)r_bool(r, root, "jail");
+    json_object *mounts = r_list(r, doc, "mounts", MAX_MOUNTS, &p->nmounts);
     p->mounts = calloc((size_t)p->nmounts + 1, sizeof *p->mounts);
     if (p->mounts == NULL)
         r_fail(r, "mounts: out of memory");
@@ -288,6 +307,9 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     p->uid = r_int(r, id, "uid");
     p->gid = r_int(r, id, "gid");
     p->setgroups = (uint64_t)r_bool(r, id, "setgroups");
+    json_object *owner = r_field(r, id, "owner", json_type_int, 1);
+    p->has_owner = owner != NULL;
+    p->owner = owner != NULL ? r_intv(r, owner, "owner") : 0;
     json_object *groups = r_list(r, id, "groups", FAST_MAX, &p->ngroups);
     for (int i = 0; i < p->ngroups; i++)
         p->groups[i] = (gid_t)r_intv(r, r_item(groups, i), "groups");
@@ -312,13 +334,13 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     p->nnp = (uint64_t)r_bool(r, doc, "no_new_privs");
     json_object *sc = r_obj(r, doc, "seccomp");
     p->seccomp_flags = r_int(r, sc, "flags");
-    const char *filters[2] = {"", ""};
-    int nfilters = r_strings(r, sc, "filters", 2, filters);
+    const char *filters[3] = {"", "", ""};
+    int nfilters = r_strings(r, sc, "filters", 3, filters);
     for (int i = 0; i < nfilters; i++)
         p->bpf[i] = r_hex(r, filters[i], &p->bpf_len[i], "seccomp.filters");
     json_object *proc = r_obj(r, doc, "process");
-    p->nargv = r_strings(r, proc, "argv", FAST_MAX, (const char **)p->argv);
-    p->nenv = r_strings(r, proc, "env", FAST_MAX * 4, (const char **)p->env);
+    p->argv = r_vector(r, proc, "argv", MAX_ARGS, 0, &p->nargv);
+    p->env = r_vector(r, proc, "env", MAX_ARGS, 1, &p->nenv); /* + HOME */
     p->cwd = r_str(r, proc, "cwd");
     json_object *um = r_field(r, proc, "umask", json_type_int, 1);
     p->has_umask = um != NULL;
@@ -331,13 +353,111 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     p->st_rootfs = r_str(r, st, "rootfs");
     p->nann = r_pairs(r, st, "annotations", p->ann, 0);
     p->nnotes = r_strings(r, doc, "notes", FAST_MAX, p->notes);
+    read_process_extras(r, doc, p);
     if (r->bad)
         return 0;
     if (p->nargv == 0)
         r_fail(r, "process.argv: empty");
-    else if (p->bpf_len[0] % 8 || p->bpf_len[1] % 8 || p->devprog_len % 8)
+    else if (p->bpf_len[0] % 8 || p->bpf_len[1] % 8 || p->bpf_len[2] % 8 || p->devprog_len % 8)
         r_fail(r, "a BPF program is not whole instructions");
     else if (p->cg_mode == 2 && p->nctl != 1)
         r_fail(r, "cgroups.controllers: one expected on v2");
     return !r->bad;
+}
+
+/* --- the process steps beyond version 1 (child.c) ------------------------------------ */
+
+#define LANDLOCK_MAX 1024 /* rule paths: the policy's and the writable binds' */
+
+static struct stk_landlock_path *r_landlock_paths(struct rd *r, json_object *o, const char *key,
+                                                  size_t *n) {
+    int len;
+    json_object *list = r_list(r, o, key, LANDLOCK_MAX, &len);
+    struct stk_landlock_path *out = calloc((size_t)len + 1, sizeof *out);
+    if (out == NULL) {
+        r_fail(r, "landlock.%s: out of memory", key);
+        return NULL;
+    }
+    for (int i = 0; i < len; i++) {
+        json_object *t = r_tuple(r, list, i, 2, key);
+        out[i].path = r_strv(r, r_item(t, 0), key);
+        out[i].access = r_intv(r, r_item(t, 1), key);
+    }
+    *n = (size_t)len;
+    return out;
+}
+
+static void read_landlock(struct rd *r, json_object *o, struct plan *p) {
+    struct stk_landlock *ll = &p->landlock;
+    const char *mode = r_str(r, o, "mode");
+    if (!r->bad && strcmp(mode, "best-effort") != 0 && strcmp(mode, "required") != 0 &&
+        strcmp(mode, "off") != 0)
+        r_fail(r, "landlock.mode: best-effort, required or off expected, found %s", mode);
+    ll->abi = (int)r_int(r, o, "abi");
+    ll->enabled = strcmp(mode, "off") != 0 && ll->abi > 0; /* LandlockPlan.enabled */
+    ll->handled_fs = r_int(r, o, "handled_fs");
+    ll->handled_net = r_int(r, o, "handled_net");
+    ll->scoped = r_int(r, o, "scoped");
+    ll->paths = r_landlock_paths(r, o, "paths", &ll->npaths);
+    ll->extra = r_landlock_paths(r, o, "extra", &ll->nextra);
+    int nports;
+    json_object *ports = r_list(r, o, "ports", LANDLOCK_MAX, &nports);
+    struct stk_landlock_port *out = calloc((size_t)nports + 1, sizeof *out);
+    if (out == NULL)
+        r_fail(r, "landlock.ports: out of memory");
+    for (int i = 0; out != NULL && i < nports; i++) {
+        json_object *t = r_tuple(r, ports, i, 2, "ports");
+        out[i].port = r_intv(r, r_item(t, 0), "ports");
+        out[i].access = r_intv(r, r_item(t, 1), "ports");
+    }
+    ll->ports = out;
+    ll->nports = out != NULL ? (size_t)nports : 0;
+}
+
+static void read_start_hook(struct rd *r, json_object *o, struct start_hook *h) {
+    if (!r->bad && json_object_get_type(o) != json_type_object) {
+        r_fail(r, "hooks.start: an object expected");
+        return;
+    }
+    h->path = r_str(r, o, "path");
+    int nargs, nenv;
+    h->argv = r_vector(r, o, "args", MAX_ARGS, 0, &nargs);
+    h->env = r_vector(r, o, "env", MAX_ARGS, 0, &nenv);
+    json_object *t = r_field(r, o, "timeout", json_type_int, 1);
+    h->timeout = t != NULL ? (int64_t)r_intv(r, t, "timeout") : -1;
+}
+
+void read_process_extras(struct rd *r, json_object *doc, struct plan *p) {
+    const char *mode = r_str(r, doc, "exec_mode");
+    p->exec_mode = strcmp(mode, "run") == 0 ? EXEC_RUN : strcmp(mode, "exec") == 0 ? EXEC_EXEC
+                                                                                    : EXEC_CREATE;
+    if (!r->bad && strcmp(mode, "create") != 0 && p->exec_mode == EXEC_CREATE)
+        r_fail(r, "exec_mode: create, run or exec expected, found %s", mode);
+    p->init = (uint64_t)r_bool(r, doc, "init");
+    json_object *tty = r_obj(r, doc, "tty");
+    json_object *size = r_field(r, tty, "console_size", json_type_array, 1);
+    p->has_console = size != NULL;
+    if (size != NULL) {
+        if (json_object_array_length(size) != 2)
+            r_fail(r, "tty.console_size: [rows, cols] expected");
+        p->console.rows = (uint16_t)r_intv(r, r_item(size, 0), "console_size");
+        p->console.cols = (uint16_t)r_intv(r, r_item(size, 1), "console_size");
+    }
+    json_object *ll = r_field(r, doc, "landlock", json_type_object, 1);
+    if (ll != NULL)
+        read_landlock(r, ll, p);
+    p->seccomp_listener = (uint64_t)r_bool(r, r_obj(r, doc, "seccomp"), "listener");
+    json_object *pids = r_field(r, doc, "pids_limit", json_type_int, 1);
+    p->has_pids_limit = pids != NULL;
+    p->pids_limit = pids != NULL ? (int64_t)r_intv(r, pids, "pids_limit") : 0;
+    json_object *hooks = r_obj(r, doc, "hooks");
+    p->pause_before_root = (uint64_t)r_bool(r, hooks, "pause_before_root");
+    json_object *start = r_list(r, hooks, "start", FAST_MAX, &p->nstart_hooks);
+    p->start_hooks = calloc((size_t)p->nstart_hooks + 1, sizeof *p->start_hooks);
+    if (p->start_hooks == NULL)
+        r_fail(r, "hooks.start: out of memory");
+    for (int i = 0; i < p->nstart_hooks && !r->bad; i++)
+        read_start_hook(r, r_item(start, i), &p->start_hooks[i]);
+    if (!r->bad && p->seccomp_listener && p->bpf_len[0] == 0)
+        r_fail(r, "seccomp.listener: no filter to listen on");
 }

@@ -18,5 +18,7 @@
 /* error pipe, child -> runtime: set-up done, the payload is being started (anything else there is a failed step's message) */
 #define MSG_EXECUTING '\x00'
 #define MSG_START_LENGTH_BYTES 8
+/* the learner's listener hand-off: sendmsg flags the recorder allows */
+#define LISTENER_SEND_FLAGS 0x4040
 
 #endif

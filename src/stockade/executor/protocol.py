@@ -1,6 +1,6 @@
 """The messages between the runtime and the container's process, defined once.
 
-Python (runner/launcher.py, runner/child.py, oci/lifecycle.py, oci/execute.py) uses
+Python (runner/launcher.py, oci/lifecycle.py, oci/execute.py, learn/) uses
 these constants; the C executor and front end (oci/fastexec.c, oci/frontend.c) include
 protocol.h, generated from this module (`python -m stockade.executor.protocol` rewrites
 it; a unit test checks it is current). Each message is one byte on its pipe.
@@ -26,6 +26,11 @@ MESSAGES: tuple[tuple[str, bytes, str], ...] = (
 
 GO, HOOKS, CREATED, START, EXITED, KILLED, EXECUTING = (byte for _, byte, _ in MESSAGES)
 START_LENGTH_BYTES = 8  # the length after START
+# `stockade learn`: the payload sends its seccomp listener with sendmsg(sock, byte "L",
+# SCM_RIGHTS, MSG_NOSIGNAL | MSG_DONTWAIT); the recorder's filter lets exactly that call
+# through (learn/recorder_filter.py), so the hand-off is not stopped for a notification
+# nobody could answer yet.
+LISTENER_SEND_FLAGS = 0x4040
 
 
 def header() -> str:
@@ -37,7 +42,9 @@ def header() -> str:
         lines.append(f"/* {meaning} */")
         char = byte.decode() if byte.isalpha() else f"\\x{byte[0]:02x}"
         lines.append(f"#define MSG_{name} '{char}'")
-    lines += [f"#define MSG_START_LENGTH_BYTES {START_LENGTH_BYTES}", "",
+    lines += [f"#define MSG_START_LENGTH_BYTES {START_LENGTH_BYTES}",
+              "/* the learner's listener hand-off: sendmsg flags the recorder allows */",
+              f"#define LISTENER_SEND_FLAGS {LISTENER_SEND_FLAGS:#x}", "",
               "#endif", ""]
     return "\n".join(lines)
 

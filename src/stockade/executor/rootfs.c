@@ -1,8 +1,12 @@
 /* The new root: the fd-based mount API, every mount kind, pivot_root (docs/EXECUTOR.md,
  * step 7). Destinations are resolved inside the new root (openat2 RESOLVE_IN_ROOT), so a
- * symlink in the rootfs never points a mount outside of it. */
+ * symlink in the rootfs never points a mount outside of it. Mount attributes are set on
+ * detached trees before they are attached: there is no window where a bind is writable
+ * or suid. The error messages are the runner's (tests compare them). */
 #define _GNU_SOURCE
 #include "executor.h"
+
+#include <sys/sysmacros.h>
 
 static const char *DEV_NODES[NDEV] = {"null", "zero", "full", "random", "urandom", "tty"};
 
@@ -15,7 +19,7 @@ static int x_setattr(int fd, unsigned flags, uint64_t set, uint64_t clr) {
     return (int)syscall(SYS_mount_setattr, fd, "", flags, &a, sizeof a);
 }
 
-/* rootfs._propagate: the mount's OCI propagation option, on its detached tree */
+/* the mount's OCI propagation option, on its detached tree (a clone: never the host's) */
 static int x_propagate(int tree, uint64_t propagation) {
     if (propagation == 0)
         return 0;
@@ -38,7 +42,8 @@ int x_openat2(int dfd, const char *path, uint64_t flags, uint64_t resolve) {
     return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
 }
 
-/* rootfs._linux.fsmount_new: source is what mountinfo shows ("" or NULL: the type's name) */
+/* fsopen + fsconfig + fsmount: a detached, configured mount. source: what mountinfo
+   shows ("" or NULL: the type's name). */
 static int fsmount_new(const char *fstype, const char *source, const struct kv *opts, int nopts,
                        uint64_t attrs) {
     int fs = (int)syscall(SYS_fsopen, fstype, X_FSOPEN_CLOEXEC);
@@ -61,267 +66,556 @@ static int fsmount_new(const char *fstype, const char *source, const struct kv *
     return m;
 }
 
-/* rootfs.resolve: O_PATH fd of path inside the root; create: 0 none, 1 dir, 2 file.
-   Returns -1 with errno ENOENT for a missing path when create is 0. */
-int resolve(int root, const char *path, int create) {
-    while (*path == '/')
-        path++;
-    const char *rel = *path ? path : ".";
+/* O_PATH fd of `path` inside the root (symlinks cannot leave it); create: R_NONE (a missing
+   path: -1, errno ENOENT, why ""), R_DIR or R_FILE (mkdir -p / touch inside the root).
+   On another failure: -1 with errno, and why the runner's message when it has one
+   (else "": the caller names the mount). */
+int resolve(int root, const char *path, int create, char *why, size_t whylen) {
+    why[0] = '\0';
+    const char *rel = path;
+    while (*rel == '/')
+        rel++;
+    if (!*rel)
+        rel = ".";
     int fd = x_openat2(root, rel, O_PATH, X_RESOLVE_IN_ROOT | X_RESOLVE_NO_MAGICLINKS);
-    if (fd >= 0 || errno != ENOENT || create == 0)
+    if (fd >= 0 || errno != ENOENT || create == R_NONE)
         return fd;
-    char parent[PATH_MAX];
     const char *slash = strrchr(rel, '/');
     const char *name = slash ? slash + 1 : rel;
     int pfd;
     if (slash != NULL) {
-        size_t n = (size_t)(slash - rel);
-        if (n >= sizeof parent)
-            return -1;
-        memcpy(parent, rel, n);
-        parent[n] = '\0';
-        pfd = resolve(root, parent, 1);
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "/%.*s", (int)(slash - rel), rel);
+        pfd = resolve(root, parent, R_DIR, why, whylen);
     } else {
         pfd = dup(root);
     }
     if (pfd < 0)
         return -1;
-    int rc = create == 1 ? mkdirat(pfd, name, 0755)
-                         : openat(pfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (create == 2 && rc >= 0)
-        close(rc);
+    int rc = create == R_DIR ? mkdirat(pfd, name, 0755)
+                             : openat(pfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
     int e = errno;
+    if (create == R_FILE && rc >= 0)
+        close(rc);
     close(pfd);
     if (rc < 0 && e != EEXIST) {
+        snprintf(why, whylen, "cannot create mountpoint %s: %s", path, strerror(e));
         errno = e;
         return -1;
     }
-    return x_openat2(root, rel, O_PATH, X_RESOLVE_IN_ROOT | X_RESOLVE_NO_MAGICLINKS);
+    fd = x_openat2(root, rel, O_PATH, X_RESOLVE_IN_ROOT | X_RESOLVE_NO_MAGICLINKS);
+    if (fd < 0)
+        snprintf(why, whylen, "mountpoint %s cannot be resolved inside the root "
+                 "(a dangling symlink?): %s", path, strerror(errno));
+    return fd;
 }
+
+/* A failed mount: "mounting KIND at DST (WHY): strerror" (rootfs.build names the mount:
+   the bare errno tells a user nothing). */
+static void __attribute__((noreturn)) mount_fail(const struct mop *m) {
+    int e = errno;
+    if (m->why[0])
+        child_fail("rootfs", "mounting %s at %s (%s): %s", MOUNT_KINDS[m->kind], m->dst, m->why,
+                   strerror(e));
+    child_fail("rootfs", "mounting %s at %s: %s", MOUNT_KINDS[m->kind], m->dst, strerror(e));
+}
+
+#define MCHECK(m, expr) do { if ((expr) < 0) mount_fail(m); } while (0)
 
 static int is_dir_fd(int fd) {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The mount's target, made when missing unless it is optional; -1: optional and missing. */
 static int target(int root, const struct mop *m, int kind) {
-    int fd = resolve(root, m->dst, m->optional ? 0 : kind);
-    if (fd < 0 && !m->optional)
-        child_fail("rootfs", "mountpoint %s: %s", m->dst, strerror(errno));
-    if (fd < 0 && errno != ENOENT)
-        child_fail("rootfs", "mountpoint %s: %s", m->dst, strerror(errno));
+    char why[PATH_MAX + 128];
+    int fd = resolve(root, m->dst, m->optional ? R_NONE : kind, why, sizeof why);
+    if (fd >= 0)
+        return fd;
+    if (why[0])
+        child_fail("rootfs", "%s", why);
+    if (errno != ENOENT)
+        mount_fail(m);
+    if (!m->optional)
+        child_fail("rootfs", "mountpoint %s does not exist in the new root", m->dst);
+    return -1;
+}
+
+/* A target every kind but mask and readonly needs, optional or not. */
+static int target_needed(int root, const struct mop *m, int kind) {
+    int fd = target(root, m, kind);
+    if (fd < 0)
+        child_fail("rootfs", "mountpoint %s does not exist in the new root", m->dst);
     return fd;
 }
 
+static int clone_tree(const char *path, int recursive) {
+    return (int)x_open_tree(AT_FDCWD, path, X_OPEN_TREE_CLONE | O_CLOEXEC |
+                                                (recursive ? X_AT_RECURSIVE : 0));
+}
 
-void open_sources(const struct plan *p, struct trees *t, int *rootfd) {
-    /* A clone of a shared mount would stay in its host peer group: slave first. */
-    CHECK("rootfs", mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
-    for (int i = 0; i <= FAST_MAX; i++)
+static void __attribute__((noreturn)) source_fail(const char *path) {
+    child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), path);
+}
+
+/* rootfs.tree_key's "mount N" (N counting the root as 0) as an index of p->mounts */
+static int premade_index(const char *key, int nmounts) {
+    if (strncmp(key, "mount ", 6) != 0)
+        return -1;
+    char *end;
+    long n = strtol(key + 6, &end, 10);
+    return *end == '\0' && n >= 1 && n <= nmounts ? (int)n - 1 : -1;
+}
+
+/* Clone every host-side source tree while the host tree is still visible, or take the
+   parent's premade (idmapped) ones. First every mount of this (new) namespace turns slave:
+   a clone of a shared mount (every Docker overlay is one) would otherwise stay in its host
+   peer group, and what is mounted on it would propagate back to the host (rslave, runc's
+   default; the OCI rootfsPropagation is applied after pivot_root). */
+void open_sources(const struct plan *p, const struct child_fds *f, struct trees *t, int *rootfd) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+        child_fail("rootfs", "making / a slave: %s", strerror(errno));
+    for (int i = 0; i < MAX_MOUNTS; i++)
         t->fd[i] = -1;
-    *rootfd = (int)x_open_tree(AT_FDCWD, p->rootfs, X_OPEN_TREE_CLONE | O_CLOEXEC | X_AT_RECURSIVE);
-    if (*rootfd < 0)
-        child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), p->rootfs);
-    CHECK("rootfs", x_setattr(*rootfd, AT_EMPTY_PATH | X_AT_RECURSIVE, SAFE, 0));
+    t->ndevices = 0;
+    *rootfd = -1;
+    for (int i = 0; i < f->ntrees; i++) {
+        int at = premade_index(f->trees[i].key, p->nmounts);
+        if (strcmp(f->trees[i].key, "/") == 0)
+            *rootfd = f->trees[i].fd;
+        else if (at >= 0)
+            t->fd[at] = f->trees[i].fd;
+    }
+    if (p->rootfs[0] && *rootfd < 0) { /* else the jail: a tmpfs made by build_root */
+        *rootfd = clone_tree(p->rootfs, 1);
+        if (*rootfd < 0)
+            source_fail(p->rootfs);
+    }
+    /* nosuid+nodev everywhere below the root; read-only when the policy says so (the
+       host's /: a rootfs directory turns read-only in build_root). Set on the detached
+       tree, before anyone can see it. */
+    if (*rootfd >= 0 && x_setattr(*rootfd, AT_EMPTY_PATH | X_AT_RECURSIVE,
+                                  SAFE | (p->root_readonly && p->root_host ? X_ATTR_RDONLY : 0), 0) != 0)
+        child_fail("rootfs", "the root's attributes: %s", strerror(errno));
     for (int i = 0; i < p->nmounts; i++) {
         const struct mop *m = &p->mounts[i];
-        if ((m->kind == K_BIND || m->kind == K_WRITABLE) && m->src[0]) {
-            t->fd[i] = (int)x_open_tree(AT_FDCWD, m->src, X_OPEN_TREE_CLONE | O_CLOEXEC | X_AT_RECURSIVE);
+        if ((m->kind == K_BIND || m->kind == K_WRITABLE) && m->src[0] && t->fd[i] < 0) {
+            t->fd[i] = clone_tree(m->src, 1);
             if (t->fd[i] < 0)
-                child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), m->src);
+                source_fail(m->src);
+        }
+        if (m->kind == K_DEV && p->userns) {
+            /* A user namespace cannot mknod: the OCI linux.devices are the host's nodes
+               at the same paths, bound (runc's way). */
+            for (int j = 0; j < m->ndata; j++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "/dev/%s", m->data[j].key);
+                if (t->ndevices == FAST_MAX)
+                    child_fail("rootfs", "more than %d linux.devices", FAST_MAX);
+                int fd = clone_tree(path, 0);
+                if (fd < 0)
+                    source_fail(path);
+                t->devices[t->ndevices].name = m->data[j].key;
+                t->devices[t->ndevices++].fd = fd;
+            }
         }
     }
     for (int i = 0; i < NDEV; i++) {
         char path[64];
         snprintf(path, sizeof path, "/dev/%s", DEV_NODES[i]);
-        t->dev[i] = (int)x_open_tree(AT_FDCWD, path, X_OPEN_TREE_CLONE | O_CLOEXEC);
+        t->dev[i] = clone_tree(path, 0);
         if (t->dev[i] < 0)
-            child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), path);
+            source_fail(path);
     }
 }
 
+/* A fresh filesystem of fstype on the mount's target; returns a dup of its tree. */
 static int fresh(int root, const struct mop *m, const char *fstype, const struct kv *opts,
                  int nopts, uint64_t attrs) {
-    int tfd = target(root, m, 1);
+    int tfd = target_needed(root, m, R_DIR);
     int tree = fsmount_new(fstype, m->source, opts, nopts, attrs);
-    if (tree < 0)
-        child_fail("rootfs", "%s on %s: %s", fstype, m->dst, strerror(errno));
-    CHECK("rootfs", x_propagate(tree, m->propagation));
+    MCHECK(m, tree);
+    MCHECK(m, x_propagate(tree, m->propagation));
     int keep = dup(tree);
-    CHECK("rootfs", keep);
-    if (x_attach(tree, tfd) != 0)
-        child_fail("rootfs", "attach %s on %s: %s", fstype, m->dst, strerror(errno));
+    MCHECK(m, keep);
+    MCHECK(m, x_attach(tree, tfd));
     close(tfd);
     return keep;
 }
 
-static int beneath(int dirfd, const char *name) {
-    int fd = x_openat2(dirfd, name, O_PATH, X_RESOLVE_BENEATH | X_RESOLVE_NO_SYMLINKS);
-    if (fd < 0)
-        child_fail("rootfs", "/dev/%s: %s", name, strerror(errno));
-    return fd;
+static int beneath(int dirfd, const char *name, uint64_t flags) {
+    return x_openat2(dirfd, name, O_PATH | flags, X_RESOLVE_BENEATH | X_RESOLVE_NO_SYMLINKS);
+}
+
+/* rootfs._dev: a failed mount call with ENOENT says "/dev: ..." (the runner's text);
+   any other failure names the mount. */
+static void __attribute__((noreturn)) dev_fail(const struct mop *m) {
+    if (errno == ENOENT)
+        child_fail("rootfs", "/dev: %s", strerror(errno));
+    mount_fail(m);
+}
+
+#define DCHECK(m, expr) do { if ((expr) < 0) dev_fail(m); } while (0)
+
+static int take_device(struct trees *t, const char *name) {
+    for (int i = 0; i < t->ndevices; i++)
+        if (t->devices[i].fd >= 0 && strcmp(t->devices[i].name, name) == 0) {
+            int fd = t->devices[i].fd;
+            t->devices[i].fd = -1;
+            return fd;
+        }
+    return -1;
+}
+
+static void __attribute__((noreturn)) device_fail(const char *name, int err) {
+    child_fail("rootfs", "linux.devices /dev/%s: %s", name, strerror(err));
+}
+
+/* One OCI linux.devices node in the new /dev: made (mknod) with its mode and owner, or,
+   with `tree` (a user namespace), the host's node bound onto an empty file. */
+static void device(int dev, const char *name, const char *spec, int tree) {
+    char kind[2];
+    unsigned major, minor, mode, uid, gid;
+    char extra;
+    if (sscanf(spec, "%1s %u %u %u %u %u %c", kind, &major, &minor, &mode, &uid, &gid, &extra) != 6)
+        child_fail("rootfs", "linux.devices /dev/%s: %s is not TYPE MAJOR MINOR MODE UID GID",
+                   name, spec);
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", name);
+    char *base = strrchr(rel, '/');
+    int parent = dup(dev);
+    if (parent < 0)
+        device_fail(name, errno);
+    if (base != NULL) { /* nested names: net/tun */
+        *base++ = '\0';
+        for (char *part = strtok(rel, "/"); part != NULL; part = strtok(NULL, "/")) {
+            if (mkdirat(parent, part, 0755) != 0 && errno != EEXIST)
+                device_fail(name, errno);
+            int sub = beneath(parent, part, O_DIRECTORY);
+            if (sub < 0)
+                device_fail(name, errno);
+            close(parent);
+            parent = sub;
+        }
+    } else {
+        base = rel;
+    }
+    if (tree >= 0) {
+        int fd = openat(parent, base, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            device_fail(name, errno);
+        close(fd);
+        int tg = beneath(parent, base, 0);
+        if (tg < 0 || x_setattr(tree, AT_EMPTY_PATH, X_ATTR_NOSUID | X_ATTR_NOEXEC, 0) != 0 ||
+            x_attach(tree, tg) != 0)
+            device_fail(name, errno);
+        close(tg);
+        close(parent);
+        return;
+    }
+    static const char types[] = "cbp"; /* OCI device types, as S_IF* below */
+    static const mode_t fmts[] = {S_IFCHR, S_IFBLK, S_IFIFO};
+    const char *at = kind[0] ? strchr(types, kind[0]) : NULL;
+    if (at == NULL)
+        child_fail("rootfs", "linux.devices /dev/%s: %s is not TYPE MAJOR MINOR MODE UID GID",
+                   name, spec);
+    if (mknodat(parent, base, fmts[at - types] | 0600, makedev(major, minor)) != 0 ||
+        fchownat(parent, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+        fchmodat(parent, base, (mode_t)mode, 0) != 0) /* after mknod: the umask is not applied */
+        device_fail(name, errno);
+    close(parent);
 }
 
 static void build_dev(int root, const struct mop *m, struct trees *t) {
     static const struct kv devopts[] = {{"mode", "0755"}, {"size", "65536"}};
-    int dev = fresh(root, m, "tmpfs", devopts, 2, X_ATTR_NOSUID | X_ATTR_NOEXEC);
+    int tfd = target_needed(root, m, R_DIR);
+    int dev = fsmount_new("tmpfs", m->source, devopts, 2, X_ATTR_NOSUID | X_ATTR_NOEXEC);
+    DCHECK(m, dev);
+    DCHECK(m, x_propagate(dev, m->propagation));
+    int tree = dup(dev);
+    MCHECK(m, tree);
+    DCHECK(m, x_attach(tree, tfd));
+    close(tfd);
     for (int i = 0; i < NDEV; i++) {
         int fd = openat(dev, DEV_NODES[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-        CHECK("rootfs", fd);
+        MCHECK(m, fd);
         close(fd);
-        int tg = beneath(dev, DEV_NODES[i]);
-        CHECK("rootfs", x_setattr(t->dev[i], AT_EMPTY_PATH, X_ATTR_NOSUID | X_ATTR_NOEXEC, 0));
-        CHECK("rootfs", x_attach(t->dev[i], tg));
+        int tg = beneath(dev, DEV_NODES[i], 0);
+        DCHECK(m, tg);
+        DCHECK(m, x_setattr(t->dev[i], AT_EMPTY_PATH, X_ATTR_NOSUID | X_ATTR_NOEXEC, 0));
+        DCHECK(m, x_attach(t->dev[i], tg));
         t->dev[i] = -1;
         close(tg);
     }
-    CHECK("rootfs", mkdirat(dev, "pts", 0755));
-    CHECK("rootfs", mkdirat(dev, "shm", 01777));
-    CHECK("rootfs", mkdirat(dev, "mqueue", 0755));
+    for (int i = 0; i < m->ndata; i++)
+        device(dev, m->data[i].key, m->data[i].value ? m->data[i].value : "",
+               take_device(t, m->data[i].key));
+    /* mqueue: an empty mountpoint for an OCI bundle's /dev/mqueue (this /dev turns
+       read-only below, so it cannot be created later) */
+    MCHECK(m, mkdirat(dev, "pts", 0755));
+    MCHECK(m, mkdirat(dev, "shm", 01777));
+    MCHECK(m, mkdirat(dev, "mqueue", 0755));
     static const struct kv ptsopts[] = {{"newinstance", NULL}, {"ptmxmode", "0666"}, {"mode", "0620"}};
-    int pts = beneath(dev, "pts");
-    int tree = fsmount_new("devpts", NULL, ptsopts, 3, X_ATTR_NOSUID | X_ATTR_NOEXEC);
-    CHECK("rootfs", tree);
-    CHECK("rootfs", x_attach(tree, pts));
+    int pts = beneath(dev, "pts", 0);
+    DCHECK(m, pts);
+    tree = fsmount_new("devpts", NULL, ptsopts, 3, X_ATTR_NOSUID | X_ATTR_NOEXEC);
+    DCHECK(m, tree);
+    DCHECK(m, x_attach(tree, pts));
     close(pts);
+    /* "shm": the source name runc's and Docker's specs give /dev/shm */
     static const struct kv shmopts[] = {{"mode", "1777"}};
-    int shm = beneath(dev, "shm");
+    int shm = beneath(dev, "shm", 0);
+    DCHECK(m, shm);
     tree = fsmount_new("tmpfs", "shm", shmopts, 1, SAFE | X_ATTR_NOEXEC);
-    CHECK("rootfs", tree);
-    CHECK("rootfs", x_attach(tree, shm));
+    DCHECK(m, tree);
+    DCHECK(m, x_attach(tree, shm));
     close(shm);
     static const char *links[][2] = {{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"},
         {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
     for (int i = 0; i < 5; i++)
-        CHECK("rootfs", symlinkat(links[i][1], dev, links[i][0]));
-    CHECK("rootfs", x_setattr(dev, AT_EMPTY_PATH, X_ATTR_RDONLY, 0));
+        MCHECK(m, symlinkat(links[i][1], dev, links[i][0]));
+    /* no new files in /dev once it is populated (writes to the nodes still work) */
+    DCHECK(m, x_setattr(dev, AT_EMPTY_PATH, X_ATTR_RDONLY, 0));
     close(dev);
 }
 
-static void build_mask(int root, const struct mop *m, int *empty) {
-    int tfd = target(root, m, 1);
-    if (tfd < 0)
+/* tmpfs: mode=1777 and the mount's data (the SELinux context= of the policy's writable
+   type, when it has one); a data key already given replaces it, in its place. */
+static void build_tmpfs(int root, const struct mop *m) {
+    struct kv opts[FAST_MAX + 1] = {{"mode", "1777"}};
+    int n = 1;
+    for (int i = 0; i < m->ndata; i++) {
+        int at = n;
+        for (int j = 0; j < n; j++)
+            if (strcmp(opts[j].key, m->data[i].key) == 0)
+                at = j;
+        opts[at] = m->data[i];
+        n += at == n;
+    }
+    close(fresh(root, m, "tmpfs", opts, n, SAFE));
+}
+
+/* A symlink (to m->src) or a file (data's content) in the jail's own tmpfs. */
+static void make_entry(int root, const struct mop *m) {
+    char dir[PATH_MAX], why[PATH_MAX + 128];
+    const char *slash = strrchr(m->dst, '/');
+    const char *name = slash ? slash + 1 : m->dst;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - m->dst) : 0, m->dst); /* "": / */
+    int parent = resolve(root, dir, R_DIR, why, sizeof why);
+    if (parent < 0 && why[0])
+        child_fail("rootfs", "%s", why);
+    MCHECK(m, parent);
+    if (m->kind == K_SYMLINK) {
+        MCHECK(m, symlinkat(m->src, parent, name));
+        close(parent);
         return;
+    }
+    const char *content = NULL;
+    for (int i = 0; i < m->ndata; i++)
+        if (strcmp(m->data[i].key, "content") == 0)
+            content = m->data[i].value;
+    if (content == NULL)
+        child_fail("rootfs", "mounting file at %s: no content", m->dst);
+    int fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    MCHECK(m, fd);
+    for (size_t off = 0, len = strlen(content); off < len;) {
+        ssize_t w = write(fd, content + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        MCHECK(m, (int)w);
+        off += (size_t)w;
+    }
+    close(fd);
+    close(parent);
+}
+
+static void build_mask(int root, const struct mop *m, int *empty) {
+    int tfd = target(root, m, R_DIR);
+    if (tfd < 0)
+        return; /* nothing there, nothing to hide */
     int tree;
     if (is_dir_fd(tfd)) {
+        /* One empty read-only tmpfs for every masked directory: the first is mounted
+           fresh, the others are clones of it (cheaper than a superblock each). The
+           template is always attached before its fd is closed: closing a detached mount
+           unmounts it, which waits for an expedited RCU grace period. */
         if (*empty < 0) {
             static const struct kv opts[] = {{"mode", "0555"}, {"size", "4096"}};
             tree = fsmount_new("tmpfs", NULL, opts, 2, SAFE | X_ATTR_NOEXEC | X_ATTR_RDONLY);
-            CHECK("rootfs", tree);
+            MCHECK(m, tree);
             *empty = dup(tree);
+            MCHECK(m, *empty);
         } else {
             tree = (int)x_open_tree(*empty, "", X_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
         }
     } else {
-        int null = resolve(root, "/dev/null", 0);
-        if (null < 0)
+        char why[PATH_MAX + 128];
+        int null = resolve(root, "/dev/null", R_NONE, why, sizeof why);
+        if (null < 0 && errno == ENOENT)
             child_fail("rootfs", "/dev/null is missing in the new root");
+        MCHECK(m, null);
         tree = (int)x_open_tree(null, "", X_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
         close(null);
     }
-    CHECK("rootfs", tree);
-    CHECK("rootfs", x_attach(tree, tfd));
+    MCHECK(m, tree);
+    MCHECK(m, x_attach(tree, tfd));
     close(tfd);
 }
 
-static void rebind(int root, const struct mop *m, uint64_t set, uint64_t clr, int kind) {
-    int tfd = target(root, m, kind);
+/* The path itself, cloned and re-attached with other attributes (readonly, writable ""). */
+static void rebind(int root, const struct mop *m, uint64_t set, uint64_t clr) {
+    int tfd = m->kind == K_READONLY ? target(root, m, R_DIR) : target_needed(root, m, R_DIR);
     if (tfd < 0)
         return;
     int tree = (int)x_open_tree(tfd, "", X_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | X_AT_RECURSIVE);
-    CHECK("rootfs", tree);
-    CHECK("rootfs", x_setattr(tree, AT_EMPTY_PATH | X_AT_RECURSIVE, set, clr));
-    CHECK("rootfs", x_attach(tree, tfd));
+    MCHECK(m, tree);
+    MCHECK(m, x_setattr(tree, AT_EMPTY_PATH | X_AT_RECURSIVE, set, clr));
+    MCHECK(m, x_attach(tree, tfd));
     close(tfd);
 }
 
-/* rootfs.build: attach the new root at /tmp, mount into it, pivot, detach the old root. */
+/* A host tree (bind, writable with a source): its own clone, or the parent's premade one. */
+static void bind_tree(int root, const struct mop *m, int tree) {
+    if (tree < 0) {
+        errno = EBADF;
+        mount_fail(m);
+    }
+    MCHECK(m, x_setattr(tree, AT_EMPTY_PATH | X_AT_RECURSIVE, SAFE | (m->readonly ? X_ATTR_RDONLY : 0),
+                        m->readonly ? 0 : X_ATTR_RDONLY));
+    MCHECK(m, x_propagate(tree, m->propagation));
+    int tfd = target_needed(root, m, is_dir_fd(tree) ? R_DIR : R_FILE);
+    MCHECK(m, x_attach(tree, tfd));
+    close(tfd);
+}
+
+static void apply(int root, const struct mop *m, int source, struct trees *t, int *empty) {
+    switch (m->kind) {
+    case K_SYMLINK: /* the jail's /bin -> usr/bin, its /etc/hosts */
+    case K_FILE:
+        make_entry(root, m);
+        break;
+    case K_PROC:
+        close(fresh(root, m, "proc", NULL, 0, SAFE | X_ATTR_NOEXEC));
+        break;
+    case K_SYSFS:
+        close(fresh(root, m, "sysfs", NULL, 0, SAFE | X_ATTR_NOEXEC | X_ATTR_RDONLY));
+        break;
+    case K_TMPFS:
+        build_tmpfs(root, m);
+        break;
+    case K_DEV:
+        build_dev(root, m, t);
+        break;
+    case K_FS:
+        close(fresh(root, m, m->fstype, m->data, m->ndata, SAFE | m->attrs));
+        break;
+    case K_WRITABLE:
+        if (!m->src[0]) { /* the path inside the root itself, made writable */
+            rebind(root, m, SAFE, X_ATTR_RDONLY);
+            break;
+        }
+        bind_tree(root, m, source);
+        break;
+    case K_BIND:
+        bind_tree(root, m, source);
+        break;
+    case K_READONLY:
+        rebind(root, m, SAFE | X_ATTR_RDONLY, 0);
+        break;
+    case K_MASK:
+        build_mask(root, m, empty);
+        break;
+    default:
+        child_fail("rootfs", "unknown mount kind %llu", (unsigned long long)m->kind);
+    }
+}
+
+/* Attach the new root at /tmp (in our private mount namespace), mount everything into it,
+   pivot, detach the old root. Nothing done here propagates back to the host: open_sources
+   made the namespace rslave before cloning anything. */
 void build_root(const struct plan *p, struct trees *t, int roottree) {
     int staging = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK("rootfs", staging);
-    CHECK("rootfs", x_attach(roottree, staging));
+    if (staging < 0)
+        child_fail("rootfs", "/tmp: %s", strerror(errno));
+    if (roottree < 0) {
+        /* The jail's root: a fresh tmpfs, made now (after the id maps) so that it belongs
+           to root inside, who makes its mountpoints; read-only once they are all made. */
+        static const struct kv o[] = {{"mode", "0755"}};
+        roottree = fsmount_new("tmpfs", NULL, o, 1, SAFE);
+        if (roottree < 0)
+            child_fail("rootfs", "the jail's root tmpfs: %s", strerror(errno));
+    }
+    if (x_attach(roottree, staging) != 0)
+        child_fail("rootfs", "attaching the new root: %s", strerror(errno));
     close(staging);
     int root = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK("rootfs", root);
-    if (p->root_readonly)
-        CHECK("rootfs", x_setattr(root, AT_EMPTY_PATH | X_AT_RECURSIVE, X_ATTR_RDONLY, 0));
-    int empty = -1;
+    if (root < 0)
+        child_fail("rootfs", "the new root: %s", strerror(errno));
+    /* a rootfs directory: read-only below it all (the host's / was made so in
+       open_sources; the jail's root turns read-only last) */
+    if (p->root_readonly && !p->root_host && !p->root_jail &&
+        x_setattr(root, AT_EMPTY_PATH | X_AT_RECURSIVE, X_ATTR_RDONLY, 0) != 0)
+        child_fail("rootfs", "the new root read-only: %s", strerror(errno));
+    int empty = -1; /* the first masking tmpfs (attached), cloned for the others */
     for (int i = 0; i < p->nmounts; i++) {
         const struct mop *m = &p->mounts[i];
-        switch (m->kind) {
-        case K_PROC:
-            close(fresh(root, m, "proc", NULL, 0, SAFE | X_ATTR_NOEXEC));
-            break;
-        case K_SYSFS:
-            close(fresh(root, m, "sysfs", NULL, 0, SAFE | X_ATTR_NOEXEC | X_ATTR_RDONLY));
-            break;
-        case K_TMPFS: {
-            static const struct kv o[] = {{"mode", "1777"}};
-            close(fresh(root, m, "tmpfs", o, 1, SAFE));
-            break;
-        }
-        case K_DEV:
-            build_dev(root, m, t);
-            break;
-        case K_FS:
-            close(fresh(root, m, m->fstype, m->data, m->ndata, SAFE | m->attrs));
-            break;
-        case K_WRITABLE:
-            if (!m->src[0]) {
-                rebind(root, m, SAFE, X_ATTR_RDONLY, 1);
-                break;
-            }
-            __attribute__((fallthrough)); /* a writable bind of a host path */
-        case K_BIND: {
-            int tree = t->fd[i];
+        int source = -1; /* a host tree's own clone (binds): the mount takes it */
+        if (m->kind == K_BIND || m->kind == K_WRITABLE) {
+            source = t->fd[i];
             t->fd[i] = -1;
-            if (tree < 0)
-                child_fail("rootfs", "no source tree for %s", m->src);
-            CHECK("rootfs", x_setattr(tree, AT_EMPTY_PATH | X_AT_RECURSIVE,
-                                      SAFE | (m->readonly ? X_ATTR_RDONLY : 0),
-                                      m->readonly ? 0 : X_ATTR_RDONLY));
-            CHECK("rootfs", x_propagate(tree, m->propagation));
-            int tfd = target(root, m, is_dir_fd(tree) ? 1 : 2);
-            CHECK("rootfs", x_attach(tree, tfd));
-            close(tfd);
-            break;
         }
-        case K_READONLY:
-            rebind(root, m, SAFE | X_ATTR_RDONLY, 0, 1);
-            break;
-        case K_MASK:
-            build_mask(root, m, &empty);
-            break;
-        }
+        apply(root, m, source, t, &empty);
     }
     if (empty >= 0)
         close(empty);
-    CHECK("rootfs", fchdir(root));
+    /* the jail: the root tmpfs only turns read-only, not /tmp, not the binds */
+    if (p->root_jail && p->root_readonly && x_setattr(root, AT_EMPTY_PATH, X_ATTR_RDONLY, 0) != 0)
+        child_fail("rootfs", "the jail's root read-only: %s", strerror(errno));
+    if (fchdir(root) != 0)
+        child_fail("rootfs", "the new root: %s", strerror(errno));
     close(root);
-    /* rslave on the old root's tree only, through an fd of it ("." is the new root) */
+    for (int i = 0; i < MAX_MOUNTS; i++) /* trees no mount took */
+        if (t->fd[i] >= 0)
+            close(t->fd[i]);
+    for (int i = 0; i < t->ndevices; i++)
+        if (t->devices[i].fd >= 0)
+            close(t->devices[i].fd);
+    for (int i = 0; i < NDEV; i++)
+        if (t->dev[i] >= 0)
+            close(t->dev[i]);
+    /* pivot_root(".", "."): the old root ends up stacked on the new one and is detached
+       at once; no directory of the host stays reachable (runc's approach). Its detach
+       must not propagate: rslave first, on the old root's tree only (through an fd of it:
+       "." would name the new root and undo the mounts' own propagation options). */
     int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK("rootfs", old_root);
-    CHECK("rootfs", (int)syscall(SYS_pivot_root, ".", "."));
-    CHECK("rootfs", fchdir(old_root));
-    CHECK("rootfs", mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL));
-    CHECK("rootfs", umount2(".", MNT_DETACH));
+    if (old_root < 0 || syscall(SYS_pivot_root, ".", ".") != 0 || fchdir(old_root) != 0 ||
+        mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL) != 0 || umount2(".", MNT_DETACH) != 0)
+        child_fail("rootfs", "pivot_root: %s", strerror(errno));
     close(old_root);
-    CHECK("rootfs", chdir("/"));
-    if (p->root_propagation) /* OCI rootfsPropagation, on the new root after pivot_root */
-        CHECK("rootfs", mount(NULL, "/", NULL, p->root_propagation, NULL));
+    if (chdir("/") != 0)
+        child_fail("rootfs", "/: %s", strerror(errno));
+    /* OCI rootfsPropagation, on the new root (runc's order: after pivot_root). Every mount
+       here is a slave of the host's or private already, so even (r)shared only shares
+       within the container: nothing mounted here ever reaches the host. */
+    if (p->root_propagation && mount(NULL, "/", NULL, p->root_propagation, NULL) != 0)
+        child_fail("rootfs", "rootfsPropagation: %s", strerror(errno));
 }
 
 /* Runtime side, before the clone, with the runtime's credentials: the mountpoints a bare
-   rootfs lacks (like runc), resolved inside the rootfs. Mounts below a fresh filesystem
-   (dev, tmpfs, fs) are made inside it later, not here. */
+   rootfs directory lacks (like runc), resolved inside the rootfs, never through it. Mounts
+   below a fresh filesystem (dev, tmpfs, fs) are made inside it later, not here; the host's
+   / (and the jail, whose root is made inside) get none. */
 int prepare_mountpoints(const struct plan *p, char *why, size_t whylen) {
+    if (p->root_host || p->root_jail || !p->rootfs[0])
+        return 0;
     int rfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rfd < 0) {
         snprintf(why, whylen, "rootfs %s: %s", p->rootfs, strerror(errno));
         return -1;
     }
     int nfresh = 0;
-    const char *freshs[FAST_MAX];
+    const char *freshs[MAX_MOUNTS];
     for (int i = 0; i < p->nmounts; i++) {
         const struct mop *mo = &p->mounts[i];
         int below = 0;
@@ -336,15 +630,23 @@ int prepare_mountpoints(const struct plan *p, char *why, size_t whylen) {
             continue;
         if (mo->kind == K_DEV || mo->kind == K_TMPFS || mo->kind == K_FS)
             freshs[nfresh++] = mo->dst;
-        if (mo->optional || mo->kind == K_READONLY || mo->kind == K_MASK)
+        int made = mo->kind == K_PROC || mo->kind == K_DEV || mo->kind == K_SYSFS ||
+                   mo->kind == K_TMPFS || mo->kind == K_BIND || mo->kind == K_WRITABLE ||
+                   mo->kind == K_FS;
+        if (mo->optional || !made)
             continue;
         if (mo->kind == K_WRITABLE && !mo->src[0])
             continue; /* re-bound in place: it must exist, it is not created */
         struct stat sst;
-        int kind = (mo->kind == K_BIND && !(stat(mo->src, &sst) == 0 && S_ISDIR(sst.st_mode))) ? 2 : 1;
-        int fd = resolve(rfd, mo->dst, kind);
+        int kind = (mo->kind == K_BIND && !(stat(mo->src, &sst) == 0 && S_ISDIR(sst.st_mode)))
+                       ? R_FILE : R_DIR;
+        char rwhy[PATH_MAX + 128];
+        int fd = resolve(rfd, mo->dst, kind, rwhy, sizeof rwhy);
         if (fd < 0) {
-            snprintf(why, whylen, "mountpoint %s: %s", mo->dst, strerror(errno));
+            if (rwhy[0])
+                snprintf(why, whylen, "%s", rwhy);
+            else
+                snprintf(why, whylen, "mountpoint %s: %s", mo->dst, strerror(errno));
             close(rfd);
             return -1;
         }

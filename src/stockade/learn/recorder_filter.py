@@ -1,7 +1,7 @@
 """The recorder's seccomp program: every syscall stops for the learner, with two exceptions.
 
 1. `sendmsg(listener_sock, ..., LISTENER_SEND_FLAGS)`: the payload hands its listener fd
-   to the learner with it (runner.seccomp.load_recording); nobody could answer a
+   to the learner with it (the executor, seccomp.listener); nobody could answer a
    notification for that call yet. The socket is close-on-exec, so after execve that
    exact call can only be made on a file the workload itself opened as that number with
    those exact flags.

@@ -1,10 +1,9 @@
 """One recording run: the workload under the runner, its syscalls answered by the recorder.
 
 The run uses the base policy for everything (namespaces, mounts, capabilities, network,
-Landlock) except seccomp, whose filter is replaced by the recorder's. The learner forks
-the recorder before the launch, so the runner still clones from a single-threaded
-process; the payload hands the listener fd over a socketpair (runner.seccomp.
-load_recording) and the recorder answers until the last task holding the filter is gone.
+Landlock) except seccomp, whose filter is replaced by the recorder's. The payload hands
+the listener fd over a socketpair (the executor's `seccomp.listener`, docs/EXECUTOR.md)
+and the recorder answers until the last task holding the filter is gone.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import contextlib
 import json
 import os
 import signal
-import socket  # also for the payload: runner.seccomp.load_recording imports it in the child
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,9 +40,9 @@ def record(argv: Sequence[str], base: m.Policy, *, rootfs: str | None = None,
     """Run `argv` once under `base` with the recorder's filter; raises StockadeError when
     the recorder itself failed (then nothing is known)."""
     from stockade.api import plan as make_plan
+    from stockade.executor.protocol import LISTENER_SEND_FLAGS
     from stockade.runner._record import replace
     from stockade.runner.launcher import launch
-    from stockade.runner.seccomp import LISTENER_SEND_FLAGS
 
     if os.geteuid() != 0:
         raise StockadeError("stockade learn needs root (it reads the workload's memory "

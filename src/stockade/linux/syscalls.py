@@ -3,8 +3,7 @@
 Every wrapper raises OSError(errno) on failure, so callers never test return codes.
 Syscall numbers come from libseccomp's resolver (linux.libseccomp), resolved together
 for every name used here by the first wrapper called (`numbers()`): a path that makes no
-raw syscall never loads libseccomp, and a child after clone finds them resolved (the
-clone itself resolved them), so it loads and looks up nothing.
+raw syscall never loads libseccomp.
 
 The flags the wrappers take are defined in linux.consts; they are importable from here
 too (as <sys/mount.h> brings MS_* with mount()), so a caller needs one module.
@@ -30,24 +29,13 @@ if TYPE_CHECKING:
 libc = ctypes.CDLL(None, use_errno=True)  # one handle to libc for every caller
 libc.syscall.restype = ctypes.c_long
 libc.ptrace.restype = ctypes.c_long
-# PyDLL keeps the GIL held across the call: a raw clone() must not release it, or the
-# child could inherit a GIL owned by a thread that does not exist there.
-_pylibc = ctypes.PyDLL(None, use_errno=True)
-_pylibc.syscall.restype = ctypes.c_long
-
-MACHINE = os.uname().machine  # not platform.machine(): platform would be imported on every run
-# clone's argument order differs by architecture (s390 swaps the first two, ...); the
-# raw clone below is written for these, and fails closed elsewhere.
-_CLONE_ARCHES = ("x86_64", "aarch64")
-
 # Resolved on first use, not at import: a path without raw syscalls (the OCI create path,
 # the executor's launch) never loads libseccomp (bench/RESULTS.md, "start-up").
 WRAPPED: tuple[str, ...] = (
-    "clone", "clone3", "unshare", "setns", "pivot_root", "mount", "umount2", "open_tree",
-    "move_mount", "fsopen", "fsconfig", "fsmount", "mount_setattr", "openat2", "capget",
-    "capset", "setgroups", "prctl", "seccomp", "bpf", "pidfd_open", "close_range",
-    "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
-    "lsm_list_modules", "delete_module", "keyctl", "name_to_handle_at", "open_by_handle_at",
+    "unshare", "setns", "mount", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig",
+    "fsmount", "mount_setattr", "openat2", "capget", "capset", "setgroups", "prctl", "seccomp",
+    "bpf", "landlock_create_ruleset", "lsm_list_modules", "delete_module", "keyctl",
+    "name_to_handle_at", "open_by_handle_at",
 )
 _numbers: dict[str, int] = {}
 
@@ -61,8 +49,8 @@ def numbers() -> dict[str, int]:
     return _numbers
 
 # The C signal module. signal.py's wrappers turn every signal number they return into
-# an enum member (a Python-level call each: ~60 for a full mask), which in a freshly
-# forked child costs time and a page fault per object touched.
+# an enum member (a Python-level call each: ~60 for a full mask), on every run's
+# block-and-restore of the forwarded signals around the executor's start.
 _csignal: Any = __import__("_signal")
 SIG_BLOCK = 0
 SIG_SETMASK = 2
@@ -74,11 +62,8 @@ SIGKILL: int = _csignal.SIGKILL
 SIGUSR1: int = _csignal.SIGUSR1
 SIGUSR2: int = _csignal.SIGUSR2
 SIGTERM: int = _csignal.SIGTERM
-SIGCHLD: int = _csignal.SIGCHLD
 SIGCONT: int = _csignal.SIGCONT
-SIGSTOP: int = _csignal.SIGSTOP
 SIGWINCH: int = _csignal.SIGWINCH
-NSIG: int = _csignal.NSIG
 
 
 def set_signal_handler(sig: int, handler: object) -> object:
@@ -86,25 +71,10 @@ def set_signal_handler(sig: int, handler: object) -> object:
     return _csignal.signal(sig, handler)
 
 
-def sigwaitinfo(signals: Iterable[int]) -> Any:
-    """signal.sigwaitinfo: the struct_siginfo of the first of `signals` to arrive."""
-    return _csignal.sigwaitinfo(signals)
-
-
 def sigmask(how: int, signals: Iterable[int]) -> set[int]:
     """pthread_sigmask on plain ints; returns the previous mask as ints."""
     old: set[int] = _csignal.pthread_sigmask(how, signals)
     return old
-
-
-def default_signal_handlers(signals: Iterable[int]) -> None:
-    """Every handler back to SIG_DFL (an ignored signal would stay ignored across execve).
-    getsignal reads Python's own table, which holds what the process inherited at start
-    and what Python set since (None: set by C code; reset as well)."""
-    for sig in signals:
-        if _csignal.getsignal(sig) != 0:  # 0 = SIG_DFL
-            with suppress(OSError, ValueError):
-                _csignal.signal(sig, 0)
 
 
 def _check(rc: int) -> int:
@@ -133,40 +103,6 @@ def _path(p: str | None) -> bytes | None:
 # --- processes and namespaces -------------------------------------------------------
 
 
-def _clone_arch() -> None:
-    if MACHINE not in _CLONE_ARCHES:
-        raise OSError(errno.ENOSYS, f"raw clone is not written for {MACHINE}")
-
-
-def clone_fork(flags: int) -> int:
-    """fork() with namespace flags, like clone(2) without CLONE_VM: returns 0 in the child.
-
-    The GIL stays held (PyDLL), and the caller must be the only thread that touches
-    Python in the child until it execs or _exits (the runner's child never returns to
-    arbitrary user code).
-    """
-    _clone_arch()
-    sigchld = 17
-    rc = _pylibc.syscall(ctypes.c_long(numbers()["clone"]), ctypes.c_long(flags | sigchld),
-                         ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
-                         ctypes.c_void_p(0))
-    return _check(rc)
-
-
-def clone3_into_cgroup(flags: int, cgroup_fd: int) -> int:
-    """clone3(CLONE_INTO_CGROUP): born inside the run's cgroup v2, no migration at all
-    (a migration takes the global threadgroup rwsem and its RCU sync, ~10 ms)."""
-    _clone_arch()
-    sigchld = 17
-    # struct clone_args (CLONE_ARGS_SIZE_VER2, 88 bytes): flags, pidfd, child_tid,
-    # parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
-    args = struct.pack("11Q", flags | _c.CLONE_INTO_CGROUP, 0, 0, 0, sigchld, 0, 0, 0, 0, 0,
-                       cgroup_fd)
-    buf = ctypes.create_string_buffer(args, len(args))
-    rc = _pylibc.syscall(ctypes.c_long(numbers()["clone3"]), buf, ctypes.c_long(len(args)))
-    return _check(rc)
-
-
 def unshare(flags: int) -> None:
     syscall("unshare", flags)
 
@@ -193,15 +129,6 @@ def setfsuid(uid: int) -> None:
         raise OSError(1, f"setfsuid({uid}) refused")
 
 
-def pidfd_open(pid: int) -> int:
-    return syscall("pidfd_open", pid, 0)
-
-
-def close_range_cloexec(first: int) -> None:
-    """Mark every fd >= first close-on-exec (the error pipe must live until execve)."""
-    syscall("close_range", first, 0xFFFFFFFF, _c.CLOSE_RANGE_CLOEXEC)
-
-
 # --- mounts -------------------------------------------------------------------------
 
 
@@ -214,43 +141,12 @@ def umount2(target: str, flags: int) -> None:
     syscall("umount2", _path(target), flags)
 
 
-def pivot_root(new_root: str, put_old: str) -> None:
-    syscall("pivot_root", _path(new_root), _path(put_old))
-
-
 def open_tree(dfd: int, path: str, flags: int) -> int:
     return syscall("open_tree", dfd, _path(path), flags)
 
 
 def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
     syscall("move_mount", from_dfd, _path(from_path), to_dfd, _path(to_path), flags)
-
-
-def mount_setattr(dfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
-                  propagation: int = 0) -> None:
-    """propagation: 0 (unchanged) or one of MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE."""
-    attr = struct.pack("QQQQ", attr_set, attr_clr, propagation, 0)
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    syscall("mount_setattr", dfd, _path(path), flags, buf, len(attr))
-
-
-def fsmount_new(fstype: str, options: dict[str, str | None], attrs: int,
-                source: str = "") -> int:
-    """fsopen + fsconfig + fsmount: a detached, fully configured mount (fd). source:
-    what /proc/self/mountinfo shows as its source (mount(2)'s first argument; the OCI
-    mount's `source`), the type's name when empty."""
-    fs = syscall("fsopen", _path(fstype), _c.FSOPEN_CLOEXEC)
-    try:
-        syscall("fsconfig", fs, _c.FSCONFIG_SET_STRING, _path("source"), _path(source or fstype), 0)
-        for key, value in options.items():
-            if value is None:
-                syscall("fsconfig", fs, _c.FSCONFIG_SET_FLAG, _path(key), None, 0)
-            else:
-                syscall("fsconfig", fs, _c.FSCONFIG_SET_STRING, _path(key), _path(value), 0)
-        syscall("fsconfig", fs, _c.FSCONFIG_CMD_CREATE, None, None, 0)
-        return syscall("fsmount", fs, _c.FSMOUNT_CLOEXEC, attrs)
-    finally:
-        os.close(fs)
 
 
 def openat2(dfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
@@ -362,32 +258,15 @@ def _wait_stop(pid: int, timeout: float) -> None:
 # --- seccomp, landlock, LSM -----------------------------------------------------------
 
 
-_syscall_4 = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long,
-                              ctypes.c_void_p, use_errno=True)(("syscall", libc))
-
-
-class SeccompProgram:
-    """A filter made ready to load with one call (the payload's last step before execve:
-    nothing is built there, in a freshly forked child where every new object costs)."""
-
-    def __init__(self, bpf: bytes, flags: int = 0) -> None:
-        if not bpf or len(bpf) % 8:
-            raise OSError(22, "seccomp program is empty or not a multiple of 8 bytes")
-        self._prog = ctypes.create_string_buffer(bpf, len(bpf))
-        self._fprog = ctypes.create_string_buffer(
-            struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(self._prog)), 16)
-        self._flags = flags
-        self._nr = numbers()["seccomp"]  # resolved here: load() may run after Landlock
-
-    def load(self) -> int:
-        return _check(_syscall_4(self._nr, _c.SECCOMP_SET_MODE_FILTER, self._flags,
-                                 ctypes.addressof(self._fprog)))
-
-
 def seccomp_set_filter(bpf: bytes, flags: int = 0) -> int:
     """Load a raw `struct sock_filter[]` program (8 bytes per instruction); returns the
     syscall's result (the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0)."""
-    return SeccompProgram(bpf, flags).load()
+    if not bpf or len(bpf) % 8:
+        raise OSError(errno.EINVAL, "seccomp program is empty or not a multiple of 8 bytes")
+    prog = ctypes.create_string_buffer(bpf, len(bpf))
+    fprog = ctypes.create_string_buffer(
+        struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(prog)), 16)
+    return syscall("seccomp", _c.SECCOMP_SET_MODE_FILTER, flags, fprog)
 
 
 def landlock_abi() -> int:
@@ -395,34 +274,6 @@ def landlock_abi() -> int:
         return syscall("landlock_create_ruleset", None, 0, _c.LANDLOCK_CREATE_RULESET_VERSION)
     except OSError:
         return 0
-
-
-def landlock_create_ruleset(handled_fs: int, handled_net: int, abi: int, scoped: int = 0) -> int:
-    # struct landlock_ruleset_attr grew with the ABI: fs; + net (4); + scoped (6).
-    if abi >= 6:
-        attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
-    elif abi >= 4:
-        attr = struct.pack("QQ", handled_fs, handled_net)
-    else:
-        attr = struct.pack("Q", handled_fs)
-    return syscall("landlock_create_ruleset", ctypes.create_string_buffer(attr, len(attr)),
-                   len(attr), 0)
-
-
-def landlock_add_path_rule(ruleset: int, access: int, parent_fd: int) -> None:
-    attr = struct.pack("=Qi", access, parent_fd)  # packed struct, 12 bytes
-    syscall("landlock_add_rule", ruleset, _c.LANDLOCK_RULE_PATH_BENEATH,
-            ctypes.create_string_buffer(attr, len(attr)), 0)
-
-
-def landlock_add_port_rule(ruleset: int, access: int, port: int) -> None:
-    attr = struct.pack("QQ", access, port)
-    syscall("landlock_add_rule", ruleset, _c.LANDLOCK_RULE_NET_PORT,
-            ctypes.create_string_buffer(attr, len(attr)), 0)
-
-
-def landlock_restrict_self(ruleset: int) -> None:
-    syscall("landlock_restrict_self", ruleset, 0)
 
 
 def lsm_active_ids() -> tuple[int, ...] | None:
@@ -435,12 +286,6 @@ def lsm_active_ids() -> tuple[int, ...] | None:
     except OSError:
         return None
     return tuple(int(buf[i]) for i in range(n))
-
-
-def fstatfs_type(fd: int) -> int:
-    buf = ctypes.create_string_buffer(120)
-    _check(libc.fstatfs(fd, buf))
-    return int(struct.unpack_from("l", buf.raw, 0)[0])
 
 
 def statfs_type(path: str) -> int:

@@ -25,7 +25,6 @@ import sys
 
 from stockade.errors import StockadeError
 from stockade.executor import protocol
-from stockade.linux.consts import CLONE_PARENT
 from stockade.oci import state as st
 
 TYPE_CHECKING = False
@@ -135,44 +134,61 @@ def _check_userns(plan: Plan, namespaces: dict[str, str]) -> None:
 
 def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: list[str], *,
             detach: bool, pid_file: str | None, console_socket: str | None) -> int:
+    from stockade.executor import plan_json, spawn
     from stockade.linux import syscalls as L
-    from stockade.runner import child as child_mod
     from stockade.runner import launcher
+    from stockade.runner._record import replace
 
     err_r, err_w = os.pipe()
     gate_r, gate_w = os.pipe()
     created_r, created_w = os.pipe()
-    pid_r, pid_w = os.pipe()
     tty_parent = tty_child = -1
     if plan.tty:
         import socket
 
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         tty_parent, tty_child = a.detach(), b.detach()
-    fds = child_mod.ChildFds(err_w, -1, -1, created_w=created_w, gate_r=gate_r,
-                             tty_sock=tty_child)
-    old_mask = L.sigmask(L.SIG_BLOCK, child_mod.FORWARDED)
+    theirs = [err_w, gate_r, created_w, tty_child]
+    ours = [err_r, gate_w, created_r, tty_parent]
     try:
-        joiner = os.fork()
-    except OSError:
-        L.sigmask(L.SIG_SETMASK, old_mask)
-        raise
-    if joiner == 0:
-        for fd in (err_r, gate_w, created_r, pid_r, tty_parent):
+        procs = tuple(_cgroup_procs(d) for d in cgroup_dirs)
+        theirs += procs
+        ns = tuple((kind, os.open(namespaces[kind], os.O_RDONLY | os.O_CLOEXEC))
+                   for kind in NS_ORDER if kind in namespaces)
+        theirs += [fd for _, fd in ns]
+    except OSError as exc:
+        for fd in (*theirs, *ours):
             if fd >= 0:
                 os.close(fd)
-        _joiner(plan, fds, target, namespaces, cgroup_dirs, pid_w)  # never returns
-    L.sigmask(L.SIG_SETMASK, old_mask)
-    for fd in (err_w, gate_r, created_w, pid_w, tty_child):
-        if fd >= 0:
-            os.close(fd)
+        step = "cgroups" if exc.filename in cgroup_dirs else "namespaces"
+        raise launcher.runner_error(step, f"join {exc.filename}: {exc.strerror}") from exc
+    fds = plan_json.ExecFds(report=-1, err=err_w, sync=-1, status=-1, created=created_w,
+                            gate=gate_r, tty_socket=tty_child)
+    join = plan_json.Join(cgroup_procs=procs, namespaces=ns)
+
+    def document(report: int) -> bytes:
+        return plan_json.dumps(plan_json.run_document(
+            plan, "exec", replace(fds, report=report), join))
+
+    old_mask = L.sigmask(L.SIG_BLOCK, launcher.FORWARDED)
     pid = -1
+    failure: BaseException | None = None
+    try:
+        pid = spawn.start(document, tuple(theirs))
+    except (spawn.ExecutorFailed, spawn.ExecutorMissing, OSError) as exc:
+        failure = exc
+    finally:
+        L.sigmask(L.SIG_SETMASK, old_mask)
+        for fd in theirs:
+            if fd >= 0:
+                os.close(fd)
     master = -1
     try:
-        os.waitpid(joiner, 0)
-        got = launcher._read_all(pid_r)
-        if got.isdigit():
-            pid = int(got)
+        if failure is not None:
+            err = launcher._read_all(err_r)
+            if err:
+                raise launcher._child_error(err) from failure
+            raise launcher.runner_error("internal", str(failure)) from failure
         if launcher._read_all(created_r) != protocol.CREATED:
             raise launcher._child_error(launcher._read_all(err_r))
         if tty_parent >= 0:
@@ -194,9 +210,18 @@ def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: li
                 os.close(fd)
         raise
     finally:
-        os.close(pid_r)
         os.close(created_r)
     return _release(pid, gate_w, err_r, master, tty_parent, detach)
+
+
+def _cgroup_procs(directory: str) -> int:
+    """The file a process joins a cgroup by (v1: `tasks`, v2: `cgroup.procs`), opened
+    here with the runtime's credentials; the executor writes itself into it."""
+    name = "tasks" if os.path.exists(os.path.join(directory, "tasks")) else "cgroup.procs"
+    try:
+        return os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, directory) from exc
 
 
 def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,
@@ -220,52 +245,6 @@ def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,
         open_gate()
         return 0
     return forward_and_wait(pid, master, open_gate)
-
-
-def _joiner(plan: Plan, fds: Any, target: int, namespaces: dict[str, str],
-            cgroup_dirs: list[str], pid_w: int) -> None:
-    """In the forked joiner: cgroups, namespaces, then the process itself (CLONE_PARENT:
-    the runtime's child, in the container's pid namespace). Never returns."""
-    from stockade.linux import syscalls as L
-    from stockade.runner import child as child_mod
-    from stockade.runner.codes import EXIT_CODES
-
-    try:
-        L.prctl(L.PR_SET_PDEATHSIG, L.SIGKILL)
-        # Before anything of the container is joined: the interpreter's memory, /proc/
-        # <pid>/exe and fd/ must stay closed to the processes inside (CVE-2019-5736).
-        L.prctl(L.PR_SET_DUMPABLE, 0)
-        try:
-            for d in cgroup_dirs:
-                name = "tasks" if os.path.exists(os.path.join(d, "tasks")) else "cgroup.procs"
-                with open(os.path.join(d, name), "w") as fh:
-                    fh.write("0")
-        except OSError as exc:
-            raise child_mod.StepFailed("cgroups", f"join {exc.filename}: {exc.strerror}") from exc
-        ns_fds = []
-        try:
-            for kind in NS_ORDER:
-                if kind in namespaces:
-                    ns_fds.append((kind, os.open(namespaces[kind], os.O_RDONLY | os.O_CLOEXEC)))
-            for _kind, fd in ns_fds:
-                L.setns(fd, 0)
-        except OSError as exc:
-            raise child_mod.StepFailed("namespaces", f"join the container's: {exc.strerror}") \
-                from exc
-        finally:
-            for _, fd in ns_fds:
-                os.close(fd)
-        pid = L.clone_fork(CLONE_PARENT)
-        if pid == 0:
-            os.close(pid_w)
-            child_mod.exec_main(plan, fds)  # never returns
-        os.write(pid_w, str(pid).encode())
-        os._exit(0)
-    except child_mod.StepFailed as exc:
-        child_mod._fail(fds, exc.step, exc.message)
-    except BaseException as exc:  # noqa: BLE001 - the joiner must never unwind
-        child_mod._fail(fds, "internal", f"{type(exc).__name__}: {exc}")
-    os._exit(EXIT_CODES["internal"])
 
 
 def main_exec(root: str, cid: str, args: Any) -> int:

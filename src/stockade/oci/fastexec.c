@@ -566,7 +566,7 @@ void fast_create(const char *root, const char *id, const char *bundle_arg, const
         undo_miss(&m, "%s", why);
     /* the clone (launcher._clone), tasks fds opened here with our credentials */
     struct child_fds f;
-    memset(&f, 0, sizeof f);
+    child_fds_none(&f);
     int errp[2], syncp[2], statusp[2], createdp[2];
     if (pipe2(errp, O_CLOEXEC) || pipe2(syncp, O_CLOEXEC) || pipe2(statusp, O_CLOEXEC) ||
         pipe2(createdp, O_CLOEXEC))
@@ -623,7 +623,12 @@ void fast_create(const char *root, const char *id, const char *bundle_arg, const
         char msg[1024];
         ssize_t e = read(errp[0], msg, sizeof msg - 1);
         msg[e > 0 ? e : 0] = '\0';
-        undo_miss(&m, "the container's process failed: %s", e > 0 ? msg : "(no message)");
+        msg[strcspn(msg, "\n")] = '\0'; /* child_fail's one line "step<TAB>message\n" */
+        char *tab = strchr(msg, '\t');
+        if (tab != NULL)
+            *tab = '\0';
+        undo_miss(&m, "the container's process failed: %s%s%s", e > 0 ? msg : "(no message)",
+                  tab != NULL ? ": " : "", tab != NULL ? tab + 1 : "");
     }
     close(createdp[0]);
     close(errp[0]);

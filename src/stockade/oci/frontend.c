@@ -498,6 +498,8 @@ static void __attribute__((noreturn)) do_create(const char *root, int i, int run
 int main(int argc, char **argv) {
     g_argc = argc;
     g_argv = argv;
+    if (argc == 3 && strcmp(argv[1], "--executor") == 0) /* the runtime's own launches */
+        executor_main(argv[2]);
     if (argc == 2 && strcmp(argv[1], "--stamp") == 0) { /* python -m stockade.oci.frontend */
         printf("%s\n", STOCKADE_STAMP);
         return 0;

@@ -3,7 +3,7 @@
 prestart/createRuntime run in the runtime's namespaces and createContainer in the
 container's (mount, network, ipc, uts, cgroup), all while the container's process waits
 with its namespaces made and its root not yet built (before pivot_root), as the spec
-orders; startContainer runs inside the container (stockade.runner.child), poststart
+orders; startContainer runs inside the container (executor/child.c), poststart
 after start, poststop at delete.
 """
 

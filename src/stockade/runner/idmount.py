@@ -25,6 +25,7 @@ inside only: runner.setid_guard keeps set-id bits and file capabilities out of i
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 from contextlib import suppress
@@ -34,8 +35,12 @@ from stockade.linux.consts import MOUNT_ATTR_IDMAP
 from stockade.runner._record import frozen, replace
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
-from stockade.runner.plan import Plan
-from stockade.runner.rootfs import RootfsError, tree_key
+from stockade.runner.plan import Plan, tree_key
+
+
+class IdmountError(Exception):
+    """An image's root that cannot be mounted at all."""
+
 
 _SAFE = L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV
 _IDENTITY = (0, 0, 2**32 - 1)
@@ -100,7 +105,7 @@ def with_idmapped(plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     except BaseException as exc:
         for _, fd in made:
             os.close(fd)
-        if isinstance(exc, (OSError, RootfsError)):
+        if isinstance(exc, (OSError, IdmountError)):
             raise runner_error("rootfs", str(exc)) from exc
         raise
     finally:
@@ -153,7 +158,7 @@ def image_root(layers: Layers, merged: str, plan: Plan, userns: int, readonly: b
     image's root-owned files are root's inside, and copy-ups land in the upper layer as
     the ids the payload has inside. The overlay the store mounted at `merged` is detached
     first (two overlays on one upper dir are undefined); when the idmapped one cannot be
-    made, the same overlay without idmapping stands in (with a note), else RootfsError."""
+    made, the same overlay without idmapping stands in (with a note), else IdmountError."""
     L.umount2(merged, L.MNT_DETACH)
     root = next((m for m in plan.identity.uid_map if m.inside == 0), None)
     groot = next((m for m in plan.identity.gid_map if m.inside == 0), None)
@@ -167,7 +172,7 @@ def image_root(layers: Layers, merged: str, plan: Plan, userns: int, readonly: b
     try:
         return _overlay_in_helper(layers, -1, None, readonly)
     except OSError as exc:
-        raise RootfsError(f"the image's root cannot be mounted: {exc.strerror}") from exc
+        raise IdmountError(f"the image's root cannot be mounted: {exc.strerror}") from exc
 
 
 def _overlay_in_helper(layers: Layers, userns: int, owner: tuple[int, int] | None,
@@ -243,24 +248,35 @@ def close(plan: Plan) -> None:
 
 def mapping_userns(plan: Plan) -> int:
     """An fd of a user namespace with the sandbox's maps (its process exits at once: the
-    fd keeps the namespace)."""
-    r, w = os.pipe()
+    fd keeps the namespace). A fork that unshares: it never runs the sandbox, only holds
+    the namespace until the maps are written."""
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
     try:
-        pid = L.clone_fork(L.CLONE_NEWUSER)
+        pid = os.fork()
     except OSError:
-        os.close(r)
-        os.close(w)
+        for fd in (ready_r, ready_w, go_r, go_w):
+            os.close(fd)
         raise
-    if pid == 0:  # wait for the maps, then go
-        os.close(w)
-        os.read(r, 1)
-        os._exit(0)
-    os.close(r)
+    if pid == 0:  # unshare, say so, wait for the maps, then go
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            L.unshare(L.CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            os.read(go_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(go_r)
     try:
+        if os.read(ready_r, 1) != b"u":
+            raise OSError(errno.EPERM, "unshare(CLONE_NEWUSER) was refused")
         write_maps(pid, replace(plan.identity, setgroups="allow"))
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
-        os.close(w)
+        os.close(ready_r)
+        os.close(go_w)
         os.waitpid(pid, 0)
 
 

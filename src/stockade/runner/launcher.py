@@ -8,7 +8,6 @@ cgroup is removed in a finally block, whatever happened.
 
 from __future__ import annotations
 
-import marshal
 import os
 import resource
 import sys
@@ -16,11 +15,10 @@ import time
 from contextlib import suppress
 
 from stockade.errors import RunnerError, StockadeError
-from stockade.executor import protocol
+from stockade.executor import plan_json, protocol, spawn
 from stockade.linux import syscalls as L
-from stockade.runner import child as child_mod
-from stockade.runner import idalloc, idmount, rootfs, runs, setid_guard
-from stockade.runner._record import from_plain, frozen, to_plain
+from stockade.runner import idalloc, idmount, runs, setid_guard
+from stockade.runner._record import frozen, replace
 from stockade.runner.cgroups import (
     CgroupError,
     Hierarchy,
@@ -30,14 +28,13 @@ from stockade.runner.cgroups import (
     create,
     detect_cached,
 )
-from stockade.runner.codes import EXIT_CODES, runner_error
-from stockade.runner.idmap import IdmapError, back_to_root, become_owner, write_maps
+from stockade.runner.codes import runner_error
+from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan, without_preset_limits
 
 TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from stockade.runner.network.jail import AnyJail
 
@@ -73,6 +70,10 @@ class Stdio:
     stderr: int = 2
 
 
+# What the runner passes on to the sandbox's init (blocked in it until it waits for them).
+FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2, L.SIGWINCH,
+             L.SIGCONT)
+
 _counter = [0]  # run ids only; not state that changes behaviour
 
 
@@ -81,114 +82,12 @@ def _run_id() -> str:
     return f"{os.getpid()}-{_counter[0]}-{os.urandom(3).hex()}"
 
 
-def _threads() -> int:
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return 1
-
-
 def launch(plan: Plan, *, forward_signals: bool = False) -> RunResult:
-    """Run the plan; returns the payload's result or raises RunnerError (payload never ran)."""
-    threads = _threads()
-    if route(plan, forward_signals, threads) == "helper":
-        from stockade.runner import helper
+    """Run the plan; returns the payload's result or raises RunnerError (payload never ran).
 
-        try:
-            return helper.launch(plan)
-        except helper.Unavailable as exc:  # nothing was sent: start it from here instead
-            if os.environ.get("STOCKADE_LAUNCHER") == "helper":
-                raise runner_error("internal", str(exc)) from exc
-            threads = _threads()  # the helpers' spawner thread may exist now
-    return launch_here(plan, forward_signals, threads)
-
-
-HELPER_RSS_MIB = 48  # above this, a fork of the caller costs more than a helper's round trip
-
-
-def route(plan: Plan, forward_signals: bool = False, threads: int | None = None) -> str:
-    """Where the sandbox is started: "in-process" (a fork of this process) or "helper"
-    (runner.helper: a lean process, for big or multi-threaded callers).
-    $STOCKADE_LAUNCHER = auto (default) | helper | in-process."""
-    mode = os.environ.get("STOCKADE_LAUNCHER", "auto")
-    if mode not in ("auto", "helper", "in-process"):
-        raise runner_error("preflight", f"STOCKADE_LAUNCHER={mode!r}: expected auto, helper "
-                           "or in-process")
-    # The learner's listener socket and the CLI's signal forwarding are this process's.
-    if mode == "in-process" or plan.seccomp_listener_sock >= 0 or forward_signals:
-        return "in-process"
-    if mode == "helper" or (threads or _threads()) > 1 or _rss_mib() > HELPER_RSS_MIB:
-        return "helper"
-    return "in-process"
-
-
-def _rss_mib() -> float:
-    try:
-        fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            resident = int(os.read(fd, 256).split()[1])
-        finally:
-            os.close(fd)
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return resident * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
-
-
-def launch_here(plan: Plan, forward_signals: bool = False,
-                threads: int | None = None) -> RunResult:
-    """Start the sandbox from this process (a fork of it), whatever its size."""
-    run_id = _run_id()
-    if (threads or _threads()) > 1:
-        # A raw clone() in a multi-threaded process could inherit locks held by other
-        # threads (malloc, import). Do the whole launch from a forked single-threaded child.
-        return _launch_via_fork(plan, run_id)
-    return _launch(plan, forward_signals, run_id)
-
-
-def _launch_via_fork(plan: Plan, run_id: str) -> RunResult:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.write(w, encode_outcome(_launch, plan, False, run_id))
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = _read_all(r)
-    os.close(r)
-    os.waitpid(pid, 0)
-    if not data:
-        raise runner_error("internal", "the forked launcher died without a result")
-    return decode_outcome(data)
-
-
-_RESULT_RECORDS: dict[str, type] = {"RunResult": RunResult}
-
-
-def encode_outcome(run: Callable[..., RunResult], *args: object) -> bytes:
-    """run(*args)'s outcome for another process (a forked launcher, a launch helper), as marshal
-    data: ("ok", result) or ("err", step, message, exit code). Never raises."""
-    try:
-        out: Any = ("ok", to_plain(run(*args), _RESULT_RECORDS))
-    except RunnerError as exc:
-        out = ("err", exc.step, exc.message, exc.exit_code)
-    except BaseException as exc:  # noqa: BLE001 - reported to the caller, never unwound
-        out = ("err", "internal", f"{type(exc).__name__}: {exc}", EXIT_CODES["internal"])
-    return marshal.dumps(out)
-
-
-def decode_outcome(data: bytes) -> RunResult:
-    """The RunResult from encode_outcome's bytes, or its RunnerError raised here."""
-    got = marshal.loads(data)
-    if got[0] == "ok":
-        result = from_plain(got[1], _RESULT_RECORDS)
-        assert isinstance(result, RunResult)
-        return result
-    err = RunnerError.__new__(RunnerError)  # the message is already the formatted one
-    StockadeError.__init__(err, got[2], exit_code=got[3])
-    err.step = got[1]
-    raise err
+    Any caller, however big or multi-threaded: the container's process is started by the
+    executor (posix_spawn: no fork of this interpreter, no lock of another thread held)."""
+    return _launch(plan, forward_signals, _run_id())
 
 
 def _launch(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
@@ -237,10 +136,6 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
                             "delegated cgroup or use a policy without resources)")
                 if why:
                     raise runner_error("cgroups", why) from exc
-        try:
-            rootfs.prepare_mountpoints(plan)
-        except (OSError, rootfs.RootfsError) as exc:
-            raise runner_error("rootfs", str(exc)) from exc
         plan, idmap_notes = idmount.with_idmapped(plan)  # closed in the finally below
         notes += idmap_notes
         plan, guard_notes = setid_guard.guarded(plan)  # no set-id files on the host
@@ -329,8 +224,6 @@ def launch_held(plan: Plan, hold: Hold) -> Held:
 
     Unlike launch(), the cgroup outlives this call (the container is managed by later
     invocations) and the payload is not supervised: this process may exit at once."""
-    if _threads() > 1:
-        raise runner_error("internal", "OCI create needs a single-threaded process")
     if plan.init:
         raise runner_error("internal", "OCI create runs the payload as the first process")
     if plan.identity.pool is not None:  # no process of ours would hold the range's lock
@@ -353,10 +246,6 @@ def launch_held(plan: Plan, hold: Hold) -> Held:
                 notes += cg.apply(limits)
             except (CgroupError, OSError) as exc:
                 raise runner_error("cgroups", str(exc)) from exc
-        try:
-            rootfs.prepare_mountpoints(plan)
-        except (OSError, rootfs.RootfsError) as exc:
-            raise runner_error("rootfs", str(exc)) from exc
         c = _clone(plan, cg, hold)
         L.sigmask(L.SIG_SETMASK, c.old_mask)
         pid, master = _supervise_held(plan, c, cg, hold)
@@ -384,7 +273,6 @@ def _dirs(cg: V1Cgroup | V2Cgroup) -> tuple[str, ...]:
 @frozen
 class _Cloned:
     pid: int
-    fds: child_mod.ChildFds
     sync_w: int
     err_r: int
     status_r: int
@@ -403,14 +291,16 @@ def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
     try:
         with _forwarding(c.pid, forward_signals, c.master):
             L.sigmask(L.SIG_SETMASK, c.old_mask)
-            return _supervise(plan, c.pid, cg, c.fds, c.sync_w, c.err_r, c.status_r,
-                              c.master, c.fds.cgroup_tasks, jail)
+            return _supervise(plan, c.pid, cg, c.sync_w, c.err_r, c.status_r, c.master,
+                              jail)
     finally:
         runs.remove(record)
 
 
 def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
            hold: Hold | None) -> _Cloned:
+    """Start the executor on the plan: the container's process is born our child, held
+    on the sync pipe until its id maps are written (docs/EXECUTOR.md)."""
     err_r, err_w = os.pipe()
     sync_r, sync_w = os.pipe()
     status_r, status_w = os.pipe()
@@ -426,72 +316,59 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
     elif plan.tty:
         master, slave = os.openpty()
         _copy_winsize(master)
-    own = (err_r, err_w, sync_r, sync_w, status_r, status_w, master, slave, created_r,
-           created_w, tty_parent, tty_child)
-    tasks: tuple[int, ...] = ()
-    if isinstance(cg, V1Cgroup):
-        try:
-            tasks = tuple(os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
-                          for d in cg.paths())
-        except OSError as exc:
-            for fd in own:
-                if fd >= 0:
-                    os.close(fd)
-            raise runner_error("cgroups", f"attach: {exc}") from exc
-    fds = child_mod.ChildFds(err_w, sync_r, status_w, slave, tasks, created_w,
-                             -1 if hold is None else hold.gate_fd, tty_child)
-    # The child starts with the forwarded signals blocked: they stay pending until its
-    # init waits for them (sigwaitinfo) or the payload resets its handlers before execve.
-    old_mask = L.sigmask(L.SIG_BLOCK, child_mod.FORWARDED)
-    cg_fd = -1
+    theirs = [err_w, sync_r, status_w, slave, created_w, tty_child]  # the executor's
+    ours = (err_r, sync_w, status_r, master, created_r, tty_parent)
     try:
+        if isinstance(cg, V1Cgroup):
+            theirs += [os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                       for d in cg.paths()]
+        cg_fd = -1
         if isinstance(cg, V2Cgroup):
             cg_fd = os.open(cg.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        pid = _clone_call(plan, cg_fd)
+            theirs.append(cg_fd)
     except OSError as exc:
-        L.sigmask(L.SIG_SETMASK, old_mask)
-        if cg_fd >= 0:
-            os.close(cg_fd)
-        for fd in (*own, *tasks):
+        for fd in (*theirs, *ours):
             if fd >= 0:
                 os.close(fd)
-        raise runner_error("namespaces", f"clone: {exc.strerror}") from exc
-    if pid == 0:
-        for fd in (err_r, sync_w, status_r, master, cg_fd, created_r, tty_parent):
-            if fd >= 0:
-                os.close(fd)
-        child_mod.init_main(plan, fds)  # never returns
-        os._exit(122)
-    if cg_fd >= 0:
-        os.close(cg_fd)
-    return _Cloned(pid, fds, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent)
+        raise runner_error("cgroups", f"attach: {exc}") from exc
+    fds = plan_json.ExecFds(
+        report=-1, err=err_w, sync=sync_r, status=status_w, created=created_w,
+        gate=-1 if hold is None else hold.gate_fd, tty_slave=slave, tty_socket=tty_child,
+        listener=plan.seccomp_listener_sock, cgroup=cg_fd,
+        tasks=tuple(theirs[6:]) if isinstance(cg, V1Cgroup) else (), trees=plan.premade)
+    mode = "run" if hold is None else "create"
+    passed = (*theirs, fds.gate, fds.listener, *(fd for _, fd in plan.premade))
 
+    def document(report: int) -> bytes:
+        return plan_json.dumps(plan_json.run_document(plan, mode, replace(fds, report=report)))
 
-def _clone_call(plan: Plan, cg_fd: int) -> int:
-    """clone (into the cgroup v2 directory cg_fd, if any); as the user namespace's owner
-    when the plan names one (runner.idmap.become_owner), and back in the parent only."""
-    owner = plan.identity.owner
-    saved = None if owner is None else become_owner(owner)
-    pid = -1
+    # The process starts with the forwarded signals blocked: they stay pending until its
+    # init waits for them or the payload resets its handlers before execve.
+    old_mask = L.sigmask(L.SIG_BLOCK, FORWARDED)
     try:
-        if cg_fd >= 0:
-            pid = L.clone3_into_cgroup(plan.clone_flags, cg_fd)
-        else:
-            pid = L.clone_fork(plan.clone_flags)
-    finally:
-        if saved is not None and pid != 0:  # the child keeps its ids for its own steps
-            back_to_root(saved)
-    return pid
+        pid = spawn.start(document, passed)
+    except (spawn.ExecutorFailed, spawn.ExecutorMissing, OSError, plan_json.NotStored) as exc:
+        L.sigmask(L.SIG_SETMASK, old_mask)
+        for fd in theirs:
+            if fd >= 0:
+                os.close(fd)
+        err = _read_all(err_r)
+        for fd in ours:
+            if fd >= 0:
+                os.close(fd)
+        if isinstance(exc, spawn.ExecutorFailed) and err:
+            raise _child_error(err) from exc
+        raise runner_error("namespaces" if isinstance(exc, spawn.ExecutorFailed) else
+                           "preflight", str(exc)) from exc
+    for fd in theirs:  # the executor passed them on to the container's process
+        if fd >= 0:
+            os.close(fd)
+    return _Cloned(pid, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent)
 
 
 def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None,
                     hold: Hold) -> tuple[int, int]:
     """Release the child like _supervise, then wait for "created" (or its error)."""
-    fds = c.fds
-    for fd in (fds.err_w, fds.sync_r, fds.status_w, fds.tty_slave, fds.created_w,
-               fds.tty_sock, *fds.cgroup_tasks):
-        if fd >= 0:
-            os.close(fd)
     master = c.master
     sync_closed = False
     try:
@@ -564,25 +441,14 @@ def _send_fd(path: str, fd: int) -> None:
         raise runner_error("preflight", f"--console-socket {path}: {exc}") from exc
 
 
-def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, fds: child_mod.ChildFds,
-               sync_w: int, err_r: int, status_r: int, master: int, tasks: tuple[int, ...],
-               jail: AnyJail | None = None,
+def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, sync_w: int,
+               err_r: int, status_r: int, master: int, jail: AnyJail | None = None,
                ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
-    slave = fds.tty_slave
-    err_w, sync_r, status_w = fds.err_w, fds.sync_r, fds.status_w
-    for fd in (err_w, sync_r, status_w, slave, *tasks):
-        if fd >= 0:
-            os.close(fd)
     try:
         try:
             write_maps(pid, plan.identity)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
-        if isinstance(cg, V1Cgroup) and not tasks:
-            try:
-                cg.attach(pid)
-            except CgroupError as exc:
-                raise runner_error("cgroups", f"attach: {exc}") from exc
         if jail is not None:  # its interface, rules and limits, before the payload runs
             from stockade.runner.network.jail import attach
 
@@ -660,8 +526,8 @@ def _child_error(err: bytes, cg: V1Cgroup | V2Cgroup | None = None,
     step, _, message = first.partition("\t")  # the first failure wins
     if not step and memory is not None and _oom_killed(cg):
         return runner_error("cgroups", f"resources.memory: the memory limit ({_size(memory)}) "
-                            "was reached during set-up, before the payload started; the "
-                            "runner's own steps need a few MiB: raise the limit")
+                            "was reached during set-up, before the payload started (the "
+                            "executor's own steps need memory too): raise the limit")
     return runner_error(step or "internal", message or "the sandbox's init died during setup")
 
 

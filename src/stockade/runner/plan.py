@@ -217,8 +217,6 @@ class PolicyPart:
     notes: tuple[str, ...] = ()
     seccomp_flags: int = 0  # SECCOMP_FILTER_FLAG_* (OCI linux.seccomp.flags)
     seccomp_extra: bytes = b""  # a second filter (an OCI bundle's, under a policy overlay)
-    # The init may posix_spawn() the payload (runner.spawn_check): decided when compiled.
-    spawn: bool = False
     net: NetPolicy | None = None  # network.mode private: runner.network sets it up
     # filesystem.expose: host paths the default view (the jail) shows read-only.
     fs_expose: tuple[str, ...] = ()
@@ -306,12 +304,10 @@ class Plan:
     setid_guard: bytes = b""
 
 
-def spawns(plan: Plan) -> bool:
-    """The init posix_spawn()s the payload (see runner.spawn_check); a terminal, the
-    learner's listener or a second filter need the payload's own steps."""
-    p = plan.policy
-    return (p.spawn and plan.init and not plan.tty and plan.seccomp_listener_sock < 0
-            and not p.seccomp_extra)
+def tree_key(index: int) -> str:
+    """The key of plan.mounts[index]'s premade source tree (Plan.premade; the executor's
+    `fds.trees`): one tree per mount, so two binds of one source each get their own."""
+    return f"mount {index}"
 
 
 def build_plan(part: PolicyPart, spec: RunSpec, *, euid: int | None = None,
@@ -382,8 +378,8 @@ def without_preset_limits(plan: Plan, why: str) -> tuple[Plan, str]:
     pids = part.limits.pids
     if pids is not None and "nproc" not in {n for n, _, _ in rlimits}:
         rlimits = (*rlimits, ("nproc", pids, pids))
-    # nproc binds the init's own fork: the payload sets it (runner.spawn_check)
-    part = _replace(part, limits=Limits(), rlimits=rlimits, spawn=False)
+    # nproc binds the payload's own forks: the payload sets it, after the init's fork
+    part = _replace(part, limits=Limits(), rlimits=rlimits)
     dropped = ", ".join(f"{k}={v}" for k, v in (("memory", plan.policy.limits.memory),
                                                 ("swap", plan.policy.limits.swap),
                                                 ("pids", pids),
@@ -549,9 +545,6 @@ def describe(plan: Plan) -> str:
         f"tty         {'yes' if plan.tty else 'no'}",
         f"namespaces  {' '.join(sorted(p.namespaces if p.network != 'host' else set(p.namespaces) - {'net'}))}",
         f"init        {'tiny init as PID 1, payload is PID 2' if plan.init else 'payload is the first process'}",
-        "start       " + ("the init applies every inherited step to itself, then posix_spawn()s "
-                          "the payload" if spawns(plan) else
-                          "the payload is a fork of the init, last steps its own"),
         f"network     {p.network}",
         *_net_lines(p.net),
         f"hostname    {plan.hostname or '-'}",

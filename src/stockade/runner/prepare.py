@@ -84,11 +84,6 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
     else:
         bpf = seccomp.check_program(seccomp_bpf)
     fs = policy.filesystem
-    from stockade.runner.spawn_check import spawn_blockers
-
-    blockers = spawn_blockers(policy.no_new_privileges, lsm.apparmor_profile is not None
-                              or lsm.selinux_label is not None, [n for n, _, _ in rlimits],
-                              bpf, host.arch)
     return PolicyPart(
         name=policy.name, digest=policy.digest,
         namespaces=tuple(sorted(policy.namespaces)), network=policy.network.mode,
@@ -103,7 +98,7 @@ def policy_part(policy: Policy, host: HostFacts | None = None,
         gid_map=tuple(IdMap(m.inside, m.outside, m.count) for m in policy.user.gid_map),
         limits=limits, rlimits=tuple(rlimits), caps=caps,
         no_new_privs=policy.no_new_privileges, landlock=landlock, lsm=lsm,
-        seccomp_bpf=bpf, notes=tuple(notes), spawn=not blockers,
+        seccomp_bpf=bpf, notes=tuple(notes),
         net=net_policy(policy.network),
     )
 

@@ -1,4 +1,4 @@
-"""Seccomp for the runner: get the compiled program (cached by policy digest), load it.
+"""Seccomp for the runner: the compiled program, cached by policy digest (the executor loads it).
 
 The compiler (stockade.seccomp.filter.compile_bpf) pulls in libseccomp and the whole
 vocabulary; the cache keeps it off the run path after the first run of a policy.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-from stockade.linux import syscalls as L
-from stockade.linux.consts import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from stockade.runner.cache import cache_dir, read_trusted, write_atomic
 from stockade.runner.codes import runner_error
 
@@ -50,35 +48,3 @@ def compiled_filter(policy: object, host: object, digest: str, hostkey: str) -> 
     if digest and directory is not None:
         write_atomic(os.path.join(directory, key + ".bpf"), bpf)
     return bpf
-
-
-def prepare(bpf: bytes, flags: int = 0) -> L.SeccompProgram | None:
-    """The filter ready to load on the payload's thread (single-threaded: no TSYNC).
-
-    None for an empty program: only an OCI bundle without linux.seccomp has one (runc
-    loads no filter then); preflight refuses it for every policy-driven run."""
-    return L.SeccompProgram(bpf, flags) if bpf else None
-
-
-LISTENER_SEND_FLAGS = 0x4040  # MSG_NOSIGNAL | MSG_DONTWAIT: the recorder filter allows
-# exactly sendmsg(listener_sock, ..., LISTENER_SEND_FLAGS), so this hand-off is not
-# itself stopped for a notification nobody could answer yet.
-
-
-def load_recording(bpf: bytes, listener_sock: int) -> None:
-    """`stockade learn`: load the recorder's filter with a user-notification listener and
-    send the listener fd over the unix socket `listener_sock` (SCM_RIGHTS).
-
-    The listener is close-on-exec, so the workload never holds it. `socket` is imported
-    by the learner before the clone, so this import is a dict lookup in the child."""
-    import socket
-    import sys
-
-    sock = socket.socket(fileno=listener_sock)
-    try:
-        fd = L.seccomp_set_filter(bpf, SECCOMP_FILTER_FLAG_NEW_LISTENER)
-        # not socket.send_fds: it drops its flags argument (CPython 3.11)
-        sock.sendmsg([b"L"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))],
-                     LISTENER_SEND_FLAGS)
-    finally:
-        sock.detach()

@@ -82,7 +82,7 @@ def guarded(plan: Plan) -> tuple[Plan, tuple[str, ...]]:
 
 
 def tree_index(key: str) -> int:
-    """plan.mounts' index of a premade tree's key (runner.rootfs.tree_key)."""
+    """plan.mounts' index of a premade tree's key (runner.plan.tree_key)."""
     return int(key.rpartition(" ")[2])
 
 

@@ -46,7 +46,6 @@ class World:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["STOCKADE_STATE_DIR"] = str(self.state)
-        env["STOCKADE_LAUNCHER"] = "in-process"
         return env
 
     def in_host(self, argv: Sequence[str]) -> list[str]:

@@ -36,7 +36,7 @@ def nobody_env(world: World) -> Iterator[dict[str, str]]:
     env = {"PYTHONPATH": f"{HERE.parents[2]}:{HERE.parents[2] / 'src'}",
            "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent",
            # an ordinary Debian user's PATH: no sbin directory, where nft and tc live
-           "STOCKADE_LAUNCHER": "in-process", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}
     probe = _nobody(world, [sys.executable, "-c", "import stockade.api, pydantic"], env)
     if probe.returncode != 0:
         pytest.skip(f"nobody cannot run this interpreter and checkout: {probe.stderr[-200:]}")

@@ -3,9 +3,9 @@
 The payload would create a marker file in a writable bind; every case checks that the
 marker does not exist, that the error names the step with its exit code, and (through
 `leak_check`) that no cgroup, mount, fd or zombie is left behind. Real failures are used
-where the kernel can be made to refuse; the rest inject a fault by patching this process
-(`inject_fault`): production code holds no fault switch, and a run started in-process
-(a fork or clone of this process) carries the patch into its child, which imports nothing.
+where the kernel can be made to refuse; the rest inject a fault (`inject_fault`): the
+runtime's steps by patching this process, the executor's through the tests' own build of
+it (STOCKADE_TEST_FAULT); production code holds no fault switch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
@@ -52,15 +52,23 @@ def test_marker_is_created_when_nothing_fails(outdir: Path, leak_check: None) ->
 INJECTED = "fault injected (test)"
 
 
-def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
-    """Make `step` fail at its first point, as a real failure there would: the parent's
-    steps (cgroups, idmap) raise their own errors, the child's fail on entering the step."""
-    from stockade.runner import child, launcher
+@pytest.fixture(scope="module")
+def faulty_executor(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tests' build of the executor: STOCKADE_TEST_FAULT=STEP fails STEP where it
+    starts (the production build reads no such switch)."""
+    from stockade.oci.frontend import build
+
+    return build(str(tmp_path_factory.mktemp("executor") / "stockade-oci"), test_hooks=True)
+
+
+def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str, faulty_executor: str) -> None:
+    """Make `step` fail at its first point, as a real failure there would: the runtime's
+    steps (cgroups, idmap) raise their own errors in this process; the executor's steps
+    fail where they start, in the tests' build of the executor."""
+    from stockade.executor import spawn
+    from stockade.runner import launcher
     from stockade.runner.cgroups import CgroupError
     from stockade.runner.idmap import IdmapError
-
-    # a launch helper is another process: the patch must reach the clone, so in-process
-    monkeypatch.setenv("STOCKADE_LAUNCHER", "in-process")
 
     def refuse(error: Callable[[], Exception]) -> Callable[..., NoReturn]:
         def fail(*_args: object, **_kw: object) -> NoReturn:
@@ -71,21 +79,17 @@ def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
         monkeypatch.setattr(launcher, "_create", refuse(lambda: CgroupError(INJECTED)))
     elif step == "idmap":
         monkeypatch.setattr(launcher, "write_maps", refuse(lambda: IdmapError(INJECTED)))
-    elif step == "exec":  # the payload's lookup (execvp's search, before seccomp)
-        monkeypatch.setattr(child, "_find", refuse(lambda: child.StepFailed("exec", INJECTED)))
     else:
-        def enter(self: Any) -> None:
-            if self.name == step:
-                raise child.StepFailed(step, INJECTED)
-        monkeypatch.setattr(child._Step, "__enter__", enter)
+        monkeypatch.setattr(spawn, "_found", [faulty_executor])
+        monkeypatch.setenv("STOCKADE_TEST_FAULT", step)
 
 
 @pytest.mark.parametrize("step", ["cgroups", "idmap", "namespaces", "rootfs", "rlimits", "lsm",
                                   "capabilities", "no_new_privs", "landlock", "hygiene",
                                   "seccomp", "exec"])
 def test_injected_fault(step: str, outdir: Path, monkeypatch: pytest.MonkeyPatch,
-                        leak_check: None) -> None:
-    inject_fault(monkeypatch, step)
+                        leak_check: None, faulty_executor: str) -> None:
+    inject_fault(monkeypatch, step, faulty_executor)
     err = attempt(outdir)
     assert err.step == step and INJECTED in err.message
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.executor import spawn
 from tests.conftest import require_root, require_tool
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -83,7 +84,9 @@ def sub_user() -> Iterator[tuple[str, int, str]]:
 
 def _env(cache: str = "") -> dict[str, str]:
     env = {"PYTHONPATH": f"{ROOT / 'src'}:{SITE}", "HOME": "/nonexistent",
-           "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONDONTWRITEBYTECODE": "1"}
+           "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONDONTWRITEBYTECODE": "1",
+           # another interpreter than the venv's: the executor is not next to it
+           "STOCKADE_EXECUTOR": spawn.binary()}
     return {**env, "STOCKADE_CACHE_DIR": cache} if cache else env
 
 

@@ -79,7 +79,7 @@ def _root() -> None:
 def env(tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k.startswith(("STOCKADE_CACHE", "PYTHON"))}
     e.update(PATH="/usr/sbin:/usr/bin:/sbin:/bin", STOCKADE_STATE_DIR=str(tmp_path / "state"),
-             STOCKADE_ID_POOL=f"{START}:{RANGES * SIZE}", STOCKADE_LAUNCHER="in-process")
+             STOCKADE_ID_POOL=f"{START}:{RANGES * SIZE}")
     return e
 
 
@@ -380,7 +380,6 @@ def test_the_runner_gets_its_own_credentials_back() -> None:
             L.prctl(L.PR_SET_PDEATHSIG, signal.SIGTERM)
             L.prctl(L.PR_SET_DUMPABLE, 1)
             caps = L.capget()
-            os.environ["STOCKADE_LAUNCHER"] = "in-process"
             from stockade.api import run
 
             result = run(["/bin/true"])

@@ -62,7 +62,7 @@ def _golden(kind: str = "minimal") -> dict[str, Any]:
 
 # (what is changed, the refusal both readers give)
 BAD: list[tuple[str, Any, str]] = [
-    ("version", 2, "version"),
+    ("version", 1, "version"),
     ("namespaces.loopback", "yes", "loopback"),
     ("namespaces.clone_flags", 1.5, "clone_flags"),
     ("caps", None, "caps"),
@@ -74,6 +74,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("seccomp.filters", ["0g"], "hex"),
     ("root", {"path": "/r", "readonly": False}, "propagation"),
     ("lsm.selinux_label", 5, "selinux_label"),
+    ("root.jail", "yes", "jail"),
+    ("root.host", None, "host"),
+    ("mounts.0.why", 3, "why"),
 ]
 
 
@@ -115,7 +118,7 @@ def test_what_cannot_be_written_is_not_stored(tmp_path: Path) -> None:
     nul = replace(c, plan=replace(c.plan, argv=("sh", "a\0b")))
     with pytest.raises(plan_json.NotStored, match="NUL"):
         plan_json.document(nul, HYBRID, raw, HOST, [], BUILD)
-    many = replace(c, plan=replace(c.plan, argv=("x",) * (plan_json.MAX_ITEMS + 1)))
+    many = replace(c, plan=replace(c.plan, argv=("x",) * (plan_json.MAX_ARGS + 1)))
     with pytest.raises(plan_json.NotStored, match="more than"):
         plan_json.document(many, HYBRID, raw, HOST, [], BUILD)
 
@@ -170,6 +173,23 @@ def test_the_executor_refuses_a_mistyped_field(reader: str, tmp_path: Path, wher
     plan.write_text(json.dumps(_edit(_golden("docker_like"), where, value)))
     r = _read(reader, plan)
     assert r.returncode == 1 and r.stdout.startswith("refused: ") and named in r.stdout, r.stdout
+
+
+def test_both_readers_take_the_jails_own_entries(reader: str, tmp_path: Path) -> None:
+    doc = _golden("docker_like")
+    doc["root"].update(path="", host=True, jail=True)  # the jail: a tmpfs root
+    base = doc["mounts"][0]
+    doc["mounts"] += [dict(base, kind="symlink", destination="/bin", source="usr/bin"),
+                      dict(base, kind="file", destination="/etc/hosts",
+                           data=[["content", "127.0.0.1\tlocalhost\n"]], why="generated")]
+    plan = tmp_path / "plan"
+    plan.write_text(json.dumps(doc))
+    plan_json.loads(plan.read_bytes())
+    r = _read(reader, plan)
+    assert r.returncode == 0 and f" mounts={len(doc['mounts'])} " in f" {r.stdout}", r.stdout
+    doc["mounts"][-1]["kind"] = "fifo"
+    plan.write_text(json.dumps(doc))
+    assert _read(reader, plan).stdout == "refused: mounts.kind: fifo is not a mount kind\n"
 
 
 def test_the_executor_refuses_a_missing_field_or_no_json(reader: str, tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 /* Test driver for stk_landlock_apply: applies the ruleset given on the command line to
  * itself (after no_new_privs, as the executor does), then tries what it is told to and
- * prints one line per try, in the same words as tests/unit/test_executor_steps.py's
- * Python twin (runner.landlock.apply).
+ * prints one line per try (tests/unit/test_executor_steps.py checks them).
  *   landlock_driver ABI HANDLED_FS SCOPED SCOPE_ON [rule|extra PATH ACCESS]... --
  *                   [read|write PATH | signal PID]...
  */

@@ -1,6 +1,6 @@
 /* Test driver for the namespace-wide settings, run inside fresh uts/ipc/net namespaces:
  *   netns_driver HOSTNAME|- LOOPBACK(0|1) [KEY VALUE]...
- * Failure: the report line child._fail writes ("step<TAB>message") on stderr and the
+ * Failure: the step's report line ("step<TAB>message", stk_report) on stderr and the
  * step's exit code. */
 #include "steps.h"
 

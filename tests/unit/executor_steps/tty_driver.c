@@ -1,8 +1,7 @@
 /* Test driver for the OCI terminal: tty_driver SOCK_FD ROWS COLS
  * stk_session: its own session, the pty allocated (stk_pty_inside) and its master sent on
  * SOCK_FD, the slave its stdio and controlling terminal; then it writes "hello", the
- * terminal's size and whether 0/1/2 are that terminal and it is the controlling one, on the terminal.
- * The Python twin (child._session) prints the same line. */
+ * terminal's size and whether 0/1/2 are that terminal and it is the controlling one, on the terminal. */
 #define _GNU_SOURCE
 #include "steps.h"
 

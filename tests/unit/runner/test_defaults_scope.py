@@ -1,23 +1,22 @@
 """Issue 13.9 without privileges: Landlock's scopes in the ruleset, the policy key that
 grants the host's abstract sockets, `--rootfs /` as the host-root mode, and the
-set-up errors that name the memory and pids limits (the kernel side is in
+set-up errors that name the memory limit (the kernel side, and the pids limit, are in
 tests/integration/runner/test_defaults_scope.py)."""
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 import pytest
 
 from stockade.errors import PolicyError
+from stockade.executor import protocol
 from stockade.policy.loader import load_policy
 from stockade.policy.model import Policy
 from stockade.profiles.landlock import Scope, landlock_rules
-from stockade.runner import child, launcher
-from stockade.runner._record import replace
+from stockade.runner import launcher
 from stockade.runner.cgroups import Usage
-from stockade.runner.plan import Limits, RunSpec, build_plan
+from stockade.runner.plan import RunSpec, build_plan
 from stockade.runner.prepare import policy_part
 
 FAKE_BPF = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # one instruction: RET ALLOW
@@ -116,26 +115,8 @@ def test_without_an_oom_kill_the_death_stays_unexplained() -> None:
 
 
 def test_the_childs_own_line_wins_even_after_the_marker() -> None:
-    line = child.EXECUTING + b"seccomp\tbad filter\n"
+    line = protocol.EXECUTING + b"seccomp\tbad filter\n"
     err = launcher._child_error(line, _Cgroup(1), 1 << 20)  # type: ignore[arg-type]
     assert err.step == "seccomp" and err.message.endswith(": bad filter")
 
 
-def _plan_with_pids(part, pids: int | None):  # type: ignore[no-untyped-def]
-    plan = build_plan(part, RunSpec(argv=("true",)), euid=0)
-    return replace(plan, policy=replace(plan.policy, limits=Limits(pids=pids)))
-
-
-@pytest.mark.parametrize(("pids", "code", "named"), [
-    (1, errno.EAGAIN, True), (2, errno.EAGAIN, False), (None, errno.EAGAIN, False),
-    (1, errno.ENOENT, False)])
-def test_no_room_for_the_payload_names_the_pids_limit(part, pids: int | None, code: int,  # type: ignore[no-untyped-def]
-                                                      named: bool) -> None:
-    exc = OSError(code, "x")
-    if not named:
-        child._check_room(_plan_with_pids(part, pids), exc)  # not the pids limit: no verdict
-        return
-    with pytest.raises(child.StepFailed) as info:
-        child._check_room(_plan_with_pids(part, pids), exc)
-    assert info.value.step == "cgroups"
-    assert "pids limit (1) does not leave room for the payload" in info.value.message

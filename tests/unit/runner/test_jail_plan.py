@@ -107,7 +107,7 @@ def test_preset_limits_become_nproc() -> None:
     part = _part("default")
     assert part.limits_best_effort and part.limits.pids == 1024
     plan, note = without_preset_limits(build_plan(part, RUN, euid=0), "no cgroup (v1)")
-    assert not plan.policy.limits.any and not plan.policy.spawn
+    assert not plan.policy.limits.any
     assert ("nproc", 1024, 1024) in plan.policy.rlimits
     assert "pids=1024" in note and "no cgroup (v1)" in note
 

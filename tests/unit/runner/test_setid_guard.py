@@ -11,9 +11,8 @@ from stockade.errors import RunnerError
 from stockade.policy.loader import load_policy
 from stockade.runner import setid_guard
 from stockade.runner._record import replace
-from stockade.runner.plan import RunSpec, build_plan
+from stockade.runner.plan import RunSpec, build_plan, tree_key
 from stockade.runner.prepare import policy_part
-from stockade.runner.rootfs import tree_key
 from stockade.runner.setid_guard import CAP_SETFCAP, MODE_ARGUMENT, compile_guard, guarded
 from stockade.seccomp.check import evaluate
 

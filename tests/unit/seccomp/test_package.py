@@ -1,6 +1,6 @@
 """The seccomp package's own contracts after the split into planning / building / checking
-(issue 18): the compile memo keys on what a compile reads of the host, and the checker a
-run consults (`runner.spawn_check`) does not load libseccomp."""
+(issue 18): the compile memo keys on what a compile reads of the host, and the checker
+does not load libseccomp (`seccomp.check.evaluate`, used by `learn` and `explain`)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,13 @@ int stk_payload_signals(struct stk_result *r) {
     for (int s = 1; s < X_NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP && s != 32 && s != 33)
             signal(s, SIG_DFL);
+    /* 32 and 33 are glibc's own (its signal() refuses them), and glibc's posix_spawn,
+     * which starts the executor, leaves them ignored when the spawner had handlers for
+     * them: the raw call puts them back to the default too (the kernel's sigaction). */
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {0};
+    dfl.handler = SIG_DFL;
+    for (int s = 32; s <= 33; s++)
+        syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)

@@ -1,11 +1,11 @@
-/* b. Landlock (runner/landlock.py): the ruleset Python planned, applied as is.
+/* b. Landlock: the ruleset Python planned, applied as is.
  *
  * Python decides everything that depends on the kernel before the run
  * (profiles/landlock.landlock_rules: the ABI, the access rights it knows, what is
  * dropped and noted, runner/prepare.py: "required" without Landlock is refused), so
  * this step holds no policy: it sizes the ruleset attribute for the ABI, opens each rule
  * path O_PATH in the new root, narrows a file's rights to the ones files take, and
- * restricts itself. A path missing in this root is skipped (Python notes it); any other
+ * restricts itself. A path missing in this root is skipped (and counted); any other
  * error fails the step, never half-applied: the domain only exists after
  * landlock_restrict_self, the last call.
  */
@@ -65,9 +65,8 @@ static int add_path(int ruleset, const struct stk_landlock_path *rule, uint64_t 
         }
         return stk_fail(r, "landlock", errno, "%s: %s", rule->path, strerror(errno));
     }
-    /* Python asks os.path.isdir(path); the fd's own inode says the same (both follow
-     * symlinks) without a second lookup. A failing fstat counts as "not a directory",
-     * as isdir does. */
+    /* A directory? The fd's own inode says (the open followed symlinks) without a
+     * second lookup. A failing fstat counts as "not a directory": the narrower rights. */
     struct stat st;
     uint64_t access = rule->access;
     if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))

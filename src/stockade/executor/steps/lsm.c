@@ -1,4 +1,4 @@
-/* a. The AppArmor / SELinux exec label (runner/lsm.py, same checks, same messages).
+/* a. The AppArmor / SELinux exec label.
  *
  * The label is a task attribute taking effect at the next execve, so the init may set it
  * and the payload's fork inherit it. It is written through a procfs fd that is verified,
@@ -29,7 +29,7 @@ static int on_procfs(int fd) {
     return fstatfs(fd, &st) == 0 && st.f_type == X_PROC_SUPER_MAGIC;
 }
 
-/* lsm._open_attr: the first candidate that opens, beneath <proc> and on the same mount. */
+/* The first candidate that opens, beneath <proc> and on the same mount. */
 static int open_attr(const char *proc, const char *const *candidates, size_t n,
                      struct stk_result *r) {
     int dir = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -59,8 +59,8 @@ static int open_attr(const char *proc, const char *const *candidates, size_t n,
                     last ? strerror(last) : "?");
 }
 
-/* One write, as os.write: the kernel takes a label whole or refuses it. A short count
- * is refused too (Python ignores it; the label would be cut, so fail closed). */
+/* One write: the kernel takes a label whole or refuses it. A short count is refused
+ * too (the label would be cut, so fail closed). */
 static int write_label(int fd, const char *data, const char *what, const char *name,
                        struct stk_result *r) {
     size_t len = strlen(data);

@@ -1,7 +1,7 @@
-/* c. The namespace-wide settings the init makes (runner/namespaces.py and the sysctl
- * loop of child._init_steps): in the new uts/ipc/net namespaces, after the id maps are
- * written (root of the user namespace owns them), before the root is built (so through
- * the host's /proc: these keys are per-namespace, and the kernel picks the writer's). */
+/* c. The namespace-wide settings the init makes, in the new uts/ipc/net namespaces:
+ * after the id maps are written (root of the user namespace owns them), before the root
+ * is built (so through the host's /proc: these keys are per-namespace, and the kernel
+ * picks the writer's). */
 #define _GNU_SOURCE
 #include "steps.h"
 
@@ -20,7 +20,7 @@
 struct x_open_how { uint64_t flags, mode, resolve; };
 
 int stk_set_hostname(const char *name, struct stk_result *r) {
-    if (name == NULL || !name[0]) /* child.py: `if plan.hostname:` */
+    if (name == NULL || !name[0]) /* none asked: the namespace keeps the copied name */
         return 0;
     if (sethostname(name, strlen(name)) != 0)
         return stk_fail(r, "namespaces", errno, "sethostname: %s", strerror(errno));
@@ -28,7 +28,7 @@ int stk_set_hostname(const char *name, struct stk_result *r) {
 }
 
 /* "net.ipv4.ip_forward" -> net/ipv4/ip_forward, opened beneath /proc/sys: a key can
- * only ever name a sysctl (Python joins the strings; the planner validated the keys). */
+ * only ever name a sysctl (the planner validated the keys). */
 static int write_sysctl(int sysdir, const struct stk_sysctl *kv, struct stk_result *r) {
     char rel[PATH_MAX];
     if (snprintf(rel, sizeof rel, "%s", kv->key) >= (int)sizeof rel)
@@ -42,8 +42,7 @@ static int write_sysctl(int sysdir, const struct stk_sysctl *kv, struct stk_resu
     if (fd < 0)
         return stk_fail(r, "namespaces", errno, "sysctl %s: /proc/sys/%s: %s", kv->key, rel,
                         strerror(errno));
-    /* One write of the whole value (a sysctl parses one write; Python's text file
-     * writes it at close, once). */
+    /* One write of the whole value (a sysctl parses one write). */
     size_t len = strlen(kv->value);
     ssize_t n = write(fd, kv->value, len);
     int err = errno;

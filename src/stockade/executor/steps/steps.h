@@ -1,12 +1,12 @@
-/* The executor's set-up steps that only the Python child (runner/child.py) had until
- * now: the LSM exec label, Landlock, the namespace-wide settings (hostname, sysctls,
- * loopback), the tiny init, and the OCI terminal.
+/* The executor's set-up steps that need no plan struct: the LSM exec label, Landlock,
+ * the namespace-wide settings (hostname, sysctls, loopback), the tiny init, and the OCI
+ * terminal.
  *
- * Each step takes plain arguments (no plan structs: the plan reader fills these), does
- * exactly what its Python twin does, in the same order, and never exits or prints: a
- * failure fills a stk_result (the step's name as in runner/codes.py, errno, a message)
- * and returns -1; the caller reports it (stk_report) and exits with stk_exit_code().
- * So one set of tests proves each step without the executor around it.
+ * Each step takes plain arguments (the plan reader fills these) and never exits or
+ * prints: a failure fills a stk_result (the step's name as in runner/codes.py, errno, a
+ * message) and returns -1; the caller reports it (stk_report) and exits with
+ * stk_exit_code(). So one set of tests proves each step without the executor around it
+ * (tests/unit/test_executor_steps.py, tests/integration/runner/test_executor_steps_ns.py).
  */
 #ifndef STOCKADE_EXECUTOR_STEPS_H
 #define STOCKADE_EXECUTOR_STEPS_H
@@ -29,11 +29,11 @@ int stk_fail(struct stk_result *r, const char *step, int err, const char *fmt, .
     __attribute__((format(printf, 4, 5)));
 /* runner.codes.EXIT_CODES: the runner's exit code for a failed step (unknown: 122). */
 int stk_exit_code(const char *step);
-/* child._fail's line on the error pipe: "step<TAB>message\n" (newlines in the message
+/* The failed step's line on the error pipe: "step<TAB>message\n" (newlines in the message
  * become spaces, at most 3000 bytes before the newline). Returns 0 or -1 (errno). */
 int stk_report(int fd, const struct stk_result *r);
 
-/* --- a. LSM exec label (lsm.c, runner/lsm.py) -------------------------------------- */
+/* --- a. LSM exec label (lsm.c) ---------------------------------------------------- */
 
 /* Write "exec <apparmor_profile>" and/or <selinux_label> (NULL or "": not set) to
  * <proc>/thread-self/attr/..., the fd opened beneath <proc> without leaving it and both
@@ -43,7 +43,7 @@ int stk_report(int fd, const struct stk_result *r);
 int stk_lsm_exec_label(const char *proc, const char *apparmor_profile,
                        const char *selinux_label, struct stk_result *r);
 
-/* --- b. Landlock (landlock.c, runner/landlock.py) ---------------------------------- */
+/* --- b. Landlock (landlock.c) ----------------------------------------------------- */
 
 struct stk_landlock_path { const char *path; uint64_t access; };  /* LANDLOCK_ACCESS_FS_* */
 struct stk_landlock_port { uint64_t port; uint64_t access; };     /* LANDLOCK_ACCESS_NET_* */
@@ -66,7 +66,7 @@ struct stk_landlock {
 int stk_landlock_apply(const struct stk_landlock *ll, int scoped, size_t *skipped,
                        struct stk_result *r);
 
-/* --- c. namespace-wide settings (netns.c, runner/namespaces.py) -------------------- */
+/* --- c. namespace-wide settings (netns.c) ----------------------------------------- */
 
 struct stk_sysctl { const char *key, *value; }; /* "net.ipv4.ip_forward", "1" */
 
@@ -75,21 +75,21 @@ int stk_set_hostname(const char *name, struct stk_result *r);
 int stk_write_sysctls(const struct stk_sysctl *kv, size_t n, struct stk_result *r);
 int stk_loopback_up(struct stk_result *r);
 
-/* --- d. the tiny init (init.c, child.py _reap) ------------------------------------- */
+/* --- d. the tiny init (init.c) ---------------------------------------------------- */
 
-/* child.FORWARDED: what the init passes on to the payload. */
+/* What the init passes on to the payload. */
 extern const int STK_FORWARDED[8];
-/* child.ALL_SIGNALS (1..NSIG-1 without SIGKILL, SIGSTOP, 32, 33). */
+/* Every signal the init blocks (1..NSIG-1 without SIGKILL, SIGSTOP, 32, 33). */
 void stk_all_signals(sigset_t *set);
 /* Block ALL_SIGNALS in the init before it forks the payload (the payload unblocks them
  * itself, stk_payload_signals). Step "internal" on failure. */
 int stk_init_block_signals(struct stk_result *r);
-/* The payload's side, just before its own last steps (child.py _payload_exec): every
- * handler back to SIG_DFL, nothing blocked. Step "hygiene". */
+/* The payload's side, just before its own last steps: every handler back to SIG_DFL,
+ * nothing blocked. Step "hygiene". */
 int stk_payload_signals(struct stk_result *r);
-/* After the fork (child.py, init after _payload_exec's fork): the init needs no
- * privilege to reap and forward. drop: the plan had no no_new_privs (else it holds no
- * more than the payload already). Errors are ignored, as in Python. */
+/* In the init, after the payload's fork: the init needs no privilege to reap and
+ * forward. drop: the plan had no no_new_privs (else it holds no more than the payload
+ * already). Best effort: errors are ignored. */
 void stk_init_shed_privileges(int drop);
 /* Forward FORWARDED to `payload`, reap every child, and when the payload ends write
  * "e<status>" or "s<signal>" (no newline) on status_w. Returns the init's exit code
@@ -97,7 +97,7 @@ void stk_init_shed_privileges(int drop);
  * _exit()s with it. Signals must already be blocked (stk_init_block_signals). */
 int stk_init_reap(pid_t payload, int status_w);
 
-/* --- e. the OCI terminal (tty.c, child.py _pty_inside/_session) -------------------- */
+/* --- e. the OCI terminal (tty.c) -------------------------------------------------- */
 
 struct stk_console_size { uint16_t rows, cols; }; /* OCI process.consoleSize */
 
@@ -110,7 +110,7 @@ int stk_pty_inside(int sock_fd, const struct stk_console_size *size, int *slave,
 /* The slave (a pty from stk_pty_inside, or a host one) becomes 0/1/2 and the controlling
  * terminal; slave is closed. Step "hygiene". */
 int stk_tty_stdio(int slave, struct stk_result *r);
-/* child._session, whole: setsid (no controlling terminal to push input into: TIOCSTI,
+/* The whole session step: setsid (no controlling terminal to push input into: TIOCSTI,
  * CVE-2017-5226); then with tty_sock >= 0 the pty from inside (stk_pty_inside), else
  * tty_slave (a host pty the runner opened, or -1 for none) as stdio (stk_tty_stdio).
  * The payload's first step (or, without an init, the process's first after the root). */

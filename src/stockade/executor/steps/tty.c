@@ -1,4 +1,4 @@
-/* e. The OCI terminal (child.py _pty_inside and _session), runc's console-socket way:
+/* e. The OCI terminal, runc's console-socket way:
  * the pty comes from the container's own devpts (the root is built, so /dev/pts is
  * the container's), never from the host's; its master goes to the runtime over a unix
  * socket (SCM_RIGHTS), the slave becomes the payload's stdio and controlling terminal.
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static int send_fd(int sock, int fd) {
-    char byte = 'm'; /* child.py sends b"m" with the fd */
+    char byte = 'm'; /* the fd needs at least one byte of data to travel with */
     struct iovec iov = {&byte, 1};
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
     memset(&ctl, 0, sizeof ctl);
@@ -56,7 +56,7 @@ int stk_pty_inside(int sock_fd, const struct stk_console_size *size, int *slave,
             rc = stk_fail(r, "hygiene", errno, "%s: %s", path, strerror(errno));
         else if (send_fd(sock_fd, master) != 0)
             rc = stk_fail(r, "hygiene", errno, "console socket: %s", strerror(errno));
-        close(sock_fd); /* child.py closes the socket once the master is sent */
+        close(sock_fd); /* its one job is done once the master is sent */
     }
     close(master);
     if (rc == 0 && size != NULL) {

@@ -1,0 +1,204 @@
+/* The executor verb: `stockade-oci --executor FD` (docs/EXECUTOR.md, "Run documents").
+ *
+ * The runtime (runner/launcher.py for `stockade run`, the API and `oci create`;
+ * oci/execute.py for `oci exec`) made the cgroups, the pipes and any idmapped trees, and
+ * spawned this program with the plan in FD. This process joins what the plan says to
+ * join (oci exec: cgroups, then namespaces, user first), clones the container's process
+ * with CLONE_PARENT, so that it is the runtime's own child (the runtime writes its id
+ * maps, attaches its network, supervises and reaps it), writes the pid to the report
+ * fd and exits. The process carries the plan out (child.c). */
+#define _GNU_SOURCE
+#include "executor.h"
+#include <sys/fsuid.h>
+
+#define CLONE_PARENT_FLAG 0x00008000ULL
+
+static int g_err = -1;
+
+static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *step, const char *fmt, ...) {
+    struct stk_result r = {0};
+    r.step = step;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.message, sizeof r.message, fmt, ap);
+    va_end(ap);
+    if (stk_report(g_err >= 0 ? g_err : 2, &r) != 0 && g_err >= 0)
+        stk_report(2, &r);
+    _exit(stk_exit_code(step));
+}
+
+#define CHECK_EXEC(expr) do { if ((expr) < 0) fail("internal", "%s: %s", #expr, strerror(errno)); } while (0)
+
+#ifdef STOCKADE_TEST_HOOKS
+void test_fault(const char *step) {
+    const char *want = getenv("STOCKADE_TEST_FAULT");
+    if (want != NULL && strcmp(want, step) == 0)
+        child_fail(step, "fault injected (test)");
+}
+#endif
+
+static char *read_all(int fd, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return NULL;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (more == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = more;
+        }
+        ssize_t got = pread(fd, buf + n, cap - n - 1, (off_t)n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int fd_field(struct rd *r, json_object *o, const char *key) {
+    return (int)(int64_t)r_int(r, o, key);
+}
+
+static void read_fds(struct rd *r, json_object *fds, struct child_fds *f, int *report, int *cgfd) {
+    *report = fd_field(r, fds, "report");
+    f->err_w = fd_field(r, fds, "err");
+    f->sync_r = fd_field(r, fds, "sync");
+    f->status_w = fd_field(r, fds, "status");
+    f->created_w = fd_field(r, fds, "created");
+    f->gate = fd_field(r, fds, "gate");
+    f->tty_slave = fd_field(r, fds, "tty_slave");
+    f->tty_sock = fd_field(r, fds, "tty_socket");
+    f->listener = fd_field(r, fds, "listener");
+    *cgfd = fd_field(r, fds, "cgroup");
+    json_object *tasks = r_list(r, fds, "tasks", FAST_MAX, &f->ntasks);
+    for (int i = 0; i < f->ntasks; i++)
+        f->tasks[i] = (int)(int64_t)r_intv(r, r_item(tasks, i), "fds.tasks");
+    json_object *trees = r_list(r, fds, "trees", FAST_MAX + 1, &f->ntrees);
+    for (int i = 0; i < f->ntrees; i++) {
+        json_object *t = r_tuple(r, trees, i, 2, "fds.trees");
+        f->trees[i].key = r_strv(r, r_item(t, 0), "fds.trees");
+        f->trees[i].fd = (int)(int64_t)r_intv(r, r_item(t, 1), "fds.trees");
+    }
+}
+
+/* oci exec: the container's cgroups (cgroup.procs fds the runtime opened), then its
+   namespaces in the order given (user first: the others are joined with its
+   capabilities; mount last). Returns whether anything is joined. */
+static int join(struct rd *r, json_object *doc) {
+    json_object *j = r_field(r, doc, "join", json_type_object, 1);
+    if (j == NULL)
+        return 0;
+    int nprocs, nns;
+    json_object *procs = r_list(r, j, "cgroup_procs", FAST_MAX, &nprocs);
+    json_object *ns = r_list(r, j, "namespaces", FAST_MAX, &nns);
+    if (r->bad)
+        fail("internal", "run document: %s", r->why);
+    for (int i = 0; i < nprocs; i++) {
+        int fd = (int)(int64_t)r_intv(r, r_item(procs, i), "join.cgroup_procs");
+        if (write(fd, "0", 1) != 1)
+            fail("cgroups", "joining the container's cgroup: %s", strerror(errno));
+        close(fd);
+    }
+    for (int i = 0; i < nns; i++) {
+        json_object *t = r_tuple(r, ns, i, 2, "join.namespaces");
+        const char *name = r_strv(r, r_item(t, 0), "join.namespaces");
+        int fd = (int)(int64_t)r_intv(r, r_item(t, 1), "join.namespaces");
+        if (r->bad)
+            fail("internal", "run document: %s", r->why);
+        if (setns(fd, 0) != 0)
+            fail("namespaces", "setns %s: %s", name, strerror(errno));
+        close(fd);
+    }
+    return 1;
+}
+
+/* runner.idmap.become_owner: the user namespace about to be made is owned by host uid
+   `owner` (its per-user counts are charged there, not to root's): only the effective
+   uid changes, the fs uid stays 0 and the effective capabilities are raised again. */
+static void become_owner(uint64_t owner) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[2];
+    if (syscall(SYS_capget, &hdr, caps) != 0)
+        fail("namespaces", "capget: %s", strerror(errno));
+    if (setresuid((uid_t)-1, (uid_t)owner, (uid_t)-1) != 0)
+        fail("namespaces", "cannot create the user namespace as its owner, uid %llu: %s",
+             (unsigned long long)owner, strerror(errno));
+    setfsuid(0);
+    if (syscall(SYS_capset, &hdr, caps) != 0)
+        fail("namespaces", "capset: %s", strerror(errno));
+}
+
+void executor_main(const char *fd_arg) {
+    char *end = NULL;
+    long plan_fd = strtol(fd_arg, &end, 10);
+    if (end == fd_arg || *end != '\0' || plan_fd < 0)
+        fail("internal", "--executor %s: an fd number expected", fd_arg);
+    size_t len = 0;
+    char *text = read_all((int)plan_fd, &len);
+    if (text == NULL)
+        fail("internal", "reading the plan: %s", strerror(errno));
+    close((int)plan_fd);
+    json_tokener *tok = json_tokener_new();
+    json_object *doc = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+    if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len)
+        fail("internal", "the plan is not one JSON document");
+    json_tokener_free(tok);
+    struct rd r = {0};
+    json_object *fds = r_obj(&r, doc, "fds");
+    struct child_fds f;
+    child_fds_none(&f);
+    int report = -1, cgfd = -1;
+    read_fds(&r, fds, &f, &report, &cgfd);
+    g_err = f.err_w;
+    if (r.bad)
+        fail("internal", "run document: %s", r.why);
+    if (r_int(&r, doc, "version") != PLAN_VERSION)
+        fail("internal", "run document: version %d expected", PLAN_VERSION);
+    struct plan p;
+    if (!read_plan(&r, doc, &p))
+        fail("internal", "run document: %s", r.why);
+    json_object *j = r_field(&r, doc, "join", json_type_object, 1);
+    if (j != NULL) /* CVE-2019-5736: nothing inside may open our /proc/PID/exe, mem, fd/ */
+        CHECK_EXEC(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
+    int joined = join(&r, doc);
+    char why[PATH_MAX + 256];
+    /* with the runtime's credentials, before the clone: the mountpoints a bare rootfs
+       directory lacks (as runc), resolved inside it */
+    if (!joined && prepare_mountpoints(&p, why, sizeof why) != 0)
+        fail("rootfs", "%s", why);
+    if (p.has_owner)
+        become_owner(p.owner);
+    uint64_t flags = (joined ? 0 : p.clone_flags) | CLONE_PARENT_FLAG;
+    long pid;
+    if (cgfd >= 0) {
+        /* clone3 wants exit_signal 0 with CLONE_PARENT: the parent's own is used */
+        uint64_t args[11] = {flags | X_CLONE_INTO_CGROUP, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint64_t)cgfd};
+        pid = syscall(SYS_clone3, args, sizeof args);
+    } else {
+        pid = syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, NULL);
+    }
+    if (pid < 0)
+        fail("namespaces", "clone: %s", strerror(errno));
+    if (pid == 0) {
+        close(report);
+        if (cgfd >= 0)
+            close(cgfd);
+        child_main(&p, &f);
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld", pid);
+    _exit(write(report, buf, (size_t)n) == n ? 0 : EXIT_INTERNAL);
+}
