@@ -223,7 +223,7 @@ static int write_limit(const char *dir, const struct cgwrite *w, char *why, size
     snprintf(path, sizeof path, "%s/%s", dir, w->file);
     if (write_text(path, w->value) == 0)
         return 0;
-    snprintf(why, whylen, "%s: %s", path, strerror(errno)); /* Python says which controller */
+    snprintf(why, whylen, "%s: %s", path, strerror(errno)); /* the fallback names the controller */
     return -1;
 }
 

@@ -1,10 +1,10 @@
-/* The container's process, from its clone to execve (docs/EXECUTOR.md, steps 5 to 10):
- * runner/child.py's steps, in its order, with its messages. Three modes (plan.exec_mode):
+/* The container's process, from its clone to execve (docs/EXECUTOR.md, steps 5 to 10;
+ * the messages are the ones users and the tests know). Three modes (plan.exec_mode):
  * create (OCI create: the gate), run (stockade run / the API: EXECUTING, no gate) and
  * exec (oci exec: already in the container's namespaces, only the payload's steps).
  * With plan.init the process is a tiny init (PID 1) that takes the identity steps,
  * forks the payload and reaps. A failed step writes ONE line "step<TAB>message\n" on the
- * error pipe (child._fail) and exits with the step's code (runner/codes.py). */
+ * error pipe (child_fail) and exits with the step's code (runner/codes.py). */
 #define _GNU_SOURCE
 #include "executor.h"
 
@@ -16,7 +16,8 @@
 
 static int g_err_w = -1;
 
-/* A failed call inside a step: Python's str(OSError), as child._Step reported it. */
+/* A failed call inside a step: "[Errno N] text", the message format users and the tests
+ * know. */
 #define OS_STEP(step, expr) \
     do { if ((expr) < 0) child_fail(step, "[Errno %d] %s", errno, strerror(errno)); } while (0)
 
@@ -27,7 +28,8 @@ void child_fds_none(struct child_fds *f) {
 }
 
 void child_fail(const char *step, const char *fmt, ...) {
-    /* child._fail: f"{step}\t{message}".replace("\n", " ")[:3000] + "\n" */
+    /* one line step<TAB>message, at most 3000 bytes, newlines as spaces: the runtime
+     * reports the first line */
     char line[3002];
     int n = snprintf(line, 3001, "%s\t", step);
     va_list ap;
@@ -59,9 +61,9 @@ void step_failed(const struct stk_result *r) {
     child_fail(r->step ? r->step : "internal", "%s", r->message);
 }
 
-/* The tests' build only: STOCKADE_TEST_FAULT=STEP fails that step on entering it, as
- * tests/integration/runner/test_faults.py once patched child._Step (production code
- * holds no fault switch). */
+/* The tests' build only: STOCKADE_TEST_FAULT=STEP fails that step on entering it, so
+ * tests/integration/runner/test_faults.py can prove each step's failure is reported and
+ * leaves the host as it was (production code holds no fault switch). */
 #ifdef STOCKADE_TEST_HOOKS
 static const char *g_fault;
 static void enter(const char *step) {
@@ -72,8 +74,8 @@ static void enter(const char *step) {
 static void enter(const char *step) { (void)step; }
 #endif
 
-/* child._keep_deathsig: a change of uid/gid clears PR_SET_PDEATHSIG: set it again, then
- * make sure the runtime did not die in between (its end of our status pipe is closed). */
+/* A change of uid/gid clears PR_SET_PDEATHSIG: set it again, then make sure the runtime
+ * did not die in between (its end of our status pipe is closed). */
 static void keep_deathsig(const char *step, int status_w) {
     OS_STEP(step, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
     struct pollfd pfd = {status_w, POLLOUT, 0};
@@ -81,7 +83,9 @@ static void keep_deathsig(const char *step, int status_w) {
         _exit(EXIT_INTERNAL); /* the runtime is gone: never run unsupervised */
 }
 
-/* caps.apply: bounding set, KEEPCAPS across the id change, the sets, ambient. */
+/* The bounding set first (dropping from it needs CAP_SETPCAP, which the id change
+ * takes away), KEEPCAPS so that the permitted set survives the id change, then the sets,
+ * then ambient (only a permitted and inheritable capability can be raised). */
 static void apply_caps(const struct plan *p) {
     for (uint64_t cap = 0; cap <= p->last_cap_plan; cap++)
         if (!(p->bounding >> cap & 1))
@@ -103,8 +107,9 @@ static void apply_caps(const struct plan *p) {
         OS_STEP("capabilities", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, p->ambient[i], 0, 0));
 }
 
-/* child._caps. deathsig: this process is the runtime's child (the init, or a payload
- * without one) and must die with it; a payload behind a gate outlives its creator. */
+/* The capabilities step. deathsig: this process is the runtime's child (the init, or a
+ * payload without one) and must die with it; a payload behind a gate outlives its
+ * creator. */
 static void caps_step(const struct plan *p, const struct child_fds *f, int deathsig) {
     enter("capabilities");
     apply_caps(p);
@@ -122,8 +127,8 @@ static const char *rlimit_name(uint64_t res) {
     return res < sizeof names / sizeof names[0] ? names[res] : "?";
 }
 
-/* rlimits.raise_hard: raise the hard limits above the current ones while
- * CAP_SYS_RESOURCE may still be held; the payload sets the exact values later. */
+/* Raise the hard limits above the current ones while CAP_SYS_RESOURCE may still be
+ * held (the capabilities step drops it); the payload sets the exact values later. */
 static void raise_hard(const struct plan *p) {
     enter("rlimits");
     for (int i = 0; i < p->nrlimits; i++) {
@@ -139,7 +144,8 @@ static void raise_hard(const struct plan *p) {
     }
 }
 
-/* child._own_rlimits (rlimits.apply): the exact values, by the task that execs. */
+/* The exact values, set by the task that execs (an init is not held to the payload's
+ * limits). */
 static void own_rlimits(const struct plan *p) {
     enter("rlimits");
     for (int i = 0; i < p->nrlimits; i++) {
@@ -151,7 +157,8 @@ static void own_rlimits(const struct plan *p) {
     }
 }
 
-/* child._find: execvp's search, before seccomp, so a miss is reported (127). */
+/* execvp's search, before seccomp, so a miss is reported (127; found but not
+ * executable: 126). */
 static const char *find_cmd(const struct plan *p, char *out, size_t outlen) {
     enter("exec");
     const char *cmd = p->argv[0];
@@ -187,7 +194,7 @@ static const char *find_cmd(const struct plan *p, char *out, size_t outlen) {
     child_fail("exec", "%s: command not found", cmd);
 }
 
-/* child._identity_steps: LSM label, hard rlimits, (capabilities, no_new_privs), Landlock,
+/* The identity steps: LSM label, hard rlimits, (capabilities, no_new_privs), Landlock,
  * fds, cwd, umask, the command's lookup. With an init they run in the init and the
  * payload inherits them. joins: oci exec (no Landlock scoping, see stk_landlock_apply).
  * Returns the command's path (in `found`). */
@@ -236,11 +243,14 @@ static const char *identity_steps(const struct plan *p, const struct child_fds *
     if (getcwd(cwdbuf, sizeof cwdbuf) == NULL) /* the cwd is not reachable from the root */
         child_fail("hygiene", "[Errno %d] %s", errno, strerror(errno));
     const char *path = find_cmd(p, found, foundlen);
-    enter("seccomp"); /* the filters are ready as read (child.py prepares them here) */
+    /* the filters came compiled in the plan: the step only starts here (a test's fault
+     * fails before the payload's fork) */
+    enter("seccomp");
     return path;
 }
 
-/* child._session: own session (TIOCSTI), the terminal as stdio. */
+/* Own session (no terminal of the runtime's to push input into: TIOCSTI), the terminal
+ * as stdio. */
 static void session(const struct plan *p, const struct child_fds *f) {
     enter("hygiene");
     struct stk_result r = {0};
@@ -248,7 +258,7 @@ static void session(const struct plan *p, const struct child_fds *f) {
         step_failed(&r);
 }
 
-/* child._executing: the set-up is over, a death from here on is the payload's. */
+/* The set-up is over: a death from here on is the payload's. */
 static void executing(const struct child_fds *f) {
     enter("internal");
     if (write(f->err_w, &(char){MSG_EXECUTING}, 1) != 1)
@@ -268,7 +278,7 @@ static int read_exact(int fd, void *buf, size_t n) {
     return (int)(have == n);
 }
 
-/* child._gate: "created" to the runtime, then wait for `start` (runc's exec fifo): "s",
+/* The gate: "created" to the runtime, then wait for `start` (runc's exec fifo): "s",
  * an 8-byte length and the state JSON (for startContainer hooks). A gate closed without
  * the start byte: deleted before start, the payload never runs. Returns the state. */
 static char *gate(const struct child_fds *f, size_t *state_len) {
@@ -291,7 +301,7 @@ static char *gate(const struct child_fds *f, size_t *state_len) {
         if (state == NULL)
             child_fail("hygiene", "state of %llu bytes: out of memory", (unsigned long long)len);
         size_t have = 0;
-        while (have < len) { /* child._read_exact: what arrives before EOF */
+        while (have < len) { /* what arrives before EOF (a short state goes on as is) */
             ssize_t n = read(f->gate, state + have, len - have);
             if (n < 0 && errno == EINTR)
                 continue;
@@ -307,7 +317,7 @@ static char *gate(const struct child_fds *f, size_t *state_len) {
     return state;
 }
 
-/* child._wait_hook: the hook's exit code (-signal when killed), -1000 when timed out. */
+/* The hook's exit code (-signal when killed), -1000 when timed out. */
 #define HOOK_TIMED_OUT (-1000)
 static int wait_hook(pid_t pid, int64_t timeout) {
     int64_t ticks = timeout < 0 ? -1 : timeout * 100;
@@ -331,7 +341,7 @@ static int wait_hook(pid_t pid, int64_t timeout) {
     }
 }
 
-/* A hook's environment as child.py builds it: dict(e.split("=", 1) for e with "="): an
+/* A hook's environment, as oci/hooks.py builds the other hooks' (a KEY=VALUE map): an
  * entry without "=" is dropped, a repeated key keeps its last value. */
 static void hook_env(const struct start_hook *h, char **out) {
     int n = 0;
@@ -349,8 +359,8 @@ static void hook_env(const struct start_hook *h, char **out) {
     out[n] = NULL;
 }
 
-/* child._start_hooks: startContainer hooks, inside the container, before the program,
- * the state on stdin. A failing hook stops the container: the program never runs. */
+/* startContainer hooks, inside the container, before the program, the state on stdin.
+ * A failing hook stops the container: the program never runs. */
 static void start_hooks(const struct plan *p, const char *state, size_t state_len) {
     for (int i = 0; i < p->nstart_hooks; i++) {
         const struct start_hook *h = &p->start_hooks[i];
@@ -396,7 +406,8 @@ static void start_hooks(const struct plan *p, const char *state, size_t state_le
     }
 }
 
-/* runner/seccomp.load_recording's hand-off: one byte "L" and the listener fd. */
+/* The hand-off to `stockade learn`'s recorder (learn/supervisor.py): one byte "L" (the
+ * fd needs at least one byte of data to travel with) and the listener fd. */
 static int send_listener(int sock, int fd) {
     char byte = 'L';
     struct iovec iov = {&byte, 1};
@@ -415,8 +426,8 @@ static int send_listener(int sock, int fd) {
     return sendmsg(sock, &msg, LISTENER_SEND_FLAGS) == 1 ? 0 : -1;
 }
 
-/* child._seccomp_last: last, just before execve, so the filters need not allow any of
- * the set-up. All run; the kernel takes the strictest verdict. `stockade learn`: the
+/* Seccomp last, just before execve, so the filters need not allow any of the set-up.
+ * All run; the kernel takes the strictest verdict. `stockade learn`: the
  * last filter is the recorder's, loaded with a listener whose fd goes to the runtime
  * (the ones before it load first: the recorder would see their load as the payload's). */
 static void seccomp_last(const struct plan *p, const struct child_fds *f) {
@@ -439,8 +450,8 @@ static void seccomp_last(const struct plan *p, const struct child_fds *f) {
     }
 }
 
-/* child._payload_exec: the payload's own last steps: (session), rlimits, signals, the
- * gate (create, exec) or EXECUTING (run), seccomp, (capabilities), execve. */
+/* The payload's own last steps: (session), rlimits, signals, the gate (create, exec)
+ * or EXECUTING (run), seccomp, (capabilities), execve. */
 static void __attribute__((noreturn)) payload_exec(const struct plan *p, struct child_fds *f,
                                                    const char *path, int own_session) {
     struct stk_result r = {0};
@@ -473,7 +484,7 @@ static void __attribute__((noreturn)) payload_exec(const struct plan *p, struct 
     child_fail(errno == ENOENT ? "exec" : "exec-permission", "%s: %s", p->argv[0], strerror(errno));
 }
 
-/* child._payload_alone: no init (OCI, no pid namespace, oci exec): every step here. */
+/* No init (OCI, no pid namespace, oci exec): the one process takes every step. */
 static void __attribute__((noreturn)) payload_alone(const struct plan *p, struct child_fds *f,
                                                     int joins) {
     static char found[PATH_MAX];
@@ -482,8 +493,8 @@ static void __attribute__((noreturn)) payload_alone(const struct plan *p, struct
     payload_exec(p, f, path, 0);
 }
 
-/* child._check_room: the init cannot start the payload with EAGAIN: name the pids limit
- * that left no room for it (the init is a process of the sandbox too). */
+/* The init cannot start the payload with EAGAIN: name the pids limit that left no room
+ * for it (the init is a process of the sandbox too). */
 static void check_room(const struct plan *p, int err) {
     if (err == EAGAIN && p->has_pids_limit && p->pids_limit < PIDS_WITH_INIT)
         child_fail("cgroups", "resources.pids: the pids limit (%lld) does not leave room for "

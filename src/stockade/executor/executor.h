@@ -92,7 +92,7 @@ struct mop {
 #define EXEC_RUN 1
 #define EXEC_EXEC 2
 
-/* An OCI startContainer hook (child._start_hooks). */
+/* An OCI startContainer hook (run by child.c inside the container, before the program). */
 struct start_hook {
     const char *path;
     char **argv; /* NULL-terminated; empty: [path] */
@@ -254,13 +254,13 @@ int write_text(const char *path, const char *text);
 
 /* --- child.c: the container's process ------------------------------------------- */
 
-/* A failed step: "step: message" on the error pipe, the step's exit code. */
+/* A failed step: one line "step<TAB>message" on the error pipe, the step's exit code. */
 void child_fail(const char *step, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 void step_failed(const struct stk_result *r) __attribute__((noreturn));
 #define CHECK(step, expr) do { if ((expr) < 0) child_fail(step, "%s: %s", #expr, strerror(errno)); } while (0)
 
 /* The fds the runtime hands the container's process (-1: none). */
-struct premade_tree { const char *key; int fd; }; /* "/" or "mount N" (rootfs.tree_key) */
+struct premade_tree { const char *key; int fd; }; /* "/" or "mount N" (runner.plan.tree_key) */
 struct child_fds {
     int err_w, sync_r, status_w, created_w, gate;
     int tasks[FAST_MAX];

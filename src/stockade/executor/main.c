@@ -124,9 +124,10 @@ static int join(struct rd *r, json_object *doc) {
     return 1;
 }
 
-/* runner.idmap.become_owner: the user namespace about to be made is owned by host uid
-   `owner` (its per-user counts are charged there, not to root's): only the effective
-   uid changes, the fs uid stays 0 and the effective capabilities are raised again. */
+/* The user namespace about to be made is owned by host uid `owner` (its per-user
+   counts are charged there, not to root's): only the effective uid changes, the fs uid
+   stays 0 (host paths open as before) and the effective capabilities the change clears
+   are raised again. */
 static void become_owner(uint64_t owner) {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct caps[2];

@@ -303,7 +303,8 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     int uid_root = 0, gid_root = 0;
     p->uid_map = r_idmap(r, id, "uid_map", &uid_root);
     p->gid_map = r_idmap(r, id, "gid_map", &gid_root);
-    p->maps_root = (uint64_t)(uid_root && gid_root); /* child._maps_root */
+    /* both maps hold id 0 inside: the process can become root of its user namespace */
+    p->maps_root = (uint64_t)(uid_root && gid_root);
     p->uid = r_int(r, id, "uid");
     p->gid = r_int(r, id, "gid");
     p->setgroups = (uint64_t)r_bool(r, id, "setgroups");

@@ -2,7 +2,8 @@
  * step 7). Destinations are resolved inside the new root (openat2 RESOLVE_IN_ROOT), so a
  * symlink in the rootfs never points a mount outside of it. Mount attributes are set on
  * detached trees before they are attached: there is no window where a bind is writable
- * or suid. The error messages are the runner's (tests compare them). */
+ * or suid. The error messages name the mount and the cause (users read them, the tests
+ * compare them). */
 #define _GNU_SOURCE
 #include "executor.h"
 
@@ -110,8 +111,8 @@ int resolve(int root, const char *path, int create, char *why, size_t whylen) {
     return fd;
 }
 
-/* A failed mount: "mounting KIND at DST (WHY): strerror" (rootfs.build names the mount:
-   the bare errno tells a user nothing). */
+/* A failed mount: "mounting KIND at DST (WHY): strerror" (the mount is named: the bare
+   errno tells a user nothing). */
 static void __attribute__((noreturn)) mount_fail(const struct mop *m) {
     int e = errno;
     if (m->why[0])
@@ -159,7 +160,7 @@ static void __attribute__((noreturn)) source_fail(const char *path) {
     child_fail("rootfs", "cannot open a source tree: %s (%s)", strerror(errno), path);
 }
 
-/* rootfs.tree_key's "mount N" (N counting the root as 0) as an index of p->mounts */
+/* runner.plan.tree_key's "mount N" (N counting the root as 0) as an index of p->mounts */
 static int premade_index(const char *key, int nmounts) {
     if (strncmp(key, "mount ", 6) != 0)
         return -1;
@@ -248,8 +249,8 @@ static int beneath(int dirfd, const char *name, uint64_t flags) {
     return x_openat2(dirfd, name, O_PATH | flags, X_RESOLVE_BENEATH | X_RESOLVE_NO_SYMLINKS);
 }
 
-/* rootfs._dev: a failed mount call with ENOENT says "/dev: ..." (the runner's text);
-   any other failure names the mount. */
+/* /dev: a failed mount call with ENOENT says "/dev: ..." (the text users and the tests
+   know); any other failure names the mount. */
 static void __attribute__((noreturn)) dev_fail(const struct mop *m) {
     if (errno == ENOENT)
         child_fail("rootfs", "/dev: %s", strerror(errno));

@@ -5,16 +5,18 @@ its `process` replaced (by --process FILE, or by the container's process with CO
 and the flags laid over it), so it gets the same seccomp filter and the capabilities,
 rlimits, no_new_privs, user and LSM label its process section asks for. It joins the
 container's cgroups and namespaces (those of the container's first process: user first,
-mount last), then runs the very steps the container's own process ran after its root
-was built (runner/child.py: session and pty, rlimits, capabilities, no_new_privs, fds
-closed on exec, the cwd resolved inside the root, the command lookup, seccomp last).
+mount last), then takes the very steps the container's own process took after its root
+was built (the executor's `exec` mode, docs/EXECUTOR.md: session and pty, rlimits,
+capabilities, no_new_privs, Landlock unscoped, fds closed on exec, the cwd resolved
+inside the root, the command lookup, seccomp last).
 
-Processes: this runtime forks a joiner, which is non-dumpable (nothing inside can read
-or trace the interpreter: CVE-2019-5736), enters the cgroups and namespaces and clones
-the process with CLONE_PARENT, so that it is this runtime's child, born in the
-container's pid namespace. Like a created container it then reports "set up" and waits
-at a gate; the runtime releases it once the pid file is written. Errors before execve
-come back on a pipe and are reported with the runner's step names and exit codes.
+Processes: this runtime starts the executor with a run document naming the cgroup and
+namespace fds it opened; the executor makes itself non-dumpable (nothing inside can read
+or trace it: CVE-2019-5736), enters them and clones the process with CLONE_PARENT, so
+that it is this runtime's child, born in the container's pid namespace. Like a created
+container it then reports "set up" and waits at a gate; the runtime releases it once the
+pid file is written. Errors before execve come back on a pipe and are reported with the
+runner's step names and exit codes.
 """
 
 from __future__ import annotations

@@ -296,7 +296,7 @@ static int write_state(int dirfd, const struct plan *p, const struct cstate *s) 
     return rc;
 }
 
-/* --- the container's process (runner/child.py, no init, no user namespace) ------- */
+/* --- the container's process: the executor's child_main (executor/child.c) -------- */
 
 /* --- the runtime's side (lifecycle.create / launcher.launch_held) ----------------- */
 
@@ -564,7 +564,8 @@ void fast_create(const char *root, const char *id, const char *bundle_arg, const
     char why[PATH_MAX + 64];
     if (prepare_mountpoints(&p, why, sizeof why) != 0)
         undo_miss(&m, "%s", why);
-    /* the clone (launcher._clone), tasks fds opened here with our credentials */
+    /* the clone; the v1 tasks fds are opened here, with the runtime's credentials, for
+       the child to join its cgroups through */
     struct child_fds f;
     child_fds_none(&f);
     int errp[2], syncp[2], statusp[2], createdp[2];

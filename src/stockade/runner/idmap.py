@@ -1,9 +1,10 @@
-"""uid/gid maps for the child's user namespace, written by the parent; its owner.
+"""uid/gid maps for the container's user namespace, written by the runtime.
 
 Root: the policy's explicit mapping or a range of the id pool that no other sandbox holds
 (runner.idalloc; never the identity map, so root inside is an unprivileged id outside),
-in a namespace that range owns (become_owner). Unprivileged: newuidmap/newgidmap with
-the invoker's /etc/subuid range when present, else a one-id map with setgroups denied
+in a namespace that range owns (the executor clones as its owner: identity.owner).
+Unprivileged: newuidmap/newgidmap with the invoker's /etc/subuid range when present,
+else a one-id map with setgroups denied
 (CVE-2014-8989: an unprivileged map must not let the child drop groups that deny access).
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 from contextlib import suppress
 
-from stockade.runner._record import frozen
 from stockade.runner.plan import IdentityPlan, IdMap
 
 
@@ -49,58 +49,6 @@ def write_maps(pid: int, ident: IdentityPlan) -> None:
         _write(f"{base}/gid_map", _fmt(ident.gid_map))
     except OSError as exc:
         raise IdmapError(f"{exc.filename}: {exc.strerror}") from exc
-
-
-@frozen
-class CreatorState:
-    """What become_owner changed besides the effective uid, for back_to_root."""
-
-    dumpable: int
-    deathsig: int
-
-
-def become_owner(uid: int) -> CreatorState:
-    """Root only: the next user namespace this process creates is owned by host uid
-    `uid` instead of root. The kernel charges the per-user counts of every process
-    inside (inotify instances and watches, processes, pending signals, mqueue bytes) to
-    the namespace's owner as well, up to the owner's limits outside: owned by root,
-    every sandbox shared root's 128 inotify instances with the others and the host.
-
-    Only the effective uid changes (real and saved stay 0: back_to_root undoes it); the
-    file-system uid stays 0, so the child opens host paths as before; the effective
-    capabilities the change clears are raised again (cgroup.procs of CLONE_INTO_CGROUP,
-    kernels that restrict unprivileged user namespaces); the dumpable flag and
-    parent-death signal the change clears are set again (a service's core dumps, a
-    launch helper dying with its caller)."""
-    from stockade.linux import syscalls as L
-
-    state = CreatorState(L.prctl(L.PR_GET_DUMPABLE), L.pdeathsig())
-    caps = L.capget()
-    try:
-        os.setresuid(-1, uid, -1)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot create the user namespace as its owner, "
-                                 f"uid {uid}: {exc.strerror}") from exc
-    try:
-        L.setfsuid(0)
-        L.capset(*caps)
-        _restore(state)
-    except OSError:
-        back_to_root(state)
-        raise
-    return state
-
-
-def back_to_root(state: CreatorState) -> None:
-    os.setresuid(-1, 0, -1)  # the effective capabilities come back from the permitted set
-    _restore(state)
-
-
-def _restore(state: CreatorState) -> None:
-    from stockade.linux import syscalls as L
-
-    L.prctl(L.PR_SET_DUMPABLE, state.dumpable)
-    L.prctl(L.PR_SET_PDEATHSIG, state.deathsig)
 
 
 def _write(path: str, data: str) -> None:

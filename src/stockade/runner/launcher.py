@@ -1,9 +1,10 @@
 """The parent side: cgroup, clone, id maps, release, supervise, report, clean up.
 
 Order (ARCHITECTURE.md, steps 1, 2 and 9): everything slow was done while building the
-plan; here the cgroup is created and limited first, then the child is cloned into its
-namespaces and held on a pipe until its maps are written and it is in the cgroup. The
-cgroup is removed in a finally block, whatever happened.
+plan; here the cgroup is created and limited first, then the executor clones the child
+into its namespaces (as our child: CLONE_PARENT) and it is held on a pipe until its maps
+are written and it is in the cgroup. The cgroup is removed in a finally block, whatever
+happened.
 """
 
 from __future__ import annotations

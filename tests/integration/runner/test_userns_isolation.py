@@ -366,9 +366,9 @@ def test_exhausted_pool_fails_closed(env: dict[str, str], tmp_path: Path,
 
 
 def test_the_runner_gets_its_own_credentials_back() -> None:
-    """The runner creates the namespace as its owner (runner.idmap.become_owner), then is
-    root again, keeping what a uid change clears: a service calling stockade.run()
-    in-process keeps its core dumps and its parent-death signal."""
+    """The namespace is created as its owner by the executor (its own process: the
+    effective uid changes there only): a service calling stockade.run() keeps its
+    credentials, its core dumps and its parent-death signal."""
     from stockade.linux import syscalls as L
 
     r, w = os.pipe()

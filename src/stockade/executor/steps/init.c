@@ -1,8 +1,7 @@
-/* d. The tiny init (child.py _reap and the init's lines around it): PID 1 of the
- * sandbox's pid namespace when the plan asks for an init. It blocks every signal before
- * forking the payload (a signal arriving in between would otherwise kill the init, and
- * with it the namespace), then only forwards, reaps and reports: it needs nothing of
- * the set-up, so it sheds its privileges first.
+/* d. The tiny init: PID 1 of the sandbox's pid namespace when the plan asks for an
+ * init. It blocks every signal before forking the payload (a signal arriving in between
+ * would otherwise kill the init, and with it the namespace), then only forwards, reaps
+ * and reports: it needs nothing of the set-up, so it sheds its privileges first.
  *
  * The status bytes are the protocol the runner (launcher.py) reads: "e<n>" for an exit
  * status, "s<n>" for a killing signal, no newline; the init's own exit code is the
@@ -21,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define X_NSIG 65 /* Python's signal.NSIG: signals 1..64 */
+#define X_NSIG 65 /* one past the last signal: Linux numbers them 1..64 */
 
 const int STK_FORWARDED[8] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 
@@ -42,7 +41,8 @@ int stk_init_block_signals(struct stk_result *r) {
 
 int stk_payload_signals(struct stk_result *r) {
     /* An ignored signal stays ignored across execve: every handler back to the default
-     * (errors ignored, as Python's default_signal_handlers does), then unblock all. */
+     * (errors ignored: the signals signal() refuses are skipped, or reset below), then
+     * unblock all. */
     for (int s = 1; s < X_NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP && s != 32 && s != 33)
             signal(s, SIG_DFL);
@@ -63,9 +63,10 @@ int stk_payload_signals(struct stk_result *r) {
 void stk_init_shed_privileges(int drop) {
     if (!drop)
         return;
-    /* caps.drop_all: permitted/effective/inheritable empty (ambient follows); the
-     * bounding set only matters at an execve, which the init never does. Then
-     * no_new_privs, unless the capset already failed (one try block in Python). */
+    /* Permitted/effective/inheritable empty (ambient follows); the bounding set only
+     * matters at an execve, which the init never does. Then no_new_privs, unless the
+     * capset already failed: best effort, the first failure ends the shedding (the
+     * payload is forked already, see stk_init_shed_privileges). */
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
@@ -119,7 +120,7 @@ int stk_init_reap(pid_t payload, int status_w) {
         n = write(status_w, result, len);
     while (n < 0 && errno == EINTR);
     if (n != (ssize_t)len)
-        return 122; /* child._only: the failed write ends the init as "internal" */
+        return 122; /* the runtime never learns the status: the init ends as "internal" */
     int code = atoi(result + 1);
     return result[0] == 'e' ? code : 128 + code;
 }

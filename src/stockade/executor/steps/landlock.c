@@ -1,6 +1,6 @@
-/* b. Landlock: the ruleset Python planned, applied as is.
+/* b. Landlock: the ruleset the planner made, applied as is.
  *
- * Python decides everything that depends on the kernel before the run
+ * The planner decides everything that depends on the kernel before the run
  * (profiles/landlock.landlock_rules: the ABI, the access rights it knows, what is
  * dropped and noted, runner/prepare.py: "required" without Landlock is refused), so
  * this step holds no policy: it sizes the ruleset attribute for the ABI, opens each rule
@@ -45,8 +45,8 @@ static size_t attr_size(int abi) {
     return sizeof(uint64_t);
 }
 
-/* landlock.py: a file takes only EXECUTE/WRITE_FILE/READ_FILE, plus TRUNCATE (when
- * handled) with WRITE_FILE; the kernel refuses directory rights on a file. */
+/* A file takes only EXECUTE/WRITE_FILE/READ_FILE, plus TRUNCATE (when handled) with
+ * WRITE_FILE: the kernel refuses directory rights on a file. */
 static uint64_t file_access(uint64_t access, uint64_t handled_fs) {
     access &= X_ACCESS_FS_EXECUTE | X_ACCESS_FS_WRITE_FILE | X_ACCESS_FS_READ_FILE;
     if (access & X_ACCESS_FS_WRITE_FILE)

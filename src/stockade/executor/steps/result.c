@@ -34,9 +34,9 @@ int stk_exit_code(const char *step) {
 }
 
 int stk_report(int fd, const struct stk_result *r) {
-    /* "step<TAB>message\n", newlines in the message made spaces, at most 3000 bytes
-     * before the newline (the message buffer is shorter, so only the newline rule
-     * applies). */
+    /* One line "step<TAB>message\n" (the runtime reports the first line): newlines in
+     * the message made spaces, at most 3000 bytes before the newline (the message
+     * buffer is shorter, so only the newline rule applies). */
     char line[sizeof r->message + 64];
     int n = snprintf(line, sizeof line - 1, "%s\t%s", r->step ? r->step : "internal", r->message);
     if (n < 0)

@@ -29,8 +29,9 @@ int stk_fail(struct stk_result *r, const char *step, int err, const char *fmt, .
     __attribute__((format(printf, 4, 5)));
 /* runner.codes.EXIT_CODES: the runner's exit code for a failed step (unknown: 122). */
 int stk_exit_code(const char *step);
-/* The failed step's line on the error pipe: "step<TAB>message\n" (newlines in the message
- * become spaces, at most 3000 bytes before the newline). Returns 0 or -1 (errno). */
+/* The failed step's one line on the error pipe: "step<TAB>message\n" (newlines in the
+ * message become spaces, at most 3000 bytes before the newline: the runtime reports the
+ * first line). Returns 0 or -1 (errno). */
 int stk_report(int fd, const struct stk_result *r);
 
 /* --- a. LSM exec label (lsm.c) ---------------------------------------------------- */
@@ -48,8 +49,8 @@ int stk_lsm_exec_label(const char *proc, const char *apparmor_profile,
 struct stk_landlock_path { const char *path; uint64_t access; };  /* LANDLOCK_ACCESS_FS_* */
 struct stk_landlock_port { uint64_t port; uint64_t access; };     /* LANDLOCK_ACCESS_NET_* */
 
-/* A runner.plan.LandlockPlan (+ the plan's landlock_extra rules), as planned by Python:
- * the ABI and the masks already fit the kernel (profiles/landlock.landlock_rules). */
+/* A runner.plan.LandlockPlan (+ the plan's landlock_extra rules), as the planner made
+ * it: the ABI and the masks already fit the kernel (profiles/landlock.landlock_rules). */
 struct stk_landlock {
     int enabled;  /* LandlockPlan.enabled: mode != "off" and abi > 0 */
     int abi;      /* decides the size of struct landlock_ruleset_attr (1-3, 4-5, 6+) */
@@ -77,7 +78,7 @@ int stk_loopback_up(struct stk_result *r);
 
 /* --- d. the tiny init (init.c) ---------------------------------------------------- */
 
-/* What the init passes on to the payload. */
+/* What the init passes on to the payload (the runtime's runner.launcher.FORWARDED). */
 extern const int STK_FORWARDED[8];
 /* Every signal the init blocks (1..NSIG-1 without SIGKILL, SIGSTOP, 32, 33). */
 void stk_all_signals(sigset_t *set);
@@ -89,7 +90,8 @@ int stk_init_block_signals(struct stk_result *r);
 int stk_payload_signals(struct stk_result *r);
 /* In the init, after the payload's fork: the init needs no privilege to reap and
  * forward. drop: the plan had no no_new_privs (else it holds no more than the payload
- * already). Best effort: errors are ignored. */
+ * already). Best effort, errors ignored: the payload is forked already, and an init
+ * that ended now would take it down with the pid namespace. */
 void stk_init_shed_privileges(int drop);
 /* Forward FORWARDED to `payload`, reap every child, and when the payload ends write
  * "e<status>" or "s<signal>" (no newline) on status_w. Returns the init's exit code
