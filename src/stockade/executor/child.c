@@ -406,26 +406,6 @@ static void start_hooks(const struct plan *p, const char *state, size_t state_le
     }
 }
 
-/* The hand-off to `stockade learn`'s recorder (learn/supervisor.py): one byte "L" (the
- * fd needs at least one byte of data to travel with) and the listener fd. */
-static int send_listener(int sock, int fd) {
-    char byte = 'L';
-    struct iovec iov = {&byte, 1};
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &msg, LISTENER_SEND_FLAGS) == 1 ? 0 : -1;
-}
-
 /* Seccomp last, just before execve, so the filters need not allow any of the set-up.
  * All run; the kernel takes the strictest verdict. `stockade learn`: the
  * last filter is the recorder's, loaded with a listener whose fd goes to the runtime
@@ -445,7 +425,7 @@ static void seccomp_last(const struct plan *p, const struct child_fds *f) {
         long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
         if (rc < 0)
             child_fail("seccomp", "[Errno %d] %s", errno, strerror(errno));
-        if (listen && send_listener(f->listener, (int)rc) != 0)
+        if (listen && stk_send_fd(f->listener, 'L', (int)rc, LISTENER_SEND_FLAGS) != 0)
             child_fail("seccomp", "[Errno %d] %s", errno, strerror(errno));
     }
 }

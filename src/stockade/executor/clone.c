@@ -4,14 +4,18 @@
 #define _GNU_SOURCE
 #include "executor.h"
 
-/* Returns the child's pid in the parent, 0 in the child, -1 (errno) on failure. */
-long clone_container(const struct plan *p, int cgfd) {
+/* The clone with `flags` (the plan's namespaces; the executor verb adds CLONE_PARENT,
+   `oci exec` has no namespaces of its own). Returns the child's pid in the parent, 0 in
+   the child, -1 (errno) on failure. */
+long clone_container(uint64_t flags, int cgfd) {
+    /* with CLONE_PARENT the parent's own exit signal is used: clone3 wants 0 there */
+    uint64_t exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
     if (cgfd >= 0) {
-        uint64_t args[11] = {p->clone_flags | X_CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0,
+        uint64_t args[11] = {flags | X_CLONE_INTO_CGROUP, 0, 0, 0, exit_signal, 0, 0, 0, 0, 0,
                              (uint64_t)cgfd};
         return syscall(SYS_clone3, args, sizeof args);
     }
-    return syscall(SYS_clone, (unsigned long)p->clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    return syscall(SYS_clone, (unsigned long)(flags | exit_signal), NULL, NULL, NULL, NULL);
 }
 
 /* idmap.write_maps, as root: uid_map, setgroups ("deny" when the plan says so), gid_map.

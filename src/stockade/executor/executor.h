@@ -218,7 +218,7 @@ int prepare_mountpoints(const struct plan *p, char *why, size_t whylen);
 
 /* --- clone.c: the clone and the id maps (runtime side) ------------------------------ */
 
-long clone_container(const struct plan *p, int cgfd);
+long clone_container(uint64_t flags, int cgfd);
 int write_id_maps(const struct plan *p, long pid, char *why, size_t whylen);
 
 /* --- cgroups.c: the container's cgroups (runtime side) ------------------------------ */

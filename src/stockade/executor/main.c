@@ -11,8 +11,6 @@
 #include "executor.h"
 #include <sys/fsuid.h>
 
-#define CLONE_PARENT_FLAG 0x00008000ULL
-
 static int g_err = -1;
 
 static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *step, const char *fmt, ...) {
@@ -182,15 +180,7 @@ void executor_main(const char *fd_arg) {
         fail("rootfs", "%s", why);
     if (p.has_owner)
         become_owner(p.owner);
-    uint64_t flags = (joined ? 0 : p.clone_flags) | CLONE_PARENT_FLAG;
-    long pid;
-    if (cgfd >= 0) {
-        /* clone3 wants exit_signal 0 with CLONE_PARENT: the parent's own is used */
-        uint64_t args[11] = {flags | X_CLONE_INTO_CGROUP, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint64_t)cgfd};
-        pid = syscall(SYS_clone3, args, sizeof args);
-    } else {
-        pid = syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, NULL);
-    }
+    long pid = clone_container((joined ? 0 : p.clone_flags) | CLONE_PARENT, cgfd);
     if (pid < 0)
         fail("namespaces", "clone: %s", strerror(errno));
     if (pid == 0) {

@@ -590,7 +590,7 @@ void fast_create(const char *root, const char *id, const char *bundle_arg, const
     for (size_t i = 0; i < sizeof fwd_sigs / sizeof fwd_sigs[0]; i++)
         sigaddset(&fwd, fwd_sigs[i]);
     sigprocmask(SIG_BLOCK, &fwd, &old);
-    long pid = clone_container(&p, cgfd);
+    long pid = clone_container(p.clone_flags, cgfd);
     if (pid == 0) {
         if (cgfd >= 0)
             close(cgfd);

@@ -39,7 +39,9 @@ def _creating(bundles: Bundles, marker: str) -> Path:
     """A bundle whose createRuntime hook sleeps (hooks force the Python create path)."""
     cfg = bundles.config()
     cfg["process"]["args"] = ["sleep", "30"]
-    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "3", marker]}]}
+    # long enough that the delete lands while it runs, however loaded the machine: the
+    # create ends (and kills it) as soon as the delete comes
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "20", marker]}]}
     return bundles.make(cfg)
 
 

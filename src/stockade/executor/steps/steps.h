@@ -99,6 +99,12 @@ void stk_init_shed_privileges(int drop);
  * _exit()s with it. Signals must already be blocked (stk_init_block_signals). */
 int stk_init_reap(pid_t payload, int status_w);
 
+/* --- fdpass.c ---------------------------------------------------------------------- */
+
+/* sendmsg one `byte` with `fd` in SCM_RIGHTS on unix socket `sock` (EINTR retried).
+ * 0, or -1 with errno. */
+int stk_send_fd(int sock, char byte, int fd, int flags);
+
 /* --- e. the OCI terminal (tty.c) -------------------------------------------------- */
 
 struct stk_console_size { uint16_t rows, cols; }; /* OCI process.consoleSize */

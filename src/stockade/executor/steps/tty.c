@@ -15,28 +15,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-static int send_fd(int sock, int fd) {
-    char byte = 'm'; /* the fd needs at least one byte of data to travel with */
-    struct iovec iov = {&byte, 1};
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == 1 ? 0 : -1;
-}
-
 int stk_pty_inside(int sock_fd, const struct stk_console_size *size, int *slave,
                    struct stk_result *r) {
     *slave = -1;
@@ -54,7 +32,7 @@ int stk_pty_inside(int sock_fd, const struct stk_console_size *size, int *slave,
         *slave = open(path, O_RDWR | O_NOCTTY);
         if (*slave < 0)
             rc = stk_fail(r, "hygiene", errno, "%s: %s", path, strerror(errno));
-        else if (send_fd(sock_fd, master) != 0)
+        else if (stk_send_fd(sock_fd, 'm', master, MSG_NOSIGNAL) != 0)
             rc = stk_fail(r, "hygiene", errno, "console socket: %s", strerror(errno));
         close(sock_fd); /* its one job is done once the master is sent */
     }
