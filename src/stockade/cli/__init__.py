@@ -10,15 +10,15 @@ The arrows run downward: this package calls the domain packages, none of them ca
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 TYPE_CHECKING = False  # not typing's: the fast path imports no more than it needs
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from types import ModuleType
 
 # verb -> (module in this package, one-line help). Order is the order of `stockade --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,7 +82,9 @@ def _version_action() -> type[argparse.Action]:
 
 
 def _verb_module(verb: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{COMMANDS[verb][0]}")
+    name = f"{__name__}.{COMMANDS[verb][0]}"
+    __import__(name)  # the builtin: importlib.import_module costs every command importlib and warnings
+    return sys.modules[name]
 
 
 def verb_parser(verb: str) -> argparse.ArgumentParser:

@@ -6,11 +6,10 @@ plain command lines engines and scripts send without importing argparse.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 TYPE_CHECKING = False  # not typing's: the fast path imports no more than it needs
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
 # kind: "flag" (store_true) | "value" | "int" (type=int) | "append" (default [])
 FLAG, VALUE, INT, APPEND = "flag", "value", "int", "append"

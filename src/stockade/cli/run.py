@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from stockade import api
 from stockade.api import RunResult
@@ -16,6 +15,7 @@ from stockade.runner.codes import describe_codes
 TYPE_CHECKING = False  # not typing's: argparse stays unimported on the fast path
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
 EPILOG = (
     "exit status: the payload's, or 128+signal when a signal ended it. Runner failures "

@@ -43,6 +43,11 @@ def cap_last_cap() -> int:
         return _CAPABILITY_COUNT - 1
 
 
+def boot_id() -> str:
+    """This boot's random id (the kernel's); "" when /proc does not say."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version; 0: Landlock not available."""
     from stockade.linux import syscalls  # ctypes: not loaded for the other facts (oci_bench)

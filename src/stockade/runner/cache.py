@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-from contextlib import suppress
 
 
 def cache_dir(sub: str) -> str | None:
@@ -68,7 +67,9 @@ def write_atomic(path: str, data: bytes) -> bool:
             os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        with suppress(OSError):
+        try:  # noqa: SIM105 - no contextlib on the run path
             os.unlink(tmp)
+        except OSError:
+            pass
         return False
     return True

@@ -24,14 +24,15 @@ inside only: runner.setid_guard keeps set-id bits and file capabilities out of i
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import struct
-from contextlib import suppress
 
-from stockade.linux import syscalls as L
-from stockade.linux.consts import MOUNT_ATTR_IDMAP
+from stockade.linux.consts import (
+    MOUNT_ATTR_IDMAP,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+)
 from stockade.runner._record import frozen, replace
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
@@ -42,7 +43,10 @@ class IdmountError(Exception):
     """An image's root that cannot be mounted at all."""
 
 
-_SAFE = L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV
+# Every run asks with_idmapped() and close(); only the root's runs with writable host trees
+# make mounts. So the syscall wrappers (ctypes) are imported by the functions that mount,
+# not here: this module is on every `stockade run`'s path.
+_SAFE = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
 _IDENTITY = (0, 0, 2**32 - 1)
 _KERNEL_FS = ("/proc", "/sys", "/dev")  # no idmap support, and no files of anyone's
 
@@ -159,6 +163,8 @@ def image_root(layers: Layers, merged: str, plan: Plan, userns: int, readonly: b
     the ids the payload has inside. The overlay the store mounted at `merged` is detached
     first (two overlays on one upper dir are undefined); when the idmapped one cannot be
     made, the same overlay without idmapping stands in (with a note), else IdmountError."""
+    from stockade.linux import syscalls as L  # ctypes: see _SAFE
+
     L.umount2(merged, L.MNT_DETACH)
     root = next((m for m in plan.identity.uid_map if m.inside == 0), None)
     groot = next((m for m in plan.identity.gid_map if m.inside == 0), None)
@@ -207,6 +213,8 @@ def _overlay_in_helper(layers: Layers, userns: int, owner: tuple[int, int] | Non
 
 def _helper_mount(layers: Layers, userns: int, owner: tuple[int, int] | None,
                   readonly: bool) -> int:
+    from stockade.linux import syscalls as L  # ctypes: see _SAFE
+
     L.unshare(L.CLONE_NEWNS)
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
     if userns >= 0:
@@ -235,21 +243,25 @@ def _helper_mount(layers: Layers, userns: int, owner: tuple[int, int] | None,
                           os.fsencode(value), 0)
         L.syscall("fsconfig", fs, L.FSCONFIG_CMD_CREATE, None, None, 0)
         return L.syscall("fsmount", fs, L.FSMOUNT_CLOEXEC,
-                         _SAFE | (L.MOUNT_ATTR_RDONLY if readonly else 0))
+                         _SAFE | (MOUNT_ATTR_RDONLY if readonly else 0))
     finally:
         os.close(fs)
 
 
 def close(plan: Plan) -> None:
     for _, fd in plan.premade:
-        with suppress(OSError):
+        try:  # noqa: SIM105 - no contextlib on the run path
             os.close(fd)
+        except OSError:
+            pass
 
 
 def mapping_userns(plan: Plan) -> int:
     """An fd of a user namespace with the sandbox's maps (its process exits at once: the
     fd keeps the namespace). A fork that unshares: it never runs the sandbox, only holds
     the namespace until the maps are written."""
+    from stockade.linux import syscalls as L  # ctypes: see _SAFE
+
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     try:
@@ -282,11 +294,16 @@ def mapping_userns(plan: Plan) -> int:
 
 def idmapped_tree(src: str, userns: int, readonly: bool) -> int:
     """A detached recursive clone of `src`, nosuid+nodev, idmapped through `userns`."""
+    import ctypes  # see _SAFE
+    import struct
+
+    from stockade.linux import syscalls as L
+
     tree = L.open_tree(L.AT_FDCWD, src, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
                        | L.AT_RECURSIVE)
     try:
-        attrs = MOUNT_ATTR_IDMAP | _SAFE | (L.MOUNT_ATTR_RDONLY if readonly else 0)
-        arg = struct.pack("QQQQ", attrs, 0 if readonly else L.MOUNT_ATTR_RDONLY, 0, userns)
+        attrs = MOUNT_ATTR_IDMAP | _SAFE | (MOUNT_ATTR_RDONLY if readonly else 0)
+        arg = struct.pack("QQQQ", attrs, 0 if readonly else MOUNT_ATTR_RDONLY, 0, userns)
         buf = ctypes.create_string_buffer(arg, len(arg))
         L.syscall("mount_setattr", tree, b"", L.AT_EMPTY_PATH | L.AT_RECURSIVE, buf, len(arg))
     except OSError:

@@ -359,6 +359,9 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
                 os.close(fd)
         if isinstance(exc, spawn.ExecutorFailed) and err:
             raise _child_error(err) from exc
+        if isinstance(exc, plan_json.NotStored):
+            raise runner_error("preflight", "the plan cannot be handed to the executor: "
+                               f"{exc}") from exc
         raise runner_error("namespaces" if isinstance(exc, spawn.ExecutorFailed) else
                            "preflight", str(exc)) from exc
     for fd in theirs:  # the executor passed them on to the container's process

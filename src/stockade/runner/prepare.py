@@ -195,7 +195,10 @@ def _host_key() -> str:
     if cached is None:
         from stockade import __version__
 
-        cached = (f"{_CACHE_FORMAT}\0{__version__}\0{this_host.landlock_abi()}\0{this_host.kernel()}"
+        # The Landlock ABI is fixed for a boot, and asking the kernel for it takes ctypes
+        # and libseccomp on every run: the boot id stands for it (one miss per boot).
+        landlock = this_host.boot_id() or f"landlock {this_host.landlock_abi()}"
+        cached = (f"{_CACHE_FORMAT}\0{__version__}\0{landlock}\0{this_host.kernel()}"
                   f"\0{this_host.cap_last_cap()}\0{_layout()}")
         _host_key.value = cached  # type: ignore[attr-defined]
     return cached

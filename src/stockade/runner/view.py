@@ -17,7 +17,6 @@ symlinks); the child only follows the MountOps.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 
 from stockade.runner.plan import MountOp
@@ -91,8 +90,13 @@ def secret_masks(shown: list[str], host: str = "/") -> list[MountOp]:
         if not any(_under(pattern, s) or _under(s, pattern) for s in shown):
             continue  # nothing shown there: no need to look
         full = os.path.join(host, pattern.lstrip("/"))
-        for path in (sorted(glob.glob(full)) if "*" in pattern else
-                     [full] if os.path.lexists(full) else []):
+        if "*" in pattern:
+            import glob  # rare (an exposed /etc/ssh); at the top it would load on every run
+
+            found = sorted(glob.glob(full))
+        else:
+            found = [full] if os.path.lexists(full) else []
+        for path in found:
             dst = "/" + os.path.relpath(path, host)
             if any(_under(dst, s) for s in shown):
                 ops.append(MountOp("mask", dst, why="secret", optional=True))

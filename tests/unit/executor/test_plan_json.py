@@ -204,3 +204,46 @@ def test_the_executor_refuses_a_missing_field_or_no_json(reader: str, tmp_path: 
     assert r.returncode == 1 and r.stdout.startswith("refused: not JSON")
     plan.write_bytes(b"STKFAST1\0\0\0\0")  # the positional encoding of before
     assert _read(reader, plan).stdout.startswith("refused: not JSON")
+
+
+# --- run documents (stockade run, the API, Python oci create/exec) ----------------------
+
+def _run_plans() -> dict[str, Any]:
+    from stockade.policy.loader import load_policy
+    from stockade.runner.plan import Bind, RunSpec, build_plan
+    from stockade.runner.prepare import policy_part
+
+    ret_allow = b"\x06\x00\x00\x00\x00\x00\xff\x7f"
+    spec = RunSpec(argv=("/bin/sh", "-c", "true", *(f"a{i}" for i in range(300))),
+                   binds=(Bind("/tmp", "/mnt"),))
+    return {ref: build_plan(policy_part(load_policy(ref), seccomp_bpf=ret_allow), spec, euid=0)
+            for ref in ("default", "strict")}
+
+
+@pytest.mark.parametrize("ref", ["default", "strict"])
+def test_the_executor_reads_a_run_document(reader: str, tmp_path: Path, ref: str) -> None:
+    """The default jail (its tmpfs root, symlinks and files, 60-odd mounts, a bind, 300
+    arguments: more than a stored plan's 64) is read whole by the C reader."""
+    plan = _run_plans()[ref]
+    fds = plan_json.ExecFds(report=3, err=4, sync=5, status=6, tasks=(7, 8))
+    doc = plan_json.run_document(plan, "run", fds)
+    assert doc["root"]["path"] == "" and doc["root"]["jail"] is True  # the jail's own tmpfs
+    assert {m["kind"] for m in doc["mounts"]} >= {"symlink", "bind", "dev", "proc"}
+    assert doc["cgroups"]["mode"] == "none" and doc["fds"]["tasks"] == [7, 8]
+    path = tmp_path / "run.json"
+    path.write_bytes(plan_json.dumps(doc))
+    r = _read(reader, path)
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.startswith(f"argv0=/bin/sh mounts={len(doc['mounts'])} cgroup=v0 writes=0 ")
+
+
+def test_a_run_document_too_big_for_the_executor_is_refused_before_it_runs() -> None:
+    plan = _run_plans()["default"]
+    from stockade.runner._record import replace
+
+    many = replace(plan, argv=("x",) * (plan_json.MAX_ARGS + 1))
+    with pytest.raises(plan_json.NotStored, match="more than 4096"):
+        plan_json.run_document(many, "run", plan_json.ExecFds(report=3, err=4, sync=5, status=6))
+    with pytest.raises(plan_json.NotStored, match="exec mode"):
+        plan_json.run_document(plan, "daemon", plan_json.ExecFds(report=3, err=4, sync=5,
+                                                                 status=6))
