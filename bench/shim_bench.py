@@ -9,9 +9,9 @@ rounds are interleaved (one sample of each variant per round), medians are repor
 - records: the runner's modules imported with `runner._record.frozen` vs with
   `dataclasses.dataclass(frozen=True, slots=True)` patched in (import of dataclasses
   included: nothing else on the `stockade run` path needs it).
-- typing / contextlib: what importing the module adds on top of the other stdlib modules
-  the `stockade run` path loads (the cost of `from typing import TYPE_CHECKING` or
-  `contextlib.suppress` there).
+- typing / contextlib / importlib: what importing the module adds on top of the other
+  stdlib modules the `stockade run` path loads (the cost of `from typing import
+  TYPE_CHECKING`, `contextlib.suppress` or `importlib.import_module` there).
 - json: the private-scanner reader that oci/jsonfast.py was vs `json.loads`, import
   included, on one engine config of tests/data/engines per sample (round i reads the
   i-th), alone and after the `stockade oci create` path's own imports (one config.json
@@ -82,7 +82,7 @@ def run_path_stdlib() -> list[str]:
 def added_import_variants() -> dict[str, str]:
     loaded = run_path_stdlib()
     out = {}
-    for module in ("typing", "contextlib"):
+    for module in ("typing", "contextlib", "importlib"):
         others = [m for m in loaded if m != module and not m.startswith(module + ".")]
         out[f"{module} on the run path"] = ADDED_IMPORT.format(others=others, module=module)
     return out

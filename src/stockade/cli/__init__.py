@@ -83,7 +83,7 @@ def _version_action() -> type[argparse.Action]:
 
 def _verb_module(verb: str) -> ModuleType:
     name = f"{__name__}.{COMMANDS[verb][0]}"
-    __import__(name)  # the builtin: importlib.import_module costs every command importlib and warnings
+    __import__(name)  # not importlib.import_module: importlib costs (bench/shim_bench.py)
     return sys.modules[name]
 
 

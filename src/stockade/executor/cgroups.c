@@ -29,78 +29,130 @@ int own_cgroup(const char *ctrl, char *out, size_t n) {
     return -1;
 }
 
-/* cgroupfs.make_below: mkdir -p base/rel one component at a time through directory
-   fds, never following a symlink, taking `.`/`..` or leaving base's filesystem; an
-   existing last component is an error unless exist_ok. 0, or -1 with errno (and the
-   directories it made removed again). */
-int mkdir_below(const char *base, const char *rel, int exist_ok) {
-    size_t len = strlen(rel), ends[FAST_MAX];
-    int nmade = 0, ncomp = 0, err = 0;
+/* A control file written as the limits are: never created (a missing file is a knob
+   this kernel lacks). 0, or -1 with why: the file and what the kernel said. */
+static int cg_write(const char *path, const char *value, char *why, size_t whylen) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_TRUNC);
+    if (fd < 0)
+        return snprintf(why, whylen, "%s: %s", path, strerror(errno)), -1;
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len);
+    int err = errno;
+    close(fd);
+    if (n == (ssize_t)len)
+        return 0;
+    snprintf(why, whylen, "%s: kernel refused '%s': %s", path, value,
+             strerror(n < 0 ? err : EIO));
+    return -1;
+}
+
+/* A fresh v1 cpuset directory takes no task until it has cpus and mems: its parent's. */
+static int inherit_cpuset(const char *dir, char *why, size_t whylen) {
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (int i = 0; i < 2; i++) {
+        char from[PATH_MAX + 16], to[PATH_MAX + 16], value[4096];
+        snprintf(from, sizeof from, "%s/%s", parent, files[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        ssize_t n = read_text(from, value, sizeof value);
+        if (n < 0)
+            return snprintf(why, whylen, "%s: %s", from, strerror(errno)), -1;
+        while (n > 0 && (value[n - 1] == '\n' || value[n - 1] == ' '))
+            value[--n] = '\0';
+        if (cg_write(to, value, why, whylen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p base/rel one component at a time through directory fds: a component that is
+   a symlink, `.` or `..`, or on another filesystem than base (a mount) is an error, so
+   the directory is made inside base's hierarchy or not at all. An existing last
+   component is an error unless exist_ok (a cgroup that is someone else's would be
+   killed by our delete). cpuset: each directory made gets its parent's cpus and mems.
+   0, or -1 with why (and the directories it made removed again). */
+int mkdir_below(const char *base, const char *rel, int exist_ok, int cpuset, char *why,
+                size_t whylen) {
+    static char made[FAST_MAX][PATH_MAX];
+    int nmade = 0, ok = 0, ncomp = 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", base);
     int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) != 0) {
-        err = errno;
-        close(fd);
-        errno = err;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, whylen, "%s: %s", base, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     dev_t dev = st.st_dev;
-    for (size_t i = 0; i < len && !err;) {
-        while (i < len && rel[i] == '/')
-            i++;
-        if (i >= len)
+    for (const char *c = rel; *c;) {
+        while (*c == '/')
+            c++;
+        if (!*c)
             break;
-        size_t j = i;
-        while (j < len && rel[j] != '/')
-            j++;
+        size_t n = strcspn(c, "/");
+        const char *next = c + n;
+        while (*next == '/')
+            next++;
+        int last = *next == '\0';
         char name[256];
-        if (j - i >= sizeof name) {
-            err = ENAMETOOLONG;
-            break;
+        if (n >= sizeof name || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) {
+            snprintf(why, whylen, "%s: '%s' is not a path below it", base, rel);
+            goto out;
         }
-        memcpy(name, rel + i, j - i);
-        name[j - i] = '\0';
-        size_t k = j;
-        while (k < len && rel[k] == '/')
-            k++;
-        int last = k >= len;
+        memcpy(name, c, n);
+        name[n] = '\0';
         ncomp++;
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-            err = EINVAL;
-        } else if (mkdirat(fd, name, 0755) == 0) {
-            if (nmade < FAST_MAX)
-                ends[nmade++] = j;
-        } else if (errno != EEXIST || (last && !exist_ok)) {
-            err = errno;
+        size_t at = strlen(path);
+        if (at + 1 + n >= sizeof path) {
+            snprintf(why, whylen, "%s/%s: path too long", base, rel);
+            goto out;
         }
-        if (err)
-            break;
+        snprintf(path + at, sizeof path - at, "/%s", name);
+        if (mkdirat(fd, name, 0755) == 0) {
+            if (nmade < FAST_MAX)
+                snprintf(made[nmade++], PATH_MAX, "%s", path);
+            if (cpuset && inherit_cpuset(path, why, whylen) != 0)
+                goto out;
+        } else if (errno == EEXIST) {
+            if (last && !exist_ok) {
+                snprintf(why, whylen, "cannot create %s: it exists already", path);
+                goto out;
+            }
+        } else {
+            snprintf(why, whylen, "cannot create %s: %s", path, strerror(errno));
+            goto out;
+        }
         int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0) {
-            err = errno;
-            break;
+            snprintf(why, whylen, "%s: not a directory of the hierarchy (%s)", path,
+                     strerror(errno));
+            goto out;
         }
         close(fd);
         fd = sub;
-        if (fstat(fd, &st) != 0 || st.st_dev != dev)
-            err = EXDEV;
-        i = j;
-    }
-    close(fd);
-    if (!err && ncomp == 0)
-        err = EINVAL;
-    if (err) {
-        for (int k = nmade - 1; k >= 0; k--) {
-            char path[PATH_MAX];
-            if (snprintf(path, sizeof path, "%s/%.*s", base, (int)ends[k], rel) < (int)sizeof path)
-                rmdir(path);
+        if (fstat(fd, &st) != 0 || st.st_dev != dev) {
+            snprintf(why, whylen, "%s: on another filesystem than %s", path, base);
+            goto out;
         }
-        errno = err;
-        return -1;
+        c = next;
     }
-    return 0;
+    if (ncomp == 0)
+        snprintf(why, whylen, "%s: '%s' is not a path below it", base, rel);
+    else
+        ok = 1;
+out:
+    close(fd);
+    if (!ok)
+        for (int k = nmade - 1; k >= 0; k--)
+            rmdir(made[k]);
+    return ok ? 0 : -1;
 }
 
 
@@ -134,9 +186,11 @@ static int enable_controllers(const struct plan *p, const char *dir, char *why, 
         return 0;
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
-    if (write_text(path, want) == 0)
+    if (cg_write(path, want, why, whylen) == 0)
         return 0;
-    snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    size_t at = strlen(why);
+    snprintf(why + at, whylen - at, " (a cgroup v2 parent with processes cannot delegate "
+             "controllers: run stockade from a delegated leaf cgroup)");
     return -1;
 }
 
@@ -199,37 +253,55 @@ int cgroup_paths(const struct plan *p, const char *id, char *rel, size_t rellen,
     return 0;
 }
 
-/* One cgroup directory (v2, default layout: stockade/ with the controllers enabled). */
+/* One cgroup directory (v2, default layout: stockade/ with the controllers enabled).
+   cpuset: a v1 cpuset directory (each one made inherits its parent's cpus and mems). */
 int cgroup_make(const struct plan *p, const char *base, const char *rel, const char *ctldir,
-                char *why, size_t whylen) {
-    if (p->cg_mode == 2 && !p->cg_leaf[0]) { /* V2Cgroup.create, default layout */
+                int cpuset, char *why, size_t whylen) {
+    if (p->cg_mode == 2 && !p->cg_leaf[0]) {
         char parent[PATH_MAX + 16];
         snprintf(parent, sizeof parent, "%s/stockade", base);
-        if (mkdir_below(base, "stockade", 1) != 0)
-            return snprintf(why, whylen, "cannot create %s: %s", parent, strerror(errno)), -1;
-        if (enable_controllers(p, base, why, whylen) != 0 ||
+        if (mkdir_below(base, "stockade", 1, 0, why, whylen) != 0 ||
+            enable_controllers(p, base, why, whylen) != 0 ||
             enable_controllers(p, parent, why, whylen) != 0)
             return -1;
-        if (mkdir(ctldir, 0755) != 0 && errno != EEXIST)
+        if (mkdir(ctldir, 0755) != 0 && errno != EEXIST) /* EEXIST: a pre-laid-out tree */
             return snprintf(why, whylen, "cannot create %s: %s", ctldir, strerror(errno)), -1;
-    } else if (mkdir_below(base, rel, 0) != 0) {
-        return snprintf(why, whylen, "cannot create %s: %s", ctldir, strerror(errno)), -1;
+        return 0;
     }
-    return 0;
+    return mkdir_below(base, rel, 0, cpuset, why, whylen);
 }
 
-static int write_limit(const char *dir, const struct cgwrite *w, char *why, size_t whylen) {
+/* One limit into dir (v2: its controller checked first). -1 with why; a limit the host
+   cannot apply and the plan says to skip leaves a note instead. */
+static int write_limit(const struct plan *p, const char *dir, const struct cgwrite *w,
+                       struct cg_notes *notes, char *why, size_t whylen) {
     char path[PATH_MAX + 256];
+    int missing = 0;
+    if (p->cg_mode == 2 && w->ctrl[0]) {
+        char avail[4096];
+        read_small(dir, "cgroup.controllers", avail, sizeof avail);
+        missing = !has_word(avail, w->ctrl);
+        if (missing && w->absent == ABSENT_ERROR)
+            return snprintf(why, whylen, "resources.%s asked but the %s controller is not "
+                            "available in %s", w->key, w->ctrl, dir), -1;
+    }
     snprintf(path, sizeof path, "%s/%s", dir, w->file);
-    if (write_text(path, w->value) == 0)
+    if (!missing && w->absent != ABSENT_ERROR && access(path, F_OK) != 0)
+        missing = 1;
+    if (missing && w->absent == ABSENT_FAIL)
+        return snprintf(why, whylen, "%s", w->absent_text), -1;
+    if (missing) {
+        if (notes != NULL && notes->n < FAST_MAX)
+            snprintf(notes->text[notes->n++], sizeof notes->text[0], "%s", w->absent_text);
         return 0;
-    snprintf(why, whylen, "%s: %s", path, strerror(errno)); /* the fallback names the controller */
-    return -1;
+    }
+    return cg_write(path, w->value, why, whylen);
 }
 
 /* The plan's limits written, the v2 device program attached. *cgfd: the v2 directory
    (for clone3), -1 for v1 (the child joins through `tasks`). 0, or -1 with why. */
-int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, char *why, size_t whylen) {
+int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, struct cg_notes *notes,
+                 char *why, size_t whylen) {
     *cgfd = -1;
     if (p->cg_mode == 1) {
         for (int i = 0; i < p->ncgw; i++) {
@@ -238,20 +310,22 @@ int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, char 
                 if (strcmp(p->ctl[j].name, p->cgw[i].ctrl) == 0)
                     ci = j;
             if (ci < 0)
-                return snprintf(why, whylen, "no %s cgroup", p->cgw[i].ctrl), -1;
-            if (write_limit(ctldir[ci], &p->cgw[i], why, whylen) != 0)
+                return snprintf(why, whylen, "%s rules asked but no %s cgroup was created",
+                                p->cgw[i].ctrl, p->cgw[i].ctrl), -1;
+            if (write_limit(p, ctldir[ci], &p->cgw[i], notes, why, whylen) != 0)
                 return -1;
         }
         return 0;
     }
     for (int i = 0; i < p->ncgw; i++)
-        if (write_limit(ctldir[0], &p->cgw[i], why, whylen) != 0)
+        if (write_limit(p, ctldir[0], &p->cgw[i], notes, why, whylen) != 0)
             return -1;
     int fd = open(ctldir[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return snprintf(why, whylen, "%s: %s", ctldir[0], strerror(errno)), -1;
     if (p->devprog_len && attach_device_program(fd, p->devprog, p->devprog_len) != 0) {
-        snprintf(why, whylen, "device rules (eBPF program on %s): %s", ctldir[0], strerror(errno));
+        snprintf(why, whylen, "device rules (eBPF program on %s): [Errno %d] %s", ctldir[0],
+                 errno, strerror(errno));
         close(fd);
         return -1;
     }

@@ -16,6 +16,10 @@
 
 static int g_err_w = -1;
 
+void child_report_to(int err_w) {
+    g_err_w = err_w;
+}
+
 /* A failed call inside a step: "[Errno N] text", the message format users and the tests
  * know. */
 #define OS_STEP(step, expr) \

@@ -101,7 +101,14 @@ struct start_hook {
 };
 
 struct cgctl { const char *name, *mount; uint64_t absolute; };
-struct cgwrite { const char *ctrl, *file, *value; };
+/* One limit: written to `file` in its controller's directory. v2: the controller must
+   be available there (the `key` names the resources entry in the error). A missing
+   controller or file: absent 0, an error naming the file; 1, a note (absent_text) and
+   the limit skipped; 2, the error absent_text. */
+enum { ABSENT_ERROR = 0, ABSENT_NOTE = 1, ABSENT_FAIL = 2 };
+struct cgwrite { const char *ctrl, *key, *file, *value, *absent_text; int absent; };
+/* Notes the cgroup steps leave for the runtime to print (a limit this host cannot apply). */
+struct cg_notes { int n; char text[FAST_MAX][512]; };
 
 struct plan {
     const char *bundle; /* its real path, as the state records it */
@@ -113,7 +120,9 @@ struct plan {
     uint64_t cg_mode; /* 1: v1, a directory per controller; 2: v2, one directory */
     int nctl;
     struct cgctl ctl[FAST_MAX];
-    const char *cg_leaf; /* "" for stockade/<id> */
+    const char *cg_leaf; /* "" for stockade/<cg_name> */
+    const char *cg_name; /* run documents: the run's id; stored plans: "" (the container's id) */
+    uint64_t cg_record;  /* the runtime records the directories (planned, made) before we go on */
     int ncgw;
     struct cgwrite cgw[FAST_MAX];
     int nenable;
@@ -224,12 +233,16 @@ int write_id_maps(const struct plan *p, long pid, char *why, size_t whylen);
 /* --- cgroups.c: the container's cgroups (runtime side) ------------------------------ */
 
 int own_cgroup(const char *ctrl, char *out, size_t n);
-int mkdir_below(const char *base, const char *rel, int exist_ok);
+/* mkdir -p base/rel inside base's hierarchy (why: the failure); cpuset: each directory
+   made gets its parent's cpuset.cpus and cpuset.mems (a v1 cpuset starts empty). */
+int mkdir_below(const char *base, const char *rel, int exist_ok, int cpuset, char *why,
+                size_t whylen);
 int cgroup_paths(const struct plan *p, const char *id, char *rel, size_t rellen,
                  char bases[][PATH_MAX], char ctldir[][PATH_MAX], char *why, size_t whylen);
 int cgroup_make(const struct plan *p, const char *base, const char *rel, const char *ctldir,
-                char *why, size_t whylen);
-int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, char *why, size_t whylen);
+                int cpuset, char *why, size_t whylen);
+int cgroup_limit(const struct plan *p, char ctldir[][PATH_MAX], int *cgfd, struct cg_notes *notes,
+                 char *why, size_t whylen);
 
 /* Fault injection, in the tests' build only (tests/integration/runner/test_faults.py):
    STOCKADE_TEST_FAULT=STEP makes STEP fail where it starts, as a real failure would. */
@@ -257,6 +270,8 @@ int write_text(const char *path, const char *text);
 /* A failed step: one line "step<TAB>message" on the error pipe, the step's exit code. */
 void child_fail(const char *step, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 void step_failed(const struct stk_result *r) __attribute__((noreturn));
+/* Where child_fail writes its line (the executor verb sets it before its own steps). */
+void child_report_to(int err_w);
 #define CHECK(step, expr) do { if ((expr) < 0) child_fail(step, "%s: %s", #expr, strerror(errno)); } while (0)
 
 /* The fds the runtime hands the container's process (-1: none). */

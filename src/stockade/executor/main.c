@@ -12,6 +12,16 @@
 #include <sys/fsuid.h>
 
 static int g_err = -1;
+/* The cgroup directories this executor made: removed again when it fails before the
+   clone (after it, they are the runtime's to remove). */
+static char g_made[FAST_MAX][PATH_MAX];
+static int g_nmade;
+
+static void undo_cgroups(void) {
+    for (int i = g_nmade - 1; i >= 0; i--)
+        rmdir(g_made[i]);
+    g_nmade = 0;
+}
 
 static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *step, const char *fmt, ...) {
     struct stk_result r = {0};
@@ -20,6 +30,7 @@ static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *ste
     va_start(ap, fmt);
     vsnprintf(r.message, sizeof r.message, fmt, ap);
     va_end(ap);
+    undo_cgroups();
     if (stk_report(g_err >= 0 ? g_err : 2, &r) != 0 && g_err >= 0)
         stk_report(2, &r);
     _exit(stk_exit_code(step));
@@ -69,7 +80,7 @@ static int fd_field(struct rd *r, json_object *o, const char *key) {
     return (int)(int64_t)r_int(r, o, key);
 }
 
-static void read_fds(struct rd *r, json_object *fds, struct child_fds *f, int *report, int *cgfd) {
+static void read_fds(struct rd *r, json_object *fds, struct child_fds *f, int *report) {
     *report = fd_field(r, fds, "report");
     f->err_w = fd_field(r, fds, "err");
     f->sync_r = fd_field(r, fds, "sync");
@@ -79,10 +90,6 @@ static void read_fds(struct rd *r, json_object *fds, struct child_fds *f, int *r
     f->tty_slave = fd_field(r, fds, "tty_slave");
     f->tty_sock = fd_field(r, fds, "tty_socket");
     f->listener = fd_field(r, fds, "listener");
-    *cgfd = fd_field(r, fds, "cgroup");
-    json_object *tasks = r_list(r, fds, "tasks", FAST_MAX, &f->ntasks);
-    for (int i = 0; i < f->ntasks; i++)
-        f->tasks[i] = (int)(int64_t)r_intv(r, r_item(tasks, i), "fds.tasks");
     json_object *trees = r_list(r, fds, "trees", FAST_MAX + 1, &f->ntrees);
     for (int i = 0; i < f->ntrees; i++) {
         json_object *t = r_tuple(r, trees, i, 2, "fds.trees");
@@ -139,6 +146,77 @@ static void become_owner(uint64_t owner) {
         fail("namespaces", "capset: %s", strerror(errno));
 }
 
+/* One line to the runtime on the report pipe: "KIND<TAB>JSON\n" (json: the value). */
+static void report_line(int report, const char *kind, json_object *value) {
+    const char *text = json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN);
+    if (dprintf(report, "%s\t%s\n", kind, text) < 0)
+        fail("internal", "report: %s", strerror(errno));
+    json_object_put(value);
+}
+
+/* OCI create: the runtime records what was reported in the container's state before we
+   go on (a runtime killed in between leaves nothing `delete` cannot find). */
+static void wait_recorded(int sync) {
+    char byte = 0;
+    if (read(sync, &byte, 1) != 1 || byte != MSG_RECORDED) {
+        undo_cgroups();
+        _exit(EXIT_INTERNAL); /* the runtime gave up: it cleans up what it recorded */
+    }
+}
+
+/* The plan's cgroups, as the front end makes them (cgroups.c): the directories reported
+   (planned, then made), the limits written, the notes of limits this host cannot apply,
+   then the v1 `tasks` files the child writes itself into. Returns the v2 directory's fd
+   (clone3 puts the child there) or -1. */
+static int make_cgroups(const struct plan *p, int report, struct child_fds *f) {
+    STEP_STARTS("cgroups");
+    static char bases[FAST_MAX][PATH_MAX], ctldir[FAST_MAX][PATH_MAX];
+    char rel[PATH_MAX], why[2 * PATH_MAX];
+    if (cgroup_paths(p, p->cg_name, rel, sizeof rel, bases, ctldir, why, sizeof why) != 0)
+        fail("cgroups", "%s", why);
+    if (p->cg_record) {
+        json_object *planned = json_object_new_array();
+        for (int i = 0; i < p->nctl; i++) {
+            int seen = 0;
+            for (int k = 0; k < i; k++)
+                seen |= strcmp(ctldir[k], ctldir[i]) == 0;
+            if (!seen)
+                json_object_array_add(planned, json_object_new_string(ctldir[i]));
+        }
+        report_line(report, "planned", planned);
+        wait_recorded(f->sync_r);
+    }
+    json_object *made = json_object_new_object();
+    for (int i = 0; i < p->nctl; i++) {
+        int seen = 0;
+        for (int k = 0; k < g_nmade; k++)
+            seen |= strcmp(g_made[k], ctldir[i]) == 0;
+        if (!seen) { /* co-mounted controllers (cpu,cpuacct) share one directory */
+            if (cgroup_make(p, bases[i], rel, ctldir[i], p->cg_mode == 1 &&
+                            strcmp(p->ctl[i].name, "cpuset") == 0, why, sizeof why) != 0)
+                fail("cgroups", "%s", why);
+            memcpy(g_made[g_nmade++], ctldir[i], PATH_MAX);
+        }
+        json_object_object_add(made, p->ctl[i].name, json_object_new_string(ctldir[i]));
+    }
+    report_line(report, "cgroups", made);
+    if (p->cg_record)
+        wait_recorded(f->sync_r);
+    struct cg_notes notes = {0};
+    int cgfd = -1;
+    if (cgroup_limit(p, ctldir, &cgfd, &notes, why, sizeof why) != 0)
+        fail("cgroups", "%s", why);
+    for (int i = 0; i < notes.n; i++)
+        report_line(report, "note", json_object_new_string(notes.text[i]));
+    for (int i = 0; i < g_nmade && p->cg_mode == 1; i++) {
+        char path[PATH_MAX + 8];
+        snprintf(path, sizeof path, "%.*s/tasks", PATH_MAX - 1, g_made[i]);
+        if ((f->tasks[f->ntasks++] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+            fail("cgroups", "attach: [Errno %d] %s: '%s'", errno, strerror(errno), path);
+    }
+    return cgfd;
+}
+
 void executor_main(const char *fd_arg) {
     char *end = NULL;
     long plan_fd = strtol(fd_arg, &end, 10);
@@ -160,8 +238,9 @@ void executor_main(const char *fd_arg) {
     struct child_fds f;
     child_fds_none(&f);
     int report = -1, cgfd = -1;
-    read_fds(&r, fds, &f, &report, &cgfd);
+    read_fds(&r, fds, &f, &report);
     g_err = f.err_w;
+    child_report_to(f.err_w); /* the tests' faults (STEP_STARTS) report there too */
     if (r.bad)
         fail("internal", "run document: %s", r.why);
     if (r_int(&r, doc, "version") != PLAN_VERSION)
@@ -173,6 +252,8 @@ void executor_main(const char *fd_arg) {
     if (j != NULL) /* CVE-2019-5736: nothing inside may open our /proc/PID/exe, mem, fd/ */
         CHECK_EXEC(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     int joined = join(&r, doc);
+    if (p.cg_mode != 0 && !joined)
+        cgfd = make_cgroups(&p, report, &f);
     char why[PATH_MAX + 256];
     /* with the runtime's credentials, before the clone: the mountpoints a bare rootfs
        directory lacks (as runc), resolved inside it */
@@ -189,7 +270,6 @@ void executor_main(const char *fd_arg) {
             close(cgfd);
         child_main(&p, &f);
     }
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%ld", pid);
-    _exit(write(report, buf, (size_t)n) == n ? 0 : EXIT_INTERNAL);
+    report_line(report, "pid", json_object_new_int64(pid));
+    _exit(0);
 }

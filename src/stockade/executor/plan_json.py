@@ -129,8 +129,6 @@ class ExecFds:
     tty_slave: int = -1
     tty_socket: int = -1
     listener: int = -1
-    cgroup: int = -1  # cgroup v2: the directory clone3 puts the process into
-    tasks: tuple[int, ...] = ()  # cgroup v1: `tasks` files the process writes itself into
     trees: tuple[tuple[str, int], ...] = ()  # premade (idmapped) trees: "/" or "mount N"
 
 
@@ -142,18 +140,19 @@ class Join:
     namespaces: tuple[tuple[str, int], ...]  # (name, fd) in setns order
 
 
-def run_document(plan: Plan, exec_mode: str, fds: ExecFds,
-                 join: Join | None = None) -> dict[str, Any]:
+def run_document(plan: Plan, exec_mode: str, fds: ExecFds, join: Join | None = None,
+                 cgroups: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan of one launch (`stockade run`, the API, Python `oci create`, `oci exec`):
     the set-up keys, the fds and what to join. The runtime keys of a stored plan (build,
-    bundle, host, deps, state, notes) are not the executor's business here: the runtime
-    made the cgroups already (`cgroups.mode` "none")."""
+    bundle, host, deps, state, notes) are not the executor's business here. cgroups: the
+    section runner.cgroups.plan made (None: no cgroup, `mode` "none")."""
     setup = _setup(plan, exec_mode, None)
     return {
         "version": VERSION,
         "namespaces": setup.pop("namespaces"),
-        "cgroups": {"mode": "none", "controllers": [], "absolute": False, "leaf": "",
-                    "writes": [], "enable": [], "device_program": ""},
+        "cgroups": _checked_cgroups(cgroups) if cgroups else {"mode": "none", "controllers": [], "absolute": False,
+                               "leaf": "", "name": "", "record": False, "writes": [],
+                               "enable": [], "device_program": ""},
         "oom_score_adj": None,
         **{key: setup.pop(key) for key in ("root", "mounts", "identity", "lsm", "caps",
                                            "rlimits", "no_new_privs", "seccomp", "process")},
@@ -163,8 +162,7 @@ def run_document(plan: Plan, exec_mode: str, fds: ExecFds,
         "fds": {
             "report": fds.report, "err": fds.err, "sync": fds.sync, "status": fds.status,
             "created": fds.created, "gate": fds.gate, "tty_slave": fds.tty_slave,
-            "tty_socket": fds.tty_socket, "listener": fds.listener, "cgroup": fds.cgroup,
-            "tasks": _bounded(list(fds.tasks)),
+            "tty_socket": fds.tty_socket, "listener": fds.listener,
             "trees": _bounded([[_text(key), fd] for key, fd in fds.trees]),
         },
         "join": None if join is None else {
@@ -172,6 +170,19 @@ def run_document(plan: Plan, exec_mode: str, fds: ExecFds,
             "namespaces": _bounded([[_text(name), fd] for name, fd in join.namespaces]),
         },
     }
+
+
+def _checked_cgroups(section: dict[str, Any]) -> dict[str, Any]:
+    """A cgroups section within the executor's bounds, every string free of NUL."""
+    for ctl in _bounded(section["controllers"]):
+        _text(ctl["mount"])
+    for w in _bounded(section["writes"]):
+        for key in ("controller", "key", "file", "value"):
+            _text(w[key])
+    _texts(section["enable"])
+    _text(section["leaf"])
+    _text(section["name"])
+    return section
 
 
 def _setup(plan: Plan, exec_mode: str, home_of_uid: int | None) -> dict[str, Any]:
@@ -287,47 +298,23 @@ def _mount(m: Any) -> dict[str, Any]:
 
 
 def _cgroups(c: Container, h: Hierarchy) -> dict[str, Any]:
-    """launcher.launch_held + cgroups.create + apply: as root a cgroup always exists.
-    v1: a directory per controller; v2: one, born into with clone3, the device rules an
-    eBPF program. Controller directories are given by their mount; the executor adds the
-    runtime's own cgroup for a relative (or the default stockade/<id>) path."""
+    """The container's cgroups as Python `oci create` plans them (runner.cgroups.plan):
+    as root a cgroup always exists; v1: a directory per controller (freezer for pause and
+    resume), v2: one, born into with clone3, the device rules an eBPF program. The front
+    end names them after the container id it is given (`name` "")."""
+    from stockade.runner.cgroupfs import CgroupError
+    from stockade.runner.cgroups import plan as plan_cgroups
+
     lim = c.plan.policy.limits
-    absolute = c.cgroups_path is not None and c.cgroups_path.startswith("/")
-    leaf = _text((c.cgroups_path or "").lstrip("/"))
-    if h.mode == "v2" and h.v2_mount is not None:
-        from stockade.runner.cgroups.devices_bpf import program
-        from stockade.runner.cgroups.v2 import WANTED, v2_writes
-
-        return {
-            "mode": "v2",
-            "controllers": [{"name": "", "mount": _text(h.v2_mount)}],
-            "absolute": absolute,
-            "leaf": leaf,
-            "writes": _bounded([{"controller": "", "file": _text(name), "value": _text(value)}
-                                for _ctrl, _key, name, value in v2_writes(lim)]),
-            # V2Cgroup.create: enabled in the parents only for the default stockade/<id>
-            "enable": list(WANTED) if not leaf else [],
-            "device_program": (program(lim.devices_allow).hex()
-                               if lim.devices_allow is not None else ""),
-        }
-    from stockade.runner.cgroups.v1 import NEEDED, v1_writes
-
-    mounts = {name: mnt for name, mnt, _ in h.v1_mounts}
-    ctrls = list(NEEDED) + (["devices"] if lim.devices_allow is not None else [])
-    ctrls += ["freezer"] if "freezer" in mounts else []  # as launch_held (pause/resume)
-    for name in ctrls:
-        if name not in mounts:
-            raise NotStored(f"the {name} controller is not mounted")
-    return {
-        "mode": "v1",
-        "controllers": [{"name": name, "mount": _text(mounts[name])} for name in ctrls],
-        "absolute": absolute,
-        "leaf": leaf,
-        "writes": _bounded([{"controller": ctrl, "file": _text(name), "value": _text(value)}
-                            for ctrl, name, value in v1_writes(lim)]),
-        "enable": [],
-        "device_program": "",
-    }
+    try:
+        planned = plan_cgroups(h, "", lim, path=c.cgroups_path,
+                               devices=lim.devices_allow is not None, freezer=True,
+                               cpuset=lim.cpuset)
+    except CgroupError as exc:
+        raise NotStored(str(exc)) from exc
+    if planned.notes:
+        raise NotStored("a limit this host cannot apply (a note to print)")
+    return _checked_cgroups(planned.section)
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
@@ -350,8 +337,9 @@ _SHAPE: dict[str, Any] = {
     "namespaces": {"clone_flags": _INT, "cgroup_ns": _BOOL, "loopback": _BOOL,
                    "hostname": (_STR, None), "sysctl": [[_STR, _STR]]},
     "cgroups": {"mode": _STR, "controllers": [{"name": _STR, "mount": _STR}],
-                "absolute": _BOOL, "leaf": _STR,
-                "writes": [{"controller": _STR, "file": _STR, "value": _STR}],
+                "absolute": _BOOL, "leaf": _STR, "name": _STR, "record": _BOOL,
+                "writes": [{"controller": _STR, "key": _STR, "file": _STR, "value": _STR,
+                            "absent": ([_STR, _STR], None)}],
                 "enable": [_STR], "device_program": _STR},
     "oom_score_adj": (_INT, None),
     "root": {"path": _STR, "readonly": _BOOL, "propagation": _INT, "host": _BOOL,

@@ -266,9 +266,25 @@ static void read_cgroups(struct rd *r, json_object *o, struct plan *p) {
     for (int i = 0; i < p->ncgw; i++) {
         json_object *w = r_item(writes, i);
         p->cgw[i].ctrl = r_str(r, w, "controller");
+        p->cgw[i].key = r_str(r, w, "key");
         p->cgw[i].file = r_str(r, w, "file");
         p->cgw[i].value = r_str(r, w, "value");
+        json_object *absent = r_field(r, w, "absent", json_type_array, 1);
+        p->cgw[i].absent = ABSENT_ERROR;
+        p->cgw[i].absent_text = "";
+        if (absent != NULL) { /* ["note" | "fail", text] */
+            if (json_object_array_length(absent) != 2)
+                r_fail(r, "cgroups.writes.absent: [\"note\" or \"fail\", text] expected");
+            const char *kind = r_strv(r, r_item(absent, 0), "cgroups.writes.absent");
+            p->cgw[i].absent_text = r_strv(r, r_item(absent, 1), "cgroups.writes.absent");
+            p->cgw[i].absent = strcmp(kind, "note") == 0 ? ABSENT_NOTE
+                               : strcmp(kind, "fail") == 0 ? ABSENT_FAIL : -1;
+            if (!r->bad && p->cgw[i].absent < 0)
+                r_fail(r, "cgroups.writes.absent: \"note\" or \"fail\" expected, found %s", kind);
+        }
     }
+    p->cg_name = r_str(r, o, "name");
+    p->cg_record = (uint64_t)r_bool(r, o, "record");
     p->nenable = r_strings(r, o, "enable", FAST_MAX, p->enable);
     p->devprog = r_hex(r, r_str(r, o, "device_program"), &p->devprog_len, "cgroups.device_program");
 }

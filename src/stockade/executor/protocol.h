@@ -15,6 +15,10 @@
 #define MSG_EXITED 'e'
 /* status pipe, init -> runtime: s<decimal signal number> */
 #define MSG_KILLED 's'
+/* sync pipe, runtime -> executor: the cgroup directories it reported (planned, then made) are recorded in the container's state: go on */
+#define MSG_RECORDED 'r'
+/* sync pipe, runtime -> executor or child: the runtime gave up (it removes what it recorded): undo and exit */
+#define MSG_GIVE_UP 'x'
 /* error pipe, child -> runtime: set-up done, the payload is being started (anything else there is a failed step's message) */
 #define MSG_EXECUTING '\x00'
 #define MSG_START_LENGTH_BYTES 8

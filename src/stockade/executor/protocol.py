@@ -20,11 +20,16 @@ MESSAGES: tuple[tuple[str, bytes, str], ...] = (
                     "little-endian length and the state JSON for startContainer hooks"),
     ("EXITED", b"e", "status pipe, init -> runtime: e<decimal exit status>"),
     ("KILLED", b"s", "status pipe, init -> runtime: s<decimal signal number>"),
+    ("RECORDED", b"r", "sync pipe, runtime -> executor: the cgroup directories it reported "
+                       "(planned, then made) are recorded in the container's state: go on"),
+    ("GIVE_UP", b"x", "sync pipe, runtime -> executor or child: the runtime gave up (it "
+                      "removes what it recorded): undo and exit"),
     ("EXECUTING", b"\0", "error pipe, child -> runtime: set-up done, the payload is being "
                          "started (anything else there is a failed step's message)"),
 )
 
-GO, HOOKS, CREATED, START, EXITED, KILLED, EXECUTING = (byte for _, byte, _ in MESSAGES)
+GO, HOOKS, CREATED, START, EXITED, KILLED, RECORDED, GIVE_UP, EXECUTING = (
+    byte for _, byte, _ in MESSAGES)
 START_LENGTH_BYTES = 8  # the length after START
 # `stockade learn`: the payload sends its seccomp listener with sendmsg(sock, byte "L",
 # SCM_RIGHTS, MSG_NOSIGNAL | MSG_DONTWAIT); the recorder's filter lets exactly that call

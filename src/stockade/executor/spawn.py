@@ -9,12 +9,17 @@ multi-threaded caller costs nothing extra and no lock of another thread is inher
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from contextlib import suppress
+
+from stockade.executor.protocol import GIVE_UP, RECORDED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 NAME = "stockade-oci"  # the front end's binary: the executor is its `--executor` verb
 
@@ -56,11 +61,20 @@ def binary() -> str:
                           f"{' and '.join(candidates)} (set STOCKADE_EXECUTOR to its path)")
 
 
-def start(document: Callable[[int], bytes], inherited: tuple[int, ...]) -> int:
+def start(document: Callable[[int], bytes], inherited: tuple[int, ...],
+          on_report: Callable[[str, Any], None] | None = None, recorded_fd: int = -1) -> int:
     """Run the executor on document(report_fd) with the fds `inherited` (those the
     document names; the caller keeps and closes its own copies). Returns the container
     process's pid (our child); raises ExecutorFailed when the executor exited without
-    one (its error line is then on the document's err pipe)."""
+    one (its error line is then on the document's err pipe).
+
+    The executor reports on its pipe, one line each, `KIND<TAB>JSON`: `planned` (the
+    cgroup directories it is about to make), `cgroups` ({controller: directory} made),
+    `note` (a limit this host cannot apply), `pid`. on_report(kind, value) is called for
+    all but the pid. recorded_fd (the sync pipe, when the plan's cgroups are `record`ed):
+    after `planned` and `cgroups` the executor waits for RECORDED there; when on_report
+    raises (or anything interrupts us), GIVE_UP goes there instead and the executor
+    removes what it made."""
     report_r, report_w = os.pipe()
     plan_fd = -1
     try:
@@ -78,13 +92,26 @@ def start(document: Callable[[int], bytes], inherited: tuple[int, ...]) -> int:
         os.close(report_w)  # the executor's copy is the last: EOF when it exits
         if plan_fd >= 0:
             os.close(plan_fd)
+    pid = None
     try:
-        got = b""
-        while chunk := os.read(report_r, 64):
-            got += chunk
-    finally:
-        os.close(report_r)
+        with os.fdopen(report_r, "rb") as lines:
+            for line in lines:
+                kind, _, text = line.decode().rstrip("\n").partition("\t")
+                value = json.loads(text)
+                if kind == "pid":
+                    pid = int(value)
+                    continue
+                if on_report is not None:
+                    on_report(kind, value)
+                if kind in ("planned", "cgroups") and recorded_fd >= 0:
+                    os.write(recorded_fd, RECORDED)
+    except BaseException:
+        if recorded_fd >= 0:
+            with suppress(OSError):
+                os.write(recorded_fd, GIVE_UP)
+        os.waitpid(exe, 0)
+        raise
     _, status = os.waitpid(exe, 0)
-    if not got:
+    if pid is None:
         raise ExecutorFailed(os.waitstatus_to_exitcode(status))
-    return int(got)
+    return pid

@@ -463,7 +463,8 @@ static int make_cgroups(struct made *m, const struct plan *p, const char *id,
             seen |= strcmp(m->st.dirs[j], ctldir[i]) == 0;
         if (seen)
             continue; /* co-mounted controllers (cpu,cpuacct) */
-        if (cgroup_make(p, bases[i], rel, ctldir[i], why, sizeof why) != 0)
+        if (cgroup_make(p, bases[i], rel, ctldir[i], strcmp(p->ctl[i].name, "cpuset") == 0,
+                        why, sizeof why) != 0)
             undo_miss(m, "%s", why);
         memcpy(m->st.dirs[m->st.ndirs++], ctldir[i], PATH_MAX); /* both PATH_MAX arrays */
     }
@@ -479,7 +480,8 @@ static int make_cgroups(struct made *m, const struct plan *p, const char *id,
         undo_miss(m, "state: %s", strerror(errno));
     pause_for_tests("cgroups");
     int cgfd;
-    if (cgroup_limit(p, ctldir, &cgfd, why, sizeof why) != 0)
+    /* a stored plan has no limit this host may skip (fastplan.py): no notes */
+    if (cgroup_limit(p, ctldir, &cgfd, NULL, why, sizeof why) != 0)
         undo_miss(m, "%s", why);
     return cgfd;
 }

@@ -40,56 +40,6 @@ def write(path: str, value: str) -> None:
         os.close(fd)
 
 
-def make_below(base: str, rel: str, *, exist_ok: bool = False) -> tuple[str, list[str]]:
-    """mkdir -p `base`/`rel`, one component at a time through directory fds: a component
-    that is a symlink, `.` or `..`, or on another filesystem than `base` (a mount) is an
-    error, so the directory is made inside `base`'s hierarchy or not at all. An existing
-    last component is an error unless exist_ok (a cgroup that is someone else's would be
-    killed by our delete). Returns (the path, the directories made, outermost first);
-    on an error those are removed again."""
-    parts = [p for p in rel.split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise CgroupError(f"{base}: {rel!r} is not a path below it")
-    made: list[str] = []
-    path = base
-    try:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CgroupError(f"{base}: {exc.strerror}") from exc
-    try:
-        dev = os.fstat(fd).st_dev
-        for i, name in enumerate(parts):
-            path = os.path.join(path, name)
-            try:
-                os.mkdir(name, 0o755, dir_fd=fd)
-                made.append(path)
-            except FileExistsError:
-                if i == len(parts) - 1 and not exist_ok:
-                    raise CgroupError(f"cannot create {path}: it exists already") from None
-            except OSError as exc:
-                raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
-            try:
-                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=fd)
-            except OSError as exc:
-                raise CgroupError(f"{path}: not a directory of the hierarchy "
-                                  f"({exc.strerror})") from exc
-            os.close(fd)
-            fd = sub
-            if os.fstat(fd).st_dev != dev:
-                raise CgroupError(f"{path}: on another filesystem than {base}")
-    except BaseException:
-        for d in reversed(made):
-            try:  # noqa: SIM105 - no contextlib here
-                os.rmdir(d)
-            except OSError:
-                pass
-        raise
-    finally:
-        os.close(fd)
-    return path, made
-
-
 def read(path: str) -> str | None:
     # os.open/os.read: a text-mode open() costs more than the read (several per run).
     try:

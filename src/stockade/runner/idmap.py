@@ -11,7 +11,6 @@ else a one-id map with setgroups denied
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 
 from stockade.runner.plan import IdentityPlan, IdMap
 
@@ -68,8 +67,10 @@ def host_subids(euid: int) -> tuple[IdMap, IdMap] | None:
     if shutil.which("newuidmap") is None or shutil.which("newgidmap") is None:
         return None
     names: tuple[str, ...] = (str(euid),)  # no account: /etc/subuid may name the number
-    with suppress(KeyError):
+    try:  # noqa: SIM105 - no contextlib on the run path
         names = (pwd.getpwuid(euid).pw_name, str(euid))
+    except KeyError:
+        pass
     uids = next((r for r in (subid_range(n, "/etc/subuid") for n in names) if r), None)
     gids = next((r for r in (subid_range(n, "/etc/subgid") for n in names) if r), None)
     return None if uids is None or gids is None else (uids, gids)

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sys
 import time
 from contextlib import suppress
 
 from stockade.errors import RunnerError, StockadeError
 from stockade.executor import plan_json, protocol, spawn
-from stockade.linux import syscalls as L
 from stockade.runner import idalloc, idmount, runs, setid_guard
 from stockade.runner._record import frozen, replace
 from stockade.runner.cgroups import (
     CgroupError,
+    CgroupPlan,
     Hierarchy,
     Usage,
     V1Cgroup,
     V2Cgroup,
-    create,
     detect_cached,
 )
+from stockade.runner.cgroups import made as cgroup_made
+from stockade.runner.cgroups import plan as plan_cgroups
 from stockade.runner.codes import runner_error
 from stockade.runner.idmap import IdmapError, write_maps
 from stockade.runner.plan import Plan, without_preset_limits
@@ -36,6 +38,7 @@ from stockade.runner.plan import Plan, without_preset_limits
 TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from stockade.runner.network.jail import AnyJail
 
@@ -72,8 +75,8 @@ class Stdio:
 
 
 # What the runner passes on to the sandbox's init (blocked in it until it waits for them).
-FORWARDED = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2, L.SIGWINCH,
-             L.SIGCONT)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
+             signal.SIGCONT)
 
 _counter = [0]  # run ids only; not state that changes behaviour
 
@@ -109,34 +112,15 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
     _load_lsm(plan)
     limits = plan.policy.limits
     notes = list(plan.notes)
-    cg: V1Cgroup | V2Cgroup | None = None
-    use_cgroup = os.geteuid() == 0 or limits.any
+    cgplan: CgroupPlan | None = None
     jail: AnyJail | None = None
     try:
-        if use_cgroup:
+        if os.geteuid() == 0 or limits.any:
             try:
-                cg = _create(lambda h: create(h, run_id, io=limits.io_weight is not None))
-                notes += cg.apply(limits)
+                cgplan = _plan_cgroups(lambda h: plan_cgroups(
+                    h, run_id, limits, io=limits.io_weight is not None))
             except (CgroupError, OSError) as exc:
-                if cg is not None:  # created, then a limit was refused: remove it now
-                    with suppress(CgroupError):
-                        cg.remove()
-                    cg = None
-                why = str(exc)
-                if not limits.any:
-                    # Only the usage report needed it: run, and say what is missing.
-                    notes.append(f"no cgroup for the usage report ({why}); "
-                                 "peak memory and cpu come from rusage")
-                    why = ""
-                elif os.geteuid() != 0 and plan.policy.limits_best_effort:
-                    plan, note = without_preset_limits(plan, f"no cgroup ({why})")
-                    notes.append(note)
-                    why = ""
-                elif os.geteuid() != 0:
-                    why += (" (unprivileged, with resources in the policy: run from a "
-                            "delegated cgroup or use a policy without resources)")
-                if why:
-                    raise runner_error("cgroups", why) from exc
+                plan = _without_cgroups(plan, str(exc), notes, exc)
         plan, idmap_notes = idmount.with_idmapped(plan)  # closed in the finally below
         notes += idmap_notes
         plan, guard_notes = setid_guard.guarded(plan)  # no set-id files on the host
@@ -145,19 +129,25 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
             from stockade.runner.network.jail import open_jail
 
             jail = open_jail(plan.policy.net, plan.rootfs, plan.host_root)
-        result = _spawn(plan, cg, forward_signals, jail, run_id)
+        try:
+            result = _spawn(plan, cgplan, forward_signals, jail, run_id)
+        except _CgroupsRefused as exc:  # the executor could not make them: nothing was
+            refreshed = detect_cached(refresh=True)
+            if cgplan is not None and exc.hierarchy != refreshed:  # a controller moved
+                cgplan = plan_cgroups(refreshed, run_id, limits,
+                                      io=limits.io_weight is not None)
+                result = _spawn(plan, cgplan, forward_signals, jail, run_id)
+            else:
+                plan = _without_cgroups(plan, exc.message, notes, exc)
+                cgplan = None
+                result = _spawn(plan, None, forward_signals, jail, run_id)
     finally:
-        if cg is not None:
-            try:
-                cg.remove()
-            except CgroupError as exc:
-                print(f"stockade: warning: {exc}", file=sys.stderr)
         if jail is not None:
             from stockade.runner.network.jail import close_jail
 
             close_jail(jail)
         idmount.close(plan)
-    status, sig, rusage, usage = result
+    status, sig, rusage, usage, mode, more_notes = result
     cpu = usage.cpu_time_ns
     if cpu is None and rusage is not None:
         cpu = int((rusage.ru_utime + rusage.ru_stime) * 1e9)
@@ -167,9 +157,36 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
     return RunResult(
         exit_code=status, signal=sig, oom_killed=usage.oom_kills > 0, memory_peak=mem,
         cpu_time_ns=cpu, pids_peak=usage.pids_peak,
-        wall_time_s=time.perf_counter() - started,
-        cgroup="none" if cg is None else cg.mode, run_id=run_id, notes=tuple(notes),
+        wall_time_s=time.perf_counter() - started, cgroup=mode, run_id=run_id,
+        notes=tuple(notes + list(more_notes)),
     )
+
+
+class _CgroupsRefused(Exception):
+    """The executor could not make the planned cgroups (it removed what it made)."""
+
+    def __init__(self, message: str, hierarchy: Hierarchy) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hierarchy = hierarchy
+
+
+def _without_cgroups(plan: Plan, why: str, notes: list[str], cause: BaseException) -> Plan:
+    """A run whose cgroups cannot be made: without them when only the usage report
+    needed one, or (unprivileged) when only presets set the limits; else RunnerError."""
+    limits = plan.policy.limits
+    if not limits.any:
+        notes.append(f"no cgroup for the usage report ({why}); "
+                     "peak memory and cpu come from rusage")
+        return plan
+    if os.geteuid() != 0 and plan.policy.limits_best_effort:
+        plan, note = without_preset_limits(plan, f"no cgroup ({why})")
+        notes.append(note)
+        return plan
+    if os.geteuid() != 0:
+        why += (" (unprivileged, with resources in the policy: run from a delegated "
+                "cgroup or use a policy without resources)")
+    raise runner_error("cgroups", why) from cause
 
 
 @frozen
@@ -231,35 +248,33 @@ def launch_held(plan: Plan, hold: Hold) -> Held:
         raise runner_error("internal", "OCI create takes explicit id maps, not the id pool")
     _load_lsm(plan)
     limits = plan.policy.limits
-    notes = list(plan.notes)
-    cg: V1Cgroup | V2Cgroup | None = None
+    cgplan = None
+    if os.geteuid() == 0 or limits.any or hold.cgroup_path is not None:
+        try:
+            cgplan = _plan_cgroups(lambda h: plan_cgroups(
+                h, hold.name, limits, io=limits.io_weight is not None, path=hold.cgroup_path,
+                devices=limits.devices_allow is not None,
+                freezer=True,  # OCI pause/resume
+                cpuset=limits.cpuset, record=True))
+        except (CgroupError, OSError) as exc:
+            raise runner_error("cgroups", str(exc)) from exc
     try:
-        if os.geteuid() == 0 or limits.any or hold.cgroup_path is not None:
-            try:
-                cg = _create(lambda h: create(h, hold.name, io=limits.io_weight is not None,
-                                              path=hold.cgroup_path,
-                                              devices=limits.devices_allow is not None,
-                                              freezer=True,  # OCI pause/resume
-                                              on_planned=hold.on_planned,
-                                              cpuset=limits.cpuset))
-                if hold.on_cgroup is not None:
-                    hold.on_cgroup(_dirs(cg))
-                notes += cg.apply(limits)
-            except (CgroupError, OSError) as exc:
-                raise runner_error("cgroups", str(exc)) from exc
-        c = _clone(plan, cg, hold)
-        L.sigmask(L.SIG_SETMASK, c.old_mask)
-        pid, master = _supervise_held(plan, c, cg, hold)
+        c = _clone(plan, cgplan, hold)
+    except _CgroupsRefused as exc:
+        raise runner_error("cgroups", exc.message) from exc
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+        pid, master = _supervise_held(plan, c, c.cg, hold)
     except BaseException:
-        if cg is not None:
+        if c.cg is not None:
             with suppress(CgroupError):
-                cg.remove()
+                c.cg.remove()
         raise
-    return Held(pid, () if cg is None else _dirs(cg), master, tuple(notes))
+    return Held(pid, () if c.cg is None else _dirs(c.cg), master, (*plan.notes, *c.notes))
 
 
-def _create(make: Callable[[Hierarchy], V1Cgroup | V2Cgroup]) -> V1Cgroup | V2Cgroup:
-    """Create with the cached view of the hierarchy; once more with a fresh one if the
+def _plan_cgroups(make: Callable[[Hierarchy], CgroupPlan]) -> CgroupPlan:
+    """Plan with the cached view of the hierarchy; once more with a fresh one if the
     cached view was the problem (a controller remounted since)."""
     try:
         return make(detect_cached())
@@ -281,27 +296,41 @@ class _Cloned:
     created_r: int
     old_mask: set[int]  # restored by the caller once its handlers are in place
     tty_sock: int = -1  # OCI terminal: the container sends its pty master here
+    cg: V1Cgroup | V2Cgroup | None = None  # what the executor made (the caller removes it)
+    notes: tuple[str, ...] = ()  # limits this host cannot apply
 
 
-def _spawn(plan: Plan, cg: V1Cgroup | V2Cgroup | None, forward_signals: bool,
+def _spawn(plan: Plan, cgplan: CgroupPlan | None, forward_signals: bool,
            jail: AnyJail | None = None, run_id: str = "",
-           ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
-    c = _clone(plan, cg, None)
-    # for `stockade audit --all/--stockade ID` while it runs (runner.runs)
-    record = runs.record(run_id, c.pid, plan) if run_id else None
+           ) -> tuple[int, int | None, resource.struct_rusage | None, Usage, str,
+                      tuple[str, ...]]:
+    """Start, supervise, remove the cgroup. Returns the payload's status, its signal,
+    its rusage, the cgroup's usage, the cgroup mode and the cgroup's notes."""
+    c = _clone(plan, cgplan, None)
     try:
-        with _forwarding(c.pid, forward_signals, c.master):
-            L.sigmask(L.SIG_SETMASK, c.old_mask)
-            return _supervise(plan, c.pid, cg, c.sync_w, c.err_r, c.status_r, c.master,
-                              jail)
+        # for `stockade audit --all/--stockade ID` while it runs (runner.runs)
+        record = runs.record(run_id, c.pid, plan) if run_id else None
+        try:
+            with _forwarding(c.pid, forward_signals, c.master):
+                signal.pthread_sigmask(signal.SIG_SETMASK, c.old_mask)
+                status, sig, rusage, usage = _supervise(
+                    plan, c.pid, c.cg, c.sync_w, c.err_r, c.status_r, c.master, jail)
+        finally:
+            runs.remove(record)
     finally:
-        runs.remove(record)
+        if c.cg is not None:
+            try:
+                c.cg.remove()
+            except CgroupError as exc:
+                print(f"stockade: warning: {exc}", file=sys.stderr)
+    return status, sig, rusage, usage, "none" if c.cg is None else c.cg.mode, c.notes
 
 
-def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
-           hold: Hold | None) -> _Cloned:
-    """Start the executor on the plan: the container's process is born our child, held
-    on the sync pipe until its id maps are written (docs/EXECUTOR.md)."""
+def _clone(plan: Plan, cgplan: CgroupPlan | None, hold: Hold | None) -> _Cloned:
+    """Start the executor on the plan: it makes the cgroups, then the container's process
+    is born our child, held on the sync pipe until its id maps are written (docs/
+    EXECUTOR.md). Raises _CgroupsRefused when the cgroups could not be made (nothing is
+    left), RunnerError for any other failure before the clone."""
     err_r, err_w = os.pipe()
     sync_r, sync_w = os.pipe()
     status_r, status_w = os.pipe()
@@ -317,48 +346,56 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
     elif plan.tty:
         master, slave = os.openpty()
         _copy_winsize(master)
-    theirs = [err_w, sync_r, status_w, slave, created_w, tty_child]  # the executor's
+    theirs = (err_w, sync_r, status_w, slave, created_w, tty_child)  # the executor's
     ours = (err_r, sync_w, status_r, master, created_r, tty_parent)
-    try:
-        if isinstance(cg, V1Cgroup):
-            theirs += [os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
-                       for d in cg.paths()]
-        cg_fd = -1
-        if isinstance(cg, V2Cgroup):
-            cg_fd = os.open(cg.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            theirs.append(cg_fd)
-    except OSError as exc:
-        for fd in (*theirs, *ours):
-            if fd >= 0:
-                os.close(fd)
-        raise runner_error("cgroups", f"attach: {exc}") from exc
     fds = plan_json.ExecFds(
         report=-1, err=err_w, sync=sync_r, status=status_w, created=created_w,
         gate=-1 if hold is None else hold.gate_fd, tty_slave=slave, tty_socket=tty_child,
-        listener=plan.seccomp_listener_sock, cgroup=cg_fd,
-        tasks=tuple(theirs[6:]) if isinstance(cg, V1Cgroup) else (), trees=plan.premade)
+        listener=plan.seccomp_listener_sock, trees=plan.premade)
     mode = "run" if hold is None else "create"
     passed = (*theirs, fds.gate, fds.listener, *(fd for _, fd in plan.premade))
+    section = None if cgplan is None else cgplan.section
+    made: dict[str, str] = {}
+    notes: list[str] = [] if cgplan is None else list(cgplan.notes)
 
     def document(report: int) -> bytes:
-        return plan_json.dumps(plan_json.run_document(plan, mode, replace(fds, report=report)))
+        return plan_json.dumps(plan_json.run_document(plan, mode, replace(fds, report=report),
+                                                      cgroups=section))
+
+    def on_report(kind: str, value: Any) -> None:
+        if kind == "planned" and hold is not None and hold.on_planned is not None:
+            hold.on_planned(tuple(value))
+        elif kind == "cgroups":
+            made.update(value)
+            if hold is not None and hold.on_cgroup is not None:
+                hold.on_cgroup(tuple(sorted(set(value.values()))))
+        elif kind == "note":
+            notes.append(value)
 
     # The process starts with the forwarded signals blocked: they stay pending until its
     # init waits for them or the payload resets its handlers before execve.
-    old_mask = L.sigmask(L.SIG_BLOCK, FORWARDED)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:
-        pid = spawn.start(document, passed)
-    except (spawn.ExecutorFailed, spawn.ExecutorMissing, OSError, plan_json.NotStored) as exc:
-        L.sigmask(L.SIG_SETMASK, old_mask)
+        pid = spawn.start(document, passed, on_report,
+                          sync_w if section is not None and section["record"] else -1)
+    except BaseException as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for fd in theirs:
             if fd >= 0:
                 os.close(fd)
-        err = _read_all(err_r)
+        err = _read_all(err_r) if isinstance(exc, spawn.ExecutorFailed) else b""
         for fd in ours:
             if fd >= 0:
                 os.close(fd)
+        if not isinstance(exc, (spawn.ExecutorFailed, spawn.ExecutorMissing, OSError,
+                                plan_json.NotStored)):
+            raise
         if isinstance(exc, spawn.ExecutorFailed) and err:
-            raise _child_error(err) from exc
+            failure = _child_error(err)
+            if failure.step == "cgroups" and cgplan is not None:
+                raise _CgroupsRefused(failure.message.removeprefix("step 'cgroups' failed: "),
+                                      detect_cached()) from exc
+            raise failure from exc
         if isinstance(exc, plan_json.NotStored):
             raise runner_error("preflight", "the plan cannot be handed to the executor: "
                                f"{exc}") from exc
@@ -367,7 +404,9 @@ def _clone(plan: Plan, cg: V1Cgroup | V2Cgroup | None,
     for fd in theirs:  # the executor passed them on to the container's process
         if fd >= 0:
             os.close(fd)
-    return _Cloned(pid, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent)
+    cg = None if not made or section is None else cgroup_made(section["mode"], made)
+    return _Cloned(pid, sync_w, err_r, status_r, master, created_r, old_mask, tty_parent,
+                   cg, tuple(notes))
 
 
 def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None,
@@ -565,7 +604,7 @@ def _wait4(pid: int) -> tuple[int, int, resource.struct_rusage]:
 
 def _kill_and_reap(pid: int) -> None:
     with suppress(ProcessLookupError):
-        os.kill(pid, L.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     with suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -586,25 +625,25 @@ class _forwarding:  # noqa: N801 - used as `with _forwarding(...)`
     """SIGINT/SIGTERM/SIGHUP/... to the runner go to the sandbox's init (which forwards).
     A class, not @contextmanager: contextlib is not imported on the run path."""
 
-    SIGNALS = (L.SIGINT, L.SIGTERM, L.SIGHUP, L.SIGQUIT, L.SIGUSR1, L.SIGUSR2, L.SIGWINCH)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
     def __init__(self, pid: int, enabled: bool, master: int = -1) -> None:
         self.pid, self.enabled, self.master = pid, enabled, master
         self.old: dict[int, object] = {}
 
     def forward(self, signum: int, _frame: object) -> None:
-        if signum == L.SIGWINCH and self.master >= 0:
+        if signum == signal.SIGWINCH and self.master >= 0:
             _copy_winsize(self.master)  # the payload's pty follows the real terminal's size
         with suppress(ProcessLookupError):
             os.kill(self.pid, signum)
 
     def __enter__(self) -> None:
         if self.enabled:
-            self.old = {s: L.set_signal_handler(s, self.forward) for s in self.SIGNALS}
+            self.old = {s: signal.signal(s, self.forward) for s in self.SIGNALS}
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self.old.items():
-            L.set_signal_handler(s, h)
+            signal.signal(s, h)  # type: ignore[arg-type]
 
 
 def _copy_winsize(master: int) -> None:

@@ -77,8 +77,8 @@ def run(executor: str, doc: dict[str, Any], tmp_path: Path, *, state: bytes = b"
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     plan_fd = os.memfd_create("plan")
     fds = {"report": report_w, "err": err_w, "sync": -1, "status": -1, "created": created_w,
-           "gate": gate_r, "tty_slave": -1, "tty_socket": -1, "listener": -1, "cgroup": -1,
-           "tasks": [], "trees": [], **(extra_fds or {})}
+           "gate": gate_r, "tty_slave": -1, "tty_socket": -1, "listener": -1, "trees": [],
+           **(extra_fds or {})}
     os.write(plan_fd, json.dumps({**doc, "fds": fds}).encode())
     theirs = [plan_fd, report_w, err_w, created_w, gate_r,
               *(fd for fd in (extra_fds or {}).values() if fd >= 0)]
@@ -90,8 +90,8 @@ def run(executor: str, doc: dict[str, Any], tmp_path: Path, *, state: bytes = b"
         os.close(fd)
     report = os.read(report_r, 64)
     os.close(report_r)
-    assert exe.returncode == 0 and report, stderr.read_text()
-    pid = int(report)
+    assert exe.returncode == 0 and report.startswith(b"pid\t"), stderr.read_text()
+    pid = int(report.split(b"\t")[1])  # the report's last line: pid<TAB>N
     created = os.read(created_r, 1)
     if start and created:
         os.write(gate_w, b"s" + struct.pack("<Q", len(state)) + state)

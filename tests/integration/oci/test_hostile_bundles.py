@@ -130,18 +130,20 @@ def test_cgroups_path_of_the_top_is_refused(runtime: list[str], bundles: Bundles
 def _kill_create_at(exe: list[str], root: Path, bundle: Path, cid: str, point: str,
                     env: dict[str, str]) -> None:
     """Start create with STOCKADE_TEST_PAUSE=point, wait until it stops itself there
-    (SIGSTOP), SIGKILL it. (The pause is a test hook: the Python path runs the hooked CLI.)"""
+    (SIGSTOP), SIGKILL it and everything it started (its session: the executor waiting
+    for it too, which would otherwise remove what it made when the runtime's pipe
+    closes). (The pause is a test hook: the Python path runs the hooked CLI.)"""
     exe = STOCKADE_HOOKED if exe == STOCKADE else exe
     proc = subprocess.Popen([*exe, "--root", str(root / "stockade"), "create", "--bundle", str(bundle), cid],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, **env, "STOCKADE_TEST_PAUSE": point})
     deadline = time.monotonic() + 20
     while not stopped(proc.pid):
         assert proc.poll() is None, f"create ended ({proc.returncode}) before {point}"
         assert time.monotonic() < deadline, f"create never reached {point}"
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 

@@ -63,11 +63,10 @@ def faulty_executor(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str, faulty_executor: str) -> None:
     """Make `step` fail at its first point, as a real failure there would: the runtime's
-    steps (cgroups, idmap) raise their own errors in this process; the executor's steps
-    fail where they start, in the tests' build of the executor."""
+    id maps raise their own error in this process; the executor's steps (the cgroups
+    included) fail where they start, in the tests' build of the executor."""
     from stockade.executor import spawn
     from stockade.runner import launcher
-    from stockade.runner.cgroups import CgroupError
     from stockade.runner.idmap import IdmapError
 
     def refuse(error: Callable[[], Exception]) -> Callable[..., NoReturn]:
@@ -75,9 +74,7 @@ def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str, faulty_executor: st
             raise error()
         return fail
 
-    if step == "cgroups":
-        monkeypatch.setattr(launcher, "_create", refuse(lambda: CgroupError(INJECTED)))
-    elif step == "idmap":
+    if step == "idmap":
         monkeypatch.setattr(launcher, "write_maps", refuse(lambda: IdmapError(INJECTED)))
     else:
         monkeypatch.setattr(spawn, "_found", [faulty_executor])

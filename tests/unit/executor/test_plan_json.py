@@ -225,11 +225,11 @@ def test_the_executor_reads_a_run_document(reader: str, tmp_path: Path, ref: str
     """The default jail (its tmpfs root, symlinks and files, 60-odd mounts, a bind, 300
     arguments: more than a stored plan's 64) is read whole by the C reader."""
     plan = _run_plans()[ref]
-    fds = plan_json.ExecFds(report=3, err=4, sync=5, status=6, tasks=(7, 8))
+    fds = plan_json.ExecFds(report=3, err=4, sync=5, status=6, tty_slave=7)
     doc = plan_json.run_document(plan, "run", fds)
     assert doc["root"]["path"] == "" and doc["root"]["jail"] is True  # the jail's own tmpfs
     assert {m["kind"] for m in doc["mounts"]} >= {"symlink", "bind", "dev", "proc"}
-    assert doc["cgroups"]["mode"] == "none" and doc["fds"]["tasks"] == [7, 8]
+    assert doc["cgroups"]["mode"] == "none" and doc["fds"]["tty_slave"] == 7
     path = tmp_path / "run.json"
     path.write_bytes(plan_json.dumps(doc))
     r = _read(reader, path)

@@ -3,7 +3,6 @@ and a length a directory name can have: no privileges needed."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,8 @@ import pytest
 from stockade.oci import state
 from stockade.oci.config import ConfigError
 from stockade.oci.translate import cgroups_path
-from stockade.runner.cgroupfs import CgroupError, make_below
-from stockade.runner.cgroups import Hierarchy, create
+from stockade.runner.cgroups import Hierarchy, plan
+from stockade.runner.plan import Limits
 
 
 @pytest.mark.parametrize("raw,clean", [
@@ -41,60 +40,18 @@ def test_top_itself_refused(raw: object, needle: str) -> None:
     assert "linux.cgroupsPath" in str(info.value)
 
 
-def test_make_below_never_leaves_the_base(tmp_path: Path) -> None:
-    """The attack of issue 13, against a directory standing for cgroupfs: `..` and a
-    symlinked component are refused and nothing is made outside (or inside) the base."""
-    base = tmp_path / "cgroupfs"
-    base.mkdir()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    with pytest.raises(CgroupError, match="not a path below"):
-        make_below(str(base), "../outside/x")
-    (base / "link").symlink_to(outside)
-    for rel in ("a/b/../../link/x", "new/../link/x", "./link"):
-        with pytest.raises(CgroupError, match="not a path below"):  # before any mkdir
-            make_below(str(base), rel)
-    with pytest.raises(CgroupError, match="not a directory of the hierarchy"):
-        make_below(str(base), "link/x")
-    (base / "made").mkdir()
-    (base / "made" / "link").symlink_to(outside)
-    with pytest.raises(CgroupError, match="not a directory of the hierarchy"):
-        make_below(str(base), "made/link/x", exist_ok=True)
-    assert list(outside.iterdir()) == []
-    assert sorted(os.listdir(base)) == ["link", "made"]
-    fresh = base / "fresh"
-    with pytest.raises(CgroupError):
-        make_below(str(base), "fresh/deeper/" + "x" * 300)  # ENAMETOOLONG at the end
-    assert not fresh.exists()  # what it made on the way is removed again
-
-
-def test_make_below_makes_parents_and_refuses_an_existing_leaf(tmp_path: Path) -> None:
-    path, made = make_below(str(tmp_path), "a/b/c")
-    assert path == str(tmp_path / "a" / "b" / "c") and os.path.isdir(path)
-    assert made == [str(tmp_path / "a"), str(tmp_path / "a" / "b"), path]
-    with pytest.raises(CgroupError, match="exists already"):
-        make_below(str(tmp_path), "a/b/c")  # someone else's cgroup: delete would kill it
-    assert make_below(str(tmp_path), "a/b/c", exist_ok=True) == (path, [])
-    assert make_below(str(tmp_path), "a/b/d")[1] == [str(tmp_path / "a" / "b" / "d")]
-
-
-def test_v2_leaf_stays_inside_and_is_announced_first(tmp_path: Path) -> None:
-    """cgroups.create with an OCI path on a v2 layout: on_planned hears the directory
-    before it exists; a `..` that reached it anyway (not cleaned) is refused."""
+def test_v2_leaf_is_planned_below_the_hierarchy_and_recorded_first(tmp_path: Path) -> None:
+    """An OCI path on a v2 layout: the executor makes it (executor/cgroups.c refuses a `..`
+    that reached it anyway: tests/unit/executor/test_cgroups.py); the plan names it below
+    the mount and asks the runtime to record it before it exists."""
     mount = tmp_path / "unified"
     mount.mkdir()
-    heard: list[tuple[str, ...]] = []
-
-    def planned(dirs: tuple[str, ...]) -> None:
-        heard.append(dirs)
-        assert not any(os.path.exists(d) for d in dirs)
-
     h = Hierarchy("v2", (), str(mount), "/")
-    cg = create(h, "c1", path="/ctr/c1", on_planned=planned)
-    assert heard == [(str(mount / "ctr" / "c1"),)] and cg.paths() == heard[0]
-    with pytest.raises(CgroupError):
-        create(h, "c2", path="/../escaped")
-    assert not (tmp_path / "escaped").exists()
+    got = plan(h, "c1", Limits(), path="/ctr/c1", record=True).section
+    assert (got["absolute"], got["leaf"], got["record"]) == (True, "ctr/c1", True)
+    assert got["controllers"] == [{"name": "", "mount": str(mount)}]
+    assert got["enable"] == []  # controllers are enabled only for the default layout
+    assert not (mount / "ctr").exists()  # planning makes nothing
 
 
 @pytest.mark.parametrize("cid,ok", [

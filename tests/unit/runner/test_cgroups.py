@@ -1,4 +1,5 @@
-"""cgroup drivers against directories laid out like cgroupfs (no privileges needed)."""
+"""cgroup planning and reading against directories laid out like cgroupfs (no privileges
+needed); their making and limits: tests/unit/executor/test_cgroups.py."""
 
 from __future__ import annotations
 
@@ -8,73 +9,56 @@ import pytest
 
 from stockade.policy.units import blkio_weight, cpu_shares
 from stockade.runner.cgroupfs import CgroupError
-from stockade.runner.cgroups import V1Cgroup, V2Cgroup, detect
+from stockade.runner.cgroups import Hierarchy, detect, made, plan
 from stockade.runner.plan import Limits
 
 
-def _v2_tree(root: Path, run_id: str) -> Path:
-    (root / "cgroup.controllers").write_text("cpu io memory pids\n")
-    (root / "cgroup.subtree_control").write_text("cpu io memory pids\n")
-    parent = root / "stockade"
-    parent.mkdir()
-    (parent / "cgroup.controllers").write_text("cpu io memory pids\n")
-    (parent / "cgroup.subtree_control").write_text("cpu io memory pids\n")
-    run = parent / run_id
-    run.mkdir()
-    (run / "cgroup.controllers").write_text("cpu io memory pids\n")
-    for f in ("memory.max", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight",
-              "io.weight", "cgroup.procs"):
-        (run / f).write_text("")
-    (run / "memory.peak").write_text("12345\n")
-    (run / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-    (run / "pids.peak").write_text("7\n")
-    (run / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
-    return run
-
-
-def test_v2_limits_and_usage(tmp_path: Path) -> None:
-    run = _v2_tree(tmp_path, "r1")
-    cg = V2Cgroup.create(str(tmp_path), "r1")
-    notes = cg.apply(Limits(memory=64 << 20, swap=0, pids=32, cpu_quota_us=50000,
-                            cpu_weight=200, io_weight=300))
-    assert notes == []
-    assert (run / "memory.max").read_text() == str(64 << 20)
-    assert (run / "memory.swap.max").read_text() == "0"
-    assert (run / "pids.max").read_text() == "32"
-    assert (run / "cpu.max").read_text() == "50000 100000"
-    assert (run / "cpu.weight").read_text() == "200"
-    assert (run / "io.weight").read_text() == "default 300"
-    u = cg.usage()
+def test_v2_usage_is_read_from_the_run_directory(tmp_path: Path) -> None:
+    (tmp_path / "memory.peak").write_text("12345\n")
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (tmp_path / "pids.peak").write_text("7\n")
+    (tmp_path / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+    u = made("v2", {"": str(tmp_path)}).usage()
     assert (u.memory_peak, u.pids_peak, u.cpu_time_ns, u.oom_kills) == (12345, 7, 1_500_000, 1)
 
 
-def test_v2_missing_controller_is_an_error(tmp_path: Path) -> None:
-    run = _v2_tree(tmp_path, "r2")
-    (run / "cgroup.controllers").write_text("cpu\n")
-    cg = V2Cgroup.create(str(tmp_path), "r2")
-    with pytest.raises(CgroupError, match="memory controller"):
-        cg.apply(Limits(memory=1 << 20))
+def _v1(tmp_path: Path, controllers: tuple[str, ...]) -> Hierarchy:
+    return Hierarchy("v1", tuple((c, str(tmp_path / c), "/") for c in controllers))
 
 
-def test_v2_refused_value_names_the_file(tmp_path: Path) -> None:
-    run = _v2_tree(tmp_path, "r3")
-    (run / "pids.max").unlink()
-    cg = V2Cgroup.create(str(tmp_path), "r3")
-    with pytest.raises(CgroupError, match="pids.max"):
-        cg.apply(Limits(pids=5))
+def test_v1_plan_refuses_an_unmounted_controller_the_limits_need(tmp_path: Path) -> None:
+    with pytest.raises(CgroupError, match="the pids controller is not mounted"):
+        plan(_v1(tmp_path, ("memory", "cpu", "cpuacct")), "r", Limits(memory=1 << 20))
+    with pytest.raises(CgroupError, match="the devices controller is not mounted"):
+        plan(_v1(tmp_path, ("memory", "pids", "cpu", "cpuacct")), "r", Limits(), devices=True)
 
 
 def test_v1_swap_needs_memory(tmp_path: Path) -> None:
-    dirs = {}
-    for c in ("memory", "pids", "cpu", "cpuacct"):
-        d = tmp_path / c
-        d.mkdir()
-        dirs[c] = str(d)
-    cg = V1Cgroup.create(dirs, "r")
     with pytest.raises(CgroupError, match="swap"):
-        cg.apply(Limits(swap=0))
-    cg.remove()
-    assert not any((tmp_path / c / "stockade" / "r").exists() for c in dirs)
+        plan(_v1(tmp_path, ("memory", "pids", "cpu", "cpuacct")), "r", Limits(swap=0))
+
+
+def test_v1_plan_names_each_directory_and_its_limits(tmp_path: Path) -> None:
+    h = _v1(tmp_path, ("memory", "pids", "cpu", "cpuacct", "freezer"))
+    got = plan(h, "r", Limits(memory=1 << 20, pids=5), freezer=True, record=True)
+    s = got.section
+    assert s["mode"] == "v1" and s["name"] == "r" and s["leaf"] == "" and s["record"] is True
+    assert [c["name"] for c in s["controllers"]] == ["memory", "pids", "cpu", "cpuacct",
+                                                     "freezer"]
+    assert [(w["controller"], w["file"], w["value"]) for w in s["writes"]] == [
+        ("memory", "memory.limit_in_bytes", str(1 << 20)), ("pids", "pids.max", "5")]
+    assert not any((tmp_path / c / "stockade").exists() for c in ("memory", "pids"))
+
+
+def test_v1_io_weight_uses_the_file_the_host_has(tmp_path: Path) -> None:
+    h = _v1(tmp_path, ("memory", "pids", "cpu", "cpuacct", "blkio"))
+    (tmp_path / "blkio").mkdir()
+    none = plan(h, "r", Limits(io_weight=500), io=True)
+    assert none.notes == ("resources.io_weight: no blkio weight file on this host (no "
+                          "BFQ/CFQ scheduler); io weight NOT applied",)
+    (tmp_path / "blkio" / "blkio.bfq.weight").write_text("")
+    bfq = plan(h, "r", Limits(io_weight=500), io=True)
+    assert not bfq.notes and bfq.section["writes"][-1]["file"] == "blkio.bfq.weight"
 
 
 def test_detect_hybrid(tmp_path: Path) -> None:

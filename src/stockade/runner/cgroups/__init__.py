@@ -1,4 +1,5 @@
-"""cgroups for one run: detect the host's mode, create, limit, attach, report, remove.
+"""cgroups for one run: detect the host's mode, plan them (the executor makes and limits
+them: executor/cgroups.c), read their usage, remove them.
 
 Layout: <controller mount>/<the runner's own cgroup>/stockade/<run id>, so a sandbox
 stays inside whatever the invoker is itself confined to (and v2 delegation works).
@@ -17,10 +18,12 @@ from stockade.runner.cgroups.v2 import V2Cgroup
 
 TYPE_CHECKING = False  # not typing's: the run path loads no typing (bench/shim_bench.py)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from typing import Any
 
-__all__ = ["CgroupError", "Usage", "Hierarchy", "detect", "detect_cached", "create", "V1Cgroup",
-           "V2Cgroup"]
+    from stockade.runner.plan import Limits
+
+__all__ = ["CgroupError", "CgroupPlan", "Usage", "Hierarchy", "detect", "detect_cached", "plan",
+           "made", "V1Cgroup", "V2Cgroup"]
 
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset")
 
@@ -74,8 +77,8 @@ def detect(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cg
 
 def detect_cached(refresh: bool = False) -> Hierarchy:
     """detect() for the runner: the cgroup mounts are parsed once per process (they do
-    not move under a running service), our own cgroup is re-read every time. A create()
-    that fails on a cached answer is retried with refresh=True by the caller."""
+    not move under a running service), our own cgroup is re-read every time. A run whose
+    cgroups failed on a cached answer is retried with refresh=True by the caller."""
     try:
         fd = os.open("/proc/self/cgroup", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -139,35 +142,64 @@ def reap_stale(parents: list[str]) -> None:
                 continue
 
 
-def create(h: Hierarchy, run_id: str, io: bool = False, path: str | None = None,
-           devices: bool = False, freezer: bool = False,
-           on_planned: Callable[[tuple[str, ...]], None] | None = None,
-           cpuset: bool = False) -> V1Cgroup | V2Cgroup:
-    """Create the run's cgroup(s); the caller must call remove() in a finally block.
-    io: also create the blkio cgroup (v1), only when an io weight is asked for.
-    path: an OCI cgroupsPath (absolute: below the hierarchy's root; relative: below the
-    invoker's own cgroup; made inside the hierarchy, `..` refused: the OCI layer has
-    cleaned it as runc does) instead of stockade/<run id>. devices: the v1 devices
-    cgroup. cpuset: the v1 cpuset cgroup (OCI cpus/mems). on_planned: told the
-    directories before any is made."""
+@frozen
+class CgroupPlan:
+    """A run's cgroups as the executor makes them: the document's `cgroups` section
+    (docs/EXECUTOR.md) and the notes of limits this host cannot apply."""
+
+    section: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def plan(h: Hierarchy, name: str, lim: Limits, *, io: bool = False, path: str | None = None,
+         devices: bool = False, freezer: bool = False, cpuset: bool = False,
+         record: bool = False) -> CgroupPlan:
+    """The cgroups of one run or container, for the executor to make, limit and report.
+    name: the run id or container id (the directory stockade/<name>); path: an OCI
+    cgroupsPath instead (absolute: below the hierarchy's root; relative: below the
+    runtime's own cgroup; made inside the hierarchy, `..` refused: the OCI layer has
+    cleaned it as runc does). io, devices, freezer, cpuset: those v1 cgroups too.
+    record: the runtime records the directories before the executor goes on (OCI
+    create: a runtime killed half-way leaves nothing a delete cannot find). Raises
+    CgroupError for what cannot be made here."""
+    absolute = path is not None and path.startswith("/")
+    leaf = (path or "").lstrip("/")
+    base = {"absolute": absolute, "leaf": leaf, "name": name, "record": record}
     if h.mode in ("v1", "hybrid"):
-        dirs = h.v1_dirs()
-        if path is not None:
-            if path.startswith("/"):
-                dirs = {c: m for c, m, _ in h.v1_mounts}
-            return V1Cgroup.create(dirs, run_id, io, leaf=path.lstrip("/"), devices=devices,
-                                   freezer=freezer, on_planned=on_planned, cpuset=cpuset)
-        reap_stale_now_and_then(sorted({os.path.join(d, "stockade") for d in dirs.values()}))
-        return V1Cgroup.create(dirs, run_id, io, devices=devices, freezer=freezer,
-                               on_planned=on_planned, cpuset=cpuset)
+        from stockade.runner.cgroups.v1 import v1_section
+
+        mounts = {c: m for c, m, _ in h.v1_mounts}
+        if path is None:
+            reap_stale_now_and_then(sorted({os.path.join(d, "stockade")
+                                            for d in h.v1_dirs().values()}))
+        # the executor adds the runtime's own cgroup to each mount (unless absolute)
+        parents = mounts if absolute else h.v1_dirs()
+        controllers, writes, notes = v1_section(parents, lim, io=io, devices=devices,
+                                                freezer=freezer, cpuset=cpuset)
+        controllers = [{"name": c["name"], "mount": mounts[c["name"]]} for c in controllers]
+        return CgroupPlan({"mode": "v1", "controllers": controllers, **base,
+                           "writes": writes, "enable": [], "device_program": ""},
+                          tuple(notes))
     if h.mode == "v2" and h.v2_mount is not None:
-        own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
-        if path is not None:
-            return V2Cgroup.create(h.v2_mount if path.startswith("/") else own, run_id,
-                                   leaf=path.lstrip("/"), on_planned=on_planned)
-        reap_stale_now_and_then([os.path.join(own, "stockade")])
-        return V2Cgroup.create(own, run_id, on_planned=on_planned)
+        from stockade.runner.cgroups.v2 import WANTED, v2_section
+
+        if path is None:
+            own = os.path.join(h.v2_mount, h.v2_own.lstrip("/"))
+            reap_stale_now_and_then([os.path.join(own, "stockade")])
+        writes, program, notes = v2_section(lim)
+        return CgroupPlan({"mode": "v2", "controllers": [{"name": "", "mount": h.v2_mount}],
+                           **base, "writes": writes,
+                           # enabled in the parents only for the default stockade/<name>
+                           "enable": [] if leaf else list(WANTED),
+                           "device_program": program}, tuple(notes))
     raise CgroupError("no cgroup hierarchy is mounted on this host")
+
+
+def made(mode: str, dirs: dict[str, str]) -> V1Cgroup | V2Cgroup:
+    """The cgroup the executor reported making ({controller: directory}; v2: {"": dir})."""
+    if mode == "v2":
+        return V2Cgroup(next(iter(dirs.values())))
+    return V1Cgroup(dict(dirs))
 
 
 def is_cgroup2(path: str) -> bool:

@@ -1,4 +1,7 @@
-"""cgroup v1: one directory per controller (memory, pids, cpu, cpuacct, blkio)."""
+"""cgroup v1: one directory per controller (memory, pids, cpu, cpuacct, blkio...).
+
+The executor makes and limits the directories (executor/cgroups.c) from the section this
+module plans (v1_section); the runtime reads their usage and removes them."""
 
 from __future__ import annotations
 
@@ -6,19 +9,11 @@ import os
 
 from stockade.policy.units import blkio_weight, cpu_shares
 from stockade.runner._record import frozen
-from stockade.runner.cgroupfs import (
-    CgroupError,
-    Usage,
-    keyed,
-    kill_and_rmdir,
-    make_below,
-    read_int,
-    write,
-)
+from stockade.runner.cgroupfs import CgroupError, Usage, keyed, kill_and_rmdir, read_int, write
 
 TYPE_CHECKING = False  # the plan module pulls in ctypes: not on `oci delete`'s path
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from typing import Any
 
     from stockade.runner.plan import Limits
 
@@ -29,69 +24,6 @@ NEEDED = ("memory", "pids", "cpu", "cpuacct")
 class V1Cgroup:
     dirs: dict[str, str]  # controller -> the run's directory (distinct paths)
     mode: str = "v1"
-
-    @staticmethod
-    def create(parents: dict[str, str], run_id: str, io: bool = False,
-               leaf: str | None = None, devices: bool = False, freezer: bool = False,
-               on_planned: Callable[[tuple[str, ...]], None] | None = None,
-               cpuset: bool = False) -> V1Cgroup:
-        """leaf: the path below each parent (default stockade/<run id>; OCI cgroupsPath),
-        made inside each controller's hierarchy (cgroupfs.make_below); an existing leaf is
-        an error. freezer: also the freezer cgroup when it is mounted (OCI pause/resume).
-        cpuset: also the cpuset cgroup (OCI cpus/mems); each directory made gets its
-        parent's cpus and mems (a v1 cpuset starts empty and takes no task), as runc.
-        on_planned: told the directories before the first is made (OCI create records
-        them, so that a runtime killed half-way leaves nothing a delete cannot find)."""
-        rel = leaf or os.path.join("stockade", run_id)
-        extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
-                 + (("freezer",) if freezer else ()) + (("cpuset",) if cpuset else ()))
-        wanted: dict[str, str] = {}
-        for ctrl in (*NEEDED, *extra):
-            base = parents.get(ctrl)
-            if base is None:
-                if ctrl in NEEDED or ctrl in ("devices", "cpuset"):
-                    raise CgroupError(f"the {ctrl} controller is not mounted")
-                continue
-            wanted[ctrl] = base
-        paths = {ctrl: os.path.join(base, rel) for ctrl, base in wanted.items()}
-        if on_planned is not None:
-            on_planned(tuple(sorted(set(paths.values()))))
-        made: dict[str, str] = {}
-        try:
-            for ctrl, base in wanted.items():
-                if paths[ctrl] in made.values():  # co-mounted controllers (cpu,cpuacct)
-                    made[ctrl] = paths[ctrl]
-                    continue
-                made[ctrl], new = make_below(base, rel)
-                if ctrl == "cpuset":
-                    _inherit_cpuset(new)
-        except CgroupError:
-            V1Cgroup(made).remove()
-            raise
-        return V1Cgroup(made)
-
-    def apply(self, lim: Limits) -> list[str]:
-        """Write the limits; returns notes about what this host cannot apply."""
-        notes: list[str] = []
-        for ctrl, name, value in v1_writes(lim):
-            base = self.dirs.get(ctrl)
-            if base is None:
-                raise CgroupError(f"{ctrl} rules asked but no {ctrl} cgroup was created")
-            if name == "memory.memsw.limit_in_bytes" and not os.path.exists(
-                    os.path.join(base, name)):
-                raise CgroupError("resources.swap asked but swap accounting is off "
-                                  "(no memory.memsw.limit_in_bytes; boot with swapaccount=1)")
-            write(os.path.join(base, name), value)
-        if lim.io_weight is not None:
-            blk = self.dirs.get("blkio")
-            for name in ("blkio.weight", "blkio.bfq.weight"):
-                if blk is not None and os.path.exists(os.path.join(blk, name)):
-                    write(os.path.join(blk, name), str(blkio_weight(lim.io_weight)))
-                    break
-            else:
-                notes.append("resources.io_weight: no blkio weight file on this host "
-                             "(no BFQ/CFQ scheduler); io weight NOT applied")
-        return notes
 
     def attach(self, pid: int) -> None:
         for path in sorted(set(self.dirs.values())):
@@ -118,19 +50,6 @@ class V1Cgroup:
 
     def paths(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.dirs.values())))
-
-
-def _inherit_cpuset(made: list[str]) -> None:
-    """Fresh v1 cpuset directories (outermost first) get their parent's cpus and mems."""
-    for path in made:
-        parent = os.path.dirname(path)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            try:
-                with open(os.path.join(parent, name)) as fh:
-                    value = fh.read().strip()
-            except OSError as exc:
-                raise CgroupError(f"{parent}/{name}: {exc.strerror}") from exc
-            write(os.path.join(path, name), value)
 
 
 def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
@@ -167,3 +86,46 @@ def v1_writes(lim: Limits) -> list[tuple[str, str, str]]:
         out.append(("devices", "devices.deny", "a"))
         out.extend(("devices", "devices.allow", rule) for rule in lim.devices_allow)
     return out
+
+
+IO_WEIGHT_FILES = ("blkio.weight", "blkio.bfq.weight")  # CFQ's, then BFQ's
+
+
+def v1_section(parents: dict[str, str], lim: Limits, *, io: bool = False,
+               devices: bool = False, freezer: bool = False,
+               cpuset: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                               list[str]]:
+    """The controllers, the writes and the notes of a v1 cgroup (docs/EXECUTOR.md,
+    `cgroups`). parents: each mounted controller's directory (the runtime's own cgroup
+    in it). io: the blkio cgroup too (an io weight); devices, freezer (OCI pause and
+    resume, when mounted), cpuset: those cgroups too. Raises CgroupError for a controller
+    the limits need that is not mounted."""
+    extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
+             + (("freezer",) if freezer else ()) + (("cpuset",) if cpuset else ()))
+    controllers: list[dict[str, Any]] = []
+    for ctrl in (*NEEDED, *extra):
+        if ctrl not in parents:
+            if ctrl in NEEDED or ctrl in ("devices", "cpuset"):
+                raise CgroupError(f"the {ctrl} controller is not mounted")
+            continue
+        controllers.append({"name": ctrl, "mount": parents[ctrl]})
+    writes: list[dict[str, Any]] = []
+    for ctrl, name, value in v1_writes(lim):
+        absent = None
+        if name == "memory.memsw.limit_in_bytes":
+            absent = ["fail", "resources.swap asked but swap accounting is off (no "
+                      "memory.memsw.limit_in_bytes; boot with swapaccount=1)"]
+        writes.append({"controller": ctrl, "key": "", "file": name, "value": value,
+                       "absent": absent})
+    notes: list[str] = []
+    if lim.io_weight is not None:
+        blk = parents.get("blkio")
+        weight = next((n for n in IO_WEIGHT_FILES
+                       if blk is not None and os.path.exists(os.path.join(blk, n))), None)
+        if weight is None:
+            notes.append("resources.io_weight: no blkio weight file on this host (no BFQ/CFQ "
+                         "scheduler); io weight NOT applied")
+        else:
+            writes.append({"controller": "blkio", "key": "io_weight", "file": weight,
+                           "value": str(blkio_weight(lim.io_weight)), "absent": None})
+    return controllers, writes, notes

@@ -1,4 +1,7 @@
-"""cgroup v2: one directory; controllers enabled in the parents' subtree_control."""
+"""cgroup v2: one directory; controllers enabled in the parents' subtree_control.
+
+The executor makes and limits the directory (executor/cgroups.c) from the section this
+module plans (v2_section); the runtime reads its usage and removes it."""
 
 from __future__ import annotations
 
@@ -6,100 +9,21 @@ import os
 
 from stockade.policy.units import cpu_weight
 from stockade.runner._record import frozen
-from stockade.runner.cgroupfs import (
-    CgroupError,
-    Usage,
-    keyed,
-    kill_and_rmdir,
-    make_below,
-    read,
-    read_int,
-    write,
-)
+from stockade.runner.cgroupfs import CgroupError, Usage, keyed, kill_and_rmdir, read_int, write
 
 TYPE_CHECKING = False  # the plan module pulls in ctypes: not on `oci delete`'s path
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from typing import Any
 
     from stockade.runner.plan import Limits
 
 WANTED = ("cpu", "io", "memory", "pids")
 
 
-def _enable(parent: str, wanted: tuple[str, ...]) -> None:
-    available = set((read(os.path.join(parent, "cgroup.controllers")) or "").split())
-    enabled = set((read(os.path.join(parent, "cgroup.subtree_control")) or "").split())
-    missing = [c for c in wanted if c in available and c not in enabled]
-    if missing:
-        try:
-            write(os.path.join(parent, "cgroup.subtree_control"),
-                  " ".join("+" + c for c in missing))
-        except CgroupError as exc:
-            raise CgroupError(f"{exc} (a cgroup v2 parent with processes cannot delegate "
-                              "controllers: run stockade from a delegated leaf cgroup)") from exc
-
-
 @frozen
 class V2Cgroup:
     path: str
     mode: str = "v2"
-
-    @staticmethod
-    def create(own: str, run_id: str, leaf: str | None = None,
-               on_planned: Callable[[tuple[str, ...]], None] | None = None) -> V2Cgroup:
-        """leaf: an OCI cgroupsPath below `own`, made inside the hierarchy
-        (cgroupfs.make_below; an existing leaf is an error: our delete would kill what is
-        in it). on_planned: told the directory before it is made (see V1Cgroup.create)."""
-        if leaf:
-            path = os.path.join(own, leaf)
-            if on_planned is not None:
-                on_planned((path,))
-            return V2Cgroup(make_below(own, leaf)[0])
-        parent = os.path.join(own, "stockade")
-        path = os.path.join(parent, run_id)
-        if on_planned is not None:
-            on_planned((path,))
-        make_below(own, "stockade", exist_ok=True)
-        _enable(own, WANTED)
-        _enable(parent, WANTED)
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            pass  # a pre-laid-out test tree
-        except OSError as exc:
-            raise CgroupError(f"cannot create {path}: {exc.strerror}") from exc
-        return V2Cgroup(path)
-
-    def _has(self, ctrl: str) -> bool:
-        return ctrl in (read(os.path.join(self.path, "cgroup.controllers")) or "").split()
-
-    def _need(self, ctrl: str, key: str) -> None:
-        if not self._has(ctrl):
-            raise CgroupError(f"resources.{key} asked but the {ctrl} controller is not "
-                              f"available in {self.path}")
-
-    def apply(self, lim: Limits) -> list[str]:
-        notes: list[str] = []
-        p = self.path
-        for ctrl, key, name, value in v2_writes(lim):
-            self._need(ctrl, key)
-            write(os.path.join(p, name), value)
-        if lim.devices_allow is not None:
-            from stockade.runner.cgroups.devices_bpf import DeviceRuleError, attach, program
-
-            try:
-                attach(p, program(lim.devices_allow))
-            except (OSError, DeviceRuleError) as exc:
-                raise CgroupError(f"device rules (eBPF program on {p}): {exc}") from exc
-        if lim.swappiness is not None or lim.oom_kill_disable:
-            notes.append("resources: memory swappiness and disableOOMKiller have no cgroup "
-                         "v2 file; NOT applied (runc ignores them there too)")
-        if lim.io_weight is not None:
-            if self._has("io") and os.path.exists(os.path.join(p, "io.weight")):
-                write(os.path.join(p, "io.weight"), f"default {lim.io_weight}")
-            else:
-                notes.append("resources.io_weight: no io controller here; NOT applied")
-        return notes
 
     def attach(self, pid: int) -> None:
         write(os.path.join(self.path, "cgroup.procs"), str(pid))
@@ -145,3 +69,31 @@ def v2_writes(lim: Limits) -> list[tuple[str, str, str, str]]:
     if lim.cpuset_mems is not None:
         out.append(("cpuset", "cpuset", "cpuset.mems", lim.cpuset_mems))
     return out
+
+
+def v2_section(lim: Limits) -> tuple[list[dict[str, Any]], str, list[str]]:
+    """The writes, the device program (hex) and the notes of a v2 cgroup (docs/
+    EXECUTOR.md, `cgroups`): each limit's controller must be available in the new
+    directory, or the executor names it."""
+    writes: list[dict[str, Any]] = [
+        {"controller": ctrl, "key": key, "file": name, "value": value, "absent": None}
+        for ctrl, key, name, value in v2_writes(lim)]
+    notes: list[str] = []
+    if lim.swappiness is not None or lim.oom_kill_disable:
+        notes.append("resources: memory swappiness and disableOOMKiller have no cgroup "
+                     "v2 file; NOT applied (runc ignores them there too)")
+    if lim.io_weight is not None:
+        writes.append({"controller": "io", "key": "io_weight", "file": "io.weight",
+                       "value": f"default {lim.io_weight}",
+                       "absent": ["note", "resources.io_weight: no io controller here; "
+                                  "NOT applied"]})
+    program = ""
+    if lim.devices_allow is not None:
+        from stockade.runner.cgroups.devices_bpf import DeviceRuleError
+        from stockade.runner.cgroups.devices_bpf import program as device_program
+
+        try:
+            program = device_program(lim.devices_allow).hex()
+        except DeviceRuleError as exc:
+            raise CgroupError(f"device rules (eBPF program): {exc}") from exc
+    return writes, program, notes
