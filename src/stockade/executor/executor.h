@@ -141,6 +141,7 @@ struct plan {
     const char *uid_map, *gid_map;
     uint64_t uid, gid, setgroups;
     uint64_t has_owner, owner; /* the host uid that owns the new user namespace */
+    uint64_t maps_direct;      /* the maps are written into /proc/PID (else: newuidmap) */
     int ngroups;
     gid_t groups[FAST_MAX];
     uint64_t bounding, permitted, effective, inheritable, last_cap_plan;

@@ -270,6 +270,25 @@ void executor_main(const char *fd_arg) {
             close(cgfd);
         child_main(&p, &f);
     }
+    /* The id maps, as the front end writes them (clone.c), as root again (a pool range's
+       owner is only the namespace's owner). newuidmap's are the runtime's to write. */
+    if (!joined && p.userns && p.maps_direct) {
+        if (p.has_owner && setresuid((uid_t)-1, 0, (uid_t)-1) != 0)
+            snprintf(why, sizeof why, "back to root: %s", strerror(errno));
+        else if (write_id_maps(&p, pid, why, sizeof why) == 0)
+            why[0] = '\0';
+#ifdef STOCKADE_TEST_HOOKS
+        const char *fault = getenv("STOCKADE_TEST_FAULT");
+        if (fault != NULL && strcmp(fault, "idmap") == 0)
+            snprintf(why, sizeof why, "fault injected (test)");
+#endif
+        if (why[0]) { /* the process never runs: killed, reported for the runtime to reap */
+            kill((pid_t)pid, SIGKILL);
+            report_line(report, "pid", json_object_new_int64(pid));
+            g_nmade = 0; /* the runtime removes the cgroups with the process it reaps */
+            fail("idmap", "%s", why);
+        }
+    }
     report_line(report, "pid", json_object_new_int64(pid));
     _exit(0);
 }

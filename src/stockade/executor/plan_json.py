@@ -228,6 +228,8 @@ def _setup(plan: Plan, exec_mode: str, home_of_uid: int | None) -> dict[str, Any
             "setgroups": ident.setgroups == "allow",
             "groups": _bounded(list(ident.groups)),
             "owner": ident.owner,
+            # direct: the executor writes the maps; newuidmap: the runtime runs it
+            "helper": ident.helper,
         },
         # the exec label (written through the new root's /proc, the first identity step)
         "lsm": {
@@ -349,7 +351,8 @@ _SHAPE: dict[str, Any] = {
                 "propagation": _INT, "data": [[_STR, (_STR, None)]], "why": _STR}],
     "identity": {"userns": _BOOL, "uid_map": [[_INT, _INT, _INT]],
                  "gid_map": [[_INT, _INT, _INT]], "uid": _INT, "gid": _INT,
-                 "setgroups": _BOOL, "groups": [_INT], "owner": (_INT, None)},
+                 "setgroups": _BOOL, "groups": [_INT], "owner": (_INT, None),
+                 "helper": _STR},
     "lsm": {"apparmor_profile": (_STR, None), "selinux_label": (_STR, None)},
     "caps": {"bounding": _INT, "permitted": _INT, "effective": _INT, "inheritable": _INT,
              "ambient": [_INT], "last_cap": _INT},

@@ -324,6 +324,10 @@ int read_plan(struct rd *r, json_object *doc, struct plan *p) {
     p->uid = r_int(r, id, "uid");
     p->gid = r_int(r, id, "gid");
     p->setgroups = (uint64_t)r_bool(r, id, "setgroups");
+    const char *helper = r_str(r, id, "helper");
+    p->maps_direct = strcmp(helper, "direct") == 0;
+    if (!r->bad && !p->maps_direct && strcmp(helper, "newuidmap") != 0)
+        r_fail(r, "identity.helper: direct or newuidmap expected, found %s", helper);
     json_object *owner = r_field(r, id, "owner", json_type_int, 1);
     p->has_owner = owner != NULL;
     p->owner = owner != NULL ? r_intv(r, owner, "owner") : 0;

@@ -29,11 +29,13 @@ class ExecutorMissing(Exception):
 
 
 class ExecutorFailed(Exception):
-    """The executor exited without cloning; its error line is on the err pipe."""
+    """The executor failed; its error line is on the err pipe. pid: the container's
+    process when it had been cloned (killed: the caller reaps it)."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"the executor exited with status {status} before the clone")
+    def __init__(self, status: int, pid: int | None = None) -> None:
+        super().__init__(f"the executor exited with status {status}")
         self.status = status
+        self.pid = pid
 
 
 _found: list[str] = []  # the binary, once found (not a behaviour switch: a lookup cache)
@@ -112,6 +114,6 @@ def start(document: Callable[[int], bytes], inherited: tuple[int, ...],
         os.waitpid(exe, 0)
         raise
     _, status = os.waitpid(exe, 0)
-    if pid is None:
-        raise ExecutorFailed(os.waitstatus_to_exitcode(status))
+    if pid is None or status != 0:
+        raise ExecutorFailed(os.waitstatus_to_exitcode(status), pid)
     return pid

@@ -383,6 +383,11 @@ def _clone(plan: Plan, cgplan: CgroupPlan | None, hold: Hold | None) -> _Cloned:
         for fd in theirs:
             if fd >= 0:
                 os.close(fd)
+        if isinstance(exc, spawn.ExecutorFailed) and exc.pid is not None:
+            _kill_and_reap(exc.pid)  # cloned, then a step of the executor's own failed
+        if made and section is not None:  # the executor leaves them to us once cloned
+            with suppress(CgroupError):
+                cgroup_made(section["mode"], made).remove()
         err = _read_all(err_r) if isinstance(exc, spawn.ExecutorFailed) else b""
         for fd in ours:
             if fd >= 0:
@@ -416,7 +421,7 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None,
     sync_closed = False
     try:
         try:
-            write_maps(c.pid, plan.identity)
+            _runtime_maps(c.pid, plan)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
         try:
@@ -459,6 +464,13 @@ def _supervise_held(plan: Plan, c: _Cloned, cg: V1Cgroup | V2Cgroup | None,
     return c.pid, master
 
 
+def _runtime_maps(pid: int, plan: Plan) -> None:
+    """The id maps the runtime writes itself: newuidmap's (a rootless runtime); the
+    executor wrote direct ones before it reported the pid."""
+    if plan.identity.userns and plan.identity.helper == "newuidmap":
+        write_maps(pid, plan.identity)
+
+
 def _recv_master(sock_fd: int) -> int:
     import socket
 
@@ -489,7 +501,7 @@ def _supervise(plan: Plan, pid: int, cg: V1Cgroup | V2Cgroup | None, sync_w: int
                ) -> tuple[int, int | None, resource.struct_rusage | None, Usage]:
     try:
         try:
-            write_maps(pid, plan.identity)
+            _runtime_maps(pid, plan)
         except IdmapError as exc:
             raise runner_error("idmap", str(exc)) from exc
         if jail is not None:  # its interface, rules and limits, before the payload runs

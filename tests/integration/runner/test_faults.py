@@ -3,18 +3,16 @@
 The payload would create a marker file in a writable bind; every case checks that the
 marker does not exist, that the error names the step with its exit code, and (through
 `leak_check`) that no cgroup, mount, fd or zombie is left behind. Real failures are used
-where the kernel can be made to refuse; the rest inject a fault (`inject_fault`): the
-runtime's steps by patching this process, the executor's through the tests' own build of
-it (STOCKADE_TEST_FAULT); production code holds no fault switch.
+where the kernel can be made to refuse; the rest inject a fault (`inject_fault`) through
+the tests' own build of the executor (STOCKADE_TEST_FAULT); production code holds no
+fault switch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn
 
 import pytest
 
@@ -62,23 +60,13 @@ def faulty_executor(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str, faulty_executor: str) -> None:
-    """Make `step` fail at its first point, as a real failure there would: the runtime's
-    id maps raise their own error in this process; the executor's steps (the cgroups
-    included) fail where they start, in the tests' build of the executor."""
+    """Make `step` fail at its first point, as a real failure there would: in the tests'
+    build of the executor (STOCKADE_TEST_FAULT), which takes every step here, the cgroups
+    and the (direct) id maps included."""
     from stockade.executor import spawn
-    from stockade.runner import launcher
-    from stockade.runner.idmap import IdmapError
 
-    def refuse(error: Callable[[], Exception]) -> Callable[..., NoReturn]:
-        def fail(*_args: object, **_kw: object) -> NoReturn:
-            raise error()
-        return fail
-
-    if step == "idmap":
-        monkeypatch.setattr(launcher, "write_maps", refuse(lambda: IdmapError(INJECTED)))
-    else:
-        monkeypatch.setattr(spawn, "_found", [faulty_executor])
-        monkeypatch.setenv("STOCKADE_TEST_FAULT", step)
+    monkeypatch.setattr(spawn, "_found", [faulty_executor])
+    monkeypatch.setenv("STOCKADE_TEST_FAULT", step)
 
 
 @pytest.mark.parametrize("step", ["cgroups", "idmap", "namespaces", "rootfs", "rlimits", "lsm",
