@@ -15,9 +15,10 @@ stamp, the host facts the translation used and the real paths of the symlinked p
 resolved, all re-checked by the front end.
 
 Not stored (always Python): hooks, a terminal, namespaces joined by path, an LSM profile
-or module to load (an exec label alone is stored), Landlock (never set by config.json
-alone: only a policy overlay sets it), newuidmap id maps, an io weight, swap on cgroup
-v1, a cpuset, linux.devices, warnings (ignored properties), a policy overlay.
+or module to load (an exec label alone is stored), newuidmap id maps, an io weight and
+swappiness on cgroup v2 (notes to print), warnings (ignored properties), a policy
+overlay. Everything else the executor carries out as Python's create would (its steps
+are the same code).
 """
 
 from __future__ import annotations
@@ -112,18 +113,14 @@ def why_not(c: Container, h: Hierarchy) -> str | None:
         (bool(c.hooks) or bool(plan.start_hooks) or plan.pause_before_root, "hooks"),
         (bool(p.lsm.apparmor_text) or bool(p.lsm.selinux_modules),
          "an LSM profile or module to load"),
-        (p.landlock.enabled, "Landlock"),
         (plan.seccomp_listener_sock >= 0, "a seccomp listener"),
         (plan.host_root, "the host's root"),
         (h.mode not in ("v1", "hybrid", "v2") or (h.mode == "v2" and h.v2_mount is None),
          f"cgroup mode {h.mode}"),
         (lim.io_weight is not None, "an io weight"),
-        (lim.swap is not None and h.mode != "v2", "swap on cgroup v1"),
-        (lim.cpuset, "a cpuset (its directories take their parent's cpus and mems)"),
         (h.mode == "v2" and (lim.swappiness is not None or bool(lim.oom_kill_disable)),
          "swappiness or disableOOMKiller on cgroup v2 (a warning)"),
         (bool(c.warnings), "warnings to log"),
-        (any(m.kind == "dev" and m.data for m in plan.mounts), "linux.devices"),
         (plan.mounts[0].kind != "root", "no root mount first"),
     )
     for bad, why in checks:

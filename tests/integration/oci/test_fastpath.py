@@ -409,3 +409,31 @@ def test_a_new_config_runs_without_the_python_runner(frontend_bin: str, bundles:
     assert r.stdout == "stockade-oci\n"
     r = fe(frontend_bin, oci_root, "run", "--bundle", bundle, "new", env={"STOCKADE_FAST": "off"})
     assert r.returncode == 0 and r.stdout != "stockade-oci\n"  # Python's own runner
+
+
+def test_devices_and_a_cpuset_run_from_a_stored_plan(frontend_bin: str, bundles: Bundles,
+                                                     oci_root: Path) -> None:
+    """linux.devices and a cpuset were Python's only; the executor makes both, so the
+    front end stores such a plan and runs it the same: the node exists with its mode, the
+    container's cpuset has its parent's memory nodes and the cpus asked for."""
+    cfg = bundles.config()
+    cfg["process"]["args"] = ["sh", "-c", "stat -c '%A %u %g %t,%T' /dev/fuse; "
+                              "grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status"]
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                                "fileMode": 0o640, "uid": 0, "gid": 0}]
+    cfg["linux"].setdefault("resources", {})["cpu"] = {"cpus": "0", "mems": "0"}
+    bundle = str(bundles.make(cfg))
+    outputs = {}
+    for how, env in (("python", {"STOCKADE_FAST": "off"}), ("stored", None),
+                     ("fast", REQUIRE)):
+        cid = f"dv-{how}-{uuid.uuid4().hex[:6]}"
+        r = fe(frontend_bin, oci_root, "--debug", "run", "--bundle", bundle, cid, env=env)
+        assert r.returncode == 0, (how, r.stderr)
+        if how == "stored":
+            assert "fast plan: stored" in r.stderr, r.stderr
+        outputs[how] = r.stdout
+        assert fe(frontend_bin, oci_root, "delete", "--force", cid).returncode == 0
+        assert not leftovers(cid)
+    assert outputs["python"] == outputs["fast"] == outputs["stored"]
+    assert outputs["fast"].startswith("crw-r----- 0 0 a,e5\n")  # 10, 229 in hex
+    assert "Cpus_allowed_list:\t0\n" in outputs["fast"]

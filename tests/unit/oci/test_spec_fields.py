@@ -108,8 +108,9 @@ def test_memory_and_cpuset(bundle: Path) -> None:  # noqa: F811
     assert ("cpuset", "cpuset.mems", "0") in v1_writes(lim)
     assert ("memory", "memory_reservation", "memory.low", str(1 << 25)) in v2_writes(lim)
     assert any("kernel memory settings are ignored" in w for w in c.warnings)
-    # Python only: the cpuset's directories inherit their parent's lists
-    assert fastplan.why_not(c, V1) == "a cpuset (its directories take their parent's cpus and mems)"
+    # the front end makes the cpuset as the executor does (its directories inherit their
+    # parent's lists): only the warning keeps this one on the Python path
+    assert fastplan.why_not(c, V1) in ("warnings to log", "not root")
 
 
 @pytest.mark.parametrize(("res", "needle"), [
@@ -125,7 +126,7 @@ def test_what_the_front_end_does_not_store(bundle: Path) -> None:  # noqa: F811
     plain = _tr(_cfg(), bundle)
     assert fastplan.why_not(plain, V1) is None or os.geteuid() != 0
     cfg = _cfg(linux__devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])
-    assert fastplan.why_not(_tr(cfg, bundle), V1) in ("linux.devices", "not root")
+    assert fastplan.why_not(_tr(cfg, bundle), V1) in (None, "not root")  # the executor's /dev
     warned = _cfg()
     warned["somethingNew"] = 1
     c = _tr(warned, bundle)
