@@ -32,21 +32,11 @@ void child_fds_none(struct child_fds *f) {
 }
 
 void child_fail(const char *step, const char *fmt, ...) {
-    /* one line step<TAB>message, at most 3000 bytes, newlines as spaces: the runtime
-     * reports the first line */
-    char line[3002];
-    int n = snprintf(line, 3001, "%s\t", step);
+    char message[3001];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    if (len > 3000)
-        len = 3000;
-    for (size_t i = 0; i < len; i++)
-        if (line[i] == '\n')
-            line[i] = ' ';
-    line[len++] = '\n';
     if (g_err_w >= 0) {
         /* the reader may be gone (a create's runtime exits at "created"): EPIPE, not a
          * death by SIGPIPE, so the exit code still names the step */
@@ -54,8 +44,7 @@ void child_fail(const char *step, const char *fmt, ...) {
         sigemptyset(&pipe_sig);
         sigaddset(&pipe_sig, SIGPIPE);
         sigprocmask(SIG_BLOCK, &pipe_sig, NULL);
-        ssize_t w = write(g_err_w, line, len);
-        (void)w;
+        stk_report_line(g_err_w, step, message);
     }
     _exit(stk_exit_code(step));
 }
@@ -65,17 +54,11 @@ void step_failed(const struct stk_result *r) {
     child_fail(r->step ? r->step : "internal", "%s", r->message);
 }
 
-/* The tests' build only: STOCKADE_TEST_FAULT=STEP fails that step on entering it, so
- * tests/integration/runner/test_faults.py can prove each step's failure is reported and
- * leaves the host as it was (production code holds no fault switch). */
 #ifdef STOCKADE_TEST_HOOKS
-static const char *g_fault;
-static void enter(const char *step) {
-    if (g_fault != NULL && strcmp(g_fault, step) == 0)
-        child_fail(step, "fault injected (test)");
+int test_fault_asked(const char *step) {
+    const char *want = getenv("STOCKADE_TEST_FAULT");
+    return want != NULL && strcmp(want, step) == 0;
 }
-#else
-static void enter(const char *step) { (void)step; }
 #endif
 
 /* A change of uid/gid clears PR_SET_PDEATHSIG: set it again, then make sure the runtime
@@ -115,7 +98,7 @@ static void apply_caps(const struct plan *p) {
  * payload without one) and must die with it; a payload behind a gate outlives its
  * creator. */
 static void caps_step(const struct plan *p, const struct child_fds *f, int deathsig) {
-    enter("capabilities");
+    STEP_STARTS("capabilities");
     apply_caps(p);
     if (deathsig && f->gate < 0) /* a uid change cleared it: set it again */
         keep_deathsig("capabilities", f->status_w);
@@ -134,7 +117,7 @@ static const char *rlimit_name(uint64_t res) {
 /* Raise the hard limits above the current ones while CAP_SYS_RESOURCE may still be
  * held (the capabilities step drops it); the payload sets the exact values later. */
 static void raise_hard(const struct plan *p) {
-    enter("rlimits");
+    STEP_STARTS("rlimits");
     for (int i = 0; i < p->nrlimits; i++) {
         struct rlimit cur;
         OS_STEP("rlimits", getrlimit((int)p->rlimits[i][0], &cur));
@@ -151,7 +134,7 @@ static void raise_hard(const struct plan *p) {
 /* The exact values, set by the task that execs (an init is not held to the payload's
  * limits). */
 static void own_rlimits(const struct plan *p) {
-    enter("rlimits");
+    STEP_STARTS("rlimits");
     for (int i = 0; i < p->nrlimits; i++) {
         struct rlimit r = {rl(p->rlimits[i][1]), rl(p->rlimits[i][2])};
         if (setrlimit((int)p->rlimits[i][0], &r) != 0)
@@ -164,7 +147,7 @@ static void own_rlimits(const struct plan *p) {
 /* execvp's search, before seccomp, so a miss is reported (127; found but not
  * executable: 126). */
 static const char *find_cmd(const struct plan *p, char *out, size_t outlen) {
-    enter("exec");
+    STEP_STARTS("exec");
     const char *cmd = p->argv[0];
     if (strchr(cmd, '/') != NULL) {
         struct stat st;
@@ -207,24 +190,24 @@ static const char *identity_steps(const struct plan *p, const struct child_fds *
     struct stk_result r = {0};
     /* First: Landlock would refuse the write to /proc/thread-self/attr/exec. The label is
      * a task attribute, inherited by the payload's fork, used at its execve. */
-    enter("lsm");
+    STEP_STARTS("lsm");
     if ((p->apparmor_profile != NULL || p->selinux_label != NULL) &&
         stk_lsm_exec_label("/proc", p->apparmor_profile, p->selinux_label, &r) != 0)
         step_failed(&r);
     raise_hard(p);
     if (p->nnp) {
         caps_step(p, f, 1);
-        enter("no_new_privs");
+        STEP_STARTS("no_new_privs");
         OS_STEP("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
         if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
             child_fail("no_new_privs", "the kernel did not keep no_new_privs");
     }
     /* Without no_new_privs, Landlock needs CAP_SYS_ADMIN (in this user namespace): apply
      * it while we still have it; the payload drops its capabilities after seccomp. */
-    enter("landlock");
+    STEP_STARTS("landlock");
     if (stk_landlock_apply(&p->landlock, !joins, NULL, &r) != 0)
         step_failed(&r);
-    enter("hygiene");
+    STEP_STARTS("hygiene");
     /* Every fd above 2 closes at execve (the error pipe must live until then). */
     OS_STEP("hygiene", (int)syscall(SYS_close_range, 3, ~0U, X_CLOSE_RANGE_CLOEXEC));
     /* CVE-2024-21626: the cwd must be a directory inside the new root, resolved in it. */
@@ -249,14 +232,14 @@ static const char *identity_steps(const struct plan *p, const struct child_fds *
     const char *path = find_cmd(p, found, foundlen);
     /* the filters came compiled in the plan: the step only starts here (a test's fault
      * fails before the payload's fork) */
-    enter("seccomp");
+    STEP_STARTS("seccomp");
     return path;
 }
 
 /* Own session (no terminal of the runtime's to push input into: TIOCSTI), the terminal
  * as stdio. */
 static void session(const struct plan *p, const struct child_fds *f) {
-    enter("hygiene");
+    STEP_STARTS("hygiene");
     struct stk_result r = {0};
     if (stk_session(f->tty_slave, f->tty_sock, p->has_console ? &p->console : NULL, &r) != 0)
         step_failed(&r);
@@ -264,7 +247,7 @@ static void session(const struct plan *p, const struct child_fds *f) {
 
 /* The set-up is over: a death from here on is the payload's. */
 static void executing(const struct child_fds *f) {
-    enter("internal");
+    STEP_STARTS("internal");
     if (write(f->err_w, &(char){MSG_EXECUTING}, 1) != 1)
         child_fail("internal", "[Errno %d] %s", errno, strerror(errno));
 }
@@ -286,7 +269,7 @@ static int read_exact(int fd, void *buf, size_t n) {
  * an 8-byte length and the state JSON (for startContainer hooks). A gate closed without
  * the start byte: deleted before start, the payload never runs. Returns the state. */
 static char *gate(const struct child_fds *f, size_t *state_len) {
-    enter("hygiene");
+    STEP_STARTS("hygiene");
     /* the creating process exits after "created": the container is reparented */
     OS_STEP("hygiene", prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0));
     if (write(f->created_w, &(char){MSG_CREATED}, 1) != 1)
@@ -415,7 +398,7 @@ static void start_hooks(const struct plan *p, const char *state, size_t state_le
  * last filter is the recorder's, loaded with a listener whose fd goes to the runtime
  * (the ones before it load first: the recorder would see their load as the payload's). */
 static void seccomp_last(const struct plan *p, const struct child_fds *f) {
-    enter("seccomp");
+    STEP_STARTS("seccomp");
     int n = 0;
     while (n < 3 && p->bpf_len[n] > 0)
         n++;
@@ -445,7 +428,7 @@ static void __attribute__((noreturn)) payload_exec(const struct plan *p, struct 
             close(f->status_w);
     }
     own_rlimits(p);
-    enter("hygiene");
+    STEP_STARTS("hygiene");
     /* every handler back to the default (an ignored signal stays ignored across execve),
      * nothing blocked (the init blocked everything before the fork) */
     if (stk_payload_signals(&r) != 0)
@@ -495,7 +478,7 @@ static void __attribute__((noreturn)) init_and_payload(const struct plan *p, str
     const char *path = identity_steps(p, f, 0, found, sizeof found);
     if (stk_init_block_signals(&r) != 0)
         step_failed(&r);
-    enter("namespaces");
+    STEP_STARTS("namespaces");
     pid_t child = fork();
     if (child < 0) {
         int err = errno;
@@ -516,25 +499,22 @@ static void __attribute__((noreturn)) init_and_payload(const struct plan *p, str
 
 void child_main(const struct plan *p, struct child_fds *f) {
     g_err_w = f->err_w;
-#ifdef STOCKADE_TEST_HOOKS
-    g_fault = getenv("STOCKADE_TEST_FAULT");
-#endif
     if (p->exec_mode == EXEC_EXEC) /* oci exec: in the container's namespaces already */
         payload_alone(p, f, 1);
     /* Die with the runtime: an orphaned sandbox would escape its supervision. */
     OS_STEP("internal", prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
     /* Until GO (the id maps are written), what needs no maps: join the cgroup, clone the
      * host-side trees. v1: "0" to `tasks` through fds the runtime opened. */
-    enter("cgroups");
+    STEP_STARTS("cgroups");
     for (int i = 0; i < f->ntasks; i++) {
         if (write(f->tasks[i], "0", 1) != 1)
             child_fail("cgroups", "[Errno %d] %s", errno, strerror(errno));
         close(f->tasks[i]);
     }
-    enter("namespaces");
+    STEP_STARTS("namespaces");
     if (p->cgroup_ns) /* after the attach: the namespace's root is the sandbox's cgroup */
         OS_STEP("namespaces", unshare(CLONE_NEWCGROUP));
-    enter("rootfs");
+    STEP_STARTS("rootfs");
     struct trees t = {0};
     int roottree;
     open_sources(p, f, &t, &roottree);
@@ -546,7 +526,7 @@ void child_main(const struct plan *p, struct child_fds *f) {
     /* CVE-2019-5736 class: non-dumpable, our /proc/<pid>/exe, fd/, mem are closed to the
      * payload. Only after GO: it makes /proc/<pid>/uid_map and gid_map root-owned. */
     OS_STEP("internal", prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
-    enter("idmap");
+    STEP_STARTS("idmap");
     if (p->userns && p->setgroups)
         OS_STEP("idmap", setgroups(0, NULL));
     if (p->userns && (getuid() != 0 || getgid() != 0) && p->maps_root) {
@@ -555,7 +535,7 @@ void child_main(const struct plan *p, struct child_fds *f) {
     }
     keep_deathsig("idmap", f->status_w);
     /* the namespace-wide settings (executor/steps/netns.c), before the root is built */
-    enter("namespaces");
+    STEP_STARTS("namespaces");
     struct stk_result r = {0};
     struct stk_sysctl sysctl[FAST_MAX];
     for (int i = 0; i < p->nsysctl; i++)
@@ -567,14 +547,14 @@ void child_main(const struct plan *p, struct child_fds *f) {
     if (p->pause_before_root) {
         /* OCI createRuntime/createContainer hooks run now, in and around our
          * namespaces: "h" to the runtime, "h" back when they ran. */
-        enter("hygiene");
+        STEP_STARTS("hygiene");
         if (write(f->created_w, &(char){MSG_HOOKS}, 1) != 1)
             child_fail("hygiene", "[Errno %d] %s", errno, strerror(errno));
         if (read(f->sync_r, &g, 1) != 1 || g != MSG_HOOKS)
             _exit(EXIT_INTERNAL); /* a hook failed: the runtime cleans up */
         close(f->sync_r);
     }
-    enter("rootfs");
+    STEP_STARTS("rootfs");
     build_root(p, &t, roottree);
     if (!p->init)
         payload_alone(p, f, 0);

@@ -36,16 +36,6 @@ static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *ste
     _exit(stk_exit_code(step));
 }
 
-#define CHECK_EXEC(expr) do { if ((expr) < 0) fail("internal", "%s: %s", #expr, strerror(errno)); } while (0)
-
-#ifdef STOCKADE_TEST_HOOKS
-void test_fault(const char *step) {
-    const char *want = getenv("STOCKADE_TEST_FAULT");
-    if (want != NULL && strcmp(want, step) == 0)
-        child_fail(step, "fault injected (test)");
-}
-#endif
-
 static char *read_all(int fd, size_t *len) {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -250,7 +240,8 @@ void executor_main(const char *fd_arg) {
         fail("internal", "run document: %s", r.why);
     json_object *j = r_field(&r, doc, "join", json_type_object, 1);
     if (j != NULL) /* CVE-2019-5736: nothing inside may open our /proc/PID/exe, mem, fd/ */
-        CHECK_EXEC(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+            fail("internal", "non-dumpable: %s", strerror(errno));
     int joined = join(&r, doc);
     if (p.cg_mode != 0 && !joined)
         cgfd = make_cgroups(&p, report, &f);
@@ -277,11 +268,8 @@ void executor_main(const char *fd_arg) {
             snprintf(why, sizeof why, "back to root: %s", strerror(errno));
         else if (write_id_maps(&p, pid, why, sizeof why) == 0)
             why[0] = '\0';
-#ifdef STOCKADE_TEST_HOOKS
-        const char *fault = getenv("STOCKADE_TEST_FAULT");
-        if (fault != NULL && strcmp(fault, "idmap") == 0)
+        if (test_fault_asked("idmap"))
             snprintf(why, sizeof why, "fault injected (test)");
-#endif
         if (why[0]) { /* the process never runs: killed, reported for the runtime to reap */
             kill((pid_t)pid, SIGKILL);
             report_line(report, "pid", json_object_new_int64(pid));

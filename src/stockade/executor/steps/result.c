@@ -33,16 +33,14 @@ int stk_exit_code(const char *step) {
     return 122;
 }
 
-int stk_report(int fd, const struct stk_result *r) {
-    /* One line "step<TAB>message\n" (the runtime reports the first line): newlines in
-     * the message made spaces, at most 3000 bytes before the newline (the message
-     * buffer is shorter, so only the newline rule applies). */
-    char line[sizeof r->message + 64];
-    int n = snprintf(line, sizeof line - 1, "%s\t%s", r->step ? r->step : "internal", r->message);
+int stk_report_line(int fd, const char *step, const char *message) {
+    /* the runtime reports the first line: newlines in the message made spaces */
+    char line[3002];
+    int n = snprintf(line, 3001, "%s\t%s", step ? step : "internal", message);
     if (n < 0)
         return -1;
-    if ((size_t)n > sizeof line - 2)
-        n = (int)(sizeof line - 2);
+    if (n > 3000)
+        n = 3000;
     for (int i = 0; i < n; i++)
         if (line[i] == '\n')
             line[i] = ' ';
@@ -56,4 +54,8 @@ int stk_report(int fd, const struct stk_result *r) {
         off += (int)w;
     }
     return 0;
+}
+
+int stk_report(int fd, const struct stk_result *r) {
+    return stk_report_line(fd, r->step, r->message);
 }

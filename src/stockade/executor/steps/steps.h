@@ -33,6 +33,8 @@ int stk_exit_code(const char *step);
  * message become spaces, at most 3000 bytes before the newline: the runtime reports the
  * first line). Returns 0 or -1 (errno). */
 int stk_report(int fd, const struct stk_result *r);
+/* The same line from a step's name and a message (at most 3000 bytes are sent). */
+int stk_report_line(int fd, const char *step, const char *message);
 
 /* --- a. LSM exec label (lsm.c) ---------------------------------------------------- */
 
