@@ -35,6 +35,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"{target} is stale and could not be rebuilt")
 
 
+@pytest.fixture(scope="session")
+def executor_test_build(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tests' build of the executor (`stockade-oci` with -DSTOCKADE_TEST_HOOKS:
+    `--read-plan`, STOCKADE_TEST_FAULT), built once per session."""
+    from stockade.oci.frontend import build
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the executor cannot be built here")
+    if not Path("/usr/include/json-c/json.h").exists():
+        pytest.skip("no json-c headers (Debian libjson-c-dev): the executor cannot be built")
+    return build(str(tmp_path_factory.mktemp("executor") / "stockade-oci"), test_hooks=True)
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (real namespaces/cgroups/mounts)")

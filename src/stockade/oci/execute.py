@@ -152,21 +152,25 @@ def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: li
         tty_parent, tty_child = a.detach(), b.detach()
     theirs = [err_w, gate_r, created_w, tty_child]
     ours = [err_r, gate_w, created_r, tty_parent]
+    procs: list[int] = []  # opened here, with the runtime's credentials
+    ns: list[tuple[str, int]] = []
+    step = "cgroups"
     try:
-        procs = tuple(_cgroup_procs(d) for d in cgroup_dirs)
-        theirs += procs
-        ns = tuple((kind, os.open(namespaces[kind], os.O_RDONLY | os.O_CLOEXEC))
-                   for kind in NS_ORDER if kind in namespaces)
-        theirs += [fd for _, fd in ns]
+        for d in cgroup_dirs:
+            procs.append(os.open(_cgroup_procs(d), os.O_WRONLY | os.O_CLOEXEC))
+        step = "namespaces"
+        for kind in NS_ORDER:
+            if kind in namespaces:
+                ns.append((kind, os.open(namespaces[kind], os.O_RDONLY | os.O_CLOEXEC)))
     except OSError as exc:
-        for fd in (*theirs, *ours):
+        for fd in (*theirs, *ours, *procs, *(fd for _, fd in ns)):
             if fd >= 0:
                 os.close(fd)
-        step = "cgroups" if exc.filename in cgroup_dirs else "namespaces"
         raise launcher.runner_error(step, f"join {exc.filename}: {exc.strerror}") from exc
+    theirs += [*procs, *(fd for _, fd in ns)]
     fds = plan_json.ExecFds(report=-1, err=err_w, sync=-1, status=-1, created=created_w,
                             gate=gate_r, tty_socket=tty_child)
-    join = plan_json.Join(cgroup_procs=procs, namespaces=ns)
+    join = plan_json.Join(cgroup_procs=tuple(procs), namespaces=tuple(ns))
 
     def document(report: int) -> bytes:
         return plan_json.dumps(plan_json.run_document(
@@ -216,14 +220,11 @@ def _launch(plan: Plan, target: int, namespaces: dict[str, str], cgroup_dirs: li
     return _release(pid, gate_w, err_r, master, tty_parent, detach)
 
 
-def _cgroup_procs(directory: str) -> int:
-    """The file a process joins a cgroup by (v1: `tasks`, v2: `cgroup.procs`), opened
-    here with the runtime's credentials; the executor writes itself into it."""
+def _cgroup_procs(directory: str) -> str:
+    """The file a process joins a cgroup by: v1 `tasks`, v2 `cgroup.procs` (the executor
+    writes itself into it)."""
     name = "tasks" if os.path.exists(os.path.join(directory, "tasks")) else "cgroup.procs"
-    try:
-        return os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, directory) from exc
+    return os.path.join(directory, name)
 
 
 def _release(pid: int, gate_w: int, err_r: int, master: int, tty_parent: int,

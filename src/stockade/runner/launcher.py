@@ -132,8 +132,9 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
         try:
             result = _spawn(plan, cgplan, forward_signals, jail, run_id)
         except _CgroupsRefused as exc:  # the executor could not make them: nothing was
+            used = detect_cached()
             refreshed = detect_cached(refresh=True)
-            if cgplan is not None and exc.hierarchy != refreshed:  # a controller moved
+            if cgplan is not None and used != refreshed:  # a controller moved since
                 cgplan = plan_cgroups(refreshed, run_id, limits,
                                       io=limits.io_weight is not None)
                 result = _spawn(plan, cgplan, forward_signals, jail, run_id)
@@ -165,10 +166,9 @@ def _launch_placed(plan: Plan, forward_signals: bool, run_id: str) -> RunResult:
 class _CgroupsRefused(Exception):
     """The executor could not make the planned cgroups (it removed what it made)."""
 
-    def __init__(self, message: str, hierarchy: Hierarchy) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.hierarchy = hierarchy
 
 
 def _without_cgroups(plan: Plan, why: str, notes: list[str], cause: BaseException) -> Plan:
@@ -398,8 +398,8 @@ def _clone(plan: Plan, cgplan: CgroupPlan | None, hold: Hold | None) -> _Cloned:
         if isinstance(exc, spawn.ExecutorFailed) and err:
             failure = _child_error(err)
             if failure.step == "cgroups" and cgplan is not None:
-                raise _CgroupsRefused(failure.message.removeprefix("step 'cgroups' failed: "),
-                                      detect_cached()) from exc
+                raise _CgroupsRefused(
+                    failure.message.removeprefix("step 'cgroups' failed: ")) from exc
             raise failure from exc
         if isinstance(exc, plan_json.NotStored):
             raise runner_error("preflight", "the plan cannot be handed to the executor: "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import array
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -35,15 +34,10 @@ LANDLOCK_WRITE_FILE = 1 << 1
 LANDLOCK_SCOPE_SIGNAL = 1 << 1
 
 
-@pytest.fixture(scope="module")
-def executor(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from stockade.oci.frontend import build
-
+@pytest.fixture
+def executor(executor_test_build: str) -> str:
     require_root()
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler: the executor cannot be built here")
-    out = tmp_path_factory.mktemp("executor") / "stockade-oci"
-    return build(str(out), test_hooks=True)  # the tests' build: STOCKADE_TEST_FAULT
+    return executor_test_build  # the tests' build: STOCKADE_TEST_FAULT
 
 
 @dataclass

@@ -50,13 +50,11 @@ def test_marker_is_created_when_nothing_fails(outdir: Path, leak_check: None) ->
 INJECTED = "fault injected (test)"
 
 
-@pytest.fixture(scope="module")
-def faulty_executor(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture
+def faulty_executor(executor_test_build: str) -> str:
     """The tests' build of the executor: STOCKADE_TEST_FAULT=STEP fails STEP where it
     starts (the production build reads no such switch)."""
-    from stockade.oci.frontend import build
-
-    return build(str(tmp_path_factory.mktemp("executor") / "stockade-oci"), test_hooks=True)
+    return executor_test_build
 
 
 def inject_fault(monkeypatch: pytest.MonkeyPatch, step: str, faulty_executor: str) -> None:

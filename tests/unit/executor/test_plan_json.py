@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -125,16 +124,9 @@ def test_what_cannot_be_written_is_not_stored(tmp_path: Path) -> None:
 
 # --- the C reader (oci/fastexec.c), through the tests' build of the front end --------
 
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from stockade.oci.frontend import build
-
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler: the executor cannot be built here")
-    if not Path("/usr/include/json-c/json.h").exists():
-        pytest.skip("no json-c headers (Debian libjson-c-dev): the executor cannot be built")
-    out = tmp_path_factory.mktemp("executor") / "stockade-oci"
-    return build(str(out), cli="/bin/false", test_hooks=True)
+@pytest.fixture
+def reader(executor_test_build: str) -> str:
+    return executor_test_build  # `--read-plan FILE`
 
 
 def _read(reader: str, path: Path) -> subprocess.CompletedProcess[str]:

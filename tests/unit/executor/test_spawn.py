@@ -16,12 +16,18 @@ def _fresh_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spawn, "_found", [])
 
 
-def test_the_environment_names_the_executor(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def _named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int) -> Path:
+    """A file named by $STOCKADE_EXECUTOR, with this mode."""
     exe = tmp_path / "stockade-oci"
     exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
+    exe.chmod(mode)
     monkeypatch.setenv("STOCKADE_EXECUTOR", str(exe))
+    return exe
+
+
+def test_the_environment_names_the_executor(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = _named(tmp_path, monkeypatch, 0o755)
     assert spawn.binary() == str(exe)
 
 
@@ -36,10 +42,7 @@ def test_a_missing_executor_says_where_it_looked(tmp_path: Path,
 
 def test_a_file_that_cannot_run_is_not_the_executor(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    exe = tmp_path / "stockade-oci"
-    exe.write_text("")
-    exe.chmod(0o644)
-    monkeypatch.setenv("STOCKADE_EXECUTOR", str(exe))
+    _named(tmp_path, monkeypatch, 0o644)
     with pytest.raises(spawn.ExecutorMissing):
         spawn.binary()
 

@@ -176,9 +176,9 @@ def plan(h: Hierarchy, name: str, lim: Limits, *, io: bool = False, path: str | 
         parents = mounts if absolute else h.v1_dirs()
         controllers, writes, notes = v1_section(parents, lim, io=io, devices=devices,
                                                 freezer=freezer, cpuset=cpuset)
-        controllers = [{"name": c["name"], "mount": mounts[c["name"]]} for c in controllers]
-        return CgroupPlan({"mode": "v1", "controllers": controllers, **base,
-                           "writes": writes, "enable": [], "device_program": ""},
+        return CgroupPlan({"mode": "v1",
+                           "controllers": [{"name": c, "mount": mounts[c]} for c in controllers],
+                           **base, "writes": writes, "enable": [], "device_program": ""},
                           tuple(notes))
     if h.mode == "v2" and h.v2_mount is not None:
         from stockade.runner.cgroups.v2 import WANTED, v2_section

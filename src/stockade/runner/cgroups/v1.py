@@ -93,8 +93,7 @@ IO_WEIGHT_FILES = ("blkio.weight", "blkio.bfq.weight")  # CFQ's, then BFQ's
 
 def v1_section(parents: dict[str, str], lim: Limits, *, io: bool = False,
                devices: bool = False, freezer: bool = False,
-               cpuset: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                               list[str]]:
+               cpuset: bool = False) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     """The controllers, the writes and the notes of a v1 cgroup (docs/EXECUTOR.md,
     `cgroups`). parents: each mounted controller's directory (the runtime's own cgroup
     in it). io: the blkio cgroup too (an io weight); devices, freezer (OCI pause and
@@ -102,13 +101,13 @@ def v1_section(parents: dict[str, str], lim: Limits, *, io: bool = False,
     the limits need that is not mounted."""
     extra = ((("blkio",) if io else ()) + (("devices",) if devices else ())
              + (("freezer",) if freezer else ()) + (("cpuset",) if cpuset else ()))
-    controllers: list[dict[str, Any]] = []
+    controllers: list[str] = []
     for ctrl in (*NEEDED, *extra):
         if ctrl not in parents:
             if ctrl in NEEDED or ctrl in ("devices", "cpuset"):
                 raise CgroupError(f"the {ctrl} controller is not mounted")
             continue
-        controllers.append({"name": ctrl, "mount": parents[ctrl]})
+        controllers.append(ctrl)
     writes: list[dict[str, Any]] = []
     for ctrl, name, value in v1_writes(lim):
         absent = None
