@@ -1,12 +1,13 @@
 /* The executor verb: `stockade-oci --executor FD` (docs/EXECUTOR.md, "Run documents").
  *
  * The runtime (runner/launcher.py for `stockade run`, the API and `oci create`;
- * oci/execute.py for `oci exec`) made the cgroups, the pipes and any idmapped trees, and
- * spawned this program with the plan in FD. This process joins what the plan says to
- * join (oci exec: cgroups, then namespaces, user first), clones the container's process
- * with CLONE_PARENT, so that it is the runtime's own child (the runtime writes its id
- * maps, attaches its network, supervises and reaps it), writes the pid to the report
- * fd and exits. The process carries the plan out (child.c). */
+ * oci/execute.py for `oci exec`) planned the run, made the pipes and any idmapped trees,
+ * and spawned this program with the plan in FD. This process joins what the plan says to
+ * join (oci exec: cgroups, then namespaces, user first) or makes and limits the planned
+ * cgroups, makes the mountpoints, clones the container's process with CLONE_PARENT (so
+ * that it is the runtime's own child: the runtime attaches its network, supervises and
+ * reaps it), writes its direct id maps, reports on the report fd and exits. The process
+ * carries the plan out (child.c). */
 #define _GNU_SOURCE
 #include "executor.h"
 #include <sys/fsuid.h>
@@ -239,9 +240,9 @@ void executor_main(const char *fd_arg) {
     if (!read_plan(&r, doc, &p))
         fail("internal", "run document: %s", r.why);
     json_object *j = r_field(&r, doc, "join", json_type_object, 1);
-    if (j != NULL) /* CVE-2019-5736: nothing inside may open our /proc/PID/exe, mem, fd/ */
-        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-            fail("internal", "non-dumpable: %s", strerror(errno));
+    /* CVE-2019-5736: nothing inside may open our /proc/PID/exe, mem, fd/ */
+    if (j != NULL && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fail("internal", "non-dumpable: %s", strerror(errno));
     int joined = join(&r, doc);
     if (p.cg_mode != 0 && !joined)
         cgfd = make_cgroups(&p, report, &f);
